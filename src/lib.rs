@@ -1,1 +1,19 @@
+//! edgevit: fine-grained recognition and re-identification with Vision Transformers on edge boards.
+//!
+//! Frames flow one way through the stages, each behind a small trait:
+//! [`source`] -> [`preprocess`] -> [`backend`] -> [`interpret`] -> [`sink`].
+//! [`model`] describes a model package (manifest, labels, self-test) that the
+//! preprocessing, backend and interpretation stages are configured from, and
+//! [`pipeline`] wires the stages into the capture loop.
 
+pub mod backend;
+pub mod bench;
+pub mod config;
+pub mod frame;
+pub mod interpret;
+pub mod model;
+pub mod pipeline;
+pub mod preprocess;
+pub mod sink;
+pub mod source;
+pub mod tensor;

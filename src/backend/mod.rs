@@ -1,0 +1,97 @@
+//! Inference backends: run a model package's graph on a preprocessed tensor.
+//!
+//! The CPU backend is tract; vendor NPU backends implement the same [`InferenceBackend`] trait.
+
+mod tract;
+
+pub use self::tract::{TractBackend, TractConfig};
+
+use crate::config;
+use crate::model::ModelPackage;
+use crate::tensor::Tensor;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Why a backend could not load or run a model.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("cannot load ONNX model {path}: {message}")]
+    Load { path: PathBuf, message: String },
+    #[error("model {path} does not match its manifest: {message}")]
+    Mismatch { path: PathBuf, message: String },
+    #[error("cannot prepare model {path} for inference: {message}")]
+    Optimize { path: PathBuf, message: String },
+    #[error("input tensor has shape {actual:?}, the model takes {expected:?}")]
+    InputShape {
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+    },
+    #[error("inference failed: {0}")]
+    Run(String),
+    #[error("invalid backend configuration: {0}")]
+    Config(String),
+}
+
+/// The named output tensors of one inference.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    tensors: Vec<(String, Tensor)>,
+}
+
+impl Outputs {
+    pub fn new(tensors: Vec<(String, Tensor)>) -> Self {
+        Outputs { tensors }
+    }
+
+    /// The output with this graph name.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.iter().map(|(n, _)| n.as_str())
+    }
+}
+
+/// Runs one model. Implementations own their compiled model and any threads.
+pub trait InferenceBackend: Send {
+    /// Short name for logs and `probe`.
+    fn name(&self) -> &'static str;
+    /// Runs the model on one NCHW input and returns every output the manifest names.
+    fn run(&mut self, input: &Tensor) -> Result<Outputs, BackendError>;
+}
+
+/// `[backend]`: which backend runs the model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "toml::Table")]
+pub enum BackendConfig {
+    /// tract on the CPU.
+    Tract(TractConfig),
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig::Tract(TractConfig::default())
+    }
+}
+
+impl TryFrom<toml::Table> for BackendConfig {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        match config::take_kind("backend", &mut table)?.as_str() {
+            "tract" => Ok(BackendConfig::Tract(config::parse_section("backend", table)?)),
+            other => Err(config::unknown_kind("backend", other, &["tract"])),
+        }
+    }
+}
+
+/// Loads the package's model into the configured backend.
+pub fn open(
+    package: &ModelPackage,
+    config: &BackendConfig,
+) -> Result<Box<dyn InferenceBackend>, BackendError> {
+    match config {
+        BackendConfig::Tract(tract) => Ok(Box::new(TractBackend::load(package, tract)?)),
+    }
+}

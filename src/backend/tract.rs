@@ -1,0 +1,198 @@
+//! The CPU backend: tract, with optional multi-threaded matrix products.
+
+use super::{BackendError, InferenceBackend, Outputs};
+use crate::model::ModelPackage;
+use crate::tensor::Tensor;
+use serde::Deserialize;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+/// `[backend] kind = "tract"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TractConfig {
+    /// Threads for matrix products. tract runs on the calling thread alone with 1; more
+    /// threads use a private pool (tract-linalg's `multithread-mm` executor).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+}
+
+fn default_threads() -> usize {
+    1
+}
+
+impl Default for TractConfig {
+    fn default() -> Self {
+        TractConfig {
+            threads: default_threads(),
+        }
+    }
+}
+
+/// A model compiled and optimised by tract.
+pub struct TractBackend {
+    plan: Arc<TypedRunnableModel>,
+    input_shape: Vec<usize>,
+    output_names: Vec<String>,
+    executor: Executor,
+}
+
+impl TractBackend {
+    pub fn load(package: &ModelPackage, config: &TractConfig) -> Result<Self, BackendError> {
+        let path = package.onnx_path();
+        if config.threads == 0 {
+            return Err(BackendError::Config("backend.threads must be at least 1".into()));
+        }
+        let spec = &package.manifest.input;
+        let mut model = tract_onnx::onnx()
+            .model_for_path(&path)
+            .map_err(|e| BackendError::Load {
+                path: path.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let mismatch = |message: String| BackendError::Mismatch {
+            path: path.clone(),
+            message,
+        };
+
+        let input_names = input_names(&model);
+        if input_names != [spec.name.as_str()] {
+            return Err(mismatch(format!(
+                "the manifest's input is {:?}, the graph's inputs are {:?}",
+                spec.name, input_names
+            )));
+        }
+        check_input_shape(&model, &spec.shape).map_err(&mismatch)?;
+
+        let output_names: Vec<String> = package
+            .manifest
+            .outputs
+            .graph_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let available = output_labels(&model);
+        if let Some(missing) = output_names.iter().find(|n| !available.contains(n)) {
+            return Err(mismatch(format!(
+                "the manifest names output {missing:?}, the graph's outputs are {available:?}"
+            )));
+        }
+        model
+            .select_outputs_by_name(&output_names)
+            .map_err(|e| mismatch(format!("{e:#}")))?;
+
+        let optimize = |e: TractError| BackendError::Optimize {
+            path: path.clone(),
+            message: format!("{e:#}"),
+        };
+        let fact = InferenceFact::dt_shape(f32::datum_type(), spec.shape.to_vec());
+        let plan = model
+            .with_input_fact(0, fact)
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(optimize)?;
+        let executor = if config.threads > 1 {
+            Executor::multithread(config.threads)
+        } else {
+            Executor::SingleThread
+        };
+        Ok(TractBackend {
+            plan,
+            input_shape: spec.shape.to_vec(),
+            output_names,
+            executor,
+        })
+    }
+}
+
+fn input_names(model: &InferenceModel) -> Vec<&str> {
+    model
+        .input_outlets()
+        .map(|outlets| outlets.iter().map(|o| model.node(o.node).name.as_str()).collect())
+        .unwrap_or_default()
+}
+
+fn output_labels(model: &InferenceModel) -> Vec<String> {
+    model
+        .output_outlets()
+        .map(|outlets| {
+            outlets
+                .iter()
+                .map(|o| {
+                    model
+                        .outlet_label(*o)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| model.node(o.node).name.clone())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Compares the manifest's shape with the dimensions the graph fixes (symbolic ones match any).
+fn check_input_shape(model: &InferenceModel, expected: &[usize; 4]) -> Result<(), String> {
+    let fact = model.input_fact(0).map_err(|e| format!("{e:#}"))?;
+    let Some(rank) = fact.shape.rank().concretize() else {
+        return Ok(());
+    };
+    let dims: Vec<Option<i64>> = fact
+        .shape
+        .dims()
+        .map(|d| d.concretize().and_then(|d| d.to_i64().ok()))
+        .collect();
+    let shown: Vec<String> = dims
+        .iter()
+        .map(|d| d.map_or("?".to_string(), |d| d.to_string()))
+        .collect();
+    let differs = rank != 4
+        || dims
+            .iter()
+            .zip(expected)
+            .any(|(graph, want)| graph.is_some_and(|g| g != *want as i64));
+    if differs {
+        return Err(format!(
+            "the manifest's input.shape is {expected:?}, the graph's input is [{}]",
+            shown.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+impl InferenceBackend for TractBackend {
+    fn name(&self) -> &'static str {
+        "tract"
+    }
+
+    fn run(&mut self, input: &Tensor) -> Result<Outputs, BackendError> {
+        if input.shape() != self.input_shape.as_slice() {
+            return Err(BackendError::InputShape {
+                expected: self.input_shape.clone(),
+                actual: input.shape().to_vec(),
+            });
+        }
+        let run_error = |e: TractError| BackendError::Run(format!("{e:#}"));
+        let tensor = tract_ndarray::ArrayD::from_shape_vec(input.shape(), input.data().to_vec())
+            .map_err(|e| BackendError::Run(e.to_string()))?
+            .into_tensor();
+        let plan = &self.plan;
+        let results = multithread_tract_scope(self.executor.clone(), || {
+            plan.run(tvec!(tensor.into_tvalue()))
+        })
+        .map_err(run_error)?;
+        let tensors = self
+            .output_names
+            .iter()
+            .zip(results)
+            .map(|(name, value)| {
+                let value = value.cast_to::<f32>().map_err(run_error)?;
+                let view = value.to_plain_array_view::<f32>().map_err(run_error)?;
+                let tensor = Tensor::new(view.shape().to_vec(), view.iter().copied().collect())
+                    .map_err(|e| BackendError::Run(e.to_string()))?;
+                Ok((name.clone(), tensor))
+            })
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        Ok(Outputs::new(tensors))
+    }
+}
+

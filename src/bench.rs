@@ -1,0 +1,53 @@
+//! Latency measurement for `edgevit bench` and `cargo bench`: medians, never assertions.
+
+use crate::backend::{BackendError, InferenceBackend};
+use crate::tensor::Tensor;
+use serde::Serialize;
+use std::time::Instant;
+
+/// Latency of repeated inferences, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timing {
+    pub iterations: usize,
+    pub median_ms: f64,
+    pub p90_ms: f64,
+    pub min_ms: f64,
+}
+
+/// A deterministic input of the given shape with values in [-1, 1) (an LCG, so runs compare).
+pub fn synthetic_input(shape: [usize; 4]) -> Tensor {
+    let mut state: u32 = 0x2545_f491;
+    let data = (0..shape.iter().product::<usize>())
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect();
+    Tensor::new_nchw(shape, data)
+}
+
+/// Runs `warmup` untimed inferences, then times `iterations` of them.
+pub fn measure(
+    backend: &mut dyn InferenceBackend,
+    input: &Tensor,
+    warmup: usize,
+    iterations: usize,
+) -> Result<Timing, BackendError> {
+    for _ in 0..warmup {
+        backend.run(input)?;
+    }
+    let mut samples = Vec::with_capacity(iterations.max(1));
+    for _ in 0..iterations.max(1) {
+        let start = Instant::now();
+        backend.run(input)?;
+        samples.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    samples.sort_by(f64::total_cmp);
+    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Ok(Timing {
+        iterations: samples.len(),
+        median_ms: pick(0.5),
+        p90_ms: pick(0.9),
+        min_ms: samples[0],
+    })
+}

@@ -1,0 +1,74 @@
+//! A captured frame and what is known about it before preprocessing.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// How the bytes of a [`Frame`] are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PixelFormat {
+    /// A compressed file (PNG, JPEG, BMP) that preprocessing decodes.
+    Encoded,
+    /// Packed 8-bit R, G, B.
+    Rgb24,
+    /// Packed 8-bit B, G, R.
+    Bgr24,
+    /// 8-bit luma.
+    Gray8,
+    /// Packed 4:2:2, Y0 U Y1 V (BT.601 limited range).
+    Yuyv,
+    /// Planar 4:2:0: a Y plane, then an interleaved U V plane at half resolution.
+    Nv12,
+}
+
+impl PixelFormat {
+    /// The name used in logs and result records.
+    pub fn name(self) -> &'static str {
+        match self {
+            PixelFormat::Encoded => "encoded",
+            PixelFormat::Rgb24 => "rgb24",
+            PixelFormat::Bgr24 => "bgr24",
+            PixelFormat::Gray8 => "gray8",
+            PixelFormat::Yuyv => "yuyv",
+            PixelFormat::Nv12 => "nv12",
+        }
+    }
+
+    /// Bytes a raw frame of this size must hold; `None` for encoded frames.
+    pub fn raw_len(self, width: u32, height: u32) -> Option<usize> {
+        let pixels = width as usize * height as usize;
+        match self {
+            PixelFormat::Encoded => None,
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 => Some(pixels * 3),
+            PixelFormat::Gray8 => Some(pixels),
+            PixelFormat::Yuyv => Some(pixels * 2),
+            PixelFormat::Nv12 => Some(pixels + 2 * (width as usize).div_ceil(2) * (height as usize).div_ceil(2)),
+        }
+    }
+}
+
+/// Where a frame came from and when.
+#[derive(Debug, Clone)]
+pub struct FrameMeta {
+    /// Per-source sequence number, starting at 0, counting every frame the source produced
+    /// (including those that failed), so gaps are visible downstream.
+    pub seq: u64,
+    /// Wall-clock capture time.
+    pub captured_at: SystemTime,
+    /// Human-readable description of the source (a path, a device, `pattern`).
+    pub source: String,
+    /// Camera id configured for the source.
+    pub camera: String,
+    /// The file the frame was read from, when it came from one.
+    pub path: Option<PathBuf>,
+    pub width: u32,
+    pub height: u32,
+    pub format: PixelFormat,
+}
+
+/// One frame: metadata plus its bytes in [`FrameMeta::format`].
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub meta: FrameMeta,
+    pub data: Vec<u8>,
+}

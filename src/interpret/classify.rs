@@ -1,0 +1,180 @@
+//! Classification: softmax over the logits, top-k with labels, a score threshold.
+
+use super::{Interpret, InterpretError, Interpretation};
+use crate::backend::Outputs;
+use crate::model::ModelPackage;
+use serde::{Deserialize, Serialize};
+
+/// `[classify]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyConfig {
+    /// How many classes to report, best first.
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+    /// Classes whose probability is below this are left out (0 keeps all `top_k`).
+    #[serde(default)]
+    pub min_score: f32,
+}
+
+fn default_top_k() -> usize {
+    5
+}
+
+impl Default for ClassifyConfig {
+    fn default() -> Self {
+        ClassifyConfig {
+            top_k: default_top_k(),
+            min_score: 0.0,
+        }
+    }
+}
+
+/// One class in the result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassScore {
+    pub index: usize,
+    pub label: String,
+    /// Softmax probability.
+    pub score: f32,
+}
+
+/// The classes of one frame, best first.
+#[derive(Debug, Clone, Serialize)]
+pub struct Classification {
+    pub top: Vec<ClassScore>,
+}
+
+/// Numerically stable softmax.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.into_iter().map(|e| e / sum).collect()
+}
+
+/// Classifies from the package's logits output.
+#[derive(Debug, Clone)]
+pub struct Classifier {
+    logits: String,
+    labels: Vec<String>,
+    config: ClassifyConfig,
+}
+
+impl Classifier {
+    pub fn new(package: &ModelPackage, config: &ClassifyConfig) -> Result<Self, InterpretError> {
+        let logits = package
+            .manifest
+            .outputs
+            .logits
+            .clone()
+            .ok_or_else(|| InterpretError::Config("the model has no outputs.logits".into()))?;
+        if config.top_k == 0 {
+            return Err(InterpretError::Config("classify.top_k must be at least 1".into()));
+        }
+        if !(0.0..=1.0).contains(&config.min_score) {
+            return Err(InterpretError::Config(format!(
+                "classify.min_score must be between 0 and 1, got {}",
+                config.min_score
+            )));
+        }
+        Ok(Classifier {
+            logits,
+            labels: package.labels.clone(),
+            config: config.clone(),
+        })
+    }
+
+    /// Top classes of one logits vector.
+    pub fn classify(&self, logits: &[f32]) -> Classification {
+        let probabilities = softmax(logits);
+        let mut order: Vec<usize> = (0..probabilities.len()).collect();
+        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+        let top = order
+            .into_iter()
+            .take(self.config.top_k)
+            .filter(|&i| probabilities[i] >= self.config.min_score)
+            .map(|index| ClassScore {
+                index,
+                label: self
+                    .labels
+                    .get(index)
+                    .cloned()
+                    .unwrap_or_else(|| index.to_string()),
+                score: probabilities[index],
+            })
+            .collect();
+        Classification { top }
+    }
+}
+
+impl Interpret for Classifier {
+    fn interpret(&self, outputs: &Outputs) -> Result<Interpretation, InterpretError> {
+        let tensor = outputs
+            .get(&self.logits)
+            .ok_or_else(|| InterpretError::MissingOutput(self.logits.clone()))?;
+        let shape = tensor.shape();
+        let one_row = match shape {
+            [_] => true,
+            [1, _] => true,
+            _ => false,
+        };
+        if !one_row || tensor.data().is_empty() {
+            return Err(InterpretError::Shape {
+                name: self.logits.clone(),
+                shape: shape.to_vec(),
+                expected: "[1, classes]",
+            });
+        }
+        if tensor.data().iter().any(|v| !v.is_finite()) {
+            return Err(InterpretError::NonFinite(self.logits.clone()));
+        }
+        Ok(Interpretation::Classification(self.classify(tensor.data())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn classifier(top_k: usize, min_score: f32, labels: &[&str]) -> Classifier {
+        Classifier {
+            logits: "logits".into(),
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+            config: ClassifyConfig { top_k, min_score },
+        }
+    }
+
+    #[test]
+    fn softmax_is_stable_and_sums_to_one() {
+        let p = softmax(&[1000.0, 1000.0, 999.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((p[0] - p[1]).abs() < 1e-7 && p[2] < p[0]);
+        let q = softmax(&[0.0, (2.0f32).ln()]);
+        assert!((q[1] - 2.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn top_k_is_ordered_labelled_and_thresholded() {
+        let c = classifier(2, 0.0, &["cat", "dog", "owl"]);
+        let result = c.classify(&[0.0, 3.0, 1.0]);
+        let labels: Vec<&str> = result.top.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["dog", "owl"]);
+        assert_eq!(result.top[0].index, 1);
+        let strict = classifier(3, 0.5, &[]);
+        let result = strict.classify(&[0.0, 3.0, 1.0]);
+        assert_eq!(result.top.len(), 1);
+        assert_eq!(result.top[0].label, "1", "the index stands in for a missing label");
+    }
+
+    #[test]
+    fn rejects_batched_or_non_finite_logits() {
+        use crate::tensor::Tensor;
+        let c = classifier(1, 0.0, &[]);
+        let batched = Outputs::new(vec![("logits".into(), Tensor::new(vec![2, 2], vec![0.0; 4]).unwrap())]);
+        assert!(matches!(c.interpret(&batched), Err(InterpretError::Shape { .. })));
+        let nan = Outputs::new(vec![("logits".into(), Tensor::new(vec![1, 2], vec![f32::NAN, 0.0]).unwrap())]);
+        assert!(matches!(c.interpret(&nan), Err(InterpretError::NonFinite(_))));
+        assert!(matches!(c.interpret(&Outputs::default()), Err(InterpretError::MissingOutput(_))));
+    }
+}

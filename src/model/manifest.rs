@@ -1,0 +1,156 @@
+//! The `model.toml` manifest of a model package.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// What the model's outputs mean, and so which interpretation runs after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// Class logits -> labels.
+    Classify,
+    /// An embedding -> identities matched in a gallery.
+    Reid,
+}
+
+impl Task {
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Classify => "classify",
+            Task::Reid => "reid",
+        }
+    }
+}
+
+/// Channel order (and count) the model expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorOrder {
+    Rgb,
+    Bgr,
+    Gray,
+}
+
+impl ColorOrder {
+    pub fn channels(self) -> usize {
+        match self {
+            ColorOrder::Rgb | ColorOrder::Bgr => 3,
+            ColorOrder::Gray => 1,
+        }
+    }
+}
+
+/// How a frame of another aspect ratio is fitted to the model's input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResizePolicy {
+    /// Resize the whole frame, distorting the aspect ratio.
+    Stretch,
+    /// Crop the largest centred region of the input's aspect ratio, then resize it.
+    CenterCrop,
+    /// Resize to fit inside the input, keeping the aspect ratio, and pad with black.
+    Letterbox,
+}
+
+/// `[input]`: the tensor the model takes and how pixels become that tensor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Name of the graph input.
+    pub name: String,
+    /// `[N, C, H, W]`; N must be 1.
+    pub shape: [usize; 4],
+    pub color: ColorOrder,
+    /// Pixels are divided by this first (255.0 maps 8-bit values to 0..1).
+    #[serde(default = "default_scale")]
+    pub scale: f32,
+    /// Per-channel mean subtracted after scaling (one value, or one per channel).
+    #[serde(default)]
+    pub mean: Vec<f32>,
+    /// Per-channel standard deviation divided by after the mean (one value, or one per channel).
+    #[serde(default)]
+    pub std: Vec<f32>,
+    #[serde(default = "default_resize")]
+    pub resize: ResizePolicy,
+}
+
+fn default_scale() -> f32 {
+    255.0
+}
+
+fn default_resize() -> ResizePolicy {
+    ResizePolicy::Stretch
+}
+
+impl InputSpec {
+    pub fn channels(&self) -> usize {
+        self.shape[1]
+    }
+    pub fn height(&self) -> usize {
+        self.shape[2]
+    }
+    pub fn width(&self) -> usize {
+        self.shape[3]
+    }
+}
+
+/// `[outputs]`: which graph outputs play which role.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Class logits, `[1, classes]` (task `classify`).
+    pub logits: Option<String>,
+    /// Identity embedding, `[1, dim]` (task `reid`).
+    pub embedding: Option<String>,
+    /// Per-layer attention maps `[1, heads, tokens, tokens]`, first layer first.
+    #[serde(default)]
+    pub attention: Vec<String>,
+}
+
+impl OutputSpec {
+    /// Every graph output the manifest names, in a stable order: logits, embedding, attention.
+    pub fn graph_names(&self) -> Vec<&str> {
+        self.logits
+            .iter()
+            .chain(self.embedding.iter())
+            .chain(self.attention.iter())
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// `[selftest]`: a stored input and the outputs a reference runtime gave for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelfTestSpec {
+    /// `.npy` input, relative to the manifest.
+    pub input: PathBuf,
+    /// Graph output name -> expected `.npy`, relative to the manifest.
+    pub outputs: BTreeMap<String, PathBuf>,
+    /// Largest absolute difference accepted on any element.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f32,
+}
+
+fn default_tolerance() -> f32 {
+    1e-4
+}
+
+/// The whole `model.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub task: Task,
+    /// ONNX file, relative to the manifest (or absolute).
+    pub onnx: PathBuf,
+    /// Optional labels file, one label per line, relative to the manifest.
+    pub labels: Option<PathBuf>,
+    /// One line saying what the model is.
+    #[serde(default)]
+    pub description: String,
+    pub input: InputSpec,
+    pub outputs: OutputSpec,
+    pub selftest: Option<SelfTestSpec>,
+}

@@ -1,0 +1,193 @@
+//! Model packages: a folder with `model.toml`, the ONNX file, optional labels and a self-test.
+
+mod manifest;
+pub mod selftest;
+
+pub use manifest::{ColorOrder, InputSpec, Manifest, OutputSpec, ResizePolicy, SelfTestSpec, Task};
+
+use std::path::{Path, PathBuf};
+
+/// The manifest file name inside a package folder.
+pub const MANIFEST_FILE: &str = "model.toml";
+
+/// Why a model package cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot read model manifest {path}: {source}")]
+    ReadManifest {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid model manifest {path}: {message}")]
+    ParseManifest { path: PathBuf, message: String },
+    #[error("model manifest {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot read labels file {path}: {source}")]
+    ReadLabels {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A parsed and checked model package; paths are resolved against its folder.
+#[derive(Debug, Clone)]
+pub struct ModelPackage {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub labels: Vec<String>,
+}
+
+impl ModelPackage {
+    /// Opens a package folder, or a `model.toml` path directly.
+    pub fn open(path: &Path) -> Result<Self, ModelError> {
+        let manifest_path = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&manifest_path).map_err(|source| ModelError::ReadManifest {
+            path: manifest_path.clone(),
+            source,
+        })?;
+        let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::ParseManifest {
+            path: manifest_path.clone(),
+            message: e.to_string(),
+        })?;
+        let dir = manifest_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        validate(&manifest).map_err(|message| ModelError::Invalid {
+            path: manifest_path.clone(),
+            message,
+        })?;
+        let labels = match &manifest.labels {
+            Some(file) => {
+                let path = dir.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| ModelError::ReadLabels { path, source })?;
+                text.lines().map(|l| l.trim_end().to_string()).collect()
+            }
+            None => Vec::new(),
+        };
+        Ok(ModelPackage { dir, manifest, labels })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    pub fn onnx_path(&self) -> PathBuf {
+        self.dir.join(&self.manifest.onnx)
+    }
+
+    /// The path of a file named in the manifest.
+    pub fn resolve(&self, relative: &Path) -> PathBuf {
+        self.dir.join(relative)
+    }
+}
+
+fn validate(manifest: &Manifest) -> Result<(), String> {
+    let input = &manifest.input;
+    let [n, c, h, w] = input.shape;
+    if n != 1 {
+        return Err(format!("input.shape: batch must be 1, got {n}"));
+    }
+    if h == 0 || w == 0 {
+        return Err(format!("input.shape: height and width must be positive, got {h}x{w}"));
+    }
+    if c != input.color.channels() {
+        return Err(format!(
+            "input.shape has {c} channels but input.color {:?} gives {}",
+            input.color,
+            input.color.channels()
+        ));
+    }
+    if !input.scale.is_finite() || input.scale == 0.0 {
+        return Err(format!("input.scale must be a non-zero number, got {}", input.scale));
+    }
+    for (key, values) in [("mean", &input.mean), ("std", &input.std)] {
+        if !(values.is_empty() || values.len() == 1 || values.len() == c) {
+            return Err(format!(
+                "input.{key} must have 1 or {c} values (one per channel), got {}",
+                values.len()
+            ));
+        }
+    }
+    if input.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
+        return Err("input.std values must be non-zero numbers".into());
+    }
+    match manifest.task {
+        Task::Classify if manifest.outputs.logits.is_none() => {
+            return Err("task \"classify\" needs outputs.logits".into())
+        }
+        Task::Reid if manifest.outputs.embedding.is_none() => {
+            return Err("task \"reid\" needs outputs.embedding".into())
+        }
+        _ => {}
+    }
+    if let Some(selftest) = &manifest.selftest {
+        if !(selftest.tolerance >= 0.0) {
+            return Err("selftest.tolerance must be a non-negative number".into());
+        }
+        let known = manifest.outputs.graph_names();
+        if let Some(unknown) = selftest.outputs.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(format!(
+                "selftest.outputs names {unknown:?}, which is not one of the [outputs] ({known:?})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "m"
+task = "classify"
+onnx = "m.onnx"
+[input]
+name = "input"
+shape = [1, 1, 28, 28]
+color = "gray"
+mean = [0.5]
+std = [0.5]
+[outputs]
+logits = "logits"
+"#;
+
+    fn parse(text: &str) -> Result<(), String> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+        validate(&manifest)
+    }
+
+    #[test]
+    fn accepts_a_minimal_manifest_with_defaults() {
+        let manifest: Manifest = toml::from_str(GOOD).unwrap();
+        assert_eq!(manifest.input.scale, 255.0);
+        assert_eq!(manifest.input.resize, ResizePolicy::Stretch);
+        assert!(validate(&manifest).is_ok());
+    }
+
+    #[test]
+    fn rejects_inconsistent_manifests() {
+        let cases = [
+            (GOOD.replace("[1, 1, 28, 28]", "[2, 1, 28, 28]"), "batch must be 1"),
+            (GOOD.replace("\"gray\"", "\"rgb\""), "channels"),
+            (GOOD.replace("std = [0.5]", "std = [0.0]"), "non-zero"),
+            (GOOD.replace("mean = [0.5]", "mean = [0.5, 0.5]"), "input.mean"),
+            (GOOD.replace("logits = \"logits\"", ""), "needs outputs.logits"),
+            (GOOD.replace("task = \"classify\"", "task = \"detect\""), "unknown variant"),
+            (format!("{GOOD}\nextra = 1"), "unknown field"),
+            (
+                format!("{GOOD}\n[selftest]\ninput = \"i.npy\"\noutputs = {{ probs = \"p.npy\" }}"),
+                "not one of the [outputs]",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(&text).expect_err(expected);
+            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The `edgevit run` configuration file: one TOML section per stage.
+
+use crate::backend::BackendConfig;
+use crate::interpret::ClassifyConfig;
+use crate::sink::SinkConfig;
+use crate::source::SourceConfig;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// `[model]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model package folder (holding `model.toml`).
+    pub path: PathBuf,
+}
+
+/// The whole configuration file. Relative paths are relative to the file's folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub source: SourceConfig,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub backend: BackendConfig,
+    #[serde(default)]
+    pub classify: ClassifyConfig,
+    #[serde(default)]
+    pub sink: SinkConfig,
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl RunConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses configuration text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+        let deserializer = toml::Deserializer::new(text);
+        let mut config: RunConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if key == "." {
+                inner
+            } else {
+                format!("key `{key}`: {inner}")
+            }
+        })?;
+        config.source.resolve_paths(base);
+        config.sink.resolve_paths(base);
+        config.model.path = base.join(&config.model.path);
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[source]
+kind = "image-dir"
+path = "images"
+[model]
+path = "../models/m"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolved_paths() {
+        let config = RunConfig::parse(MINIMAL, Path::new("/etc/edgevit")).unwrap();
+        match &config.source {
+            SourceConfig::ImageDir(dir) => {
+                assert_eq!(dir.path, Path::new("/etc/edgevit/images"));
+                assert_eq!(dir.camera, "cam0");
+            }
+            other => panic!("unexpected source {other:?}"),
+        }
+        assert_eq!(config.model.path, Path::new("/etc/edgevit/../models/m"));
+        assert_eq!(config.classify.top_k, 5);
+        assert!(matches!(config.sink, SinkConfig::Stdout(_)));
+        assert!(matches!(config.backend, BackendConfig::Tract(ref t) if t.threads == 1));
+    }
+
+    #[test]
+    fn errors_name_the_key_and_what_is_expected() {
+        let cases = [
+            (format!("{MINIMAL}\n[backend]\nkind = \"tract\"\nthread = 2\n"), "unknown field `thread`"),
+            (format!("{MINIMAL}\n[backend]\nkind = \"tract\"\nthreads = \"two\"\n"), "backend.threads"),
+            (MINIMAL.replace("image-dir", "webcam"), "unknown variant `webcam`"),
+            (MINIMAL.replace("path = \"images\"", ""), "missing field `path`"),
+            (format!("{MINIMAL}\n[classify]\ntop_k = -1\n"), "classify.top_k"),
+            ("[source\n".to_string(), "line 1"),
+        ];
+        for (text, expected) in cases {
+            let err = RunConfig::parse(&text, Path::new(".")).expect_err(expected);
+            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+        }
+    }
+}

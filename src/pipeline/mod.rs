@@ -1,0 +1,202 @@
+//! The capture loop: source -> preprocess -> backend -> interpret -> sink, one frame at a time.
+//! A frame that fails in any stage becomes an error record; the loop goes on.
+
+mod config;
+
+pub use config::{ConfigError, ModelConfig, RunConfig};
+
+use crate::backend::{self, BackendConfig, BackendError, InferenceBackend};
+use crate::frame::Frame;
+use crate::interpret::{ClassifyConfig, Classifier, Interpret, InterpretError};
+use crate::model::selftest::{self, SelfTestError, SelfTestReport};
+use crate::model::{ModelError, ModelPackage, Task};
+use crate::preprocess::{Preprocess, Preprocessor};
+use crate::sink::{self, ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord, Sink, SinkError};
+use crate::source::{self, FrameError, FrameSource, SourceError};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Why a pipeline could not be built or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    SelfTest(#[from] SelfTestError),
+    #[error(transparent)]
+    Interpret(#[from] InterpretError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("task {0:?} is not supported by this build yet")]
+    UnsupportedTask(&'static str),
+}
+
+/// A model package loaded into a backend that passed its self-test.
+pub struct LoadedModel {
+    pub package: ModelPackage,
+    pub backend: Box<dyn InferenceBackend>,
+    pub selftest: Option<SelfTestReport>,
+}
+
+impl LoadedModel {
+    /// Opens the package, loads it into the backend and refuses it if its self-test fails.
+    pub fn load(dir: &Path, config: &BackendConfig) -> Result<Self, PipelineError> {
+        let package = ModelPackage::open(dir)?;
+        let mut backend = backend::open(&package, config)?;
+        let selftest = selftest::enforce(&package, backend.as_mut())?;
+        if let Some(report) = &selftest {
+            if let Some(worst) = report.worst() {
+                log::info!(
+                    "model {:?} passed its self-test (worst difference {:e} on {:?}, tolerance {:e})",
+                    package.name(),
+                    worst.max_abs_diff,
+                    worst.output,
+                    report.tolerance
+                );
+            }
+        }
+        Ok(LoadedModel {
+            package,
+            backend,
+            selftest,
+        })
+    }
+
+    /// The interpretation the package's task calls for.
+    pub fn interpreter(&self, classify: &ClassifyConfig) -> Result<Box<dyn Interpret>, PipelineError> {
+        match self.package.manifest.task {
+            Task::Classify => Ok(Box::new(Classifier::new(&self.package, classify)?)),
+            Task::Reid => Err(PipelineError::UnsupportedTask(Task::Reid.name())),
+        }
+    }
+}
+
+/// Counts of what a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub frames: u64,
+    pub results: u64,
+    pub errors: u64,
+}
+
+/// The stages of one run, wired together.
+pub struct Pipeline {
+    source: Box<dyn FrameSource>,
+    preprocess: Box<dyn Preprocess>,
+    backend: Box<dyn InferenceBackend>,
+    interpret: Box<dyn Interpret>,
+    sink: Box<dyn Sink>,
+    model: String,
+    task: Task,
+}
+
+impl Pipeline {
+    /// Builds every stage from a configuration.
+    pub fn from_config(config: &RunConfig) -> Result<Self, PipelineError> {
+        let model = LoadedModel::load(&config.model.path, &config.backend)?;
+        let source = source::open(&config.source)?;
+        let sink = sink::open(&config.sink)?;
+        Self::new(model, &config.classify, source, sink)
+    }
+
+    pub fn new(
+        model: LoadedModel,
+        classify: &ClassifyConfig,
+        source: Box<dyn FrameSource>,
+        sink: Box<dyn Sink>,
+    ) -> Result<Self, PipelineError> {
+        let interpret = model.interpreter(classify)?;
+        Ok(Pipeline {
+            source,
+            preprocess: Box::new(Preprocessor::new(&model.package.manifest.input)),
+            interpret,
+            sink,
+            model: model.package.name().to_string(),
+            task: model.package.manifest.task,
+            backend: model.backend,
+        })
+    }
+
+    /// Runs until the source ends or `stop` is set. Only a sink that cannot deliver stops it
+    /// early, since its records would otherwise be lost silently.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<RunSummary, PipelineError> {
+        log::info!(
+            "running {:?} on {} to {}",
+            self.model,
+            self.source.describe(),
+            self.sink.describe()
+        );
+        let mut summary = RunSummary::default();
+        while !stop.load(Ordering::Relaxed) {
+            let Some(next) = self.source.next_frame() else {
+                break;
+            };
+            summary.frames += 1;
+            let record = match next {
+                Ok(frame) => self.process(&frame),
+                Err(FrameError { meta, error }) => self.error_record(FrameInfo::from_meta(&meta), "source", &error),
+            };
+            match record {
+                Record::Result(_) => summary.results += 1,
+                Record::Error(ref e) => {
+                    summary.errors += 1;
+                    log::warn!("frame {} of {}: {}", e.frame.seq, e.frame.source, e.error.message);
+                }
+            }
+            self.sink.emit(&record)?;
+        }
+        self.sink.flush()?;
+        Ok(summary)
+    }
+
+    /// Runs one frame through the stages.
+    pub fn process(&mut self, frame: &Frame) -> Record {
+        let info = FrameInfo::from_meta(&frame.meta);
+        let start = Instant::now();
+        let tensor = match self.preprocess.prepare(frame) {
+            Ok(t) => t,
+            Err(e) => return self.error_record(info, "preprocess", &e),
+        };
+        let preprocessed = Instant::now();
+        let outputs = match self.backend.run(&tensor) {
+            Ok(o) => o,
+            Err(e) => return self.error_record(info, "infer", &e),
+        };
+        let inferred = Instant::now();
+        let result = match self.interpret.interpret(&outputs) {
+            Ok(r) => r,
+            Err(e) => return self.error_record(info, "interpret", &e),
+        };
+        let done = Instant::now();
+        let ms = |a: Instant, b: Instant| ((b - a).as_secs_f64() * 1e6).round() / 1e3;
+        Record::Result(ResultRecord {
+            frame: info,
+            model: self.model.clone(),
+            task: self.task,
+            result,
+            latency_ms: Latency {
+                pre: ms(start, preprocessed),
+                infer: ms(preprocessed, inferred),
+                post: ms(inferred, done),
+            },
+        })
+    }
+
+    fn error_record(&self, frame: FrameInfo, stage: &'static str, error: &dyn std::error::Error) -> Record {
+        Record::Error(ErrorRecord {
+            frame,
+            model: self.model.clone(),
+            error: ErrorDetail {
+                stage,
+                message: error.to_string(),
+            },
+        })
+    }
+}

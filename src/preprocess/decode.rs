@@ -1,0 +1,75 @@
+//! Frame bytes (an encoded file or a raw camera format) to an 8-bit [`Raster`].
+
+use super::color::{nv12_to_rgb, rgb_to_gray, yuyv_to_rgb};
+use super::{PreprocessError, Raster};
+use crate::frame::{Frame, PixelFormat};
+use crate::model::ColorOrder;
+use image::DynamicImage;
+
+/// Decodes or converts a frame to grey (`ColorOrder::Gray`) or RGB (otherwise; BGR order is
+/// applied when the tensor is laid out).
+pub fn decode(frame: &Frame, color: ColorOrder) -> Result<Raster, PreprocessError> {
+    let want_gray = color == ColorOrder::Gray;
+    let meta = &frame.meta;
+    let (width, height) = (meta.width, meta.height);
+    let rgb = match meta.format {
+        PixelFormat::Encoded => {
+            let image = image::load_from_memory(&frame.data)
+                .map_err(|e| PreprocessError::Decode(e.to_string()))?;
+            return Ok(from_dynamic(image, want_gray));
+        }
+        PixelFormat::Gray8 if want_gray => {
+            return Ok(raster(width, height, 1, raw_bytes(frame)?.to_vec()))
+        }
+        PixelFormat::Gray8 => raw_bytes(frame)?.iter().flat_map(|&g| [g, g, g]).collect(),
+        PixelFormat::Rgb24 => raw_bytes(frame)?.to_vec(),
+        PixelFormat::Bgr24 => raw_bytes(frame)?
+            .chunks_exact(3)
+            .flat_map(|p| [p[2], p[1], p[0]])
+            .collect(),
+        PixelFormat::Yuyv => yuyv_to_rgb(raw_bytes(frame)?, width, height),
+        PixelFormat::Nv12 => nv12_to_rgb(raw_bytes(frame)?, width, height),
+    };
+    Ok(finish(width, height, rgb, want_gray))
+}
+
+/// The frame's bytes, checked to hold a whole raw frame of its format and size.
+fn raw_bytes(frame: &Frame) -> Result<&[u8], PreprocessError> {
+    let meta = &frame.meta;
+    let expected = meta.format.raw_len(meta.width, meta.height).unwrap_or(0);
+    frame
+        .data
+        .get(..expected)
+        .ok_or(PreprocessError::FrameSize {
+            format: meta.format.name(),
+            width: meta.width,
+            height: meta.height,
+            expected,
+            actual: frame.data.len(),
+        })
+}
+
+fn from_dynamic(image: DynamicImage, want_gray: bool) -> Raster {
+    let (width, height) = (image.width(), image.height());
+    match image {
+        DynamicImage::ImageLuma8(gray) if want_gray => raster(width, height, 1, gray.into_raw()),
+        other => finish(width, height, other.into_rgb8().into_raw(), want_gray),
+    }
+}
+
+fn finish(width: u32, height: u32, rgb: Vec<u8>, want_gray: bool) -> Raster {
+    if want_gray {
+        raster(width, height, 1, rgb_to_gray(&rgb))
+    } else {
+        raster(width, height, 3, rgb)
+    }
+}
+
+fn raster(width: u32, height: u32, channels: u8, data: Vec<u8>) -> Raster {
+    Raster {
+        width,
+        height,
+        channels,
+        data,
+    }
+}

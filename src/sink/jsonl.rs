@@ -1,0 +1,69 @@
+//! JSON lines: one record per line, flushed per record so nothing waits in a buffer.
+
+use super::{Record, Sink, SinkError};
+use serde::Deserialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// `kind = "file"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonLinesConfig {
+    /// File the records are appended to (created if missing).
+    pub path: PathBuf,
+}
+
+pub struct JsonLinesSink {
+    name: String,
+    out: Box<dyn Write + Send>,
+}
+
+impl JsonLinesSink {
+    pub fn stdout() -> Self {
+        Self::new("stdout", Box::new(std::io::stdout()))
+    }
+
+    pub fn append_to(path: &Path) -> Result<Self, SinkError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| SinkError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self::new(&path.display().to_string(), Box::new(file)))
+    }
+
+    /// Writes to any writer (tests use a buffer).
+    pub fn new(name: &str, out: Box<dyn Write + Send>) -> Self {
+        JsonLinesSink {
+            name: name.to_string(),
+            out,
+        }
+    }
+}
+
+impl Sink for JsonLinesSink {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn emit(&mut self, record: &Record) -> Result<(), SinkError> {
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        let write_error = |source| SinkError::Write {
+            sink: self.name.clone(),
+            source,
+        };
+        self.out.write_all(&line).map_err(write_error)?;
+        self.out.flush().map_err(write_error)
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.out.flush().map_err(|source| SinkError::Write {
+            sink: self.name.clone(),
+            source,
+        })
+    }
+}

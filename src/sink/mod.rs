@@ -1,0 +1,90 @@
+//! Sinks: where result records go (stdout and files now; MQTT and serial in their own folders).
+
+mod jsonl;
+mod record;
+
+pub use jsonl::{JsonLinesSink, JsonLinesConfig};
+pub use record::{ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord};
+
+use crate::config;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Why a record could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write a record to {sink}: {source}")]
+    Write {
+        sink: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serialise a record: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+/// Delivers records. A returned error means the record was not delivered.
+pub trait Sink: Send {
+    fn describe(&self) -> String;
+    fn emit(&mut self, record: &Record) -> Result<(), SinkError>;
+    /// Pushes out anything buffered; called at the end of a run.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// `[sink]`: where records go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "toml::Table")]
+pub enum SinkConfig {
+    /// JSON lines on standard output.
+    Stdout(StdoutConfig),
+    /// JSON lines appended to a file.
+    File(JsonLinesConfig),
+}
+
+/// `kind = "stdout"` takes no options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutConfig {}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig::Stdout(StdoutConfig::default())
+    }
+}
+
+impl TryFrom<toml::Table> for SinkConfig {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        match config::take_kind("sink", &mut table)?.as_str() {
+            "stdout" => Ok(SinkConfig::Stdout(config::parse_section("sink", table)?)),
+            "file" => Ok(SinkConfig::File(config::parse_section("sink", table)?)),
+            other => Err(config::unknown_kind("sink", other, &["stdout", "file"])),
+        }
+    }
+}
+
+impl SinkConfig {
+    /// Resolves relative paths against `base` (the configuration file's folder).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let SinkConfig::File(c) = self {
+            c.path = base.join(&c.path);
+        }
+    }
+}
+
+/// Opens the configured sink.
+pub fn open(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
+    Ok(match config {
+        SinkConfig::Stdout(_) => Box::new(JsonLinesSink::stdout()),
+        SinkConfig::File(c) => Box::new(JsonLinesSink::append_to(&c.path)?),
+    })
+}

@@ -1,0 +1,86 @@
+//! The records every sink delivers: one per frame, a result or an error.
+//! The JSON shape is documented in the README ("Output").
+
+use crate::frame::FrameMeta;
+use crate::interpret::Interpretation;
+use crate::model::Task;
+use serde::Serialize;
+
+/// Where a record's frame came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrameInfo {
+    pub seq: u64,
+    pub source: String,
+    pub camera: String,
+    /// Capture time, RFC 3339 UTC with milliseconds.
+    pub ts: String,
+    /// The image file, when the frame was read from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+}
+
+impl FrameInfo {
+    pub fn from_meta(meta: &FrameMeta) -> Self {
+        FrameInfo {
+            seq: meta.seq,
+            source: meta.source.clone(),
+            camera: meta.camera.clone(),
+            ts: humantime::format_rfc3339_millis(meta.captured_at).to_string(),
+            input: meta.path.as_ref().map(|p| p.display().to_string()),
+        }
+    }
+}
+
+/// Milliseconds spent in each stage for one frame.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Latency {
+    pub pre: f64,
+    pub infer: f64,
+    pub post: f64,
+}
+
+/// A processed frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultRecord {
+    #[serde(flatten)]
+    pub frame: FrameInfo,
+    pub model: String,
+    pub task: Task,
+    #[serde(flatten)]
+    pub result: Interpretation,
+    pub latency_ms: Latency,
+}
+
+/// What went wrong with a frame, and in which stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorDetail {
+    /// `source`, `preprocess`, `infer` or `interpret`.
+    pub stage: &'static str,
+    pub message: String,
+}
+
+/// A frame that produced no result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorRecord {
+    #[serde(flatten)]
+    pub frame: FrameInfo,
+    pub model: String,
+    pub error: ErrorDetail,
+}
+
+/// One line of output.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Record {
+    Result(ResultRecord),
+    Error(ErrorRecord),
+}
+
+impl Record {
+    pub fn frame(&self) -> &FrameInfo {
+        match self {
+            Record::Result(r) => &r.frame,
+            Record::Error(e) => &e.frame,
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Frame sources: image files, image directories, a synthetic test pattern (and cameras).
+//!
+//! A source yields frames until it ends. A frame it cannot read is yielded as a
+//! [`FrameError`] carrying the frame's metadata, so the pipeline emits an error record for it
+//! and goes on.
+
+mod files;
+mod pattern;
+
+pub use files::{ImageDirConfig, ImageDirSource, ImageFileConfig, ImageListSource};
+pub use pattern::{PatternConfig, PatternSource};
+
+use crate::config;
+use crate::frame::{Frame, FrameMeta};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Why a source could not start, or could not produce one frame.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a readable PNG, JPEG or BMP image: {message}")]
+    NotAnImage { path: PathBuf, message: String },
+    #[error("{path} holds no PNG, JPEG or BMP images")]
+    EmptyDirectory { path: PathBuf },
+    #[error("invalid source configuration: {0}")]
+    Config(String),
+}
+
+/// A frame the source failed to produce, with what is known about it.
+#[derive(Debug)]
+pub struct FrameError {
+    pub meta: FrameMeta,
+    pub error: SourceError,
+}
+
+/// Produces frames. `None` ends the stream.
+pub trait FrameSource: Send {
+    /// A description for logs and result records (a path, a device).
+    fn describe(&self) -> String;
+    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>>;
+}
+
+/// The camera id used when the configuration names none.
+pub fn default_camera() -> String {
+    "cam0".to_string()
+}
+
+/// `[source]`: where frames come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "toml::Table")]
+pub enum SourceConfig {
+    /// One image file, once.
+    ImageFile(ImageFileConfig),
+    /// The images of a directory in file-name order, optionally looping.
+    ImageDir(ImageDirConfig),
+    /// A generated colour-bar test pattern.
+    Pattern(PatternConfig),
+}
+
+impl TryFrom<toml::Table> for SourceConfig {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> Result<Self, String> {
+        match config::take_kind("source", &mut table)?.as_str() {
+            "image-file" => Ok(SourceConfig::ImageFile(config::parse_section("source", table)?)),
+            "image-dir" => Ok(SourceConfig::ImageDir(config::parse_section("source", table)?)),
+            "pattern" => Ok(SourceConfig::Pattern(config::parse_section("source", table)?)),
+            other => Err(config::unknown_kind("source", other, &["image-file", "image-dir", "pattern"])),
+        }
+    }
+}
+
+impl SourceConfig {
+    /// Resolves relative paths against `base` (the configuration file's folder).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        match self {
+            SourceConfig::ImageFile(c) => c.path = base.join(&c.path),
+            SourceConfig::ImageDir(c) => c.path = base.join(&c.path),
+            SourceConfig::Pattern(_) => {}
+        }
+    }
+}
+
+/// Opens the configured source.
+pub fn open(config: &SourceConfig) -> Result<Box<dyn FrameSource>, SourceError> {
+    Ok(match config {
+        SourceConfig::ImageFile(c) => Box::new(ImageListSource::new(vec![c.path.clone()], c.camera.clone())),
+        SourceConfig::ImageDir(c) => Box::new(ImageDirSource::open(c)?),
+        SourceConfig::Pattern(c) => Box::new(PatternSource::new(c)?),
+    })
+}
+
+/// Sleeps so that successive frames are `1 / fps` apart; no pacing when `fps` is 0.
+#[derive(Debug)]
+struct Pacer {
+    period: Option<std::time::Duration>,
+    next: Option<std::time::Instant>,
+}
+
+impl Pacer {
+    fn new(fps: f64) -> Result<Self, SourceError> {
+        if !(fps.is_finite() && fps >= 0.0) {
+            return Err(SourceError::Config(format!("fps must be 0 (unpaced) or positive, got {fps}")));
+        }
+        let period = (fps > 0.0).then(|| std::time::Duration::from_secs_f64(1.0 / fps));
+        Ok(Pacer { period, next: None })
+    }
+
+    fn wait(&mut self) {
+        let Some(period) = self.period else { return };
+        let now = std::time::Instant::now();
+        if let Some(next) = self.next {
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+        }
+        self.next = Some(self.next.map_or(now, |n| n.max(now)) + period);
+    }
+}

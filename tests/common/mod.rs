@@ -1,0 +1,125 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared` (or `$EDGEVIT_SHARED_DIR`), if present. When it is absent the calling test
+/// says so and passes, unless `$EDGEVIT_REQUIRE_SHARED` is set (CI), where it fails.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("EDGEVIT_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared"));
+    if dir.join("reference").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("EDGEVIT_REQUIRE_SHARED").is_some() {
+        panic!(
+            "EDGEVIT_REQUIRE_SHARED is set but {} has no reference/ folder",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "NOTE: {} is absent; this conformance test checks nothing and passes",
+        dir.display()
+    );
+    None
+}
+
+/// Runs the `edgevit` binary.
+pub fn edgevit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the edgevit binary runs")
+}
+
+/// Parses stdout as JSON lines.
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes a `model.toml` into `dir`.
+pub fn write_manifest(dir: &Path, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("model.toml"), text).unwrap();
+    dir.to_path_buf()
+}
+
+/// A manifest for the third-party vit4mnist ONNX model at `onnx`.
+pub fn vit4mnist_manifest(onnx: &Path) -> String {
+    format!(
+        r#"name = "vit4mnist"
+task = "classify"
+onnx = "{}"
+[input]
+name = "input"
+shape = [1, 1, 28, 28]
+color = "gray"
+scale = 255.0
+mean = [0.1307]
+std = [0.3081]
+resize = "stretch"
+[outputs]
+logits = "logits"
+"#,
+        onnx.display()
+    )
+}
+
+/// The bundled default model package.
+pub fn default_model() -> PathBuf {
+    repo().join("models/vit-mnist")
+}
+
+/// Copies a model package (its files and sub-folders) into `dest`.
+pub fn copy_package(from: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = dest.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_package(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// Copies the default package into `dest` and applies `edit` to its manifest.
+pub fn edited_default_package(dest: &Path, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+    copy_package(&default_model(), dest);
+    let manifest_path = dest.join("model.toml");
+    let mut manifest: toml::Table = std::fs::read_to_string(&manifest_path).unwrap().parse().unwrap();
+    edit(&mut manifest);
+    std::fs::write(&manifest_path, toml::to_string(&manifest).unwrap()).unwrap();
+    dest.to_path_buf()
+}
+
+/// A sub-table of a manifest.
+pub fn table<'a>(manifest: &'a mut toml::Table, key: &str) -> &'a mut toml::Table {
+    manifest.get_mut(key).and_then(|v| v.as_table_mut()).unwrap()
+}
+
+/// Asserts the process failed with a message containing every `needle`, without panicking.
+pub fn assert_clean_failure(output: &Output, needles: &[&str]) {
+    let err = stderr(output);
+    assert!(!output.status.success(), "should fail; stderr: {err}");
+    assert!(!err.contains("panicked"), "must not panic: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "stderr should mention {needle:?}: {err}");
+    }
+}

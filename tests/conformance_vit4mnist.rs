@@ -1,0 +1,109 @@
+//! A ViT trained by someone else (../shared/reference/vit4mnist) through edgevit must agree
+//! with ONNX Runtime: the same top-1 accuracy on mnist-dev and logits within 1e-4.
+//! The ORT reference was computed by tools/ort_reference.py (tests/fixtures/vit4mnist_ort/).
+
+mod common;
+
+use edgevit::backend::BackendConfig;
+use edgevit::pipeline::LoadedModel;
+use edgevit::preprocess::{Preprocess, Preprocessor};
+use edgevit::source::{FrameSource, ImageListSource};
+use edgevit::tensor::Tensor;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+struct Reference {
+    files: Vec<String>,
+    logits: Tensor,
+    labels: HashMap<String, usize>,
+}
+
+fn reference(shared: &Path) -> Reference {
+    let fixtures = common::repo().join("tests/fixtures/vit4mnist_ort");
+    let files: Vec<String> = std::fs::read_to_string(fixtures.join("files.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let logits = Tensor::read_npy(&fixtures.join("logits.npy")).unwrap();
+    assert_eq!(logits.shape(), [files.len(), 10]);
+    let labels = std::fs::read_to_string(shared.join("reference/mnist-dev/labels.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let (file, label) = line.split_once(',').unwrap();
+            (file.to_string(), label.trim().parse().unwrap())
+        })
+        .collect();
+    Reference { files, logits, labels }
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap()
+}
+
+fn package(shared: &Path, dir: &Path) -> PathBuf {
+    let onnx = shared.join("reference/vit4mnist/vit4mnist.onnx");
+    common::write_manifest(dir, &common::vit4mnist_manifest(&onnx))
+}
+
+#[test]
+fn logits_match_onnx_runtime_within_1e4() {
+    let Some(shared) = common::shared_dir() else { return };
+    let reference = reference(&shared);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut model = LoadedModel::load(&package(&shared, tmp.path()), &BackendConfig::default()).unwrap();
+    let mut preprocess = Preprocessor::new(&model.package.manifest.input);
+    let dev = shared.join("reference/mnist-dev");
+    let paths = reference.files.iter().map(|f| dev.join(f)).collect();
+    let mut source = ImageListSource::new(paths, "test".into());
+    let mut worst = 0.0f32;
+    let mut count = 0;
+    while let Some(frame) = source.next_frame() {
+        let frame = frame.unwrap();
+        let input = preprocess.prepare(&frame).unwrap();
+        let outputs = model.backend.run(&input).unwrap();
+        let logits = outputs.get("logits").unwrap();
+        let row = &reference.logits.data()[count * 10..(count + 1) * 10];
+        let expected = Tensor::new(vec![1, 10], row.to_vec()).unwrap();
+        let diff = logits.max_abs_diff(&expected).unwrap();
+        assert!(diff <= 1e-4, "{}: logits differ from ORT by {diff}", reference.files[count]);
+        worst = worst.max(diff);
+        count += 1;
+    }
+    assert_eq!(count, 300);
+    eprintln!("vit4mnist: worst logit difference from ONNX Runtime over 300 digits: {worst:e}");
+}
+
+#[test]
+fn top1_accuracy_through_the_cli_equals_onnx_runtime() {
+    let Some(shared) = common::shared_dir() else { return };
+    let reference = reference(&shared);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = package(&shared, tmp.path());
+    let dev = shared.join("reference/mnist-dev");
+    let paths: Vec<String> = reference.files.iter().map(|f| dev.join(f).display().to_string()).collect();
+    let mut args = vec!["infer", "--model", model.to_str().unwrap(), "--top-k", "1"];
+    args.extend(paths.iter().map(String::as_str));
+    let output = common::edgevit(&args);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let lines = common::json_lines(&output);
+    assert_eq!(lines.len(), 300);
+
+    let (mut ours, mut ort, mut agree) = (0, 0, 0);
+    for (i, line) in lines.iter().enumerate() {
+        let file = &reference.files[i];
+        assert_eq!(line["input"].as_str().unwrap(), paths[i], "one line per image, in order");
+        assert_eq!(line["seq"], i as u64);
+        let predicted = line["top"][0]["index"].as_u64().unwrap() as usize;
+        let ort_predicted = argmax(&reference.logits.data()[i * 10..(i + 1) * 10]);
+        let label = reference.labels[file];
+        ours += usize::from(predicted == label);
+        ort += usize::from(ort_predicted == label);
+        agree += usize::from(predicted == ort_predicted);
+    }
+    assert_eq!(agree, 300, "every prediction equals ONNX Runtime's");
+    assert_eq!(ours, ort);
+    assert_eq!(ours, 298, "99.33% of 300, as ONNX Runtime measured");
+}

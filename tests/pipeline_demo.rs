@@ -1,0 +1,77 @@
+//! The README's demo end to end: the bundled model classifies the bundled digits correctly,
+//! and every line has the documented shape.
+
+mod common;
+
+use common::edgevit;
+
+fn digit_in_name(input: &str) -> u64 {
+    // samples are named digit-<label>-<index>.png
+    let name = std::path::Path::new(input).file_name().unwrap().to_str().unwrap();
+    name.split('-').nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn demo_config_classifies_every_bundled_digit_correctly() {
+    let config = common::repo().join("board-configs/demo.toml");
+    let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let lines = common::json_lines(&output);
+    let samples = std::fs::read_dir(common::default_model().join("samples")).unwrap().count();
+    assert_eq!(lines.len(), samples);
+    assert!(samples >= 10);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["seq"], i as u64);
+        assert_eq!(line["camera"], "demo");
+        assert_eq!(line["model"], "vit-mnist");
+        assert_eq!(line["task"], "classify");
+        let ts = line["ts"].as_str().unwrap();
+        assert!(humantime::parse_rfc3339(ts).is_ok(), "ts {ts} is RFC 3339");
+        let top = line["top"].as_array().unwrap();
+        assert_eq!(top.len(), 3, "top_k = 3 in the demo config");
+        let scores: Vec<f64> = top.iter().map(|t| t["score"].as_f64().unwrap()).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+        let input = line["input"].as_str().unwrap();
+        assert_eq!(top[0]["index"].as_u64().unwrap(), digit_in_name(input), "{input}");
+        assert_eq!(top[0]["label"].as_str().unwrap(), digit_in_name(input).to_string());
+        for stage in ["pre", "infer", "post"] {
+            assert!(line["latency_ms"][stage].as_f64().unwrap() >= 0.0);
+        }
+    }
+}
+
+#[test]
+fn default_model_passes_its_self_test() {
+    let model = common::default_model();
+    let output = edgevit(&["models", "check", model.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", common::stderr(&output));
+    assert!(stdout.contains("PASS"), "{stdout}");
+}
+
+#[test]
+fn pattern_source_runs_through_a_file_sink_with_two_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("edgevit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"pattern\"\nwidth = 64\nheight = 48\nframes = 3\ncamera = \"bars\"\n\
+             [model]\npath = \"{}\"\n[backend]\nkind = \"tract\"\nthreads = 2\n\
+             [classify]\ntop_k = 1\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
+            common::default_model().display()
+        ),
+    )
+    .unwrap();
+    let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let written = std::fs::read_to_string(tmp.path().join("out.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["seq"], i as u64);
+        assert_eq!(line["camera"], "bars");
+        assert!(line.get("input").is_none(), "a generated frame has no input file");
+        assert_eq!(line["top"].as_array().unwrap().len(), 1);
+    }
+}
