@@ -18,7 +18,11 @@ pub fn take_kind(section: &str, table: &mut toml::Table) -> Result<String, Strin
 pub fn unknown_kind(section: &str, kind: &str, known: &[&str]) -> String {
     format!(
         "`{section}.kind`: unknown variant `{kind}`, expected one of {}",
-        known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        known
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -26,7 +30,11 @@ pub fn unknown_kind(section: &str, kind: &str, known: &[&str]) -> String {
 pub fn parse_section<T: DeserializeOwned>(section: &str, table: toml::Table) -> Result<T, String> {
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let path = e.path().to_string();
-        let key = if path == "." { section.to_string() } else { format!("{section}.{path}") };
+        let key = if path == "." {
+            section.to_string()
+        } else {
+            format!("{section}.{path}")
+        };
         format!("`{key}`: {}", e.into_inner())
     })
 }

@@ -42,7 +42,9 @@ impl PixelFormat {
             PixelFormat::Rgb24 | PixelFormat::Bgr24 => Some(pixels * 3),
             PixelFormat::Gray8 => Some(pixels),
             PixelFormat::Yuyv => Some(pixels * 2),
-            PixelFormat::Nv12 => Some(pixels + 2 * (width as usize).div_ceil(2) * (height as usize).div_ceil(2)),
+            PixelFormat::Nv12 => {
+                Some(pixels + 2 * (width as usize).div_ceil(2) * (height as usize).div_ceil(2))
+            }
         }
     }
 }

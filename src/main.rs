@@ -11,9 +11,14 @@ use edgevit::sink::JsonLinesSink;
 use edgevit::source::ImageListSource;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "edgevit", version, about = "Fine-grained recognition and ReID with Vision Transformers on edge boards")]
+#[command(
+    name = "edgevit",
+    version,
+    about = "Fine-grained recognition and ReID with Vision Transformers on edge boards"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,13 +112,22 @@ fn run(cli: Cli) -> Result<i32> {
             let loaded = LoadedModel::load(&model, &tract(threads))?;
             let classify = ClassifyConfig { top_k, min_score };
             let source = Box::new(ImageListSource::new(images, camera));
-            let mut pipeline = Pipeline::new(loaded, &classify, source, Box::new(JsonLinesSink::stdout()))?;
+            let mut pipeline =
+                Pipeline::new(loaded, &classify, source, Box::new(JsonLinesSink::stdout()))?;
             let summary = pipeline.run(&never_stop)?;
             Ok(if summary.errors > 0 { 1 } else { 0 })
         }
         Command::Run { config } => {
             let config = RunConfig::load(&config)?;
-            let summary = Pipeline::from_config(&config)?.run(&never_stop)?;
+            let mut pipeline = Pipeline::from_config(&config)?;
+            // SIGTERM (systemd stop) and SIGINT end the loop between frames, so the frame in
+            // flight still gets its record and the sink is flushed.
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(signal, Arc::clone(&stop))
+                    .context("cannot install the signal handlers")?;
+            }
+            let summary = pipeline.run(&stop)?;
             log::info!(
                 "done: {} frames, {} results, {} errors",
                 summary.frames,
@@ -128,7 +142,10 @@ fn run(cli: Cli) -> Result<i32> {
             let package = ModelPackage::open(&dir)?;
             let mut backend = edgevit::backend::open(&package, &tract(threads))?;
             let Some(report) = selftest::run(&package, backend.as_mut())? else {
-                bail!("{} has no [selftest] section: nothing to check", dir.display());
+                bail!(
+                    "{} has no [selftest] section: nothing to check",
+                    dir.display()
+                );
             };
             for check in &report.checks {
                 println!("{}: max abs diff {:e}", check.output, check.max_abs_diff);

@@ -72,7 +72,10 @@ impl Tensor {
                 .iter()
                 .zip(&other.data)
                 .map(|(a, b)| (a - b).abs())
-                .fold(0.0, |worst, d| if d.is_nan() || d > worst { d } else { worst }),
+                .fold(
+                    0.0,
+                    |worst, d| if d.is_nan() || d > worst { d } else { worst },
+                ),
         )
     }
 
@@ -136,7 +139,9 @@ fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
     } else if descr.starts_with("'|u1'") {
         1
     } else {
-        return Err(format!("dtype {descr} is neither float32 '<f4' nor uint8 '|u1'"));
+        return Err(format!(
+            "dtype {descr} is neither float32 '<f4' nor uint8 '|u1'"
+        ));
     };
     if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
         return Err("Fortran-order arrays are not supported".into());
@@ -150,7 +155,10 @@ fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad dimension {s:?}")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad dimension {s:?}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let payload = &bytes[header_end..];
     let count = shape.iter().product::<usize>();

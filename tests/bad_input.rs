@@ -25,7 +25,11 @@ fn corrupt_onnx_file_is_refused() {
     let dir = edited_default_package(tmp.path(), |m| {
         m.insert("onnx".into(), "corrupt.onnx".into());
     });
-    std::fs::write(dir.join("corrupt.onnx"), b"\x08\x07this is not a protobuf model\xff\xff").unwrap();
+    std::fs::write(
+        dir.join("corrupt.onnx"),
+        b"\x08\x07this is not a protobuf model\xff\xff",
+    )
+    .unwrap();
     assert_clean_failure(&check(&dir), &["cannot load ONNX model", "corrupt.onnx"]);
 }
 
@@ -35,7 +39,14 @@ fn manifest_input_name_that_the_graph_lacks() {
     let dir = edited_default_package(tmp.path(), |m| {
         table(m, "input").insert("name".into(), "pixels".into());
     });
-    assert_clean_failure(&check(&dir), &["does not match its manifest", "\"pixels\"", "graph's inputs"]);
+    assert_clean_failure(
+        &check(&dir),
+        &[
+            "does not match its manifest",
+            "\"pixels\"",
+            "graph's inputs",
+        ],
+    );
 }
 
 #[test]
@@ -45,7 +56,10 @@ fn manifest_input_shape_that_the_graph_contradicts() {
         let shape = toml::Value::try_from([1, 1, 32, 32]).unwrap();
         table(m, "input").insert("shape".into(), shape);
     });
-    assert_clean_failure(&check(&dir), &["input.shape is [1, 1, 32, 32]", "graph's input is"]);
+    assert_clean_failure(
+        &check(&dir),
+        &["input.shape is [1, 1, 32, 32]", "graph's input is"],
+    );
 }
 
 #[test]
@@ -55,7 +69,10 @@ fn manifest_output_name_that_the_graph_lacks() {
         table(m, "outputs").insert("logits".into(), "scores".into());
         m.remove("selftest");
     });
-    assert_clean_failure(&check(&dir), &["names output \"scores\"", "graph's outputs"]);
+    assert_clean_failure(
+        &check(&dir),
+        &["names output \"scores\"", "graph's outputs"],
+    );
 }
 
 #[test]
@@ -73,7 +90,9 @@ fn failing_self_test_refuses_the_model() {
     let dir = edited_default_package(tmp.path(), |_| {});
     // Corrupt the stored reference logits: the model now disagrees with its golden output.
     let manifest = edgevit::model::ModelPackage::open(&dir).unwrap().manifest;
-    let selftest = manifest.selftest.expect("the default model has a self-test");
+    let selftest = manifest
+        .selftest
+        .expect("the default model has a self-test");
     let (name, file) = selftest.outputs.iter().next().unwrap();
     let reference = edgevit::tensor::Tensor::read_npy(&dir.join(file)).unwrap();
     let shifted: Vec<f32> = reference.data().iter().map(|v| v + 0.5).collect();
@@ -83,12 +102,28 @@ fn failing_self_test_refuses_the_model() {
     let output = check(&dir);
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("FAIL") && stdout.contains(name.as_str()), "{stdout}");
+    assert!(
+        stdout.contains("FAIL") && stdout.contains(name.as_str()),
+        "{stdout}"
+    );
 
     let digit = common::default_model().join("samples");
-    let image = std::fs::read_dir(digit).unwrap().next().unwrap().unwrap().path();
-    let refused = edgevit(&["infer", "--model", dir.to_str().unwrap(), image.to_str().unwrap()]);
-    assert_clean_failure(&refused, &["failed its self-test", "differs from the reference"]);
+    let image = std::fs::read_dir(digit)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let refused = edgevit(&[
+        "infer",
+        "--model",
+        dir.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
+    assert_clean_failure(
+        &refused,
+        &["failed its self-test", "differs from the reference"],
+    );
     assert!(refused.stdout.is_empty(), "no result from a refused model");
 }
 
@@ -99,7 +134,12 @@ fn wrongly_quantized_model_is_caught_by_its_self_test() {
     let dir = common::repo().join("tests/fixtures/bad-qdq");
     let output = check(&dir);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{stdout}{}", common::stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{stdout}{}",
+        common::stderr(&output)
+    );
     assert!(stdout.contains("FAIL"), "{stdout}");
 }
 
@@ -127,14 +167,22 @@ fn image_that_does_not_decode_gives_an_error_record_and_the_rest_go_on() {
         samples[1].to_str().unwrap(),
     ];
     let output = edgevit(&args);
-    assert_eq!(output.status.code(), Some(1), "some inputs failed: {}", common::stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "some inputs failed: {}",
+        common::stderr(&output)
+    );
     let lines = common::json_lines(&output);
     assert_eq!(lines.len(), 4, "one line per input");
     assert!(lines[0]["top"].is_array());
     assert_eq!(lines[1]["error"]["stage"], "preprocess");
     assert!(lines[1]["input"].as_str().unwrap().ends_with("corrupt.png"));
     assert_eq!(lines[2]["error"]["stage"], "source");
-    assert!(lines[2]["error"]["message"].as_str().unwrap().contains("text.png"));
+    assert!(lines[2]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("text.png"));
     assert!(lines[3]["top"].is_array());
     let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, [0, 1, 2, 3]);
@@ -160,5 +208,8 @@ fn unknown_config_key_names_file_and_key() {
 #[test]
 fn missing_config_file_is_named() {
     let output = edgevit(&["run", "--config", "/nonexistent/edgevit.toml"]);
-    assert_clean_failure(&output, &["cannot read config file /nonexistent/edgevit.toml"]);
+    assert_clean_failure(
+        &output,
+        &["cannot read config file /nonexistent/edgevit.toml"],
+    );
 }

@@ -36,7 +36,11 @@ fn reference(shared: &Path) -> Reference {
             (file.to_string(), label.trim().parse().unwrap())
         })
         .collect();
-    Reference { files, logits, labels }
+    Reference {
+        files,
+        logits,
+        labels,
+    }
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -50,10 +54,13 @@ fn package(shared: &Path, dir: &Path) -> PathBuf {
 
 #[test]
 fn logits_match_onnx_runtime_within_1e4() {
-    let Some(shared) = common::shared_dir() else { return };
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
     let reference = reference(&shared);
     let tmp = tempfile::tempdir().unwrap();
-    let mut model = LoadedModel::load(&package(&shared, tmp.path()), &BackendConfig::default()).unwrap();
+    let mut model =
+        LoadedModel::load(&package(&shared, tmp.path()), &BackendConfig::default()).unwrap();
     let mut preprocess = Preprocessor::new(&model.package.manifest.input);
     let dev = shared.join("reference/mnist-dev");
     let paths = reference.files.iter().map(|f| dev.join(f)).collect();
@@ -68,7 +75,11 @@ fn logits_match_onnx_runtime_within_1e4() {
         let row = &reference.logits.data()[count * 10..(count + 1) * 10];
         let expected = Tensor::new(vec![1, 10], row.to_vec()).unwrap();
         let diff = logits.max_abs_diff(&expected).unwrap();
-        assert!(diff <= 1e-4, "{}: logits differ from ORT by {diff}", reference.files[count]);
+        assert!(
+            diff <= 1e-4,
+            "{}: logits differ from ORT by {diff}",
+            reference.files[count]
+        );
         worst = worst.max(diff);
         count += 1;
     }
@@ -78,12 +89,18 @@ fn logits_match_onnx_runtime_within_1e4() {
 
 #[test]
 fn top1_accuracy_through_the_cli_equals_onnx_runtime() {
-    let Some(shared) = common::shared_dir() else { return };
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
     let reference = reference(&shared);
     let tmp = tempfile::tempdir().unwrap();
     let model = package(&shared, tmp.path());
     let dev = shared.join("reference/mnist-dev");
-    let paths: Vec<String> = reference.files.iter().map(|f| dev.join(f).display().to_string()).collect();
+    let paths: Vec<String> = reference
+        .files
+        .iter()
+        .map(|f| dev.join(f).display().to_string())
+        .collect();
     let mut args = vec!["infer", "--model", model.to_str().unwrap(), "--top-k", "1"];
     args.extend(paths.iter().map(String::as_str));
     let output = common::edgevit(&args);
@@ -94,7 +111,11 @@ fn top1_accuracy_through_the_cli_equals_onnx_runtime() {
     let (mut ours, mut ort, mut agree) = (0, 0, 0);
     for (i, line) in lines.iter().enumerate() {
         let file = &reference.files[i];
-        assert_eq!(line["input"].as_str().unwrap(), paths[i], "one line per image, in order");
+        assert_eq!(
+            line["input"].as_str().unwrap(),
+            paths[i],
+            "one line per image, in order"
+        );
         assert_eq!(line["seq"], i as u64);
         let predicted = line["top"][0]["index"].as_u64().unwrap() as usize;
         let ort_predicted = argmax(&reference.logits.data()[i * 10..(i + 1) * 10]);

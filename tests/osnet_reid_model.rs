@@ -57,7 +57,9 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn osnet_embeds_a_person_and_its_mirror_alike() {
-    let Some(shared) = common::shared_dir() else { return };
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let onnx = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
     let dir = common::write_manifest(tmp.path(), &manifest(&onnx));
@@ -65,16 +67,22 @@ fn osnet_embeds_a_person_and_its_mirror_alike() {
     let mut backend = backend::open(&package, &BackendConfig::default()).unwrap();
     let mut preprocess = Preprocessor::new(&package.manifest.input);
 
-    let embed = |image: &image::RgbImage, backend: &mut Box<dyn backend::InferenceBackend>, pre: &mut Preprocessor| {
+    let embed = |image: &image::RgbImage,
+                 backend: &mut Box<dyn backend::InferenceBackend>,
+                 pre: &mut Preprocessor| {
         let input = pre.prepare(&rgb_frame(image)).unwrap();
         let outputs = backend.run(&input).unwrap();
         let embedding = outputs.get("output").unwrap();
         assert_eq!(embedding.shape(), [1, 512]);
         embedding.data().to_vec()
     };
-    let person = image::open(shared.join("reference/images/astronaut.png")).unwrap().to_rgb8();
+    let person = image::open(shared.join("reference/images/astronaut.png"))
+        .unwrap()
+        .to_rgb8();
     let mirrored = image::imageops::flip_horizontal(&person);
-    let other = image::open(shared.join("reference/images/coffee.png")).unwrap().to_rgb8();
+    let other = image::open(shared.join("reference/images/coffee.png"))
+        .unwrap()
+        .to_rgb8();
     let a = embed(&person, &mut backend, &mut preprocess);
     let b = embed(&mirrored, &mut backend, &mut preprocess);
     let c = embed(&other, &mut backend, &mut preprocess);
@@ -83,5 +91,8 @@ fn osnet_embeds_a_person_and_its_mirror_alike() {
     let different = cosine(&a, &c);
     eprintln!("osnet cosine: mirror {same:.3}, other image {different:.3}");
     assert!(same > 0.9, "mirror image similarity {same}");
-    assert!(different < same - 0.1, "a cup of coffee ({different}) is not the astronaut ({same})");
+    assert!(
+        different < same - 0.1,
+        "a cup of coffee ({different}) is not the astronaut ({same})"
+    );
 }

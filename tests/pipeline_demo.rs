@@ -7,7 +7,11 @@ use common::edgevit;
 
 fn digit_in_name(input: &str) -> u64 {
     // samples are named digit-<label>-<index>.png
-    let name = std::path::Path::new(input).file_name().unwrap().to_str().unwrap();
+    let name = std::path::Path::new(input)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
     name.split('-').nth(1).unwrap().parse().unwrap()
 }
 
@@ -17,7 +21,9 @@ fn demo_config_classifies_every_bundled_digit_correctly() {
     let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
     assert!(output.status.success(), "{}", common::stderr(&output));
     let lines = common::json_lines(&output);
-    let samples = std::fs::read_dir(common::default_model().join("samples")).unwrap().count();
+    let samples = std::fs::read_dir(common::default_model().join("samples"))
+        .unwrap()
+        .count();
     assert_eq!(lines.len(), samples);
     assert!(samples >= 10);
     for (i, line) in lines.iter().enumerate() {
@@ -30,10 +36,20 @@ fn demo_config_classifies_every_bundled_digit_correctly() {
         let top = line["top"].as_array().unwrap();
         assert_eq!(top.len(), 3, "top_k = 3 in the demo config");
         let scores: Vec<f64> = top.iter().map(|t| t["score"].as_f64().unwrap()).collect();
-        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+        assert!(
+            scores.windows(2).all(|w| w[0] >= w[1]),
+            "best first: {scores:?}"
+        );
         let input = line["input"].as_str().unwrap();
-        assert_eq!(top[0]["index"].as_u64().unwrap(), digit_in_name(input), "{input}");
-        assert_eq!(top[0]["label"].as_str().unwrap(), digit_in_name(input).to_string());
+        assert_eq!(
+            top[0]["index"].as_u64().unwrap(),
+            digit_in_name(input),
+            "{input}"
+        );
+        assert_eq!(
+            top[0]["label"].as_str().unwrap(),
+            digit_in_name(input).to_string()
+        );
         for stage in ["pre", "infer", "post"] {
             assert!(line["latency_ms"][stage].as_f64().unwrap() >= 0.0);
         }
@@ -45,7 +61,11 @@ fn default_model_passes_its_self_test() {
     let model = common::default_model();
     let output = edgevit(&["models", "check", model.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", common::stderr(&output));
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        common::stderr(&output)
+    );
     assert!(stdout.contains("PASS"), "{stdout}");
 }
 
@@ -66,12 +86,68 @@ fn pattern_source_runs_through_a_file_sink_with_two_threads() {
     let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
     assert!(output.status.success(), "{}", common::stderr(&output));
     let written = std::fs::read_to_string(tmp.path().join("out.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = written
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3);
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(line["seq"], i as u64);
         assert_eq!(line["camera"], "bars");
-        assert!(line.get("input").is_none(), "a generated frame has no input file");
+        assert!(
+            line.get("input").is_none(),
+            "a generated frame has no input file"
+        );
         assert_eq!(line["top"].as_array().unwrap().len(), 1);
     }
+}
+
+#[test]
+fn sigterm_ends_the_loop_cleanly_with_every_record_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("edgevit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nfps = 50\n\
+             [model]\npath = \"{}\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
+            common::default_model().display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let out = tmp.path().join("out.jsonl");
+    // Wait (bounded) until results flow, then ask it to stop as systemd would.
+    for _ in 0..300 {
+        if std::fs::read_to_string(&out).is_ok_and(|t| t.lines().count() >= 3) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a clean stop exits 0: {status:?}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.ends_with('\n'), "no torn last line");
+    let seqs: Vec<u64> = written
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(seqs.len() >= 3);
+    assert_eq!(
+        seqs,
+        (0..seqs.len() as u64).collect::<Vec<_>>(),
+        "every frame has its record"
+    );
 }

@@ -57,7 +57,8 @@ fn frame(data: Vec<u8>, width: u32, height: u32, format: PixelFormat) -> Frame {
 #[test]
 fn encoded_images_match_pillow_within_one_grey_level() {
     let cases: Vec<Case> =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("cases.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("cases.json")).unwrap())
+            .unwrap();
     assert!(cases.len() >= 16);
     for case in cases {
         let spec = InputSpec {
@@ -76,7 +77,11 @@ fn encoded_images_match_pillow_within_one_grey_level() {
         let expected = Tensor::read_npy(&fixtures().join(&case.expected)).unwrap();
         assert_eq!(tensor.shape(), expected.shape(), "{}", case.name);
         // One grey level, in normalised units, per channel; JPEG decoders may differ by a few.
-        let levels = if case.image.ends_with(".jpg") { 3.0 } else { 1.0 };
+        let levels = if case.image.ends_with(".jpg") {
+            3.0
+        } else {
+            1.0
+        };
         let plane = case.width * case.height;
         for (c, (got, want)) in tensor
             .data()
@@ -84,10 +89,22 @@ fn encoded_images_match_pillow_within_one_grey_level() {
             .zip(expected.data().chunks(plane))
             .enumerate()
         {
-            let std = if case.std.len() > 1 { case.std[c] } else { case.std[0] };
+            let std = if case.std.len() > 1 {
+                case.std[c]
+            } else {
+                case.std[0]
+            };
             let tolerance = levels / (case.scale * std) + 1e-4;
-            let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            assert!(worst <= tolerance, "{} channel {c}: off by {worst} (> {tolerance})", case.name);
+            let worst = got
+                .iter()
+                .zip(want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(
+                worst <= tolerance,
+                "{} channel {c}: off by {worst} (> {tolerance})",
+                case.name
+            );
         }
     }
 }
@@ -95,7 +112,8 @@ fn encoded_images_match_pillow_within_one_grey_level() {
 #[test]
 fn camera_yuv_formats_match_opencv_within_one_level() {
     let cases: Vec<RawCase> =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("raw_cases.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("raw_cases.json")).unwrap())
+            .unwrap();
     assert_eq!(cases.len(), 2);
     for case in cases {
         let raw = std::fs::read(fixtures().join(&case.file)).unwrap();
@@ -105,7 +123,10 @@ fn camera_yuv_formats_match_opencv_within_one_level() {
             other => panic!("unknown format {other}"),
         };
         let expected = Tensor::read_npy(&fixtures().join(&case.expected)).unwrap();
-        assert_eq!(expected.shape(), [case.height as usize, case.width as usize, 3]);
+        assert_eq!(
+            expected.shape(),
+            [case.height as usize, case.width as usize, 3]
+        );
         let worst = rgb
             .iter()
             .zip(expected.data())
@@ -130,11 +151,15 @@ fn raw_frames_of_every_format_reach_the_same_tensor() {
         resize: ResizePolicy::Stretch,
     };
     let mut pre = Preprocessor::new(&spec);
-    let from_rgb = pre.prepare(&frame(rgb.clone(), 4, 2, PixelFormat::Rgb24)).unwrap();
+    let from_rgb = pre
+        .prepare(&frame(rgb.clone(), 4, 2, PixelFormat::Rgb24))
+        .unwrap();
     let from_bgr = pre.prepare(&frame(bgr, 4, 2, PixelFormat::Bgr24)).unwrap();
     assert_eq!(from_rgb, from_bgr);
     // BGR order: the first plane is the blue channel of the first pixel.
     assert_eq!(from_rgb.data()[0], rgb[2] as f32);
-    let short = pre.prepare(&frame(vec![0; 5], 4, 2, PixelFormat::Yuyv)).unwrap_err();
+    let short = pre
+        .prepare(&frame(vec![0; 5], 4, 2, PixelFormat::Yuyv))
+        .unwrap_err();
     assert!(short.to_string().contains("needs 16 bytes"), "{short}");
 }

@@ -80,7 +80,9 @@ impl TryFrom<toml::Table> for BackendConfig {
 
     fn try_from(mut table: toml::Table) -> Result<Self, String> {
         match config::take_kind("backend", &mut table)?.as_str() {
-            "tract" => Ok(BackendConfig::Tract(config::parse_section("backend", table)?)),
+            "tract" => Ok(BackendConfig::Tract(config::parse_section(
+                "backend", table,
+            )?)),
             other => Err(config::unknown_kind("backend", other, &["tract"])),
         }
     }

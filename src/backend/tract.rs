@@ -42,15 +42,18 @@ impl TractBackend {
     pub fn load(package: &ModelPackage, config: &TractConfig) -> Result<Self, BackendError> {
         let path = package.onnx_path();
         if config.threads == 0 {
-            return Err(BackendError::Config("backend.threads must be at least 1".into()));
+            return Err(BackendError::Config(
+                "backend.threads must be at least 1".into(),
+            ));
         }
         let spec = &package.manifest.input;
-        let mut model = tract_onnx::onnx()
-            .model_for_path(&path)
-            .map_err(|e| BackendError::Load {
-                path: path.clone(),
-                message: format!("{e:#}"),
-            })?;
+        let mut model =
+            tract_onnx::onnx()
+                .model_for_path(&path)
+                .map_err(|e| BackendError::Load {
+                    path: path.clone(),
+                    message: format!("{e:#}"),
+                })?;
         let mismatch = |message: String| BackendError::Mismatch {
             path: path.clone(),
             message,
@@ -109,7 +112,12 @@ impl TractBackend {
 fn input_names(model: &InferenceModel) -> Vec<&str> {
     model
         .input_outlets()
-        .map(|outlets| outlets.iter().map(|o| model.node(o.node).name.as_str()).collect())
+        .map(|outlets| {
+            outlets
+                .iter()
+                .map(|o| model.node(o.node).name.as_str())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -195,4 +203,3 @@ impl InferenceBackend for TractBackend {
         Ok(Outputs::new(tensors))
     }
 }
-

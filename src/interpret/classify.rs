@@ -70,7 +70,9 @@ impl Classifier {
             .clone()
             .ok_or_else(|| InterpretError::Config("the model has no outputs.logits".into()))?;
         if config.top_k == 0 {
-            return Err(InterpretError::Config("classify.top_k must be at least 1".into()));
+            return Err(InterpretError::Config(
+                "classify.top_k must be at least 1".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&config.min_score) {
             return Err(InterpretError::Config(format!(
@@ -114,11 +116,7 @@ impl Interpret for Classifier {
             .get(&self.logits)
             .ok_or_else(|| InterpretError::MissingOutput(self.logits.clone()))?;
         let shape = tensor.shape();
-        let one_row = match shape {
-            [_] => true,
-            [1, _] => true,
-            _ => false,
-        };
+        let one_row = matches!(shape, [_] | [1, _]);
         if !one_row || tensor.data().is_empty() {
             return Err(InterpretError::Shape {
                 name: self.logits.clone(),
@@ -164,17 +162,35 @@ mod tests {
         let strict = classifier(3, 0.5, &[]);
         let result = strict.classify(&[0.0, 3.0, 1.0]);
         assert_eq!(result.top.len(), 1);
-        assert_eq!(result.top[0].label, "1", "the index stands in for a missing label");
+        assert_eq!(
+            result.top[0].label, "1",
+            "the index stands in for a missing label"
+        );
     }
 
     #[test]
     fn rejects_batched_or_non_finite_logits() {
         use crate::tensor::Tensor;
         let c = classifier(1, 0.0, &[]);
-        let batched = Outputs::new(vec![("logits".into(), Tensor::new(vec![2, 2], vec![0.0; 4]).unwrap())]);
-        assert!(matches!(c.interpret(&batched), Err(InterpretError::Shape { .. })));
-        let nan = Outputs::new(vec![("logits".into(), Tensor::new(vec![1, 2], vec![f32::NAN, 0.0]).unwrap())]);
-        assert!(matches!(c.interpret(&nan), Err(InterpretError::NonFinite(_))));
-        assert!(matches!(c.interpret(&Outputs::default()), Err(InterpretError::MissingOutput(_))));
+        let batched = Outputs::new(vec![(
+            "logits".into(),
+            Tensor::new(vec![2, 2], vec![0.0; 4]).unwrap(),
+        )]);
+        assert!(matches!(
+            c.interpret(&batched),
+            Err(InterpretError::Shape { .. })
+        ));
+        let nan = Outputs::new(vec![(
+            "logits".into(),
+            Tensor::new(vec![1, 2], vec![f32::NAN, 0.0]).unwrap(),
+        )]);
+        assert!(matches!(
+            c.interpret(&nan),
+            Err(InterpretError::NonFinite(_))
+        ));
+        assert!(matches!(
+            c.interpret(&Outputs::default()),
+            Err(InterpretError::MissingOutput(_))
+        ));
     }
 }

@@ -3,7 +3,7 @@
 
 mod classify;
 
-pub use classify::{softmax, ClassScore, Classification, ClassifyConfig, Classifier};
+pub use classify::{softmax, ClassScore, Classification, Classifier, ClassifyConfig};
 
 use crate::backend::Outputs;
 use serde::Serialize;

@@ -47,15 +47,19 @@ impl ModelPackage {
         } else {
             path.to_path_buf()
         };
-        let text = std::fs::read_to_string(&manifest_path).map_err(|source| ModelError::ReadManifest {
-            path: manifest_path.clone(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(&manifest_path).map_err(|source| ModelError::ReadManifest {
+                path: manifest_path.clone(),
+                source,
+            })?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::ParseManifest {
             path: manifest_path.clone(),
             message: e.to_string(),
         })?;
-        let dir = manifest_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = manifest_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         validate(&manifest).map_err(|message| ModelError::Invalid {
             path: manifest_path.clone(),
             message,
@@ -69,7 +73,11 @@ impl ModelPackage {
             }
             None => Vec::new(),
         };
-        Ok(ModelPackage { dir, manifest, labels })
+        Ok(ModelPackage {
+            dir,
+            manifest,
+            labels,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -93,7 +101,9 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
         return Err(format!("input.shape: batch must be 1, got {n}"));
     }
     if h == 0 || w == 0 {
-        return Err(format!("input.shape: height and width must be positive, got {h}x{w}"));
+        return Err(format!(
+            "input.shape: height and width must be positive, got {h}x{w}"
+        ));
     }
     if c != input.color.channels() {
         return Err(format!(
@@ -103,7 +113,10 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
         ));
     }
     if !input.scale.is_finite() || input.scale == 0.0 {
-        return Err(format!("input.scale must be a non-zero number, got {}", input.scale));
+        return Err(format!(
+            "input.scale must be a non-zero number, got {}",
+            input.scale
+        ));
     }
     for (key, values) in [("mean", &input.mean), ("std", &input.std)] {
         if !(values.is_empty() || values.len() == 1 || values.len() == c) {
@@ -126,11 +139,15 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
         _ => {}
     }
     if let Some(selftest) = &manifest.selftest {
-        if !(selftest.tolerance >= 0.0) {
+        if selftest.tolerance.is_nan() || selftest.tolerance < 0.0 {
             return Err("selftest.tolerance must be a non-negative number".into());
         }
         let known = manifest.outputs.graph_names();
-        if let Some(unknown) = selftest.outputs.keys().find(|k| !known.contains(&k.as_str())) {
+        if let Some(unknown) = selftest
+            .outputs
+            .keys()
+            .find(|k| !known.contains(&k.as_str()))
+        {
             return Err(format!(
                 "selftest.outputs names {unknown:?}, which is not one of the [outputs] ({known:?})"
             ));
@@ -173,12 +190,24 @@ logits = "logits"
     #[test]
     fn rejects_inconsistent_manifests() {
         let cases = [
-            (GOOD.replace("[1, 1, 28, 28]", "[2, 1, 28, 28]"), "batch must be 1"),
+            (
+                GOOD.replace("[1, 1, 28, 28]", "[2, 1, 28, 28]"),
+                "batch must be 1",
+            ),
             (GOOD.replace("\"gray\"", "\"rgb\""), "channels"),
             (GOOD.replace("std = [0.5]", "std = [0.0]"), "non-zero"),
-            (GOOD.replace("mean = [0.5]", "mean = [0.5, 0.5]"), "input.mean"),
-            (GOOD.replace("logits = \"logits\"", ""), "needs outputs.logits"),
-            (GOOD.replace("task = \"classify\"", "task = \"detect\""), "unknown variant"),
+            (
+                GOOD.replace("mean = [0.5]", "mean = [0.5, 0.5]"),
+                "input.mean",
+            ),
+            (
+                GOOD.replace("logits = \"logits\"", ""),
+                "needs outputs.logits",
+            ),
+            (
+                GOOD.replace("task = \"classify\"", "task = \"detect\""),
+                "unknown variant",
+            ),
             (format!("{GOOD}\nextra = 1"), "unknown field"),
             (
                 format!("{GOOD}\n[selftest]\ninput = \"i.npy\"\noutputs = {{ probs = \"p.npy\" }}"),
@@ -187,7 +216,10 @@ logits = "logits"
         ];
         for (text, expected) in cases {
             let err = parse(&text).expect_err(expected);
-            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
         }
     }
 }

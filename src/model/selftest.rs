@@ -78,11 +78,13 @@ pub fn run(
         let actual = outputs
             .get(name)
             .ok_or_else(|| SelfTestError::MissingOutput(name.clone()))?;
-        let max_abs_diff = actual.max_abs_diff(&expected).ok_or_else(|| SelfTestError::Shape {
-            output: name.clone(),
-            expected: expected.shape().to_vec(),
-            actual: actual.shape().to_vec(),
-        })?;
+        let max_abs_diff = actual
+            .max_abs_diff(&expected)
+            .ok_or_else(|| SelfTestError::Shape {
+                output: name.clone(),
+                expected: expected.shape().to_vec(),
+                actual: actual.shape().to_vec(),
+            })?;
         checks.push(OutputCheck {
             output: name.clone(),
             max_abs_diff,

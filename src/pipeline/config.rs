@@ -59,15 +59,16 @@ impl RunConfig {
     /// Parses configuration text; relative paths are resolved against `base`.
     pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
         let deserializer = toml::Deserializer::new(text);
-        let mut config: RunConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            if key == "." {
-                inner
-            } else {
-                format!("key `{key}`: {inner}")
-            }
-        })?;
+        let mut config: RunConfig =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                if key == "." {
+                    inner
+                } else {
+                    format!("key `{key}`: {inner}")
+                }
+            })?;
         config.source.resolve_paths(base);
         config.sink.resolve_paths(base);
         config.model.path = base.join(&config.model.path);
@@ -106,16 +107,34 @@ path = "../models/m"
     #[test]
     fn errors_name_the_key_and_what_is_expected() {
         let cases = [
-            (format!("{MINIMAL}\n[backend]\nkind = \"tract\"\nthread = 2\n"), "unknown field `thread`"),
-            (format!("{MINIMAL}\n[backend]\nkind = \"tract\"\nthreads = \"two\"\n"), "backend.threads"),
-            (MINIMAL.replace("image-dir", "webcam"), "unknown variant `webcam`"),
-            (MINIMAL.replace("path = \"images\"", ""), "missing field `path`"),
-            (format!("{MINIMAL}\n[classify]\ntop_k = -1\n"), "classify.top_k"),
+            (
+                format!("{MINIMAL}\n[backend]\nkind = \"tract\"\nthread = 2\n"),
+                "unknown field `thread`",
+            ),
+            (
+                format!("{MINIMAL}\n[backend]\nkind = \"tract\"\nthreads = \"two\"\n"),
+                "backend.threads",
+            ),
+            (
+                MINIMAL.replace("image-dir", "webcam"),
+                "unknown variant `webcam`",
+            ),
+            (
+                MINIMAL.replace("path = \"images\"", ""),
+                "missing field `path`",
+            ),
+            (
+                format!("{MINIMAL}\n[classify]\ntop_k = -1\n"),
+                "classify.top_k",
+            ),
             ("[source\n".to_string(), "line 1"),
         ];
         for (text, expected) in cases {
             let err = RunConfig::parse(&text, Path::new(".")).expect_err(expected);
-            assert!(err.contains(expected), "{err:?} should mention {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
         }
     }
 }

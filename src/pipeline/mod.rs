@@ -7,12 +7,14 @@ pub use config::{ConfigError, ModelConfig, RunConfig};
 
 use crate::backend::{self, BackendConfig, BackendError, InferenceBackend};
 use crate::frame::Frame;
-use crate::interpret::{ClassifyConfig, Classifier, Interpret, InterpretError};
+use crate::interpret::{Classifier, ClassifyConfig, Interpret, InterpretError};
 use crate::model::selftest::{self, SelfTestError, SelfTestReport};
 use crate::model::{ModelError, ModelPackage, Task};
 use crate::preprocess::{Preprocess, Preprocessor};
-use crate::sink::{self, ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord, Sink, SinkError};
-use crate::source::{self, FrameError, FrameSource, SourceError};
+use crate::sink::{
+    self, ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord, Sink, SinkError,
+};
+use crate::source::{self, FrameSource, SourceError};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -70,7 +72,10 @@ impl LoadedModel {
     }
 
     /// The interpretation the package's task calls for.
-    pub fn interpreter(&self, classify: &ClassifyConfig) -> Result<Box<dyn Interpret>, PipelineError> {
+    pub fn interpreter(
+        &self,
+        classify: &ClassifyConfig,
+    ) -> Result<Box<dyn Interpret>, PipelineError> {
         match self.package.manifest.task {
             Task::Classify => Ok(Box::new(Classifier::new(&self.package, classify)?)),
             Task::Reid => Err(PipelineError::UnsupportedTask(Task::Reid.name())),
@@ -141,13 +146,20 @@ impl Pipeline {
             summary.frames += 1;
             let record = match next {
                 Ok(frame) => self.process(&frame),
-                Err(FrameError { meta, error }) => self.error_record(FrameInfo::from_meta(&meta), "source", &error),
+                Err(failed) => {
+                    self.error_record(FrameInfo::from_meta(&failed.meta), "source", &failed.error)
+                }
             };
             match record {
                 Record::Result(_) => summary.results += 1,
                 Record::Error(ref e) => {
                     summary.errors += 1;
-                    log::warn!("frame {} of {}: {}", e.frame.seq, e.frame.source, e.error.message);
+                    log::warn!(
+                        "frame {} of {}: {}",
+                        e.frame.seq,
+                        e.frame.source,
+                        e.error.message
+                    );
                 }
             }
             self.sink.emit(&record)?;
@@ -189,7 +201,12 @@ impl Pipeline {
         })
     }
 
-    fn error_record(&self, frame: FrameInfo, stage: &'static str, error: &dyn std::error::Error) -> Record {
+    fn error_record(
+        &self,
+        frame: FrameInfo,
+        stage: &'static str,
+        error: &dyn std::error::Error,
+    ) -> Record {
         Record::Error(ErrorRecord {
             frame,
             model: self.model.clone(),

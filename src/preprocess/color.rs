@@ -59,7 +59,9 @@ pub fn nv12_to_rgb(data: &[u8], width: u32, height: u32) -> Vec<u8> {
 /// Packed RGB to grey, Pillow's `convert("L")`.
 pub fn rgb_to_gray(rgb: &[u8]) -> Vec<u8> {
     rgb.chunks_exact(3)
-        .map(|p| ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8)
+        .map(|p| {
+            ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8
+        })
         .collect()
 }
 
@@ -86,6 +88,9 @@ mod tests {
     fn gray_matches_pillow_weights() {
         assert_eq!(rgb_to_gray(&[255, 255, 255, 0, 0, 0]), vec![255, 0]);
         // Pillow: convert("L") of (255, 0, 0) is 76, of (0, 255, 0) is 150, of (0, 0, 255) is 29.
-        assert_eq!(rgb_to_gray(&[255, 0, 0, 0, 255, 0, 0, 0, 255]), vec![76, 150, 29]);
+        assert_eq!(
+            rgb_to_gray(&[255, 0, 0, 0, 255, 0, 0, 0, 255]),
+            vec![76, 150, 29]
+        );
     }
 }

@@ -107,7 +107,11 @@ pub fn resize(
     let pixel_type = match image.channels {
         1 => PixelType::U8,
         3 => PixelType::U8x3,
-        n => return Err(PreprocessError::Resize(format!("{n} channels are not supported"))),
+        n => {
+            return Err(PreprocessError::Resize(format!(
+                "{n} channels are not supported"
+            )))
+        }
     };
     let placement = Placement::new(policy, image.width, image.height, width, height);
     let target = placement.target;
@@ -154,22 +158,64 @@ mod tests {
     #[test]
     fn center_crop_takes_the_middle_of_the_long_side() {
         let p = Placement::new(ResizePolicy::CenterCrop, 640, 480, 224, 224);
-        assert_eq!(p.source, Region { x: 80.0, y: 0.0, width: 480.0, height: 480.0 });
+        assert_eq!(
+            p.source,
+            Region {
+                x: 80.0,
+                y: 0.0,
+                width: 480.0,
+                height: 480.0
+            }
+        );
         let p = Placement::new(ResizePolicy::CenterCrop, 100, 300, 50, 50);
-        assert_eq!(p.source, Region { x: 0.0, y: 100.0, width: 100.0, height: 100.0 });
+        assert_eq!(
+            p.source,
+            Region {
+                x: 0.0,
+                y: 100.0,
+                width: 100.0,
+                height: 100.0
+            }
+        );
     }
 
     #[test]
     fn letterbox_keeps_aspect_and_centres() {
         let p = Placement::new(ResizePolicy::Letterbox, 640, 480, 224, 224);
-        assert_eq!(p.target, Region { x: 0.0, y: 28.0, width: 224.0, height: 168.0 });
-        let back = p.to_source(Region { x: 0.0, y: 28.0, width: 224.0, height: 168.0 });
-        assert_eq!(back, Region { x: 0.0, y: 0.0, width: 640.0, height: 480.0 });
+        assert_eq!(
+            p.target,
+            Region {
+                x: 0.0,
+                y: 28.0,
+                width: 224.0,
+                height: 168.0
+            }
+        );
+        let back = p.to_source(Region {
+            x: 0.0,
+            y: 28.0,
+            width: 224.0,
+            height: 168.0,
+        });
+        assert_eq!(
+            back,
+            Region {
+                x: 0.0,
+                y: 0.0,
+                width: 640.0,
+                height: 480.0
+            }
+        );
     }
 
     #[test]
     fn letterbox_pads_with_black() {
-        let white = Raster { width: 4, height: 2, channels: 1, data: vec![255; 8] };
+        let white = Raster {
+            width: 4,
+            height: 2,
+            channels: 1,
+            data: vec![255; 8],
+        };
         let out = resize(&mut Resizer::new(), &white, ResizePolicy::Letterbox, 4, 4).unwrap();
         assert_eq!(out.data[..4], [0, 0, 0, 0]);
         assert_eq!(out.data[4..12], [255; 8]);

@@ -3,7 +3,7 @@
 mod jsonl;
 mod record;
 
-pub use jsonl::{JsonLinesSink, JsonLinesConfig};
+pub use jsonl::{JsonLinesConfig, JsonLinesSink};
 pub use record::{ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord};
 
 use crate::config;

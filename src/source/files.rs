@@ -1,6 +1,6 @@
 //! Image files and directories: replays and tests.
 
-use super::{default_camera, FrameError, FrameSource, Pacer, SourceError};
+use super::{default_camera, FrameError, FrameResult, FrameSource, Pacer, SourceError};
 use crate::frame::{Frame, FrameMeta, PixelFormat};
 use serde::Deserialize;
 use std::io::Cursor;
@@ -104,7 +104,7 @@ impl ImageListSource {
     }
 }
 
-fn next_file_frame(path: PathBuf, camera: &str, seq: &mut u64) -> Result<Frame, FrameError> {
+fn next_file_frame(path: PathBuf, camera: &str, seq: &mut u64) -> FrameResult {
     let mut meta = FrameMeta {
         seq: *seq,
         captured_at: SystemTime::now(),
@@ -118,7 +118,7 @@ fn next_file_frame(path: PathBuf, camera: &str, seq: &mut u64) -> Result<Frame, 
     *seq += 1;
     match read_image(&path, &mut meta) {
         Ok(data) => Ok(Frame { meta, data }),
-        Err(error) => Err(FrameError { meta, error }),
+        Err(error) => Err(Box::new(FrameError { meta, error })),
     }
 }
 
@@ -127,7 +127,7 @@ impl FrameSource for ImageListSource {
         "image files".to_string()
     }
 
-    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
+    fn next_frame(&mut self) -> Option<FrameResult> {
         let path = self.paths.next()?;
         Some(next_file_frame(path, &self.camera, &mut self.seq))
     }
@@ -159,7 +159,7 @@ impl FrameSource for ImageDirSource {
         self.config.path.display().to_string()
     }
 
-    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
+    fn next_frame(&mut self) -> Option<FrameResult> {
         let path = match self.pending.next() {
             Some(path) => path,
             None if self.config.repeat => match list_images(&self.config.path) {
@@ -184,7 +184,9 @@ mod tests {
     use super::*;
 
     fn write_png(path: &Path, w: u32, h: u32) {
-        image::GrayImage::from_pixel(w, h, image::Luma([200])).save(path).unwrap();
+        image::GrayImage::from_pixel(w, h, image::Luma([200]))
+            .save(path)
+            .unwrap();
     }
 
     #[test]
@@ -201,7 +203,10 @@ mod tests {
         };
         let mut source = ImageDirSource::open(&config).unwrap();
         let first = source.next_frame().unwrap().unwrap();
-        assert_eq!((first.meta.seq, first.meta.width, first.meta.height), (0, 5, 4));
+        assert_eq!(
+            (first.meta.seq, first.meta.width, first.meta.height),
+            (0, 5, 4)
+        );
         assert_eq!(first.meta.camera, "door");
         let second = source.next_frame().unwrap().unwrap();
         assert_eq!((second.meta.seq, second.meta.width), (1, 3));
@@ -219,7 +224,9 @@ mod tests {
             fps: 0.0,
         };
         let mut source = ImageDirSource::open(&config).unwrap();
-        let seqs: Vec<u64> = (0..3).map(|_| source.next_frame().unwrap().unwrap().meta.seq).collect();
+        let seqs: Vec<u64> = (0..3)
+            .map(|_| source.next_frame().unwrap().unwrap().meta.seq)
+            .collect();
         assert_eq!(seqs, vec![0, 1, 2]);
     }
 

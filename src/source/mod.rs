@@ -39,11 +39,14 @@ pub struct FrameError {
     pub error: SourceError,
 }
 
+/// A frame, or what went wrong producing it.
+pub type FrameResult = Result<Frame, Box<FrameError>>;
+
 /// Produces frames. `None` ends the stream.
 pub trait FrameSource: Send {
     /// A description for logs and result records (a path, a device).
     fn describe(&self) -> String;
-    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>>;
+    fn next_frame(&mut self) -> Option<FrameResult>;
 }
 
 /// The camera id used when the configuration names none.
@@ -68,10 +71,20 @@ impl TryFrom<toml::Table> for SourceConfig {
 
     fn try_from(mut table: toml::Table) -> Result<Self, String> {
         match config::take_kind("source", &mut table)?.as_str() {
-            "image-file" => Ok(SourceConfig::ImageFile(config::parse_section("source", table)?)),
-            "image-dir" => Ok(SourceConfig::ImageDir(config::parse_section("source", table)?)),
-            "pattern" => Ok(SourceConfig::Pattern(config::parse_section("source", table)?)),
-            other => Err(config::unknown_kind("source", other, &["image-file", "image-dir", "pattern"])),
+            "image-file" => Ok(SourceConfig::ImageFile(config::parse_section(
+                "source", table,
+            )?)),
+            "image-dir" => Ok(SourceConfig::ImageDir(config::parse_section(
+                "source", table,
+            )?)),
+            "pattern" => Ok(SourceConfig::Pattern(config::parse_section(
+                "source", table,
+            )?)),
+            other => Err(config::unknown_kind(
+                "source",
+                other,
+                &["image-file", "image-dir", "pattern"],
+            )),
         }
     }
 }
@@ -90,7 +103,9 @@ impl SourceConfig {
 /// Opens the configured source.
 pub fn open(config: &SourceConfig) -> Result<Box<dyn FrameSource>, SourceError> {
     Ok(match config {
-        SourceConfig::ImageFile(c) => Box::new(ImageListSource::new(vec![c.path.clone()], c.camera.clone())),
+        SourceConfig::ImageFile(c) => {
+            Box::new(ImageListSource::new(vec![c.path.clone()], c.camera.clone()))
+        }
         SourceConfig::ImageDir(c) => Box::new(ImageDirSource::open(c)?),
         SourceConfig::Pattern(c) => Box::new(PatternSource::new(c)?),
     })
@@ -106,7 +121,9 @@ struct Pacer {
 impl Pacer {
     fn new(fps: f64) -> Result<Self, SourceError> {
         if !(fps.is_finite() && fps >= 0.0) {
-            return Err(SourceError::Config(format!("fps must be 0 (unpaced) or positive, got {fps}")));
+            return Err(SourceError::Config(format!(
+                "fps must be 0 (unpaced) or positive, got {fps}"
+            )));
         }
         let period = (fps > 0.0).then(|| std::time::Duration::from_secs_f64(1.0 / fps));
         Ok(Pacer { period, next: None })

@@ -2,7 +2,7 @@
 //! red, blue, black, like a camera's test mode) with a small square that moves each frame,
 //! so every frame differs.
 
-use super::{default_camera, FrameError, FrameSource, Pacer, SourceError};
+use super::{default_camera, FrameResult, FrameSource, Pacer, SourceError};
 use crate::frame::{Frame, FrameMeta, PixelFormat};
 use serde::Deserialize;
 use std::time::SystemTime;
@@ -92,7 +92,7 @@ impl FrameSource for PatternSource {
         format!("pattern {}x{}", self.config.width, self.config.height)
     }
 
-    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
+    fn next_frame(&mut self) -> Option<FrameResult> {
         if self.config.frames.is_some_and(|n| self.seq >= n) {
             return None;
         }
@@ -131,7 +131,11 @@ mod tests {
         assert_eq!(frame.data.len(), 80 * 16 * 3);
         for (bar, colour) in BARS.iter().enumerate() {
             let x = bar * 10 + 5;
-            assert_eq!(&frame.data[x * 3..x * 3 + 3], colour, "bar {bar} in the top row");
+            assert_eq!(
+                &frame.data[x * 3..x * 3 + 3],
+                colour,
+                "bar {bar} in the top row"
+            );
         }
         let second = source.next_frame().unwrap().unwrap();
         assert_ne!(frame.data, second.data, "the square moves");
