@@ -104,11 +104,12 @@ impl ImageListSource {
     }
 }
 
-fn next_file_frame(path: PathBuf, camera: &str, seq: &mut u64) -> FrameResult {
+/// Reads the next file as frame number `seq` of `source`.
+fn next_file_frame(path: PathBuf, source: String, camera: &str, seq: &mut u64) -> FrameResult {
     let mut meta = FrameMeta {
         seq: *seq,
         captured_at: SystemTime::now(),
-        source: path.display().to_string(),
+        source,
         camera: camera.to_string(),
         path: Some(path.clone()),
         width: 0,
@@ -129,7 +130,8 @@ impl FrameSource for ImageListSource {
 
     fn next_frame(&mut self) -> Option<FrameResult> {
         let path = self.paths.next()?;
-        Some(next_file_frame(path, &self.camera, &mut self.seq))
+        let source = path.display().to_string();
+        Some(next_file_frame(path, source, &self.camera, &mut self.seq))
     }
 }
 
@@ -175,7 +177,12 @@ impl FrameSource for ImageDirSource {
             None => return None,
         };
         self.pacer.wait();
-        Some(next_file_frame(path, &self.config.camera, &mut self.seq))
+        Some(next_file_frame(
+            path,
+            self.describe(),
+            &self.config.camera,
+            &mut self.seq,
+        ))
     }
 }
 
