@@ -33,7 +33,11 @@ fn bench_preprocessing() {
         data: (0..w * h * 2).map(|i| (i % 251) as u8).collect(),
     };
     let mut baseline = None;
-    for policy in [ResizePolicy::Stretch, ResizePolicy::CenterCrop, ResizePolicy::Letterbox] {
+    for policy in [
+        ResizePolicy::Stretch,
+        ResizePolicy::CenterCrop,
+        ResizePolicy::Letterbox,
+    ] {
         let spec = InputSpec {
             name: "input".into(),
             shape: [1, 3, 224, 224],
@@ -53,7 +57,10 @@ fn bench_preprocessing() {
             .collect();
         let m = median(samples);
         let base = *baseline.get_or_insert(m);
-        println!("preprocess yuyv 1280x720 -> 224x224 {policy:?}: median {m:.3} ms ({:.2}x stretch)", m / base);
+        println!(
+            "preprocess yuyv 1280x720 -> 224x224 {policy:?}: median {m:.3} ms ({:.2}x stretch)",
+            m / base
+        );
     }
 }
 

@@ -103,7 +103,10 @@ pub fn copy_package(from: &Path, dest: &Path) {
 pub fn edited_default_package(dest: &Path, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
     copy_package(&default_model(), dest);
     let manifest_path = dest.join("model.toml");
-    let mut manifest: toml::Table = std::fs::read_to_string(&manifest_path).unwrap().parse().unwrap();
+    let mut manifest: toml::Table = std::fs::read_to_string(&manifest_path)
+        .unwrap()
+        .parse()
+        .unwrap();
     edit(&mut manifest);
     std::fs::write(&manifest_path, toml::to_string(&manifest).unwrap()).unwrap();
     dest.to_path_buf()
@@ -111,7 +114,10 @@ pub fn edited_default_package(dest: &Path, edit: impl FnOnce(&mut toml::Table)) 
 
 /// A sub-table of a manifest.
 pub fn table<'a>(manifest: &'a mut toml::Table, key: &str) -> &'a mut toml::Table {
-    manifest.get_mut(key).and_then(|v| v.as_table_mut()).unwrap()
+    manifest
+        .get_mut(key)
+        .and_then(|v| v.as_table_mut())
+        .unwrap()
 }
 
 /// Asserts the process failed with a message containing every `needle`, without panicking.
@@ -120,6 +126,9 @@ pub fn assert_clean_failure(output: &Output, needles: &[&str]) {
     assert!(!output.status.success(), "should fail; stderr: {err}");
     assert!(!err.contains("panicked"), "must not panic: {err}");
     for needle in needles {
-        assert!(err.contains(needle), "stderr should mention {needle:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "stderr should mention {needle:?}: {err}"
+        );
     }
 }
