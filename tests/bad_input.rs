@@ -191,16 +191,11 @@ fn image_that_does_not_decode_gives_an_error_record_and_the_rest_go_on() {
 #[test]
 fn unknown_config_key_names_file_and_key() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("edgevit.toml");
-    let model = common::default_model();
-    std::fs::write(
-        &config,
-        format!(
-            "[source]\nkind = \"pattern\"\nframes = 1\n[model]\npath = \"{}\"\n[sink]\nkind = \"stdout\"\nformat = \"csv\"\n",
-            model.display()
-        ),
-    )
-    .unwrap();
+    let config = common::write_config(
+        tmp.path(),
+        "[source]\nkind = \"pattern\"\nframes = 1\n[model]\npath = \"{model}\"\n\
+         [sink]\nkind = \"stdout\"\nformat = \"csv\"\n",
+    );
     let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
     assert_clean_failure(&output, &["edgevit.toml", "sink", "unknown field `format`"]);
 }

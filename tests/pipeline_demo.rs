@@ -72,17 +72,12 @@ fn default_model_passes_its_self_test() {
 #[test]
 fn pattern_source_runs_through_a_file_sink_with_two_threads() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("edgevit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[source]\nkind = \"pattern\"\nwidth = 64\nheight = 48\nframes = 3\ncamera = \"bars\"\n\
-             [model]\npath = \"{}\"\n[backend]\nkind = \"tract\"\nthreads = 2\n\
+    let config = common::write_config(
+        tmp.path(),
+        "[source]\nkind = \"pattern\"\nwidth = 64\nheight = 48\nframes = 3\ncamera = \"bars\"\n\
+             [model]\npath = \"{model}\"\n[backend]\nkind = \"tract\"\nthreads = 2\n\
              [classify]\ntop_k = 1\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
-            common::default_model().display()
-        ),
-    )
-    .unwrap();
+    );
     let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
     assert!(output.status.success(), "{}", common::stderr(&output));
     let written = std::fs::read_to_string(tmp.path().join("out.jsonl")).unwrap();
@@ -105,16 +100,11 @@ fn pattern_source_runs_through_a_file_sink_with_two_threads() {
 #[test]
 fn sigterm_ends_the_loop_cleanly_with_every_record_written() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = tmp.path().join("edgevit.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nfps = 50\n\
-             [model]\npath = \"{}\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
-            common::default_model().display()
-        ),
-    )
-    .unwrap();
+    let config = common::write_config(
+        tmp.path(),
+        "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nfps = 50\n\
+             [model]\npath = \"{model}\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
+    );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgevit"))
         .args(["run", "--config", config.to_str().unwrap()])
         .spawn()

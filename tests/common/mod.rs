@@ -132,3 +132,11 @@ pub fn assert_clean_failure(output: &Output, needles: &[&str]) {
         );
     }
 }
+
+/// Writes `dir/edgevit.toml` from `text`, with `{model}` standing for the default model folder.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("edgevit.toml");
+    let model = default_model().display().to_string();
+    std::fs::write(&path, text.replace("{model}", &model)).unwrap();
+    path
+}
