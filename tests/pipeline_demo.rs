@@ -57,16 +57,29 @@ fn demo_config_classifies_every_bundled_digit_correctly() {
 }
 
 #[test]
-fn default_model_passes_its_self_test() {
-    let model = common::default_model();
-    let output = edgevit(&["models", "check", model.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        common::stderr(&output)
-    );
-    assert!(stdout.contains("PASS"), "{stdout}");
+fn bundled_models_pass_their_self_tests() {
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(common::repo().join("models")).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("model.toml").exists() {
+            continue;
+        }
+        let output = edgevit(&["models", "check", dir.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            common::stderr(&output)
+        );
+        assert!(stdout.contains("PASS"), "{stdout}");
+        checked.push(dir.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    for required in ["vit-mnist", "vit-tiny-int8"] {
+        assert!(
+            checked.iter().any(|c| c == required),
+            "{required} checked: {checked:?}"
+        );
+    }
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod jsonl;
 mod record;
+pub mod spool;
 
 pub use jsonl::{JsonLinesConfig, JsonLinesSink};
 pub use record::{ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord};
