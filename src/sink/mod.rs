@@ -1,11 +1,13 @@
-//! Sinks: where result records go (stdout and files now; MQTT and serial in their own folders).
+//! Sinks: where result records go (stdout, files, a serial line; MQTT in its own folder).
 
 mod jsonl;
 mod record;
+pub mod serial;
 pub mod spool;
 
 pub use jsonl::{JsonLinesConfig, JsonLinesSink};
 pub use record::{ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord};
+pub use serial::{SerialConfig, SerialSink};
 
 use crate::config;
 use serde::Deserialize;
@@ -48,6 +50,8 @@ pub enum SinkConfig {
     Stdout(StdoutConfig),
     /// JSON lines appended to a file.
     File(JsonLinesConfig),
+    /// JSON or CSV lines over a serial port.
+    Serial(SerialConfig),
 }
 
 /// `kind = "stdout"` takes no options.
@@ -68,7 +72,12 @@ impl TryFrom<toml::Table> for SinkConfig {
         match config::take_kind("sink", &mut table)?.as_str() {
             "stdout" => Ok(SinkConfig::Stdout(config::parse_section("sink", table)?)),
             "file" => Ok(SinkConfig::File(config::parse_section("sink", table)?)),
-            other => Err(config::unknown_kind("sink", other, &["stdout", "file"])),
+            "serial" => Ok(SinkConfig::Serial(config::parse_section("sink", table)?)),
+            other => Err(config::unknown_kind(
+                "sink",
+                other,
+                &["stdout", "file", "serial"],
+            )),
         }
     }
 }
@@ -87,5 +96,6 @@ pub fn open(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match config {
         SinkConfig::Stdout(_) => Box::new(JsonLinesSink::stdout()),
         SinkConfig::File(c) => Box::new(JsonLinesSink::append_to(&c.path)?),
+        SinkConfig::Serial(c) => Box::new(SerialSink::new(c.clone())),
     })
 }

@@ -1,0 +1,117 @@
+//! One record as one line, written to any [`embedded_io::Write`]: a serial port through
+//! [`IoWrite`](super::IoWrite), a fixed buffer on a microcontroller, a `Vec` for the queue.
+
+use crate::interpret::Interpretation;
+use crate::sink::{ErrorRecord, Record, ResultRecord};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// How a record is written on the line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineFormat {
+    /// The JSON object stdout prints (README, "Output").
+    #[default]
+    Json,
+    /// `R,...` or `E,...`: see the module documentation of [`serial`](super).
+    Csv,
+}
+
+/// Why a line could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError<E: core::fmt::Debug> {
+    /// The record cannot be serialised; nothing was written.
+    #[error("cannot serialise a record: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The writer failed; part of the line may have been written.
+    #[error("cannot write a line: {0:?}")]
+    Write(E),
+}
+
+/// Writes `record` as one `\n`-terminated line.
+///
+/// The line is rendered in memory first, so that a serialisation error leaves nothing on the
+/// line, and handed to `out` with one `write_all`.
+pub fn write_line<W: embedded_io::Write>(
+    out: &mut W,
+    record: &Record,
+    format: LineFormat,
+) -> Result<(), LineError<W::Error>> {
+    let line = render(record, format)?;
+    out.write_all(&line).map_err(LineError::Write)
+}
+
+/// `record` as one line, `\n` included.
+pub fn render(record: &Record, format: LineFormat) -> Result<Vec<u8>, serde_json::Error> {
+    Ok(match format {
+        LineFormat::Json => {
+            let mut line = serde_json::to_vec(record)?;
+            line.push(b'\n');
+            line
+        }
+        LineFormat::Csv => csv(record).into_bytes(),
+    })
+}
+
+fn csv(record: &Record) -> String {
+    let mut line = String::with_capacity(96);
+    // Writing to a String cannot fail: the fmt::Results below are always Ok.
+    match record {
+        Record::Result(ResultRecord { frame, result, .. }) => {
+            let _ = write!(
+                line,
+                "R,{},{},{},",
+                frame.seq,
+                field(&frame.camera),
+                field(&frame.ts)
+            );
+            match result {
+                Interpretation::Classification(c) => match c.top.first() {
+                    Some(best) => {
+                        let _ = write!(
+                            line,
+                            "{},{},{:.4}",
+                            best.index,
+                            field(&best.label),
+                            best.score
+                        );
+                    }
+                    None => line.push_str(",,"),
+                },
+            }
+        }
+        Record::Error(ErrorRecord { frame, error, .. }) => {
+            let _ = write!(
+                line,
+                "E,{},{},{},{},{}",
+                frame.seq,
+                field(&frame.camera),
+                field(&frame.ts),
+                field(error.stage),
+                field(&error.message)
+            );
+        }
+    }
+    line.push('\n');
+    line
+}
+
+/// A text field made safe for a reader that splits on `,` and `\n`: each `,` becomes `;` and
+/// each control character (`\n`, `\r`, tab, ...) a space. Other characters, UTF-8 included,
+/// are kept.
+pub fn field(text: &str) -> Cow<'_, str> {
+    if text.chars().any(|c| c == ',' || c.is_control()) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| match c {
+                    ',' => ';',
+                    c if c.is_control() => ' ',
+                    c => c,
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
+}
