@@ -46,6 +46,11 @@ pub struct Classification {
 }
 
 /// Numerically stable softmax.
+///
+/// ```
+/// let p = edgevit::interpret::softmax(&[1000.0, 1000.0]);
+/// assert_eq!(p, vec![0.5, 0.5]);
+/// ```
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
