@@ -10,23 +10,15 @@ use edgevit::preprocess::{Preprocess, Preprocessor};
 use std::path::Path;
 use std::time::SystemTime;
 
+/// The manifest of the third-party OSNet model at `onnx` (see ../shared/README.md).
 fn manifest(onnx: &Path) -> String {
-    format!(
-        r#"name = "osnet_x0_25_msmt17"
-task = "reid"
-onnx = "{}"
-[input]
-name = "images"
-shape = [1, 3, 256, 128]
-color = "rgb"
-scale = 255.0
-mean = [0.485, 0.456, 0.406]
-std = [0.229, 0.224, 0.225]
-resize = "stretch"
-[outputs]
-embedding = "output"
-"#,
-        onnx.display()
+    common::reference_manifest(
+        "osnet_x0_25_msmt17",
+        "reid",
+        onnx,
+        "name = \"images\"\nshape = [1, 3, 256, 128]\ncolor = \"rgb\"\n\
+         mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]",
+        "embedding = \"output\"",
     )
 }
 

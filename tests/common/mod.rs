@@ -59,24 +59,30 @@ pub fn write_manifest(dir: &Path, text: &str) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// A manifest for the third-party vit4mnist ONNX model at `onnx`.
-pub fn vit4mnist_manifest(onnx: &Path) -> String {
+/// A manifest for a third-party ONNX model in `../shared`: the model's own facts are given as
+/// TOML lines (`input_lines` under `[input]`, `output_line` under `[outputs]`).
+pub fn reference_manifest(
+    name: &str,
+    task: &str,
+    onnx: &Path,
+    input_lines: &str,
+    output_line: &str,
+) -> String {
     format!(
-        r#"name = "vit4mnist"
-task = "classify"
-onnx = "{}"
-[input]
-name = "input"
-shape = [1, 1, 28, 28]
-color = "gray"
-scale = 255.0
-mean = [0.1307]
-std = [0.3081]
-resize = "stretch"
-[outputs]
-logits = "logits"
-"#,
+        "name = \"{name}\"\ntask = \"{task}\"\nonnx = \"{}\"\n[input]\n{input_lines}\n\
+         scale = 255.0\nresize = \"stretch\"\n[outputs]\n{output_line}\n",
         onnx.display()
+    )
+}
+
+/// The manifest of the third-party vit4mnist ONNX model at `onnx` (see ../shared/README.md).
+pub fn vit4mnist_manifest(onnx: &Path) -> String {
+    reference_manifest(
+        "vit4mnist",
+        "classify",
+        onnx,
+        "name = \"input\"\nshape = [1, 1, 28, 28]\ncolor = \"gray\"\nmean = [0.1307]\nstd = [0.3081]",
+        "logits = \"logits\"",
     )
 }
 
