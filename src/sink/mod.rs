@@ -1,11 +1,13 @@
-//! Sinks: where result records go (stdout, files, a serial line; MQTT in its own folder).
+//! Sinks: where result records go (stdout, files, a serial line, MQTT).
 
 mod jsonl;
+pub mod mqtt;
 mod record;
 pub mod serial;
 pub mod spool;
 
 pub use jsonl::{JsonLinesConfig, JsonLinesSink};
+pub use mqtt::{MqttConfig, MqttSink};
 pub use record::{ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord};
 pub use serial::{SerialConfig, SerialSink};
 
@@ -30,6 +32,8 @@ pub enum SinkError {
     },
     #[error("cannot serialise a record: {0}")]
     Serialize(#[from] serde_json::Error),
+    #[error(transparent)]
+    Spool(spool::SpoolError),
 }
 
 /// Delivers records. A returned error means the record was not delivered.
@@ -52,6 +56,8 @@ pub enum SinkConfig {
     File(JsonLinesConfig),
     /// JSON or CSV lines over a serial port.
     Serial(SerialConfig),
+    /// JSON results over MQTT, spooled on disk until the broker has them.
+    Mqtt(MqttConfig),
 }
 
 /// `kind = "stdout"` takes no options.
@@ -73,10 +79,11 @@ impl TryFrom<toml::Table> for SinkConfig {
             "stdout" => Ok(SinkConfig::Stdout(config::parse_section("sink", table)?)),
             "file" => Ok(SinkConfig::File(config::parse_section("sink", table)?)),
             "serial" => Ok(SinkConfig::Serial(config::parse_section("sink", table)?)),
+            "mqtt" => Ok(SinkConfig::Mqtt(config::parse_section("sink", table)?)),
             other => Err(config::unknown_kind(
                 "sink",
                 other,
-                &["stdout", "file", "serial"],
+                &["stdout", "file", "serial", "mqtt"],
             )),
         }
     }
@@ -85,8 +92,10 @@ impl TryFrom<toml::Table> for SinkConfig {
 impl SinkConfig {
     /// Resolves relative paths against `base` (the configuration file's folder).
     pub fn resolve_paths(&mut self, base: &Path) {
-        if let SinkConfig::File(c) = self {
-            c.path = base.join(&c.path);
+        match self {
+            SinkConfig::File(c) => c.path = base.join(&c.path),
+            SinkConfig::Mqtt(c) => c.spool.path = base.join(&c.spool.path),
+            SinkConfig::Stdout(_) | SinkConfig::Serial(_) => {}
         }
     }
 }
@@ -97,5 +106,6 @@ pub fn open(config: &SinkConfig) -> Result<Box<dyn Sink>, SinkError> {
         SinkConfig::Stdout(_) => Box::new(JsonLinesSink::stdout()),
         SinkConfig::File(c) => Box::new(JsonLinesSink::append_to(&c.path)?),
         SinkConfig::Serial(c) => Box::new(SerialSink::new(c.clone())),
+        SinkConfig::Mqtt(c) => Box::new(MqttSink::start(c)?),
     })
 }

@@ -64,6 +64,17 @@ pub struct SpoolConfig {
     pub fsync: bool,
 }
 
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            path: default_path(),
+            max_bytes: default_max_bytes(),
+            segment_bytes: default_segment_bytes(),
+            fsync: false,
+        }
+    }
+}
+
 fn default_path() -> PathBuf {
     PathBuf::from("spool")
 }
@@ -112,6 +123,14 @@ impl SpoolError {
 pub struct EntryId {
     segment: u64,
     offset: u64,
+}
+
+impl EntryId {
+    /// An id at a given place, for tests of the spool's consumers.
+    #[cfg(test)]
+    pub(crate) fn at(segment: u64, offset: u64) -> Self {
+        EntryId { segment, offset }
+    }
 }
 
 impl fmt::Display for EntryId {

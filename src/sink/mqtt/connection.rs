@@ -1,0 +1,284 @@
+//! The I/O loop: drives one rumqttc connection at a time, publishes spooled results in order
+//! and acknowledges them in the spool once the broker has.
+//!
+//! A broken connection is dropped whole and a fresh client is made after a backoff, so that
+//! nothing rumqttc kept from the old one is re-sent behind the spool's back: the spool cursor
+//! alone decides what is sent again (duplicates carry the same `seq`).
+
+use super::delivery::{Carried, Delivery};
+use super::topics::Topics;
+use super::MqttConfig;
+use crate::sink::spool::Spool;
+use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const POLL: Duration = Duration::from_millis(50);
+
+/// What the capture side and the I/O thread share.
+pub struct Shared {
+    pub spool: Mutex<Spool>,
+    pub connected: AtomicBool,
+    pub stop: AtomicBool,
+}
+
+pub fn options(config: &MqttConfig, topics: &Topics) -> MqttOptions {
+    let mut options = MqttOptions::new(config.client_id(), &config.host, config.port);
+    options.set_keep_alive(Duration::from_secs(config.keep_alive_s.max(5)));
+    options.set_clean_session(true);
+    options.set_last_will(LastWill::new(
+        topics.availability(),
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    if let (Some(user), Some(password)) = (&config.username, &config.password) {
+        options.set_credentials(user, password);
+    }
+    options
+}
+
+/// Exponential backoff with jitter, so a fleet does not reconnect in lock-step.
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    next: Duration,
+    seed: u32,
+}
+
+impl Backoff {
+    fn new(config: &MqttConfig) -> Self {
+        let min = Duration::from_millis(config.reconnect_min_ms.max(10));
+        Backoff {
+            min,
+            max: Duration::from_millis(config.reconnect_max_ms).max(min),
+            next: min,
+            seed: std::process::id() | 1,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = self.min;
+    }
+
+    fn step(&mut self) -> Duration {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 17;
+        self.seed ^= self.seed << 5;
+        let jitter = 0.75 + (self.seed % 500) as f64 / 1000.0;
+        let wait = self.next.mul_f64(jitter);
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+}
+
+/// Runs until `shared.stop` is set and the spool is drained (or the drain deadline passes).
+pub fn run(config: MqttConfig, topics: Topics, shared: Arc<Shared>) {
+    let mut backoff = Backoff::new(&config);
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        let (client, mut connection) = Client::new(options(&config, &topics), config.inflight + 8);
+        let outcome = session(
+            &config,
+            &topics,
+            &shared,
+            &client,
+            &mut connection,
+            &mut drain_deadline,
+        );
+        shared.connected.store(false, Ordering::SeqCst);
+        match outcome {
+            Session::Finished => return,
+            Session::Established => backoff.reset(),
+            Session::Failed => {}
+        }
+        let wait = backoff.step();
+        log::info!(
+            "mqtt: reconnecting to {}:{} in {:?}",
+            config.host,
+            config.port,
+            wait
+        );
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if stopping(&shared, &mut drain_deadline, &config) {
+                log::warn!(
+                    "mqtt: stopping while the broker is unreachable; {} results stay in the spool for the next run",
+                    lock(&shared).pending()
+                );
+                return;
+            }
+            std::thread::sleep(POLL.min(until - Instant::now()));
+        }
+    }
+}
+
+enum Session {
+    /// Stopped cleanly.
+    Finished,
+    /// Was connected, then lost the connection.
+    Established,
+    /// Never connected.
+    Failed,
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Spool> {
+    // A panic while holding the lock cannot leave the spool inconsistent on disk; go on.
+    shared
+        .spool
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// True once a stop was asked for and either nothing is left or the drain time is up.
+fn stopping(shared: &Shared, deadline: &mut Option<Instant>, config: &MqttConfig) -> bool {
+    if !shared.stop.load(Ordering::SeqCst) {
+        return false;
+    }
+    let deadline = *deadline
+        .get_or_insert_with(|| Instant::now() + Duration::from_millis(config.drain_timeout_ms));
+    lock(shared).pending() == 0 || Instant::now() >= deadline
+}
+
+fn session(
+    config: &MqttConfig,
+    topics: &Topics,
+    shared: &Shared,
+    client: &Client,
+    connection: &mut Connection,
+    drain_deadline: &mut Option<Instant>,
+) -> Session {
+    let mut delivery = Delivery::default();
+    let mut connected = false;
+    let mut disconnecting = false;
+    loop {
+        match connection.recv_timeout(POLL) {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
+                log::info!(
+                    "mqtt: connected to {}:{} ({:?})",
+                    config.host,
+                    config.port,
+                    ack.code
+                );
+                connected = true;
+                shared.connected.store(true, Ordering::SeqCst);
+                delivery.reset();
+                if publish(
+                    client,
+                    &mut delivery,
+                    &topics.availability(),
+                    b"online".to_vec(),
+                    true,
+                    Carried::Control,
+                )
+                .is_err()
+                {
+                    return Session::Established;
+                }
+            }
+            Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => delivery.sent(pkid),
+            Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
+                if let Some(through) = delivery.acknowledged(ack.pkid) {
+                    if let Err(e) = lock(shared).ack_through(through) {
+                        log::error!("mqtt: cannot record delivery in the spool: {e}");
+                    }
+                }
+            }
+            Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => return Session::Finished,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                if disconnecting {
+                    return Session::Finished;
+                }
+                if connected {
+                    log::warn!("mqtt: connection lost: {e}");
+                    return Session::Established;
+                }
+                log::warn!(
+                    "mqtt: cannot connect to {}:{}: {e}",
+                    config.host,
+                    config.port
+                );
+                return Session::Failed;
+            }
+            Err(rumqttc::RecvTimeoutError::Timeout) => {}
+            Err(rumqttc::RecvTimeoutError::Disconnected) => return Session::Finished,
+        }
+        if !connected || disconnecting {
+            continue;
+        }
+        if stopping(shared, drain_deadline, config) {
+            let pending = lock(shared).pending();
+            if pending > 0 {
+                log::warn!("mqtt: stopping with {pending} results not yet delivered; they stay in the spool");
+            }
+            let _ = publish(
+                client,
+                &mut delivery,
+                &topics.availability(),
+                b"stopped".to_vec(),
+                true,
+                Carried::Control,
+            );
+            if client.try_disconnect().is_err() {
+                return Session::Finished;
+            }
+            disconnecting = true;
+            continue;
+        }
+        if send_pending(config, shared, client, &mut delivery).is_err() {
+            return Session::Established;
+        }
+    }
+}
+
+/// Tops up the in-flight window from the spool.
+fn send_pending(
+    config: &MqttConfig,
+    shared: &Shared,
+    client: &Client,
+    delivery: &mut Delivery,
+) -> Result<(), ()> {
+    let room = config.inflight.saturating_sub(delivery.in_flight());
+    if room == 0 {
+        return Ok(());
+    }
+    let entries = match lock(shared).read_after(delivery.last_requested(), room) {
+        Ok(entries) => entries,
+        Err(e) => {
+            log::error!("mqtt: cannot read the spool: {e}");
+            return Ok(());
+        }
+    };
+    for (id, entry) in entries {
+        let Some(split) = entry.iter().position(|&b| b == b'\n') else {
+            log::error!("mqtt: spool entry {id} has no topic; skipped");
+            continue;
+        };
+        let topic = String::from_utf8_lossy(&entry[..split]).into_owned();
+        let payload = entry[split + 1..].to_vec();
+        publish(client, delivery, &topic, payload, false, Carried::Entry(id))?;
+    }
+    Ok(())
+}
+
+fn publish(
+    client: &Client,
+    delivery: &mut Delivery,
+    topic: &str,
+    payload: Vec<u8>,
+    retain: bool,
+    carried: Carried,
+) -> Result<(), ()> {
+    match client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
+        Ok(()) => {
+            delivery.requested(carried);
+            Ok(())
+        }
+        Err(e) => {
+            log::warn!("mqtt: cannot queue a publish to {topic}: {e}");
+            Err(())
+        }
+    }
+}

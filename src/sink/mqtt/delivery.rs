@@ -1,0 +1,119 @@
+//! Which spool entries are in flight, and which are acknowledged: the protocol state of the
+//! MQTT sink, kept apart from the loop that drives the connection.
+//!
+//! rumqttc reports each publish it sends as `Outgoing::Publish(pkid)`, in the order the
+//! requests were made, and each broker acknowledgement as `PubAck(pkid)`. Requests are tagged
+//! in order, so a packet id maps back to the spool entry it carried.
+
+use crate::sink::spool::EntryId;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// What a publish request carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    /// A spooled result.
+    Entry(EntryId),
+    /// Availability or another control message, not spooled.
+    Control,
+}
+
+#[derive(Debug, Default)]
+pub struct Delivery {
+    /// Requests made and not yet seen leaving, in order.
+    requested: VecDeque<Carried>,
+    /// Packet id -> entry, for entries sent and not yet acknowledged.
+    sent: HashMap<u16, EntryId>,
+    /// In-flight entries in spool order, with whether the broker has acknowledged them.
+    in_flight: BTreeMap<EntryId, bool>,
+    /// The newest entry requested: the next read from the spool starts after it.
+    last_requested: Option<EntryId>,
+}
+
+impl Delivery {
+    /// Forgets everything in flight (a new connection): delivery restarts at the spool cursor.
+    pub fn reset(&mut self) {
+        *self = Delivery::default();
+    }
+
+    pub fn last_requested(&self) -> Option<EntryId> {
+        self.last_requested
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub fn requested(&mut self, carried: Carried) {
+        if let Carried::Entry(id) = carried {
+            self.in_flight.insert(id, false);
+            self.last_requested = Some(id);
+        }
+        self.requested.push_back(carried);
+    }
+
+    /// A publish left with `pkid` (0 for QoS 0).
+    pub fn sent(&mut self, pkid: u16) {
+        if let Some(Carried::Entry(id)) = self.requested.pop_front() {
+            self.sent.insert(pkid, id);
+        }
+    }
+
+    /// The broker acknowledged `pkid`. Returns the newest entry up to which everything is now
+    /// acknowledged, if that moved.
+    pub fn acknowledged(&mut self, pkid: u16) -> Option<EntryId> {
+        let id = self.sent.remove(&pkid)?;
+        if let Some(done) = self.in_flight.get_mut(&id) {
+            *done = true;
+        }
+        let mut through = None;
+        while let Some((&first, &done)) = self.in_flight.iter().next() {
+            if !done {
+                break;
+            }
+            self.in_flight.remove(&first);
+            through = Some(first);
+        }
+        through
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledgements_out_of_order_release_in_spool_order() {
+        let (a, b, c) = (EntryId::at(1, 0), EntryId::at(1, 10), EntryId::at(2, 0));
+        let mut d = Delivery::default();
+        d.requested(Carried::Control);
+        d.requested(Carried::Entry(a));
+        d.requested(Carried::Entry(b));
+        d.requested(Carried::Entry(c));
+        for pkid in [1, 2, 3, 4] {
+            d.sent(pkid);
+        }
+        assert_eq!(d.in_flight(), 3);
+        assert_eq!(
+            d.acknowledged(1),
+            None,
+            "the control message is not an entry"
+        );
+        assert_eq!(d.acknowledged(3), None, "b waits for a");
+        assert_eq!(d.acknowledged(2), Some(b), "a and b are now both done");
+        assert_eq!(d.acknowledged(4), Some(c));
+        assert_eq!(d.in_flight(), 0);
+        assert_eq!(d.last_requested(), Some(c));
+        assert_eq!(d.acknowledged(4), None, "a duplicate ack changes nothing");
+    }
+
+    #[test]
+    fn reset_forgets_what_was_in_flight() {
+        let mut d = Delivery::default();
+        d.requested(Carried::Entry(EntryId::at(1, 0)));
+        d.sent(7);
+        d.reset();
+        assert_eq!(d.in_flight(), 0);
+        assert_eq!(d.last_requested(), None);
+        assert_eq!(d.acknowledged(7), None);
+    }
+}

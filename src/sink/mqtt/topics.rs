@@ -1,0 +1,44 @@
+//! The topic layout, in one place.
+
+/// Topics of one edgevit instance: `<prefix>/<device>/...`.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    base: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str, device: &str) -> Self {
+        Topics {
+            base: format!("{}/{}", prefix.trim_end_matches('/'), device),
+        }
+    }
+
+    /// Retained `online` / `offline` (last will) / `stopped`.
+    pub fn availability(&self) -> String {
+        format!("{}/availability", self.base)
+    }
+
+    /// One JSON result per processed frame of `camera`.
+    pub fn result(&self, camera: &str) -> String {
+        format!("{}/{}/result", self.base, level(camera))
+    }
+}
+
+/// A topic level cannot hold `/`, `+` or `#`.
+fn level(name: &str) -> String {
+    name.chars()
+        .map(|c| if matches!(c, '/' | '+' | '#') { '_' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_and_wildcards_in_names() {
+        let t = Topics::new("edgevit/", "door");
+        assert_eq!(t.availability(), "edgevit/door/availability");
+        assert_eq!(t.result("cam/1#"), "edgevit/door/cam_1_/result");
+    }
+}
