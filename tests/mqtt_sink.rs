@@ -115,6 +115,7 @@ impl Subscriber {
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         let _ = client.try_subscribe("edgevit/#", QoS::AtLeastOnce);
+                        let _ = client.try_subscribe("homeassistant/#", QoS::AtLeastOnce);
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let payload = String::from_utf8_lossy(&p.payload).into_owned();
@@ -139,6 +140,17 @@ impl Subscriber {
                 let v: serde_json::Value = serde_json::from_str(p).unwrap();
                 (t.clone(), v["seq"].as_u64().unwrap())
             })
+            .collect()
+    }
+
+    /// Payloads received on topics ending with `suffix`, parsed as JSON.
+    fn json(&self, suffix: &str) -> Vec<(String, serde_json::Value)> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t.ends_with(suffix))
+            .map(|(t, p)| (t.clone(), serde_json::from_str(p).unwrap()))
             .collect()
     }
 
@@ -174,14 +186,38 @@ fn retained_availability(port: u16) -> String {
     sub.availability()[0].clone()
 }
 
+/// Publishes one QoS 1 message and waits for the broker's acknowledgement.
+fn publish_once(port: u16, topic: &str, payload: &str) {
+    let (client, mut connection) =
+        Client::new(MqttOptions::new("publisher", "127.0.0.1", port), 10);
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+        .unwrap();
+    for event in connection.iter().take(50) {
+        if let Ok(Event::Incoming(Packet::PubAck(_))) = event {
+            return;
+        }
+    }
+    panic!("no acknowledgement for {topic}");
+}
+
 fn config(dir: &Path, port: u16, source: &str) -> PathBuf {
+    mqtt_config(
+        dir,
+        port,
+        &format!("kind = \"pattern\"\nwidth = 32\nheight = 32\n{source}"),
+        "",
+    )
+}
+
+fn mqtt_config(dir: &Path, port: u16, source: &str, sink_extra: &str) -> PathBuf {
     common::write_config(
         dir,
         &format!(
-            "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\n{source}\n\
+            "[source]\n{source}\n\
              [model]\npath = \"{{model}}\"\n[classify]\ntop_k = 1\n\
              [sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ndevice = \"test\"\n\
-             reconnect_min_ms = 200\nreconnect_max_ms = 1000\ndrain_timeout_ms = 20000\n\
+             reconnect_min_ms = 200\nreconnect_max_ms = 1000\ndrain_timeout_ms = 20000\n{sink_extra}\n\
              [sink.spool]\npath = \"spool\"\n"
         ),
     )
@@ -349,5 +385,91 @@ fn results_spooled_before_a_kill_arrive_after_restart() {
             .count()
             >= 10,
         "spooled results go first"
+    );
+}
+
+#[test]
+fn events_discovery_and_stats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(_broker) = Broker::start(tmp.path(), port) else {
+        return;
+    };
+    // The same digit, 15 times: one event starts after 3 frames and never ends.
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let seven = std::fs::read_dir(common::default_model().join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("digit-7-")
+        })
+        .unwrap();
+    for i in 0..15 {
+        std::fs::copy(&seven, frames.join(format!("{i:02}.png"))).unwrap();
+    }
+    let sub = Subscriber::start(port, "sub-events");
+    std::thread::sleep(Duration::from_millis(300));
+    let config = mqtt_config(
+        tmp.path(),
+        port,
+        &format!(
+            "kind = \"image-dir\"\npath = \"{}\"\nfps = 5\ncamera = \"shelf\"",
+            frames.display()
+        ),
+        "stats_interval_s = 1\n[sink.events]\nframes = 3\nmin_score = 0.5",
+    );
+    let mut run = edgevit(&config);
+    sub.wait_for("discovery", 20, |s| s.json("/config").len() >= 3);
+    let announced = sub.json("/config").len();
+    publish_once(port, "homeassistant/status", "online");
+    sub.wait_for("discovery again after Home Assistant's restart", 10, |s| {
+        s.json("/config").len() >= announced + 3
+    });
+    assert!(run.wait().unwrap().success());
+
+    let events = sub.json("/shelf/event");
+    assert_eq!(events.len(), 1, "one start, no flapping: {events:?}");
+    let (_, start) = &events[0];
+    assert_eq!(start["type"], "start");
+    assert_eq!(start["event_type"], "start");
+    assert_eq!(start["label"], "7");
+    assert_eq!(start["seq"], 2, "started by the third frame");
+    assert_eq!(start["id"], "shelf-2");
+
+    let discovery = sub.json("/config");
+    let ids: std::collections::HashSet<String> = discovery
+        .iter()
+        .map(|(_, p)| p["unique_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "label, score and event entities: {ids:?}");
+    for (topic, payload) in &discovery {
+        assert!(
+            topic.starts_with("homeassistant/sensor/edgevit_test/")
+                || topic.starts_with("homeassistant/event/edgevit_test/"),
+            "{topic}"
+        );
+        assert_eq!(
+            payload["availability"][0]["topic"],
+            "edgevit/test/availability"
+        );
+        assert!(payload["state_topic"]
+            .as_str()
+            .unwrap()
+            .starts_with("edgevit/test/shelf/"));
+    }
+
+    let stats = sub.json("edgevit/test/stats");
+    assert!(!stats.is_empty(), "stats every second during a 3 s run");
+    let (_, last) = stats.last().unwrap();
+    assert_eq!(last["connected"], true);
+    assert!(last["fps"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(
+        last["latency_ms"]["infer"].as_f64().unwrap() > 0.0,
+        "{last}"
     );
 }

@@ -57,7 +57,7 @@ pub enum SinkConfig {
     /// JSON or CSV lines over a serial port.
     Serial(SerialConfig),
     /// JSON results over MQTT, spooled on disk until the broker has them.
-    Mqtt(MqttConfig),
+    Mqtt(Box<MqttConfig>),
 }
 
 /// `kind = "stdout"` takes no options.

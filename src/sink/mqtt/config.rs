@@ -1,5 +1,7 @@
 //! `[sink] kind = "mqtt"`.
 
+use super::discovery::DiscoveryConfig;
+use super::events::EventConfig;
 use crate::sink::spool::SpoolConfig;
 use serde::Deserialize;
 
@@ -40,9 +42,22 @@ pub struct MqttConfig {
     /// delivered by the next run).
     #[serde(default = "default_drain")]
     pub drain_timeout_ms: u64,
+    /// Seconds between messages on `<prefix>/<device>/stats`; 0 turns them off.
+    #[serde(default = "default_stats_interval")]
+    pub stats_interval_s: u64,
     /// The on-disk spool that holds results until the broker has acknowledged them.
     #[serde(default)]
     pub spool: SpoolConfig,
+    /// When a label becomes, stays and stops being current (`<camera>/event`).
+    #[serde(default)]
+    pub events: EventConfig,
+    /// Home Assistant discovery.
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
+}
+
+fn default_stats_interval() -> u64 {
+    30
 }
 
 fn default_host() -> String {

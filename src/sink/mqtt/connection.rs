@@ -6,6 +6,8 @@
 //! alone decides what is sent again (duplicates carry the same `seq`).
 
 use super::delivery::{Carried, Delivery};
+use super::discovery;
+use super::stats::StatsWindow;
 use super::topics::Topics;
 use super::MqttConfig;
 use crate::sink::spool::Spool;
@@ -21,6 +23,10 @@ pub struct Shared {
     pub spool: Mutex<Spool>,
     pub connected: AtomicBool,
     pub stop: AtomicBool,
+    /// Cameras seen so far, for discovery; `new_camera` says the list grew.
+    pub cameras: Mutex<Vec<String>>,
+    pub new_camera: AtomicBool,
+    pub stats: Mutex<StatsWindow>,
 }
 
 pub fn options(config: &MqttConfig, topics: &Topics) -> MqttOptions {
@@ -105,7 +111,7 @@ pub fn run(config: MqttConfig, topics: Topics, shared: Arc<Shared>) {
             if stopping(&shared, &mut drain_deadline, &config) {
                 log::warn!(
                     "mqtt: stopping while the broker is unreachable; {} results stay in the spool for the next run",
-                    lock(&shared).pending()
+                    lock(&shared.spool).pending()
                 );
                 return;
             }
@@ -123,10 +129,10 @@ enum Session {
     Failed,
 }
 
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Spool> {
-    // A panic while holding the lock cannot leave the spool inconsistent on disk; go on.
-    shared
-        .spool
+/// Locks shared state; a panic elsewhere while holding it leaves nothing half-written that
+/// matters here (the spool's files are checked on open), so go on.
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -138,7 +144,7 @@ fn stopping(shared: &Shared, deadline: &mut Option<Instant>, config: &MqttConfig
     }
     let deadline = *deadline
         .get_or_insert_with(|| Instant::now() + Duration::from_millis(config.drain_timeout_ms));
-    lock(shared).pending() == 0 || Instant::now() >= deadline
+    lock(&shared.spool).pending() == 0 || Instant::now() >= deadline
 }
 
 fn session(
@@ -152,6 +158,8 @@ fn session(
     let mut delivery = Delivery::default();
     let mut connected = false;
     let mut disconnecting = false;
+    let stats_every = Duration::from_secs(config.stats_interval_s);
+    let mut next_stats = Instant::now() + stats_every;
     loop {
         match connection.recv_timeout(POLL) {
             Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
@@ -176,11 +184,26 @@ fn session(
                 {
                     return Session::Established;
                 }
+                // A broker that lost the session lost the subscription too: always subscribe.
+                if config.discovery.enabled {
+                    let status = config.discovery.status_topic();
+                    if let Err(e) = client.try_subscribe(status, QoS::AtLeastOnce) {
+                        log::warn!("mqtt: cannot subscribe to Home Assistant's status: {e}");
+                    }
+                    shared.new_camera.store(true, Ordering::SeqCst);
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::Publish(message)))) => {
+                let online = message.payload.as_ref() == b"online";
+                if message.topic == config.discovery.status_topic() && online {
+                    log::info!("mqtt: Home Assistant is back; announcing again");
+                    shared.new_camera.store(true, Ordering::SeqCst);
+                }
             }
             Ok(Ok(Event::Outgoing(Outgoing::Publish(pkid)))) => delivery.sent(pkid),
             Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
                 if let Some(through) = delivery.acknowledged(ack.pkid) {
-                    if let Err(e) = lock(shared).ack_through(through) {
+                    if let Err(e) = lock(&shared.spool).ack_through(through) {
                         log::error!("mqtt: cannot record delivery in the spool: {e}");
                     }
                 }
@@ -209,7 +232,7 @@ fn session(
             continue;
         }
         if stopping(shared, drain_deadline, config) {
-            let pending = lock(shared).pending();
+            let pending = lock(&shared.spool).pending();
             if pending > 0 {
                 log::warn!("mqtt: stopping with {pending} results not yet delivered; they stay in the spool");
             }
@@ -226,6 +249,47 @@ fn session(
             }
             disconnecting = true;
             continue;
+        }
+        if config.discovery.enabled && shared.new_camera.swap(false, Ordering::SeqCst) {
+            let cameras = lock(&shared.cameras).clone();
+            for camera in cameras {
+                for (topic, payload) in
+                    discovery::camera_messages(&config.discovery, topics, &config.device, &camera)
+                {
+                    if publish(
+                        client,
+                        &mut delivery,
+                        &topic,
+                        payload.to_string().into_bytes(),
+                        true,
+                        Carried::Control,
+                    )
+                    .is_err()
+                    {
+                        return Session::Established;
+                    }
+                }
+            }
+        }
+        if !stats_every.is_zero() && Instant::now() >= next_stats {
+            next_stats = Instant::now() + stats_every;
+            let (pending, dropped) = {
+                let spool = lock(&shared.spool);
+                (spool.pending(), spool.dropped())
+            };
+            let report = lock(&shared.stats).report(true, pending, dropped);
+            if publish(
+                client,
+                &mut delivery,
+                &topics.stats(),
+                report.to_string().into_bytes(),
+                false,
+                Carried::Control,
+            )
+            .is_err()
+            {
+                return Session::Established;
+            }
         }
         if send_pending(config, shared, client, &mut delivery).is_err() {
             return Session::Established;
@@ -244,7 +308,7 @@ fn send_pending(
     if room == 0 {
         return Ok(());
     }
-    let entries = match lock(shared).read_after(delivery.last_requested(), room) {
+    let entries = match lock(&shared.spool).read_after(delivery.last_requested(), room) {
         Ok(entries) => entries,
         Err(e) => {
             log::error!("mqtt: cannot read the spool: {e}");

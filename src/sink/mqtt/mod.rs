@@ -3,14 +3,21 @@
 //! spool only once the broker has acknowledged it.
 //!
 //! Topics: `<prefix>/<device>/availability` (retained: `online` on every connect, `offline` as
-//! the last will, `stopped` on a clean stop) and `<prefix>/<device>/<camera>/result`.
+//! the last will, `stopped` on a clean stop), `<prefix>/<device>/<camera>/result`,
+//! `<prefix>/<device>/<camera>/event` (debounced, spooled with the results),
+//! `<prefix>/<device>/stats` (periodic) and Home Assistant discovery.
 
 mod config;
 mod connection;
 mod delivery;
+mod discovery;
+mod events;
+mod stats;
 mod topics;
 
 pub use config::MqttConfig;
+pub use discovery::DiscoveryConfig;
+pub use events::{EventConfig, EventMessage, EventTracker};
 pub use topics::Topics;
 
 use super::spool::Spool;
@@ -22,6 +29,7 @@ use std::thread::JoinHandle;
 
 pub struct MqttSink {
     topics: Topics,
+    events: EventTracker,
     shared: Arc<Shared>,
     io: Option<JoinHandle<()>>,
     describe: String,
@@ -43,6 +51,9 @@ impl MqttSink {
             spool: Mutex::new(spool),
             connected: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            cameras: Mutex::new(Vec::new()),
+            new_camera: AtomicBool::new(false),
+            stats: Mutex::new(stats::StatsWindow::default()),
         });
         let io = {
             let (config, topics, shared) = (config.clone(), topics.clone(), Arc::clone(&shared));
@@ -56,6 +67,7 @@ impl MqttSink {
         };
         Ok(MqttSink {
             topics,
+            events: EventTracker::new(config.events.clone()),
             shared,
             io: Some(io),
             describe: format!("mqtt://{}:{}", config.host, config.port),
@@ -64,7 +76,7 @@ impl MqttSink {
 
     /// Results waiting for the broker.
     pub fn pending(&self) -> u64 {
-        self.shared.spool.lock().map(|s| s.pending()).unwrap_or(0)
+        connection::lock(&self.shared.spool).pending()
     }
 
     pub fn is_connected(&self) -> bool {
@@ -78,15 +90,23 @@ impl Sink for MqttSink {
     }
 
     fn emit(&mut self, record: &Record) -> Result<(), SinkError> {
-        let mut entry = self.topics.result(&record.frame().camera).into_bytes();
-        entry.push(b'\n');
-        serde_json::to_writer(&mut entry, record)?;
-        let mut spool = self
-            .shared
-            .spool
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        spool.append(&entry).map_err(SinkError::Spool)?;
+        let camera = &record.frame().camera;
+        let mut entries = vec![entry(&self.topics.result(camera), record)?];
+        for event in self.events.observe(record) {
+            entries.push(entry(&self.topics.event(camera), &event)?);
+        }
+        {
+            let mut spool = connection::lock(&self.shared.spool);
+            for entry in &entries {
+                spool.append(entry).map_err(SinkError::Spool)?;
+            }
+        }
+        connection::lock(&self.shared.stats).record(record);
+        let mut cameras = connection::lock(&self.shared.cameras);
+        if !cameras.contains(camera) {
+            cameras.push(camera.clone());
+            self.shared.new_camera.store(true, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -101,6 +121,14 @@ impl Sink for MqttSink {
         }
         Ok(())
     }
+}
+
+/// A spool entry: the topic, a newline, the JSON payload.
+fn entry(topic: &str, payload: &impl serde::Serialize) -> Result<Vec<u8>, SinkError> {
+    let mut entry = topic.as_bytes().to_vec();
+    entry.push(b'\n');
+    serde_json::to_writer(&mut entry, payload)?;
+    Ok(entry)
 }
 
 impl Drop for MqttSink {

@@ -18,6 +18,16 @@ impl Topics {
         format!("{}/availability", self.base)
     }
 
+    /// Debounced `start` / `update` / `end` events of `camera`.
+    pub fn event(&self, camera: &str) -> String {
+        format!("{}/{}/event", self.base, level(camera))
+    }
+
+    /// Periodic statistics.
+    pub fn stats(&self) -> String {
+        format!("{}/stats", self.base)
+    }
+
     /// One JSON result per processed frame of `camera`.
     pub fn result(&self, camera: &str) -> String {
         format!("{}/{}/result", self.base, level(camera))
@@ -25,7 +35,7 @@ impl Topics {
 }
 
 /// A topic level cannot hold `/`, `+` or `#`.
-fn level(name: &str) -> String {
+pub fn level(name: &str) -> String {
     name.chars()
         .map(|c| if matches!(c, '/' | '+' | '#') { '_' } else { c })
         .collect()

@@ -1,0 +1,154 @@
+//! Home Assistant MQTT discovery: one device per edgevit instance and, per camera, a sensor for
+//! the current label, a sensor for its score and an event entity. Payloads follow
+//! <https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery> (sensor and event
+//! platforms); all are retained and re-sent on every connect and whenever Home Assistant
+//! announces `online` on `<prefix>/status`.
+
+use super::topics::{level, Topics};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// `[sink.discovery]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Publish Home Assistant discovery messages.
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+    /// Home Assistant's discovery prefix.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+fn default_enabled() -> bool {
+    true
+}
+fn default_prefix() -> String {
+    "homeassistant".into()
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            enabled: default_enabled(),
+            prefix: default_prefix(),
+        }
+    }
+}
+
+impl DiscoveryConfig {
+    /// Where Home Assistant announces its restarts.
+    pub fn status_topic(&self) -> String {
+        format!("{}/status", self.prefix)
+    }
+}
+
+/// The retained (topic, payload) discovery messages for one camera.
+pub fn camera_messages(
+    config: &DiscoveryConfig,
+    topics: &Topics,
+    device: &str,
+    camera: &str,
+) -> Vec<(String, Value)> {
+    let node = format!("edgevit_{}", level(device));
+    let object = level(camera);
+    let device_block = json!({
+        "identifiers": [node],
+        "name": format!("edgevit {device}"),
+        "manufacturer": "edgevit",
+        "model": "edgevit",
+        "sw_version": env!("CARGO_PKG_VERSION"),
+    });
+    // "stopped" (a clean stop) must read as unavailable too, not as an unknown payload.
+    let availability = json!([{
+        "topic": topics.availability(),
+        "value_template": "{{ 'online' if value == 'online' else 'offline' }}",
+    }]);
+    let result = topics.result(camera);
+    let entity = |platform: &str, suffix: &str, name: String, mut fields: Value| {
+        let unique_id = format!("{node}_{object}_{suffix}");
+        if let Some(map) = fields.as_object_mut() {
+            map.insert("name".into(), json!(name));
+            map.insert("unique_id".into(), json!(unique_id));
+            map.insert("object_id".into(), json!(unique_id));
+            map.insert("availability".into(), availability.clone());
+            map.insert("device".into(), device_block.clone());
+        }
+        (
+            format!(
+                "{}/{platform}/{node}/{object}_{suffix}/config",
+                config.prefix
+            ),
+            fields,
+        )
+    };
+    vec![
+        entity(
+            "sensor",
+            "label",
+            format!("{camera} label"),
+            json!({
+                "state_topic": result,
+                "value_template": "{{ value_json.top[0].label if value_json.top else 'none' }}",
+                "json_attributes_topic": result,
+                "icon": "mdi:tag-search",
+            }),
+        ),
+        entity(
+            "sensor",
+            "score",
+            format!("{camera} score"),
+            json!({
+                "state_topic": result,
+                "value_template": "{{ value_json.top[0].score if value_json.top else 0 }}",
+                "state_class": "measurement",
+            }),
+        ),
+        entity(
+            "event",
+            "event",
+            format!("{camera} event"),
+            json!({
+                "state_topic": topics.event(camera),
+                "event_types": ["start", "update", "end"],
+            }),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_have_unique_ids_availability_and_one_device() {
+        let topics = Topics::new("edgevit", "door");
+        let config = DiscoveryConfig::default();
+        let mut messages = camera_messages(&config, &topics, "door", "cam0");
+        messages.extend(camera_messages(&config, &topics, "door", "cam1"));
+        let ids: std::collections::HashSet<&str> = messages
+            .iter()
+            .map(|(_, p)| p["unique_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 6, "unique ids");
+        for (topic, payload) in &messages {
+            assert!(
+                topic.starts_with("homeassistant/") && topic.ends_with("/config"),
+                "{topic}"
+            );
+            assert_eq!(
+                payload["availability"][0]["topic"],
+                "edgevit/door/availability"
+            );
+            assert_eq!(payload["device"]["identifiers"][0], "edgevit_door");
+            assert!(payload["state_topic"]
+                .as_str()
+                .unwrap()
+                .starts_with("edgevit/door/cam"));
+        }
+        let (topic, event) = &messages[2];
+        assert_eq!(topic, "homeassistant/event/edgevit_door/cam0_event/config");
+        assert_eq!(event["event_types"], json!(["start", "update", "end"]));
+        assert_eq!(event["state_topic"], "edgevit/door/cam0/event");
+    }
+}

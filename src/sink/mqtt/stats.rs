@@ -1,0 +1,66 @@
+//! The periodic `<prefix>/<device>/stats` message: throughput and latency since the last one,
+//! and the spool's state.
+
+use crate::sink::Record;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// What the capture side saw since the last report.
+#[derive(Debug)]
+pub struct StatsWindow {
+    since: Instant,
+    results: u64,
+    errors: u64,
+    latency_sum: [f64; 3],
+}
+
+impl Default for StatsWindow {
+    fn default() -> Self {
+        StatsWindow {
+            since: Instant::now(),
+            results: 0,
+            errors: 0,
+            latency_sum: [0.0; 3],
+        }
+    }
+}
+
+impl StatsWindow {
+    pub fn record(&mut self, record: &Record) {
+        match record {
+            Record::Result(r) => {
+                self.results += 1;
+                let l = r.latency_ms;
+                for (sum, v) in self.latency_sum.iter_mut().zip([l.pre, l.infer, l.post]) {
+                    *sum += v;
+                }
+            }
+            Record::Error(_) => self.errors += 1,
+        }
+    }
+
+    /// The report for this window, which then starts again.
+    pub fn report(&mut self, connected: bool, spool_pending: u64, spool_dropped: u64) -> Value {
+        let seconds = self.since.elapsed().as_secs_f64().max(1e-3);
+        let frames = self.results + self.errors;
+        let mean = |i: usize| {
+            if self.results == 0 {
+                0.0
+            } else {
+                (self.latency_sum[i] / self.results as f64 * 1e3).round() / 1e3
+            }
+        };
+        let report = json!({
+            "connected": connected,
+            "interval_s": (seconds * 10.0).round() / 10.0,
+            "frames": frames,
+            "results": self.results,
+            "errors": self.errors,
+            "fps": (frames as f64 / seconds * 100.0).round() / 100.0,
+            "latency_ms": {"pre": mean(0), "infer": mean(1), "post": mean(2)},
+            "spool": {"pending": spool_pending, "dropped": spool_dropped},
+        });
+        *self = StatsWindow::default();
+        report
+    }
+}
