@@ -5,7 +5,7 @@
 
 use super::{PreprocessError, Raster};
 use crate::model::ResizePolicy;
-use fast_image_resize::images::Image;
+use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
 /// An axis-aligned rectangle in pixels.
@@ -116,7 +116,8 @@ pub fn resize(
     let placement = Placement::new(policy, image.width, image.height, width, height);
     let target = placement.target;
     let (tw, th) = (target.width as u32, target.height as u32);
-    let src = Image::from_vec_u8(image.width, image.height, image.data.clone(), pixel_type)
+    // Borrow the frame's pixels: copying a full camera frame per frame costs as much as the resize.
+    let src = ImageRef::new(image.width, image.height, &image.data, pixel_type)
         .map_err(|e| PreprocessError::Resize(e.to_string()))?;
     let mut dst = Image::new(tw, th, pixel_type);
     let source = placement.source;
