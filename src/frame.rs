@@ -19,6 +19,10 @@ pub enum PixelFormat {
     Yuyv,
     /// Planar 4:2:0: a Y plane, then an interleaved U V plane at half resolution.
     Nv12,
+    /// One Motion-JPEG frame from a camera: a baseline JPEG, often without its Huffman tables
+    /// (the standard ones are assumed). Width and height are the size the camera was set to;
+    /// a frame that decodes to another size is an error.
+    Mjpeg,
 }
 
 impl PixelFormat {
@@ -31,14 +35,15 @@ impl PixelFormat {
             PixelFormat::Gray8 => "gray8",
             PixelFormat::Yuyv => "yuyv",
             PixelFormat::Nv12 => "nv12",
+            PixelFormat::Mjpeg => "mjpeg",
         }
     }
 
-    /// Bytes a raw frame of this size must hold; `None` for encoded frames.
+    /// Bytes a raw frame of this size must hold; `None` for encoded (and MJPEG) frames.
     pub fn raw_len(self, width: u32, height: u32) -> Option<usize> {
         let pixels = width as usize * height as usize;
         match self {
-            PixelFormat::Encoded => None,
+            PixelFormat::Encoded | PixelFormat::Mjpeg => None,
             PixelFormat::Rgb24 | PixelFormat::Bgr24 => Some(pixels * 3),
             PixelFormat::Gray8 => Some(pixels),
             PixelFormat::Yuyv => Some(pixels * 2),

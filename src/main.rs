@@ -1,5 +1,7 @@
 //! The `edgevit` command line.
 
+mod snapshot;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use edgevit::backend::{BackendConfig, TractConfig};
@@ -56,6 +58,36 @@ enum Command {
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
+    },
+    /// List video capture devices (formats, sizes, frame rates) and the inference backends
+    /// this build has.
+    Probe {
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Grab frames from one camera and save each, decoded by edgevit, as a PNG (with its raw
+    /// bytes beside it); prints one JSON line per frame and per camera status change.
+    Snapshot {
+        /// Device path or name (as `edgevit probe` lists it).
+        #[arg(long)]
+        device: String,
+        /// Pixel format (YUYV, NV12, NM12, GREY, RGB3, BGR3, MJPG); default: the first the
+        /// device offers.
+        #[arg(long)]
+        format: Option<String>,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 480)]
+        height: u32,
+        /// Frames to save.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Give up after this many seconds without the frames.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Measure inference latency (median of repeated runs) of one or more model packages;
     /// ratios are against the first.
@@ -157,6 +189,41 @@ fn run(cli: Cli) -> Result<i32> {
                 report.model, worst.max_abs_diff, worst.output, report.tolerance
             );
             Ok(if report.passed() { 0 } else { 1 })
+        }
+        Command::Snapshot {
+            device,
+            format,
+            width,
+            height,
+            count,
+            timeout,
+            out,
+        } => {
+            snapshot::run(snapshot::Request {
+                device,
+                format,
+                width,
+                height,
+                count,
+                timeout: std::time::Duration::from_secs(timeout),
+                out,
+            })?;
+            Ok(0)
+        }
+        Command::Probe { json } => {
+            let devices = edgevit::source::v4l2::probe::probe_devices();
+            let backends = edgevit::backend::available();
+            if json {
+                let doc = serde_json::json!({ "devices": devices, "backends": backends });
+                println!("{doc:#}");
+            } else {
+                print!("{}", edgevit::source::v4l2::probe::render(&devices));
+                println!("backends:");
+                for backend in &backends {
+                    println!("    {}: {}", backend.name, backend.status);
+                }
+            }
+            Ok(0)
         }
         Command::Bench {
             models,

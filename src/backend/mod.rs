@@ -97,3 +97,29 @@ pub fn open(
         BackendConfig::Tract(tract) => Ok(Box::new(TractBackend::load(package, tract)?)),
     }
 }
+
+/// An inference backend and whether this build can use it (`edgevit probe`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackendAvailability {
+    pub name: &'static str,
+    pub status: String,
+}
+
+/// The backends edgevit knows of; only tract is built in so far.
+pub fn available() -> Vec<BackendAvailability> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    vec![
+        BackendAvailability {
+            name: "tract",
+            status: format!("available (CPU, {cores} cores)"),
+        },
+        BackendAvailability {
+            name: "rknpu",
+            status: "not built into this binary (Rockchip NPU)".to_string(),
+        },
+        BackendAvailability {
+            name: "onnxruntime",
+            status: "not built into this binary (TensorRT / CUDA on Jetson)".to_string(),
+        },
+    ]
+}

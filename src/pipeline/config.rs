@@ -27,6 +27,10 @@ pub struct RunConfig {
     pub classify: ClassifyConfig,
     #[serde(default)]
     pub sink: SinkConfig,
+    /// Where edgevit keeps state across restarts (per-camera record sequence numbers). Unset:
+    /// numbering starts at 0 in every run. The systemd unit uses `/var/lib/edgevit`.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Why a configuration file was refused.
@@ -72,6 +76,7 @@ impl RunConfig {
         config.source.resolve_paths(base);
         config.sink.resolve_paths(base);
         config.model.path = base.join(&config.model.path);
+        config.state_dir = config.state_dir.map(|dir| base.join(dir));
         Ok(config)
     }
 }

@@ -2,8 +2,10 @@
 //! A frame that fails in any stage becomes an error record; the loop goes on.
 
 mod config;
+mod sequence;
 
 pub use config::{ConfigError, ModelConfig, RunConfig};
+pub use sequence::{SequenceError, Sequences};
 
 use crate::backend::{self, BackendConfig, BackendError, InferenceBackend};
 use crate::frame::Frame;
@@ -12,9 +14,10 @@ use crate::model::selftest::{self, SelfTestError, SelfTestReport};
 use crate::model::{ModelError, ModelPackage, Task};
 use crate::preprocess::{Preprocess, Preprocessor};
 use crate::sink::{
-    self, ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord, Sink, SinkError,
+    self, CameraStatusRecord, ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord,
+    Sink, SinkError,
 };
-use crate::source::{self, FrameSource, SourceError};
+use crate::source::{self, FrameSource, SourceError, SourceEvent};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -36,6 +39,8 @@ pub enum PipelineError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Sequence(#[from] SequenceError),
     #[error("task {0:?} is not supported by this build yet")]
     UnsupportedTask(&'static str),
 }
@@ -98,6 +103,7 @@ pub struct Pipeline {
     backend: Box<dyn InferenceBackend>,
     interpret: Box<dyn Interpret>,
     sink: Box<dyn Sink>,
+    sequences: Sequences,
     model: String,
     task: Task,
 }
@@ -108,7 +114,11 @@ impl Pipeline {
         let model = LoadedModel::load(&config.model.path, &config.backend)?;
         let source = source::open(&config.source)?;
         let sink = sink::open(&config.sink)?;
-        Self::new(model, &config.classify, source, sink)
+        let mut pipeline = Self::new(model, &config.classify, source, sink)?;
+        if let Some(dir) = &config.state_dir {
+            pipeline.sequences = Sequences::persistent(dir);
+        }
+        Ok(pipeline)
     }
 
     pub fn new(
@@ -123,6 +133,7 @@ impl Pipeline {
             preprocess: Box::new(Preprocessor::new(&model.package.manifest.input)),
             interpret,
             sink,
+            sequences: Sequences::in_memory(),
             model: model.package.name().to_string(),
             task: model.package.manifest.task,
             backend: model.backend,
@@ -140,16 +151,24 @@ impl Pipeline {
         );
         let mut summary = RunSummary::default();
         while !stop.load(Ordering::Relaxed) {
-            let Some(next) = self.source.next_frame() else {
-                break;
+            let next = match self.source.next_event(stop) {
+                None => break,
+                Some(SourceEvent::Camera(status)) => {
+                    self.sink
+                        .camera_status(&CameraStatusRecord::from(&status))?;
+                    continue;
+                }
+                Some(SourceEvent::Frame(next)) => next,
             };
             summary.frames += 1;
-            let record = match next {
+            let mut record = match next {
                 Ok(frame) => self.process(&frame),
                 Err(failed) => {
                     self.error_record(FrameInfo::from_meta(&failed.meta), "source", &failed.error)
                 }
             };
+            let frame = record.frame_mut();
+            frame.seq = self.sequences.issue(&frame.camera, frame.seq)?;
             match record {
                 Record::Result(_) => summary.results += 1,
                 Record::Error(ref e) => {
@@ -165,6 +184,7 @@ impl Pipeline {
             self.sink.emit(&record)?;
         }
         self.sink.flush()?;
+        self.sequences.close()?;
         Ok(summary)
     }
 

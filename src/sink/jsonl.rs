@@ -1,6 +1,6 @@
 //! JSON lines: one record per line, flushed per record so nothing waits in a buffer.
 
-use super::{Record, Sink, SinkError};
+use super::{CameraStatusRecord, Record, Sink, SinkError};
 use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,13 +44,9 @@ impl JsonLinesSink {
     }
 }
 
-impl Sink for JsonLinesSink {
-    fn describe(&self) -> String {
-        self.name.clone()
-    }
-
-    fn emit(&mut self, record: &Record) -> Result<(), SinkError> {
-        let mut line = serde_json::to_vec(record)?;
+impl JsonLinesSink {
+    fn write_line(&mut self, value: &impl serde::Serialize) -> Result<(), SinkError> {
+        let mut line = serde_json::to_vec(value)?;
         line.push(b'\n');
         let write_error = |source| SinkError::Write {
             sink: self.name.clone(),
@@ -58,6 +54,20 @@ impl Sink for JsonLinesSink {
         };
         self.out.write_all(&line).map_err(write_error)?;
         self.out.flush().map_err(write_error)
+    }
+}
+
+impl Sink for JsonLinesSink {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn emit(&mut self, record: &Record) -> Result<(), SinkError> {
+        self.write_line(record)
+    }
+
+    fn camera_status(&mut self, status: &CameraStatusRecord) -> Result<(), SinkError> {
+        self.write_line(status)
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {

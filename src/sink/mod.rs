@@ -8,7 +8,9 @@ pub mod spool;
 
 pub use jsonl::{JsonLinesConfig, JsonLinesSink};
 pub use mqtt::{MqttConfig, MqttSink};
-pub use record::{ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord};
+pub use record::{
+    CameraStatusRecord, ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord,
+};
 pub use serial::{SerialConfig, SerialSink};
 
 use crate::config;
@@ -34,12 +36,19 @@ pub enum SinkError {
     Serialize(#[from] serde_json::Error),
     #[error(transparent)]
     Spool(spool::SpoolError),
+    #[error(transparent)]
+    Mqtt(#[from] mqtt::SetupError),
 }
 
 /// Delivers records. A returned error means the record was not delivered.
 pub trait Sink: Send {
     fn describe(&self) -> String;
     fn emit(&mut self, record: &Record) -> Result<(), SinkError>;
+    /// A camera went offline or came back. Sinks without a place for it ignore it.
+    fn camera_status(&mut self, status: &CameraStatusRecord) -> Result<(), SinkError> {
+        let _ = status;
+        Ok(())
+    }
     /// Pushes out anything buffered; called at the end of a run.
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
@@ -94,7 +103,7 @@ impl SinkConfig {
     pub fn resolve_paths(&mut self, base: &Path) {
         match self {
             SinkConfig::File(c) => c.path = base.join(&c.path),
-            SinkConfig::Mqtt(c) => c.spool.path = base.join(&c.spool.path),
+            SinkConfig::Mqtt(c) => c.resolve_paths(base),
             SinkConfig::Stdout(_) | SinkConfig::Serial(_) => {}
         }
     }

@@ -4,6 +4,7 @@
 use crate::frame::FrameMeta;
 use crate::interpret::Interpretation;
 use crate::model::Task;
+use crate::source::{CameraState, CameraStatus};
 use serde::Serialize;
 
 /// Where a record's frame came from.
@@ -81,6 +82,40 @@ impl Record {
         match self {
             Record::Result(r) => &r.frame,
             Record::Error(e) => &e.frame,
+        }
+    }
+
+    pub fn frame_mut(&mut self) -> &mut FrameInfo {
+        match self {
+            Record::Result(r) => &mut r.frame,
+            Record::Error(e) => &mut e.frame,
+        }
+    }
+}
+
+/// A camera's availability change (not a frame): `{"camera":..,"status":"offline",..}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CameraStatusRecord {
+    pub camera: String,
+    pub camera_index: usize,
+    pub status: CameraState,
+    /// Online: the device and what was negotiated. Offline: why.
+    pub detail: String,
+    /// Online again after an outage: how long the camera was away.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offline_ms: Option<u64>,
+    pub ts: String,
+}
+
+impl From<&CameraStatus> for CameraStatusRecord {
+    fn from(status: &CameraStatus) -> Self {
+        CameraStatusRecord {
+            camera: status.camera.clone(),
+            camera_index: status.index,
+            status: status.state,
+            detail: status.detail.clone(),
+            offline_ms: status.offline_ms,
+            ts: humantime::format_rfc3339_millis(status.at).to_string(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Frame sources: image files, image directories, a synthetic test pattern (and cameras).
+//! Frame sources: V4L2 cameras, image files, image directories, a synthetic test pattern.
 //!
 //! A source yields frames until it ends. A frame it cannot read is yielded as a
 //! [`FrameError`] carrying the frame's metadata, so the pipeline emits an error record for it
@@ -6,14 +6,18 @@
 
 mod files;
 mod pattern;
+pub mod v4l2;
 
 pub use files::{ImageDirConfig, ImageDirSource, ImageFileConfig, ImageListSource};
 pub use pattern::{PatternConfig, PatternSource};
+pub use v4l2::{V4l2Config, V4l2Source};
 
 use crate::config;
 use crate::frame::{Frame, FrameMeta};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 /// Why a source could not start, or could not produce one frame.
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +46,49 @@ pub struct FrameError {
 /// A frame, or what went wrong producing it.
 pub type FrameResult = Result<Frame, Box<FrameError>>;
 
+/// Whether a camera is delivering frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraState {
+    Online,
+    Offline,
+}
+
+/// A camera came online (with what it negotiated) or went offline (with why).
+#[derive(Debug, Clone)]
+pub struct CameraStatus {
+    pub camera: String,
+    /// The camera's position in the configuration (ReID models take it as the camera index).
+    pub index: usize,
+    pub state: CameraState,
+    /// Online: the device, format, size and rate in use. Offline: the reason.
+    pub detail: String,
+    /// Online after an outage: how long the camera was away.
+    pub offline_ms: Option<u64>,
+    pub at: SystemTime,
+}
+
+/// What a source yields.
+#[derive(Debug)]
+pub enum SourceEvent {
+    Frame(FrameResult),
+    Camera(CameraStatus),
+}
+
 /// Produces frames. `None` ends the stream.
 pub trait FrameSource: Send {
     /// A description for logs and result records (a path, a device).
     fn describe(&self) -> String;
     fn next_frame(&mut self) -> Option<FrameResult>;
+
+    /// The next frame or camera status change; `None` when the source has ended or `stop`
+    /// is set. Sources that can wait long for a frame (cameras) watch `stop` while waiting.
+    fn next_event(&mut self, stop: &AtomicBool) -> Option<SourceEvent> {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.next_frame().map(SourceEvent::Frame)
+    }
 }
 
 /// The camera id used when the configuration names none.
@@ -64,6 +106,8 @@ pub enum SourceConfig {
     ImageDir(ImageDirConfig),
     /// A generated colour-bar test pattern.
     Pattern(PatternConfig),
+    /// V4L2 cameras.
+    V4l2(V4l2Config),
 }
 
 impl TryFrom<toml::Table> for SourceConfig {
@@ -80,10 +124,15 @@ impl TryFrom<toml::Table> for SourceConfig {
             "pattern" => Ok(SourceConfig::Pattern(config::parse_section(
                 "source", table,
             )?)),
+            "v4l2" => {
+                let config: V4l2Config = config::parse_section("source", table)?;
+                config.validate()?;
+                Ok(SourceConfig::V4l2(config))
+            }
             other => Err(config::unknown_kind(
                 "source",
                 other,
-                &["image-file", "image-dir", "pattern"],
+                &["image-file", "image-dir", "pattern", "v4l2"],
             )),
         }
     }
@@ -95,7 +144,7 @@ impl SourceConfig {
         match self {
             SourceConfig::ImageFile(c) => c.path = base.join(&c.path),
             SourceConfig::ImageDir(c) => c.path = base.join(&c.path),
-            SourceConfig::Pattern(_) => {}
+            SourceConfig::Pattern(_) | SourceConfig::V4l2(_) => {}
         }
     }
 }
@@ -108,6 +157,7 @@ pub fn open(config: &SourceConfig) -> Result<Box<dyn FrameSource>, SourceError> 
         }
         SourceConfig::ImageDir(c) => Box::new(ImageDirSource::open(c)?),
         SourceConfig::Pattern(c) => Box::new(PatternSource::new(c)?),
+        SourceConfig::V4l2(c) => Box::new(V4l2Source::open(c)?),
     })
 }
 
