@@ -1,10 +1,12 @@
-//! Frame bytes (an encoded file or a raw camera format) to an 8-bit [`Raster`].
+//! Frame bytes (an encoded file, an MJPEG frame or a raw camera format) to an 8-bit [`Raster`].
 
 use super::color::{nv12_to_rgb, rgb_to_gray, yuyv_to_rgb};
+use super::mjpeg::with_huffman_tables;
 use super::{PreprocessError, Raster};
 use crate::frame::{Frame, PixelFormat};
 use crate::model::ColorOrder;
-use image::DynamicImage;
+use image::{DynamicImage, ImageFormat};
+use std::borrow::Cow;
 
 /// Decodes or converts a frame to grey (`ColorOrder::Gray`) or RGB (otherwise; BGR order is
 /// applied when the tensor is laid out).
@@ -14,8 +16,31 @@ pub fn decode(frame: &Frame, color: ColorOrder) -> Result<Raster, PreprocessErro
     let (width, height) = (meta.width, meta.height);
     let rgb = match meta.format {
         PixelFormat::Encoded => {
-            let image = image::load_from_memory(&frame.data)
-                .map_err(|e| PreprocessError::Decode(e.to_string()))?;
+            let image = if frame.data.starts_with(&[0xFF, 0xD8]) {
+                // A JPEG file may lack Huffman tables too. One whose markers cannot be followed
+                // goes to the decoder as it is, which then decides, as it did before.
+                let jpeg =
+                    with_huffman_tables(&frame.data).unwrap_or(Cow::Borrowed(&frame.data[..]));
+                decode_jpeg(&jpeg)?
+            } else {
+                image::load_from_memory(&frame.data)
+                    .map_err(|e| PreprocessError::Decode(e.to_string()))?
+            };
+            // The size of a file is whatever it says (sources read it from the header).
+            return Ok(from_dynamic(image, want_gray));
+        }
+        PixelFormat::Mjpeg => {
+            let image = decode_jpeg(&with_huffman_tables(&frame.data)?)?;
+            // A camera sends the size it was set to; anything else is a damaged frame.
+            if (image.width(), image.height()) != (width, height) {
+                return Err(PreprocessError::DecodedSize {
+                    format: meta.format.name(),
+                    width,
+                    height,
+                    actual_width: image.width(),
+                    actual_height: image.height(),
+                });
+            }
             return Ok(from_dynamic(image, want_gray));
         }
         PixelFormat::Gray8 if want_gray => {
@@ -31,6 +56,13 @@ pub fn decode(frame: &Frame, color: ColorOrder) -> Result<Raster, PreprocessErro
         PixelFormat::Nv12 => nv12_to_rgb(raw_bytes(frame)?, width, height),
     };
     Ok(finish(width, height, rgb, want_gray))
+}
+
+/// Decodes bytes known to be JPEG; guessing from the bytes would also let a PNG or BMP through
+/// as a camera frame.
+fn decode_jpeg(jpeg: &[u8]) -> Result<DynamicImage, PreprocessError> {
+    image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg)
+        .map_err(|e| PreprocessError::Decode(e.to_string()))
 }
 
 /// The frame's bytes, checked to hold a whole raw frame of its format and size.

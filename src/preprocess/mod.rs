@@ -4,11 +4,13 @@
 
 mod color;
 mod decode;
+mod mjpeg;
 mod normalize;
 mod resize;
 
 pub use color::{nv12_to_rgb, rgb_to_gray, yuyv_to_rgb};
 pub use decode::decode;
+pub use mjpeg::{with_huffman_tables, MjpegError};
 pub use normalize::Normalization;
 pub use resize::{resize, Placement, Region};
 
@@ -21,6 +23,16 @@ use crate::tensor::Tensor;
 pub enum PreprocessError {
     #[error("cannot decode image: {0}")]
     Decode(String),
+    #[error("bad MJPEG frame: {0}")]
+    Mjpeg(#[from] MjpegError),
+    #[error("{format} frame decoded to {actual_width}x{actual_height}, expected {width}x{height}")]
+    DecodedSize {
+        format: &'static str,
+        width: u32,
+        height: u32,
+        actual_width: u32,
+        actual_height: u32,
+    },
     #[error("{format} frame of {width}x{height} needs {expected} bytes, got {actual}")]
     FrameSize {
         format: &'static str,
