@@ -47,12 +47,10 @@ pub fn run(request: Request) -> Result<()> {
         });
     }
     let mut saved = 0;
-    let mut last_offline = None;
     while saved < request.count {
         let Some(event) = source.next_event(&timed_out) else {
-            let why = last_offline.map(|d| format!(": {d}")).unwrap_or_default();
             bail!(
-                "saved {saved} of {} frames from {} within {:?}{why}",
+                "saved {saved} of {} frames from {} within {:?}",
                 request.count,
                 request.device,
                 request.timeout
@@ -62,8 +60,9 @@ pub fn run(request: Request) -> Result<()> {
             SourceEvent::Camera(status) => {
                 let record = CameraStatusRecord::from(&status);
                 println!("{}", serde_json::to_string(&record)?);
+                // A snapshot is a one-off check: report the first failure instead of retrying.
                 if status.state == edgevit::source::CameraState::Offline {
-                    last_offline = Some(status.detail);
+                    bail!("{} is not usable: {}", request.device, status.detail);
                 }
             }
             SourceEvent::Frame(Err(failed)) => {

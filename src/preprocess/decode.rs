@@ -1,7 +1,7 @@
 //! Frame bytes (an encoded file, an MJPEG frame or a raw camera format) to an 8-bit [`Raster`].
 
 use super::color::{nv12_to_rgb, rgb_to_gray, yuyv_to_rgb};
-use super::mjpeg::with_huffman_tables;
+use super::mjpeg::{check_complete, with_huffman_tables};
 use super::{PreprocessError, Raster};
 use crate::frame::{Frame, PixelFormat};
 use crate::model::ColorOrder;
@@ -30,6 +30,7 @@ pub fn decode(frame: &Frame, color: ColorOrder) -> Result<Raster, PreprocessErro
             return Ok(from_dynamic(image, want_gray));
         }
         PixelFormat::Mjpeg => {
+            check_complete(&frame.data)?;
             let image = decode_jpeg(&with_huffman_tables(&frame.data)?)?;
             // A camera sends the size it was set to; anything else is a damaged frame.
             if (image.width(), image.height()) != (width, height) {

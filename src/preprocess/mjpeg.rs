@@ -27,6 +27,20 @@ pub enum MjpegError {
     },
     #[error("no start-of-scan marker before byte {offset} (end of image or end of data)")]
     NoScan { offset: usize },
+    #[error("truncated: the {len}-byte frame has no end-of-image marker")]
+    NoEndOfImage { len: usize },
+}
+
+/// Checks that a camera frame ends with EOI (`FF D9`), ignoring the zero padding some cameras
+/// append. The decoder would turn a cut-off frame into a whole image with the missing part
+/// filled in grey, and the model would classify that.
+pub fn check_complete(jpeg: &[u8]) -> Result<(), MjpegError> {
+    let end = jpeg.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if jpeg[..end].ends_with(&[0xFF, 0xD9]) {
+        Ok(())
+    } else {
+        Err(MjpegError::NoEndOfImage { len: jpeg.len() })
+    }
 }
 
 /// The JPEG with the standard Huffman tables (ITU T.81 Annex K.3) inserted when it has no DHT
