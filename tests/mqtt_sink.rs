@@ -5,8 +5,9 @@
 mod common;
 
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,25 +17,27 @@ struct Broker {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// More listeners (TLS), after the plain anonymous one on `port`.
+    listeners: String,
 }
 
 impl Broker {
     /// A broker with persistence (so a subscriber's session survives its restart).
     fn start(dir: &Path, port: u16) -> Option<Broker> {
-        if !Path::new(MOSQUITTO).exists() {
-            assert!(
-                std::env::var_os("EDGEVIT_REQUIRE_BROKER").is_none(),
-                "EDGEVIT_REQUIRE_BROKER is set but {MOSQUITTO} is missing"
-            );
-            eprintln!(
-                "NOTE: {MOSQUITTO} is not installed; this MQTT test checks nothing and passes"
-            );
+        Self::start_with(dir, port, "")
+    }
+
+    /// A broker with more `listeners` beside the plain one on `port`; each listener has its own
+    /// authentication settings, so test subscribers keep using the plain one anonymously.
+    fn start_with(dir: &Path, port: u16, listeners: &str) -> Option<Broker> {
+        if !installed() {
             return None;
         }
         let mut broker = Broker {
             child: None,
             port,
             dir: dir.to_path_buf(),
+            listeners: listeners.to_string(),
         };
         broker.restart();
         Some(broker)
@@ -45,23 +48,35 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+                "{}listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n{}",
+                if self.listeners.is_empty() {
+                    ""
+                } else {
+                    "per_listener_settings true\n"
+                },
                 self.port,
-                self.dir.display()
+                self.dir.display(),
+                self.listeners,
             ),
         )
         .unwrap();
-        let child = Command::new(MOSQUITTO)
+        let mut child = Command::new(MOSQUITTO)
             .arg("-c")
             .arg(&conf)
             .spawn()
             .unwrap();
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "mosquitto exited ({status}); its configuration:\n{}",
+                    self.listeners
+                );
+            }
             assert!(Instant::now() < deadline, "mosquitto did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.child = Some(child);
     }
 
     /// A clean stop (SIGTERM), so the broker saves its sessions.
@@ -80,6 +95,20 @@ impl Drop for Broker {
             let _ = child.wait();
         }
     }
+}
+
+/// Whether mosquitto is there; where it is not, says that the test checks nothing, or fails
+/// under `EDGEVIT_REQUIRE_BROKER`.
+fn installed() -> bool {
+    if Path::new(MOSQUITTO).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("EDGEVIT_REQUIRE_BROKER").is_none(),
+        "EDGEVIT_REQUIRE_BROKER is set but {MOSQUITTO} is missing"
+    );
+    eprintln!("NOTE: {MOSQUITTO} is not installed; this MQTT test checks nothing and passes");
+    false
 }
 
 fn signal(child: &Child, name: &str) {
@@ -472,4 +501,569 @@ fn events_discovery_and_stats() {
         last["latency_ms"]["infer"].as_f64().unwrap() > 0.0,
         "{last}"
     );
+}
+
+// ---- TLS and authentication ----
+
+/// A throwaway certificate authority whose files live in `dir`.
+struct Pki {
+    dir: PathBuf,
+    name: String,
+    ca: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl Pki {
+    fn new(dir: &Path, name: &str) -> Pki {
+        std::fs::create_dir_all(dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, format!("edgevit test {name}"));
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = params.self_signed(&key).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), ca.pem()).unwrap();
+        Pki {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            ca,
+            key,
+        }
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.dir.join(format!("{}.pem", self.name))
+    }
+
+    /// Issues `<name>.crt` and `<name>.key` for `names` (DNS names or IP addresses), for a
+    /// server or a client.
+    fn issue(&self, name: &str, names: &[&str], client: bool) -> (PathBuf, PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let cert = params.signed_by(&key, &self.ca, &self.key).unwrap();
+        let (cert_file, key_file) = (
+            self.dir.join(format!("{name}.crt")),
+            self.dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        (cert_file, key_file)
+    }
+}
+
+/// A TLS listener on `port` with the server certificate `server` of `pki`, then `auth`.
+fn tls_listener(port: u16, pki: &Pki, server: &(PathBuf, PathBuf), auth: &str) -> String {
+    format!(
+        "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n{auth}\n",
+        pki.ca_file().display(),
+        server.0.display(),
+        server.1.display(),
+    )
+}
+
+/// `allow_anonymous false` and a password file with `user` / `password` (mosquitto_passwd).
+fn password_auth(dir: &Path, user: &str, password: &str) -> String {
+    let file = dir.join("passwords");
+    let status = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&file)
+        .args([user, password])
+        .status()
+        .expect("mosquitto_passwd (package mosquitto) runs");
+    assert!(status.success());
+    format!("allow_anonymous false\npassword_file {}\n", file.display())
+}
+
+/// An `edgevit run` configuration for a broker on `port` with `[sink.tls]` `tls` (relative
+/// paths are relative to `dir`), `sink` lines (credentials) and a drain time short enough for
+/// a run that cannot connect to end by itself soon.
+fn tls_config(
+    dir: &Path,
+    port: u16,
+    source: &str,
+    sink: &str,
+    tls: &str,
+    drain_ms: u64,
+) -> PathBuf {
+    common::write_config(
+        dir,
+        &format!(
+            "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\n{source}\n\
+             [model]\npath = \"{{model}}\"\n[classify]\ntop_k = 1\n\
+             [sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ndevice = \"test\"\n\
+             reconnect_min_ms = 200\nreconnect_max_ms = 1000\ndrain_timeout_ms = {drain_ms}\n{sink}\n\
+             [sink.spool]\npath = \"spool\"\n[sink.tls]\n{tls}\n"
+        ),
+    )
+}
+
+/// A running `edgevit run` whose log (stderr) is collected, and echoed for a failing test.
+struct Run {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Run {
+    fn start(config: &Path) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("edgevit: {line}");
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Run {
+            child,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Log lines containing every one of `needles`.
+    fn lines_with(&self, needles: &[&str]) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .count()
+    }
+
+    /// Waits for the process to end by itself, then for the rest of its log.
+    fn wait(&mut self, seconds: u64) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("edgevit did not end within {seconds} s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        status
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Proves the subscriber is subscribed before edgevit starts, so that "nothing arrived" means
+/// nothing was published.
+fn subscribed(port: u16, id: &str) -> Subscriber {
+    let sub = Subscriber::start(port, id);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let marked = |s: &Subscriber| {
+        s.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(t, _)| t == "edgevit/marker")
+    };
+    // Not retained, so sent again until the subscription has caught one.
+    while !marked(&sub) {
+        assert!(Instant::now() < deadline, "the subscriber never subscribed");
+        publish_once(port, "edgevit/marker", "here");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    sub
+}
+
+#[test]
+fn tls_with_a_password_file_delivers_in_order() {
+    if !installed() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, secure) = (free_port(), free_port());
+    let pki = Pki::new(&tmp.path().join("pki"), "ca");
+    let server = pki.issue("server", &["localhost", "127.0.0.1"], false);
+    let auth = password_auth(tmp.path(), "camera", "s3cret");
+    let Some(_broker) = Broker::start_with(
+        tmp.path(),
+        plain,
+        &tls_listener(secure, &pki, &server, &auth),
+    ) else {
+        return;
+    };
+    let sub = subscribed(plain, "sub-tls");
+    std::fs::write(tmp.path().join("password"), "s3cret\n").unwrap();
+    let config = tls_config(
+        tmp.path(),
+        secure,
+        "frames = 25\ncamera = \"gate\"",
+        "username = \"camera\"\npassword_file = \"password\"",
+        "ca_file = \"pki/ca.pem\"",
+        20_000,
+    );
+    let mut run = Run::start(&config);
+    assert!(run.wait(60).success());
+    sub.wait_for("25 results", 10, |s| s.results().len() >= 25);
+    assert_complete_in_order(&sub.results(), "gate", 25);
+    sub.wait_for("stopped", 5, |s| {
+        s.availability().last().is_some_and(|a| a == "stopped")
+    });
+    assert_eq!(sub.availability()[0], "online");
+    assert_eq!(run.lines_with(&["refused"]), 0, "{}", run.log());
+}
+
+#[test]
+fn wrong_password_is_retried_and_never_online_and_loses_nothing() {
+    if !installed() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, secure) = (free_port(), free_port());
+    let pki = Pki::new(&tmp.path().join("pki"), "ca");
+    let server = pki.issue("server", &["localhost", "127.0.0.1"], false);
+    let auth = password_auth(tmp.path(), "camera", "s3cret");
+    let Some(_broker) = Broker::start_with(
+        tmp.path(),
+        plain,
+        &tls_listener(secure, &pki, &server, &auth),
+    ) else {
+        return;
+    };
+    let sub = subscribed(plain, "sub-password");
+    let tls = "ca_file = \"pki/ca.pem\"";
+    // Ten results go to the spool while the broker refuses the login; the run ends by itself
+    // once its drain time is up.
+    let mut first = Run::start(&tls_config(
+        tmp.path(),
+        secure,
+        "frames = 10\ncamera = \"before\"",
+        "username = \"camera\"\npassword = \"wrong\"",
+        tls,
+        4_000,
+    ));
+    assert!(first.wait(60).success());
+    let broker = format!("MQTT broker 127.0.0.1:{secure} refused the connection");
+    assert!(
+        first.lines_with(&[&broker, "will retry in"]) >= 2,
+        "a clear message on every attempt:\n{}",
+        first.log()
+    );
+    assert!(first.lines_with(&["connected to"]) == 0, "{}", first.log());
+    assert!(sub.results().is_empty(), "{:?}", sub.results());
+    assert!(sub.availability().is_empty(), "{:?}", sub.availability());
+
+    let mut second = Run::start(&tls_config(
+        tmp.path(),
+        secure,
+        "frames = 1\ncamera = \"after\"",
+        "username = \"camera\"\npassword = \"s3cret\"",
+        tls,
+        20_000,
+    ));
+    assert!(second.wait(60).success());
+    sub.wait_for("11 results", 20, |s| s.results().len() >= 11);
+    let results = sub.results();
+    assert_complete_in_order(&results, "before", 10);
+    assert_complete_in_order(&results, "after", 1);
+    sub.wait_for("stopped", 5, |s| {
+        s.availability().last().is_some_and(|a| a == "stopped")
+    });
+    assert_eq!(sub.availability()[0], "online");
+}
+
+#[test]
+fn untrusted_ca_is_a_tls_error_and_never_online() {
+    if !installed() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, secure) = (free_port(), free_port());
+    let pki = Pki::new(&tmp.path().join("pki"), "ca");
+    let other = Pki::new(&tmp.path().join("pki"), "other-ca");
+    let server = pki.issue("server", &["localhost", "127.0.0.1"], false);
+    let Some(_broker) = Broker::start_with(
+        tmp.path(),
+        plain,
+        &tls_listener(secure, &pki, &server, "allow_anonymous true"),
+    ) else {
+        return;
+    };
+    let sub = subscribed(plain, "sub-untrusted");
+    let mut run = Run::start(&tls_config(
+        tmp.path(),
+        secure,
+        "frames = 3",
+        "",
+        &format!("ca_file = \"{}\"", other.ca_file().display()),
+        3_000,
+    ));
+    assert!(run.wait(60).success());
+    let broker = format!("TLS with MQTT broker 127.0.0.1:{secure} failed");
+    assert!(
+        run.lines_with(&[
+            &broker,
+            "UnknownIssuer",
+            "sink.tls.ca_file",
+            "will retry in"
+        ]) >= 2,
+        "rustls's reason on every attempt:\n{}",
+        run.log()
+    );
+    assert_eq!(run.lines_with(&["connected to"]), 0, "{}", run.log());
+    assert!(sub.results().is_empty(), "{:?}", sub.results());
+    assert!(sub.availability().is_empty(), "{:?}", sub.availability());
+}
+
+#[test]
+fn certificate_name_mismatch_fails_and_server_name_fixes_it() {
+    if !installed() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, secure) = (free_port(), free_port());
+    let pki = Pki::new(&tmp.path().join("pki"), "ca");
+    let server = pki.issue("server", &["broker.test"], false);
+    let Some(_broker) = Broker::start_with(
+        tmp.path(),
+        plain,
+        &tls_listener(secure, &pki, &server, "allow_anonymous true"),
+    ) else {
+        return;
+    };
+    let sub = subscribed(plain, "sub-name");
+    let mut mismatch = Run::start(&tls_config(
+        tmp.path(),
+        secure,
+        "frames = 2\ncamera = \"before\"",
+        "",
+        "ca_file = \"pki/ca.pem\"",
+        3_000,
+    ));
+    assert!(mismatch.wait(60).success());
+    assert!(
+        mismatch.lines_with(&["TLS with MQTT broker", "sink.tls.server_name"]) >= 2,
+        "{}",
+        mismatch.log()
+    );
+    assert!(sub.availability().is_empty(), "{:?}", sub.availability());
+
+    let mut named = Run::start(&tls_config(
+        tmp.path(),
+        secure,
+        "frames = 2\ncamera = \"after\"",
+        "",
+        "ca_file = \"pki/ca.pem\"\nserver_name = \"broker.test\"",
+        20_000,
+    ));
+    assert!(named.wait(60).success());
+    sub.wait_for("4 results", 20, |s| s.results().len() >= 4);
+    assert_complete_in_order(&sub.results(), "before", 2);
+    assert_complete_in_order(&sub.results(), "after", 2);
+}
+
+#[test]
+fn client_certificate_is_required_and_accepted() {
+    if !installed() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, secure) = (free_port(), free_port());
+    let pki = Pki::new(&tmp.path().join("pki"), "ca");
+    let server = pki.issue("server", &["localhost", "127.0.0.1"], false);
+    pki.issue("client", &["edgevit"], true);
+    let Some(_broker) = Broker::start_with(
+        tmp.path(),
+        plain,
+        &tls_listener(
+            secure,
+            &pki,
+            &server,
+            "require_certificate true\nallow_anonymous true",
+        ),
+    ) else {
+        return;
+    };
+    let sub = subscribed(plain, "sub-client-cert");
+    let mut without = Run::start(&tls_config(
+        tmp.path(),
+        secure,
+        "frames = 2\ncamera = \"before\"",
+        "",
+        "ca_file = \"pki/ca.pem\"",
+        3_000,
+    ));
+    assert!(without.wait(60).success());
+    assert!(
+        without.lines_with(&[
+            &format!("TLS with MQTT broker 127.0.0.1:{secure} failed"),
+            "client_cert_file",
+            "will retry in"
+        ]) >= 2,
+        "{}",
+        without.log()
+    );
+    assert_eq!(
+        without.lines_with(&["connected to"]),
+        0,
+        "{}",
+        without.log()
+    );
+    assert!(sub.availability().is_empty(), "{:?}", sub.availability());
+
+    let mut with = Run::start(&tls_config(
+        tmp.path(),
+        secure,
+        "frames = 2\ncamera = \"after\"",
+        "",
+        "ca_file = \"pki/ca.pem\"\n\
+         client_cert_file = \"pki/client.crt\"\nclient_key_file = \"pki/client.key\"",
+        20_000,
+    ));
+    assert!(with.wait(60).success());
+    sub.wait_for("4 results", 20, |s| s.results().len() >= 4);
+    assert_complete_in_order(&sub.results(), "before", 2);
+    assert_complete_in_order(&sub.results(), "after", 2);
+    assert_eq!(sub.availability()[0], "online");
+}
+
+/// The sink itself, without the binary: a refused login never sets the connected flag, while
+/// the right password does (so the broker was reachable all along).
+#[test]
+fn refused_login_never_counts_as_connected() {
+    if !installed() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, secure) = (free_port(), free_port());
+    let pki = Pki::new(&tmp.path().join("pki"), "ca");
+    let server = pki.issue("server", &["localhost", "127.0.0.1"], false);
+    let auth = password_auth(tmp.path(), "camera", "s3cret");
+    let Some(_broker) = Broker::start_with(
+        tmp.path(),
+        plain,
+        &tls_listener(secure, &pki, &server, &auth),
+    ) else {
+        return;
+    };
+    let sink = |password: &str| {
+        let mut config: edgevit::sink::MqttConfig = toml::from_str(&format!(
+            "host = \"127.0.0.1\"\nport = {secure}\nusername = \"camera\"\n\
+             password = \"{password}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 200\n\
+             [tls]\nca_file = \"pki/ca.pem\"\n[spool]\npath = \"spool-{password}\"\n"
+        ))
+        .unwrap();
+        config.resolve_paths(tmp.path());
+        edgevit::sink::MqttSink::start(&config).unwrap()
+    };
+    let refused = sink("wrong");
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        assert!(
+            !refused.is_connected(),
+            "a refused login is not a connection"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(refused);
+    let accepted = sink("s3cret");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !accepted.is_connected() {
+        assert!(Instant::now() < deadline, "the right password connects");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn unusable_tls_files_stop_the_start_with_the_key_and_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::new(&tmp.path().join("pki"), "ca");
+    pki.issue("client", &["edgevit"], true);
+    pki.issue("other", &["edgevit"], true);
+    std::fs::write(tmp.path().join("pki/garbage.pem"), "not a certificate\n").unwrap();
+    let port = free_port();
+    let cases = [
+        (
+            "ca_file = \"pki/missing.pem\"",
+            vec!["sink.tls.ca_file", "pki/missing.pem", "No such file"],
+        ),
+        (
+            "ca_file = \"pki/garbage.pem\"",
+            vec!["sink.tls.ca_file", "pki/garbage.pem", "no certificate"],
+        ),
+        (
+            "ca_file = \"pki/ca.pem\"\nclient_cert_file = \"pki/client.crt\"",
+            vec!["client_key_file", "neither"],
+        ),
+        (
+            "ca_file = \"pki/ca.pem\"\nclient_cert_file = \"pki/client.crt\"\n\
+             client_key_file = \"pki/client.crt\"",
+            vec![
+                "sink.tls.client_key_file",
+                "pki/client.crt",
+                "no private key",
+            ],
+        ),
+        (
+            "ca_file = \"pki/ca.pem\"\nclient_cert_file = \"pki/client.crt\"\n\
+             client_key_file = \"pki/other.key\"",
+            vec![
+                "sink.tls.client_key_file",
+                "pki/other.key",
+                "pki/client.crt",
+            ],
+        ),
+        (
+            "client_cert_file = \"pki/client.crt\"",
+            vec!["sink.tls", "ca_file"],
+        ),
+    ];
+    for (tls, needles) in cases {
+        let config = tls_config(tmp.path(), port, "frames = 1", "", tls, 1_000);
+        let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+        common::assert_clean_failure(&output, &needles);
+    }
+    // A password file that is not there.
+    let config = tls_config(
+        tmp.path(),
+        port,
+        "frames = 1",
+        "username = \"u\"\npassword_file = \"nowhere\"",
+        "ca_file = \"pki/ca.pem\"",
+        1_000,
+    );
+    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+    common::assert_clean_failure(&output, &["sink.password_file", "nowhere"]);
 }

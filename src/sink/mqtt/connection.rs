@@ -4,19 +4,30 @@
 //! A broken connection is dropped whole and a fresh client is made after a backoff, so that
 //! nothing rumqttc kept from the old one is re-sent behind the spool's back: the spool cursor
 //! alone decides what is sent again (duplicates carry the same `seq`).
+//!
+//! Connected means a CONNACK that accepted us, never merely an open socket or a finished TLS
+//! handshake: a refused login or a failed handshake is logged, retried with the backoff, and
+//! leaves `connected` false.
 
 use super::delivery::{Carried, Delivery};
 use super::discovery;
 use super::stats::StatsWindow;
+use super::tls;
 use super::topics::Topics;
 use super::MqttConfig;
 use crate::sink::spool::Spool;
-use rumqttc::{Client, Connection, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    Client, ConnectReturnCode, Connection, ConnectionError, Event, LastWill, MqttOptions, Outgoing,
+    Packet, QoS, TlsConfiguration, Transport,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(50);
+
+/// Why a session is dropped when rumqttc takes no more requests (logged in `publish`).
+const QUEUE_FULL: &str = "dropping the connection: a publish could not be queued";
 
 /// What the capture side and the I/O thread share.
 pub struct Shared {
@@ -29,7 +40,15 @@ pub struct Shared {
     pub stats: Mutex<StatsWindow>,
 }
 
-pub fn options(config: &MqttConfig, topics: &Topics) -> MqttOptions {
+/// What the sink read when it started: the credentials (`password_file` already read) and the
+/// TLS configuration (PEM files already parsed), so that a bad file stops the start, not a
+/// connection attempt.
+pub struct Prepared {
+    pub credentials: Option<(String, String)>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+pub fn options(config: &MqttConfig, topics: &Topics, prepared: &Prepared) -> MqttOptions {
     let mut options = MqttOptions::new(config.client_id(), &config.host, config.port);
     options.set_keep_alive(Duration::from_secs(config.keep_alive_s.max(5)));
     options.set_clean_session(true);
@@ -39,8 +58,13 @@ pub fn options(config: &MqttConfig, topics: &Topics) -> MqttOptions {
         QoS::AtLeastOnce,
         true,
     ));
-    if let (Some(user), Some(password)) = (&config.username, &config.password) {
+    if let Some((user, password)) = &prepared.credentials {
         options.set_credentials(user, password);
+    }
+    if let Some(tls) = &prepared.tls {
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::clone(tls),
+        )));
     }
     options
 }
@@ -80,11 +104,11 @@ impl Backoff {
 }
 
 /// Runs until `shared.stop` is set and the spool is drained (or the drain deadline passes).
-pub fn run(config: MqttConfig, topics: Topics, shared: Arc<Shared>) {
+pub fn run(config: MqttConfig, options: MqttOptions, topics: Topics, shared: Arc<Shared>) {
     let mut backoff = Backoff::new(&config);
     let mut drain_deadline: Option<Instant> = None;
     loop {
-        let (client, mut connection) = Client::new(options(&config, &topics), config.inflight + 8);
+        let (client, mut connection) = Client::new(options.clone(), config.inflight + 8);
         let outcome = session(
             &config,
             &topics,
@@ -94,23 +118,25 @@ pub fn run(config: MqttConfig, topics: Topics, shared: Arc<Shared>) {
             &mut drain_deadline,
         );
         shared.connected.store(false, Ordering::SeqCst);
-        match outcome {
+        let wait = match outcome {
             Session::Finished => return,
-            Session::Established => backoff.reset(),
-            Session::Failed => {}
-        }
-        let wait = backoff.step();
-        log::info!(
-            "mqtt: reconnecting to {}:{} in {:?}",
-            config.host,
-            config.port,
-            wait
-        );
+            Session::Lost(why) => {
+                backoff.reset();
+                let wait = backoff.step();
+                log::warn!("mqtt: {why} (reconnecting in {})", seconds(wait));
+                wait
+            }
+            Session::Failed(why) => {
+                let wait = backoff.step();
+                log::warn!("mqtt: {why} (will retry in {})", seconds(wait));
+                wait
+            }
+        };
         let until = Instant::now() + wait;
         while Instant::now() < until {
             if stopping(&shared, &mut drain_deadline, &config) {
                 log::warn!(
-                    "mqtt: stopping while the broker is unreachable; {} results stay in the spool for the next run",
+                    "mqtt: stopping without a connection to the broker; {} results stay in the spool for the next run",
                     lock(&shared.spool).pending()
                 );
                 return;
@@ -123,10 +149,42 @@ pub fn run(config: MqttConfig, topics: Topics, shared: Arc<Shared>) {
 enum Session {
     /// Stopped cleanly.
     Finished,
-    /// Was connected, then lost the connection.
-    Established,
-    /// Never connected.
-    Failed,
+    /// Was connected, then lost the connection (why).
+    Lost(String),
+    /// Never connected (why).
+    Failed(String),
+}
+
+fn seconds(wait: Duration) -> String {
+    format!("{:.1} s", wait.as_secs_f64())
+}
+
+/// Why an attempt to connect failed, in words that point at the setting to check.
+fn failure(config: &MqttConfig, error: &ConnectionError) -> String {
+    let broker = format!("MQTT broker {}:{}", config.host, config.port);
+    if let ConnectionError::ConnectionRefused(code) = error {
+        return refused(&broker, *code);
+    }
+    match tls::rustls_error(error) {
+        Some(tls) => format!("TLS with {broker} failed: {}", tls::explain(tls)),
+        None => format!("cannot connect to {broker}: {error}"),
+    }
+}
+
+fn refused(broker: &str, code: ConnectReturnCode) -> String {
+    let why = match code {
+        ConnectReturnCode::BadUserNamePassword => {
+            "bad user name or password (check sink.username and sink.password or password_file)"
+        }
+        ConnectReturnCode::NotAuthorized => {
+            "not authorised (check sink.username and sink.password or password_file)"
+        }
+        ConnectReturnCode::BadClientId => "client id rejected (sink.client_id)",
+        ConnectReturnCode::ServiceUnavailable => "service unavailable",
+        ConnectReturnCode::RefusedProtocolVersion => "MQTT 3.1.1 is not accepted",
+        ConnectReturnCode::Success => "no reason given",
+    };
+    format!("{broker} refused the connection: {why}")
 }
 
 /// Locks shared state; a panic elsewhere while holding it leaves nothing half-written that
@@ -160,8 +218,25 @@ fn session(
     let mut disconnecting = false;
     let stats_every = Duration::from_secs(config.stats_interval_s);
     let mut next_stats = Instant::now() + stats_every;
+    // rumqttc connects inside `recv_timeout`, and a timeout there drops the attempt half-way
+    // (a TLS handshake often takes longer than POLL; the broker then sees a CONNECT cut off and
+    // publishes our will). Until the CONNACK, wait longer than rumqttc's own connection
+    // timeout, which bounds each attempt.
+    let connect_wait =
+        Duration::from_secs(connection.eventloop.network_options.connection_timeout() + 1);
     loop {
-        match connection.recv_timeout(POLL) {
+        let wait = if connected { POLL } else { connect_wait };
+        match connection.recv_timeout(wait) {
+            // rumqttc turns a refusing CONNACK into an error; checked here too, so that nothing
+            // but an accepted login ever counts as connected.
+            Ok(Ok(Event::Incoming(Packet::ConnAck(ack))))
+                if ack.code != ConnectReturnCode::Success =>
+            {
+                return Session::Failed(refused(
+                    &format!("MQTT broker {}:{}", config.host, config.port),
+                    ack.code,
+                ));
+            }
             Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
                 log::info!(
                     "mqtt: connected to {}:{} ({:?})",
@@ -182,7 +257,7 @@ fn session(
                 )
                 .is_err()
                 {
-                    return Session::Established;
+                    return Session::Lost(QUEUE_FULL.into());
                 }
                 // A broker that lost the session lost the subscription too: always subscribe.
                 if config.discovery.enabled {
@@ -215,15 +290,20 @@ fn session(
                     return Session::Finished;
                 }
                 if connected {
-                    log::warn!("mqtt: connection lost: {e}");
-                    return Session::Established;
+                    return Session::Lost(format!(
+                        "connection to {}:{} lost: {e}",
+                        config.host, config.port
+                    ));
                 }
-                log::warn!(
-                    "mqtt: cannot connect to {}:{}: {e}",
+                return Session::Failed(failure(config, &e));
+            }
+            Err(rumqttc::RecvTimeoutError::Timeout) if !connected => {
+                return Session::Failed(format!(
+                    "no answer from MQTT broker {}:{} within {}",
                     config.host,
-                    config.port
-                );
-                return Session::Failed;
+                    config.port,
+                    seconds(connect_wait)
+                ));
             }
             Err(rumqttc::RecvTimeoutError::Timeout) => {}
             Err(rumqttc::RecvTimeoutError::Disconnected) => return Session::Finished,
@@ -266,7 +346,7 @@ fn session(
                     )
                     .is_err()
                     {
-                        return Session::Established;
+                        return Session::Lost(QUEUE_FULL.into());
                     }
                 }
             }
@@ -288,11 +368,11 @@ fn session(
             )
             .is_err()
             {
-                return Session::Established;
+                return Session::Lost(QUEUE_FULL.into());
             }
         }
         if send_pending(config, shared, client, &mut delivery).is_err() {
-            return Session::Established;
+            return Session::Lost(QUEUE_FULL.into());
         }
     }
 }

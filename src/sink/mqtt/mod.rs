@@ -13,11 +13,13 @@ mod delivery;
 mod discovery;
 mod events;
 mod stats;
+mod tls;
 mod topics;
 
-pub use config::MqttConfig;
+pub use config::{MqttConfig, SetupError};
 pub use discovery::DiscoveryConfig;
 pub use events::{EventConfig, EventMessage, EventTracker};
+pub use tls::TlsConfig;
 pub use topics::Topics;
 
 use super::spool::Spool;
@@ -36,9 +38,14 @@ pub struct MqttSink {
 }
 
 impl MqttSink {
-    /// Opens the spool and starts the I/O thread. A broker that is down is not an error: results
-    /// wait in the spool.
+    /// Reads the credentials and TLS files, opens the spool and starts the I/O thread. A bad file
+    /// is an error here; a broker that is down, or that refuses us, is not: results wait in the
+    /// spool.
     pub fn start(config: &MqttConfig) -> Result<Self, SinkError> {
+        let prepared = connection::Prepared {
+            credentials: config.credentials()?,
+            tls: config.tls.as_ref().map(TlsConfig::load).transpose()?,
+        };
         let spool = Spool::open(&config.spool).map_err(SinkError::Spool)?;
         if spool.pending() > 0 {
             log::info!(
@@ -47,6 +54,7 @@ impl MqttSink {
             );
         }
         let topics = Topics::new(&config.prefix, &config.device);
+        let options = connection::options(config, &topics, &prepared);
         let shared = Arc::new(Shared {
             spool: Mutex::new(spool),
             connected: AtomicBool::new(false),
@@ -59,7 +67,7 @@ impl MqttSink {
             let (config, topics, shared) = (config.clone(), topics.clone(), Arc::clone(&shared));
             std::thread::Builder::new()
                 .name("mqtt".into())
-                .spawn(move || connection::run(config, topics, shared))
+                .spawn(move || connection::run(config, options, topics, shared))
                 .map_err(|source| SinkError::Write {
                     sink: "mqtt".into(),
                     source,
@@ -70,7 +78,16 @@ impl MqttSink {
             events: EventTracker::new(config.events.clone()),
             shared,
             io: Some(io),
-            describe: format!("mqtt://{}:{}", config.host, config.port),
+            describe: format!(
+                "{}://{}:{}",
+                if prepared.tls.is_some() {
+                    "mqtts"
+                } else {
+                    "mqtt"
+                },
+                config.host,
+                config.port
+            ),
         })
     }
 
