@@ -2,7 +2,7 @@
 //! [`IoWrite`](super::IoWrite), a fixed buffer on a microcontroller, a `Vec` for the queue.
 
 use crate::interpret::Interpretation;
-use crate::sink::{ErrorRecord, Record, ResultRecord};
+use crate::sink::{CameraStatusRecord, ErrorRecord, Record, ResultRecord};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -51,6 +51,31 @@ pub fn render(record: &Record, format: LineFormat) -> Result<Vec<u8>, serde_json
             line
         }
         LineFormat::Csv => csv(record).into_bytes(),
+    })
+}
+
+/// A camera status change as one line: the JSON object, or `S,<camera>,<status>,<ts>,<detail>`.
+pub fn render_status(
+    status: &CameraStatusRecord,
+    format: LineFormat,
+) -> Result<Vec<u8>, serde_json::Error> {
+    Ok(match format {
+        LineFormat::Json => {
+            let mut line = serde_json::to_vec(status)?;
+            line.push(b'\n');
+            line
+        }
+        LineFormat::Csv => {
+            let state = serde_json::to_value(status.status)?;
+            format!(
+                "S,{},{},{},{}\n",
+                field(&status.camera),
+                state.as_str().unwrap_or_default(),
+                field(&status.ts),
+                field(&status.detail)
+            )
+            .into_bytes()
+        }
     })
 }
 

@@ -10,11 +10,13 @@
 //! ```text
 //! R,<seq>,<camera>,<ts>,<index>,<label>,<score>
 //! E,<seq>,<camera>,<ts>,<stage>,<message>
+//! S,<camera>,<online|offline>,<ts>,<detail>
 //! ```
 //!
 //! - `R` is a result: its best class only (`index`, `label`, `score` with 4 decimals), or
 //!   three empty fields (`R,7,cam0,<ts>,,,`) when no class passed `min_score`.
 //! - `E` is a frame that failed: `stage` is `source`, `preprocess`, `infer` or `interpret`.
+//! - `S` is a camera going offline (`detail` says why) or coming back (what it negotiated).
 //! - `ts` is RFC 3339 UTC with milliseconds, as in the JSON.
 //! - In text fields (`camera`, `ts`, `label`, `stage`, `message`) each `,` becomes `;` and each
 //!   control character (`\n`, `\r`, tab, ...) a space, so a line always has exactly 7 (`R`)
@@ -59,10 +61,10 @@ mod queue;
 mod tests;
 
 pub use config::{DataBits, FlowControl, Parity, SerialConfig, StopBits};
-pub use format::{render, write_line, LineError, LineFormat};
+pub use format::{render, render_status, write_line, LineError, LineFormat};
 pub use port::IoWrite;
 
-use super::{Record, Sink, SinkError};
+use super::{CameraStatusRecord, Record, Sink, SinkError};
 use backoff::Backoff;
 use port::NativePort;
 use queue::LineQueue;
@@ -336,6 +338,13 @@ impl Sink for SerialSink {
 
     fn emit(&mut self, record: &Record) -> Result<(), SinkError> {
         let line = render(record, self.config.format)?;
+        self.enqueue(line);
+        self.pump(false);
+        Ok(())
+    }
+
+    fn camera_status(&mut self, status: &CameraStatusRecord) -> Result<(), SinkError> {
+        let line = render_status(status, self.config.format)?;
         self.enqueue(line);
         self.pump(false);
         Ok(())

@@ -684,3 +684,24 @@ fn stuck_port_is_closed_and_reopened_without_blocking() {
     assert_eq!(counters.dropped, 0);
     assert!(counters.reopens >= 1, "{counters:?}");
 }
+
+#[test]
+fn camera_status_lines() {
+    let status = crate::sink::CameraStatusRecord {
+        camera: "door".into(),
+        camera_index: 0,
+        status: crate::source::CameraState::Offline,
+        detail: "device gone: VIDIOC_DQBUF failed, errno 19".into(),
+        offline_ms: None,
+        ts: TS.into(),
+    };
+    let csv = String::from_utf8(render_status(&status, LineFormat::Csv).unwrap()).unwrap();
+    assert_eq!(
+        csv,
+        format!("S,door,offline,{TS},device gone: VIDIOC_DQBUF failed; errno 19\n")
+    );
+    let json = String::from_utf8(render_status(&status, LineFormat::Json).unwrap()).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["status"], "offline");
+    assert_eq!(json.matches('\n').count(), 1);
+}
