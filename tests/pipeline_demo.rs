@@ -154,3 +154,18 @@ fn sigterm_ends_the_loop_cleanly_with_every_record_written() {
         "every frame has its record"
     );
 }
+
+#[test]
+fn every_board_config_parses() {
+    let dir = common::repo().join("board-configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            edgevit::pipeline::RunConfig::load(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "{seen} board configs");
+}
