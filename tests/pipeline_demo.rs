@@ -169,3 +169,27 @@ fn every_board_config_parses() {
     }
     assert!(seen >= 3, "{seen} board configs");
 }
+
+#[test]
+fn record_numbers_continue_across_restarts_with_a_state_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = common::write_config(
+        tmp.path(),
+        "state_dir = \"state\"\n[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nframes = 4\n\
+         camera = \"bars\"\n[model]\npath = \"{model}\"\n[classify]\ntop_k = 1\n",
+    );
+    let mut seqs = Vec::new();
+    for _ in 0..2 {
+        let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        seqs.extend(
+            common::json_lines(&output)
+                .iter()
+                .map(|l| l["seq"].as_u64().unwrap()),
+        );
+    }
+    // The second run goes on where the first stopped: (camera, seq) is unique across runs.
+    assert_eq!(seqs, (0..8).collect::<Vec<u64>>());
+    let stored = std::fs::read_to_string(tmp.path().join("state/seq/bars.seq")).unwrap();
+    assert_eq!(stored.trim(), "8");
+}
