@@ -10,6 +10,8 @@
  * 100 ms, logging how long that took, then streams again. Prints frames per second once a
  * second ("fps N") and a summary at the end. Exit status 0. With FPS, sets the frame interval
  * with VIDIOC_S_PARM (buffer type of the node; logs what G_PARM/S_PARM answer).
+ * With CAPTURE_PROBE_BLOCKING=1 in the environment, the device is opened without O_NONBLOCK
+ * and VIDIOC_DQBUF is called without poll(), so it blocks in the kernel.
  *
  * Build (static, so it needs no libraries in the guest):
  *   gcc -O2 -static -o target/vivid-vm/capture-probe tools/vivid-vm/capture-probe.c
@@ -79,6 +81,7 @@ static void cam_close(struct cam *c) {
 
 /* Opens and starts streaming; returns 0, or -1 with the failing step logged when loud. */
 static unsigned want_fps;
+static int blocking;
 
 static void set_fps(struct cam *c, int loud) {
     struct v4l2_streamparm parm;
@@ -102,7 +105,7 @@ static void set_fps(struct cam *c, int loud) {
 
 static int cam_start(struct cam *c, const char *dev, unsigned w, unsigned h, unsigned fourcc, int loud) {
     struct v4l2_capability cap;
-    c->fd = open(dev, O_RDWR | O_NONBLOCK);
+    c->fd = open(dev, blocking ? O_RDWR : O_RDWR | O_NONBLOCK);
     if (c->fd < 0) {
         if (loud) LOG("open %s: %s (%s)", dev, strerror(errno), errname(errno));
         return -1;
@@ -165,13 +168,15 @@ int main(int argc, char **argv) {
     double secs = atof(argv[2]);
     unsigned w = 0, h = 0, fourcc = 0;
     if (argc == 7) want_fps = atoi(argv[6]);
+    blocking = getenv("CAPTURE_PROBE_BLOCKING") && atoi(getenv("CAPTURE_PROBE_BLOCKING"));
     if (argc >= 6) {
         w = atoi(argv[3]); h = atoi(argv[4]);
         fourcc = v4l2_fourcc(argv[5][0], argv[5][1], argv[5][2], argv[5][3]);
     }
     struct cam c = { .fd = -1 };
     if (cam_start(&c, dev, w, h, fourcc, 1) < 0) return 1;
-    LOG("streaming %s (%s)", dev, c.mplane ? "multi-planar" : "single-planar");
+    LOG("streaming %s (%s%s)", dev, c.mplane ? "multi-planar" : "single-planar",
+        blocking ? ", blocking DQBUF" : ", poll + non-blocking DQBUF");
     long frames = 0, total = 0, errors = 0, reopens = 0;
     double sec_start = now(), lost_at = -1;
     while (now() < secs) {
@@ -190,7 +195,9 @@ int main(int argc, char **argv) {
             continue;
         }
         struct pollfd p = { .fd = c.fd, .events = POLLIN | POLLPRI };
-        int r = poll(&p, 1, 1000);
+        int r = 1;
+        if (blocking) p.revents = POLLIN;
+        else r = poll(&p, 1, 1000);
         int broken = 0;
         if (r < 0) {
             LOG("poll: %s (%s)", strerror(errno), errname(errno));
