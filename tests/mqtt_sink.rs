@@ -1067,3 +1067,52 @@ fn unusable_tls_files_stop_the_start_with_the_key_and_file() {
     let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
     common::assert_clean_failure(&output, &["sink.password_file", "nowhere"]);
 }
+
+#[test]
+fn camera_status_changes_are_published_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(_broker) = Broker::start(tmp.path(), port) else {
+        return;
+    };
+    let sub = subscribed(port, "sub-camera-status");
+    let mut config: edgevit::sink::MqttConfig = toml::from_str(&format!(
+        "host = \"127.0.0.1\"\nport = {port}\ndevice = \"test\"\n[spool]\npath = \"spool\"\n"
+    ))
+    .unwrap();
+    config.resolve_paths(tmp.path());
+    let mut sink = edgevit::sink::MqttSink::start(&config).unwrap();
+    use edgevit::sink::{CameraStatusRecord, Sink};
+    use edgevit::source::CameraState;
+    for (state, detail, offline_ms) in [
+        (
+            CameraState::Offline,
+            "device gone: VIDIOC_DQBUF failed",
+            None,
+        ),
+        (
+            CameraState::Online,
+            "/dev/video0 (vivid) 640x480 YUYV",
+            Some(2100),
+        ),
+    ] {
+        sink.camera_status(&CameraStatusRecord {
+            camera: "door".into(),
+            camera_index: 0,
+            status: state,
+            detail: detail.into(),
+            offline_ms,
+            ts: "2026-11-22T08:00:00.000Z".into(),
+        })
+        .unwrap();
+    }
+    sub.wait_for("two camera statuses", 10, |s| {
+        s.json("/door/status").len() >= 2
+    });
+    let statuses = sub.json("/door/status");
+    assert_eq!(statuses[0].0, "edgevit/test/door/status");
+    assert_eq!(statuses[0].1["status"], "offline");
+    assert_eq!(statuses[1].1["status"], "online");
+    assert_eq!(statuses[1].1["offline_ms"], 2100);
+    sink.flush().unwrap();
+}

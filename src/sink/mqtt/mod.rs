@@ -23,7 +23,7 @@ pub use tls::TlsConfig;
 pub use topics::Topics;
 
 use super::spool::Spool;
-use super::{Record, Sink, SinkError};
+use super::{CameraStatusRecord, Record, Sink, SinkError};
 use connection::Shared;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -124,6 +124,15 @@ impl Sink for MqttSink {
             cameras.push(camera.clone());
             self.shared.new_camera.store(true, Ordering::SeqCst);
         }
+        Ok(())
+    }
+
+    /// Spooled like a result, so an outage seen while the broker was away is not lost either.
+    fn camera_status(&mut self, status: &CameraStatusRecord) -> Result<(), SinkError> {
+        let entry = entry(&self.topics.camera_status(&status.camera), status)?;
+        connection::lock(&self.shared.spool)
+            .append(&entry)
+            .map_err(SinkError::Spool)?;
         Ok(())
     }
 

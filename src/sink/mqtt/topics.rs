@@ -28,6 +28,11 @@ impl Topics {
         format!("{}/stats", self.base)
     }
 
+    /// `camera` going offline or coming back, in order with its results.
+    pub fn camera_status(&self, camera: &str) -> String {
+        format!("{}/{}/status", self.base, level(camera))
+    }
+
     /// One JSON result per processed frame of `camera`.
     pub fn result(&self, camera: &str) -> String {
         format!("{}/{}/result", self.base, level(camera))
