@@ -87,7 +87,11 @@ fn pixel(raster: &Raster, x: u32, y: u32) -> &[u8] {
 }
 
 fn max_diff(a: &[u8], b: &[u8]) -> u8 {
-    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Checks the centre of each bar (at three heights) and then every pixel, against `expected`
@@ -186,10 +190,19 @@ fn grey_bars_decode_to_equal_rgb_channels() {
 
 #[test]
 fn grey_bars_pass_through_as_grey() {
-    let raster = decode(&frame("bars-320x180.grey", PixelFormat::Gray8), ColorOrder::Gray)
-        .expect("grey decodes");
-    assert_eq!((raster.width, raster.height, raster.channels), (WIDTH, HEIGHT, 1));
-    assert!(raster.data == fixture("bars-320x180.grey"), "grey is not passed through");
+    let raster = decode(
+        &frame("bars-320x180.grey", PixelFormat::Gray8),
+        ColorOrder::Gray,
+    )
+    .expect("grey decodes");
+    assert_eq!(
+        (raster.width, raster.height, raster.channels),
+        (WIDTH, HEIGHT, 1)
+    );
+    assert!(
+        raster.data == fixture("bars-320x180.grey"),
+        "grey is not passed through"
+    );
     check_bars("grey", &raster, &vivid_grey_levels(), 2);
 }
 
@@ -198,8 +211,11 @@ fn colour_frames_to_grey_use_pillow_weights_not_vivids() {
     // edgevit's grey (for models trained on PIL convert("L")) uses BT.601 weights
     // (0.299, 0.587, 0.114), so an RGB camera and a GREY camera give different grey levels
     // for the same scene: yellow is 169 here and 176 from vivid's GREY.
-    let raster = decode(&frame("bars-320x180.rgb24", PixelFormat::Rgb24), ColorOrder::Gray)
-        .expect("rgb24 decodes to grey");
+    let raster = decode(
+        &frame("bars-320x180.rgb24", PixelFormat::Rgb24),
+        ColorOrder::Gray,
+    )
+    .expect("rgb24 decodes to grey");
     let expected: Vec<(&str, Vec<u8>)> = BARS
         .iter()
         .map(|(n, [r, g, b])| {
