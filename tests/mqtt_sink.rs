@@ -48,7 +48,10 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "{}listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n{}",
+                // `user root`: run as root (CI), mosquitto would otherwise switch to its own
+                // user, which cannot write the session database in this test's folder, and a
+                // restart would lose the subscriber's session and what was queued for it.
+                "{}user root\nlistener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n{}",
                 if self.listeners.is_empty() {
                     ""
                 } else {
@@ -568,6 +571,36 @@ impl Pki {
 }
 
 /// A TLS listener on `port` with the server certificate `server` of `pki`, then `auth`.
+/// A temporary folder with a CA (`pki/ca.pem`) and a broker with two listeners: a plain one for
+/// the test subscriber, and a TLS one with a server certificate for `server_names` and the
+/// authentication lines `auth` makes (given the folder).
+struct TlsSetup {
+    tmp: tempfile::TempDir,
+    plain: u16,
+    secure: u16,
+    pki: Pki,
+    _broker: Broker,
+}
+
+fn tls_setup(server_names: &[&str], auth: impl FnOnce(&Path) -> String) -> Option<TlsSetup> {
+    if !installed() {
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (plain, secure) = (free_port(), free_port());
+    let pki = Pki::new(&tmp.path().join("pki"), "ca");
+    let server = pki.issue("server", server_names, false);
+    let listener = tls_listener(secure, &pki, &server, &auth(tmp.path()));
+    let broker = Broker::start_with(tmp.path(), plain, &listener)?;
+    Some(TlsSetup {
+        tmp,
+        plain,
+        secure,
+        pki,
+        _broker: broker,
+    })
+}
+
 fn tls_listener(port: u16, pki: &Pki, server: &(PathBuf, PathBuf), auth: &str) -> String {
     format!(
         "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n{auth}\n",
@@ -709,21 +742,12 @@ fn subscribed(port: u16, id: &str) -> Subscriber {
 
 #[test]
 fn tls_with_a_password_file_delivers_in_order() {
-    if !installed() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let (plain, secure) = (free_port(), free_port());
-    let pki = Pki::new(&tmp.path().join("pki"), "ca");
-    let server = pki.issue("server", &["localhost", "127.0.0.1"], false);
-    let auth = password_auth(tmp.path(), "camera", "s3cret");
-    let Some(_broker) = Broker::start_with(
-        tmp.path(),
-        plain,
-        &tls_listener(secure, &pki, &server, &auth),
-    ) else {
+    let Some(setup) = tls_setup(&["localhost", "127.0.0.1"], |dir| {
+        password_auth(dir, "camera", "s3cret")
+    }) else {
         return;
     };
+    let (tmp, plain, secure) = (&setup.tmp, setup.plain, setup.secure);
     let sub = subscribed(plain, "sub-tls");
     std::fs::write(tmp.path().join("password"), "s3cret\n").unwrap();
     let config = tls_config(
@@ -747,21 +771,12 @@ fn tls_with_a_password_file_delivers_in_order() {
 
 #[test]
 fn wrong_password_is_retried_and_never_online_and_loses_nothing() {
-    if !installed() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let (plain, secure) = (free_port(), free_port());
-    let pki = Pki::new(&tmp.path().join("pki"), "ca");
-    let server = pki.issue("server", &["localhost", "127.0.0.1"], false);
-    let auth = password_auth(tmp.path(), "camera", "s3cret");
-    let Some(_broker) = Broker::start_with(
-        tmp.path(),
-        plain,
-        &tls_listener(secure, &pki, &server, &auth),
-    ) else {
+    let Some(setup) = tls_setup(&["localhost", "127.0.0.1"], |dir| {
+        password_auth(dir, "camera", "s3cret")
+    }) else {
         return;
     };
+    let (tmp, plain, secure) = (&setup.tmp, setup.plain, setup.secure);
     let sub = subscribed(plain, "sub-password");
     let tls = "ca_file = \"pki/ca.pem\"";
     // Ten results go to the spool while the broker refuses the login; the run ends by itself
@@ -806,21 +821,13 @@ fn wrong_password_is_retried_and_never_online_and_loses_nothing() {
 
 #[test]
 fn untrusted_ca_is_a_tls_error_and_never_online() {
-    if !installed() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let (plain, secure) = (free_port(), free_port());
-    let pki = Pki::new(&tmp.path().join("pki"), "ca");
-    let other = Pki::new(&tmp.path().join("pki"), "other-ca");
-    let server = pki.issue("server", &["localhost", "127.0.0.1"], false);
-    let Some(_broker) = Broker::start_with(
-        tmp.path(),
-        plain,
-        &tls_listener(secure, &pki, &server, "allow_anonymous true"),
-    ) else {
+    let Some(setup) = tls_setup(&["localhost", "127.0.0.1"], |_| {
+        "allow_anonymous true".to_string()
+    }) else {
         return;
     };
+    let (tmp, plain, secure) = (&setup.tmp, setup.plain, setup.secure);
+    let other = Pki::new(&tmp.path().join("pki"), "other-ca");
     let sub = subscribed(plain, "sub-untrusted");
     let mut run = Run::start(&tls_config(
         tmp.path(),
@@ -849,20 +856,10 @@ fn untrusted_ca_is_a_tls_error_and_never_online() {
 
 #[test]
 fn certificate_name_mismatch_fails_and_server_name_fixes_it() {
-    if !installed() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let (plain, secure) = (free_port(), free_port());
-    let pki = Pki::new(&tmp.path().join("pki"), "ca");
-    let server = pki.issue("server", &["broker.test"], false);
-    let Some(_broker) = Broker::start_with(
-        tmp.path(),
-        plain,
-        &tls_listener(secure, &pki, &server, "allow_anonymous true"),
-    ) else {
+    let Some(setup) = tls_setup(&["broker.test"], |_| "allow_anonymous true".to_string()) else {
         return;
     };
+    let (tmp, plain, secure) = (&setup.tmp, setup.plain, setup.secure);
     let sub = subscribed(plain, "sub-name");
     let mut mismatch = Run::start(&tls_config(
         tmp.path(),
@@ -896,26 +893,13 @@ fn certificate_name_mismatch_fails_and_server_name_fixes_it() {
 
 #[test]
 fn client_certificate_is_required_and_accepted() {
-    if !installed() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let (plain, secure) = (free_port(), free_port());
-    let pki = Pki::new(&tmp.path().join("pki"), "ca");
-    let server = pki.issue("server", &["localhost", "127.0.0.1"], false);
-    pki.issue("client", &["edgevit"], true);
-    let Some(_broker) = Broker::start_with(
-        tmp.path(),
-        plain,
-        &tls_listener(
-            secure,
-            &pki,
-            &server,
-            "require_certificate true\nallow_anonymous true",
-        ),
-    ) else {
+    let Some(setup) = tls_setup(&["localhost", "127.0.0.1"], |_| {
+        "require_certificate true\nallow_anonymous true".to_string()
+    }) else {
         return;
     };
+    let (tmp, plain, secure, pki) = (&setup.tmp, setup.plain, setup.secure, &setup.pki);
+    pki.issue("client", &["edgevit"], true);
     let sub = subscribed(plain, "sub-client-cert");
     let mut without = Run::start(&tls_config(
         tmp.path(),
@@ -963,21 +947,12 @@ fn client_certificate_is_required_and_accepted() {
 /// the right password does (so the broker was reachable all along).
 #[test]
 fn refused_login_never_counts_as_connected() {
-    if !installed() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let (plain, secure) = (free_port(), free_port());
-    let pki = Pki::new(&tmp.path().join("pki"), "ca");
-    let server = pki.issue("server", &["localhost", "127.0.0.1"], false);
-    let auth = password_auth(tmp.path(), "camera", "s3cret");
-    let Some(_broker) = Broker::start_with(
-        tmp.path(),
-        plain,
-        &tls_listener(secure, &pki, &server, &auth),
-    ) else {
+    let Some(setup) = tls_setup(&["localhost", "127.0.0.1"], |dir| {
+        password_auth(dir, "camera", "s3cret")
+    }) else {
         return;
     };
+    let (tmp, secure) = (&setup.tmp, setup.secure);
     let sink = |password: &str| {
         let mut config: edgevit::sink::MqttConfig = toml::from_str(&format!(
             "host = \"127.0.0.1\"\nport = {secure}\nusername = \"camera\"\n\
