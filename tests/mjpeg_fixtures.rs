@@ -4,12 +4,11 @@
 
 mod common;
 
-use edgevit::frame::{Frame, FrameMeta, PixelFormat};
+use edgevit::frame::PixelFormat;
 use edgevit::model::ColorOrder;
 use edgevit::preprocess::{decode, with_huffman_tables, PreprocessError, Raster};
 use std::borrow::Cow;
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 /// name, width, height
 const CASES: [(&str, u32, u32); 4] = [
@@ -24,25 +23,9 @@ fn read(file: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn frame(data: Vec<u8>, width: u32, height: u32, format: PixelFormat) -> Frame {
-    Frame {
-        meta: FrameMeta {
-            seq: 0,
-            captured_at: SystemTime::now(),
-            source: "fixture".into(),
-            camera: "cam0".into(),
-            path: None,
-            width,
-            height,
-            format,
-        },
-        data,
-    }
-}
-
 fn decode_mjpeg(data: Vec<u8>, width: u32, height: u32) -> Result<Raster, PreprocessError> {
     decode(
-        &frame(data, width, height, PixelFormat::Mjpeg),
+        &common::frame(data, width, height, PixelFormat::Mjpeg),
         ColorOrder::Rgb,
     )
 }
@@ -121,7 +104,7 @@ fn encoded_jpeg_files_without_dht_decode_too() {
         let want = decode_mjpeg(read(&format!("{name}.jpg")), width, height).unwrap();
         // Encoded frames: size unknown to the source in tests (0x0), read from the header.
         let got = decode(
-            &frame(
+            &common::frame(
                 read(&format!("{name}-nodht.jpg")),
                 0,
                 0,
@@ -138,7 +121,7 @@ fn encoded_jpeg_files_without_dht_decode_too() {
 fn grey_output_from_mjpeg_frames() {
     let (name, width, height) = CASES[1];
     let raster = decode(
-        &frame(
+        &common::frame(
             read(&format!("{name}-nodht.jpg")),
             width,
             height,

@@ -3,13 +3,12 @@
 
 mod common;
 
-use edgevit::frame::{Frame, FrameMeta, PixelFormat};
+use edgevit::frame::PixelFormat;
 use edgevit::model::{ColorOrder, InputSpec, ResizePolicy};
 use edgevit::preprocess::{nv12_to_rgb, yuyv_to_rgb, Preprocess, Preprocessor};
 use edgevit::tensor::Tensor;
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 #[derive(Deserialize)]
 struct Case {
@@ -38,22 +37,6 @@ fn fixtures() -> PathBuf {
     common::repo().join("tests/fixtures/preprocess")
 }
 
-fn frame(data: Vec<u8>, width: u32, height: u32, format: PixelFormat) -> Frame {
-    Frame {
-        meta: FrameMeta {
-            seq: 0,
-            captured_at: SystemTime::now(),
-            source: "fixture".into(),
-            camera: "cam0".into(),
-            path: None,
-            width,
-            height,
-            format,
-        },
-        data,
-    }
-}
-
 #[test]
 fn encoded_images_match_pillow_within_one_grey_level() {
     let cases: Vec<Case> =
@@ -72,7 +55,7 @@ fn encoded_images_match_pillow_within_one_grey_level() {
         };
         let bytes = std::fs::read(fixtures().join(&case.image)).unwrap();
         let tensor = Preprocessor::new(&spec)
-            .prepare(&frame(bytes, 0, 0, PixelFormat::Encoded))
+            .prepare(&common::frame(bytes, 0, 0, PixelFormat::Encoded))
             .unwrap();
         let expected = Tensor::read_npy(&fixtures().join(&case.expected)).unwrap();
         assert_eq!(tensor.shape(), expected.shape(), "{}", case.name);
@@ -152,14 +135,16 @@ fn raw_frames_of_every_format_reach_the_same_tensor() {
     };
     let mut pre = Preprocessor::new(&spec);
     let from_rgb = pre
-        .prepare(&frame(rgb.clone(), 4, 2, PixelFormat::Rgb24))
+        .prepare(&common::frame(rgb.clone(), 4, 2, PixelFormat::Rgb24))
         .unwrap();
-    let from_bgr = pre.prepare(&frame(bgr, 4, 2, PixelFormat::Bgr24)).unwrap();
+    let from_bgr = pre
+        .prepare(&common::frame(bgr, 4, 2, PixelFormat::Bgr24))
+        .unwrap();
     assert_eq!(from_rgb, from_bgr);
     // BGR order: the first plane is the blue channel of the first pixel.
     assert_eq!(from_rgb.data()[0], rgb[2] as f32);
     let short = pre
-        .prepare(&frame(vec![0; 5], 4, 2, PixelFormat::Yuyv))
+        .prepare(&common::frame(vec![0; 5], 4, 2, PixelFormat::Yuyv))
         .unwrap_err();
     assert!(short.to_string().contains("needs 16 bytes"), "{short}");
 }

@@ -6,11 +6,12 @@
 //! the edges, chroma pairs never straddle two bars), so every pixel of the decoded frame is
 //! checked against the colour of its bar, not only the bar centres.
 
-use edgevit::frame::{Frame, FrameMeta, PixelFormat};
+mod common;
+
+use edgevit::frame::{Frame, PixelFormat};
 use edgevit::model::ColorOrder;
 use edgevit::preprocess::{decode, Raster};
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 const WIDTH: u32 = 320;
 const HEIGHT: u32 = 180;
@@ -53,19 +54,7 @@ fn frame(name: &str, format: PixelFormat) -> Frame {
         "{name}: unexpected size for a {WIDTH}x{HEIGHT} {} frame",
         format.name()
     );
-    Frame {
-        meta: FrameMeta {
-            seq: 0,
-            captured_at: SystemTime::now(),
-            source: format!("tests/fixtures/vivid/{name}"),
-            camera: "vivid".into(),
-            path: None,
-            width: WIDTH,
-            height: HEIGHT,
-            format,
-        },
-        data,
-    }
+    common::frame(data, WIDTH, HEIGHT, format)
 }
 
 fn decode_rgb(name: &str, format: PixelFormat) -> Raster {

@@ -146,3 +146,25 @@ pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     std::fs::write(&path, text.replace("{model}", &model)).unwrap();
     path
 }
+
+/// A frame of `data` in `format`, as a camera would hand it over.
+pub fn frame(
+    data: Vec<u8>,
+    width: u32,
+    height: u32,
+    format: edgevit::frame::PixelFormat,
+) -> edgevit::frame::Frame {
+    edgevit::frame::Frame {
+        meta: edgevit::frame::FrameMeta {
+            seq: 0,
+            captured_at: std::time::SystemTime::now(),
+            source: "fixture".into(),
+            camera: "cam0".into(),
+            path: None,
+            width,
+            height,
+            format,
+        },
+        data,
+    }
+}
