@@ -601,6 +601,30 @@ fn tls_setup(server_names: &[&str], auth: impl FnOnce(&Path) -> String) -> Optio
     })
 }
 
+/// Runs edgevit against the TLS listener of `setup` with settings the broker will not accept:
+/// the run ends by itself (short drain time), logs a line holding every one of `needles` on at
+/// least two attempts, never connects, and nothing reaches the broker.
+fn assert_refused_twice(
+    setup: &TlsSetup,
+    sub: &Subscriber,
+    source: &str,
+    sink: &str,
+    tls: &str,
+    needles: &[&str],
+) {
+    let config = tls_config(setup.tmp.path(), setup.secure, source, sink, tls, 4_000);
+    let mut run = Run::start(&config);
+    assert!(run.wait(60).success());
+    assert!(
+        run.lines_with(needles) >= 2,
+        "a clear message on every attempt:\n{}",
+        run.log()
+    );
+    assert_eq!(run.lines_with(&["connected to"]), 0, "{}", run.log());
+    assert!(sub.results().is_empty(), "{:?}", sub.results());
+    assert!(sub.availability().is_empty(), "{:?}", sub.availability());
+}
+
 fn tls_listener(port: u16, pki: &Pki, server: &(PathBuf, PathBuf), auth: &str) -> String {
     format!(
         "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n{auth}\n",
@@ -781,24 +805,15 @@ fn wrong_password_is_retried_and_never_online_and_loses_nothing() {
     let tls = "ca_file = \"pki/ca.pem\"";
     // Ten results go to the spool while the broker refuses the login; the run ends by itself
     // once its drain time is up.
-    let mut first = Run::start(&tls_config(
-        tmp.path(),
-        secure,
+    let broker = format!("MQTT broker 127.0.0.1:{secure} refused the connection");
+    assert_refused_twice(
+        &setup,
+        &sub,
         "frames = 10\ncamera = \"before\"",
         "username = \"camera\"\npassword = \"wrong\"",
         tls,
-        4_000,
-    ));
-    assert!(first.wait(60).success());
-    let broker = format!("MQTT broker 127.0.0.1:{secure} refused the connection");
-    assert!(
-        first.lines_with(&[&broker, "will retry in"]) >= 2,
-        "a clear message on every attempt:\n{}",
-        first.log()
+        &[&broker, "will retry in"],
     );
-    assert!(first.lines_with(&["connected to"]) == 0, "{}", first.log());
-    assert!(sub.results().is_empty(), "{:?}", sub.results());
-    assert!(sub.availability().is_empty(), "{:?}", sub.availability());
 
     let mut second = Run::start(&tls_config(
         tmp.path(),
@@ -829,29 +844,20 @@ fn untrusted_ca_is_a_tls_error_and_never_online() {
     let (tmp, plain, secure) = (&setup.tmp, setup.plain, setup.secure);
     let other = Pki::new(&tmp.path().join("pki"), "other-ca");
     let sub = subscribed(plain, "sub-untrusted");
-    let mut run = Run::start(&tls_config(
-        tmp.path(),
-        secure,
+    let broker = format!("TLS with MQTT broker 127.0.0.1:{secure} failed");
+    assert_refused_twice(
+        &setup,
+        &sub,
         "frames = 3",
         "",
         &format!("ca_file = \"{}\"", other.ca_file().display()),
-        3_000,
-    ));
-    assert!(run.wait(60).success());
-    let broker = format!("TLS with MQTT broker 127.0.0.1:{secure} failed");
-    assert!(
-        run.lines_with(&[
+        &[
             &broker,
             "UnknownIssuer",
             "sink.tls.ca_file",
-            "will retry in"
-        ]) >= 2,
-        "rustls's reason on every attempt:\n{}",
-        run.log()
+            "will retry in",
+        ],
     );
-    assert_eq!(run.lines_with(&["connected to"]), 0, "{}", run.log());
-    assert!(sub.results().is_empty(), "{:?}", sub.results());
-    assert!(sub.availability().is_empty(), "{:?}", sub.availability());
 }
 
 #[test]
@@ -861,21 +867,14 @@ fn certificate_name_mismatch_fails_and_server_name_fixes_it() {
     };
     let (tmp, plain, secure) = (&setup.tmp, setup.plain, setup.secure);
     let sub = subscribed(plain, "sub-name");
-    let mut mismatch = Run::start(&tls_config(
-        tmp.path(),
-        secure,
+    assert_refused_twice(
+        &setup,
+        &sub,
         "frames = 2\ncamera = \"before\"",
         "",
         "ca_file = \"pki/ca.pem\"",
-        3_000,
-    ));
-    assert!(mismatch.wait(60).success());
-    assert!(
-        mismatch.lines_with(&["TLS with MQTT broker", "sink.tls.server_name"]) >= 2,
-        "{}",
-        mismatch.log()
+        &["TLS with MQTT broker", "sink.tls.server_name"],
     );
-    assert!(sub.availability().is_empty(), "{:?}", sub.availability());
 
     let mut named = Run::start(&tls_config(
         tmp.path(),
@@ -901,31 +900,18 @@ fn client_certificate_is_required_and_accepted() {
     let (tmp, plain, secure, pki) = (&setup.tmp, setup.plain, setup.secure, &setup.pki);
     pki.issue("client", &["edgevit"], true);
     let sub = subscribed(plain, "sub-client-cert");
-    let mut without = Run::start(&tls_config(
-        tmp.path(),
-        secure,
+    assert_refused_twice(
+        &setup,
+        &sub,
         "frames = 2\ncamera = \"before\"",
         "",
         "ca_file = \"pki/ca.pem\"",
-        3_000,
-    ));
-    assert!(without.wait(60).success());
-    assert!(
-        without.lines_with(&[
+        &[
             &format!("TLS with MQTT broker 127.0.0.1:{secure} failed"),
             "client_cert_file",
-            "will retry in"
-        ]) >= 2,
-        "{}",
-        without.log()
+            "will retry in",
+        ],
     );
-    assert_eq!(
-        without.lines_with(&["connected to"]),
-        0,
-        "{}",
-        without.log()
-    );
-    assert!(sub.availability().is_empty(), "{:?}", sub.availability());
 
     let mut with = Run::start(&tls_config(
         tmp.path(),

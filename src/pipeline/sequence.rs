@@ -109,15 +109,22 @@ impl Sequences {
     /// The record number for frame `frame_seq` of `camera`: never below one issued before,
     /// in this run or an earlier one.
     pub fn issue(&mut self, camera: &str, frame_seq: u64) -> Result<u64, SequenceError> {
-        let start = (!self.cameras.contains_key(camera)).then(|| self.stored(camera));
-        let state = self.cameras.entry(camera.to_string()).or_insert_with(|| {
-            let start = start.unwrap_or(0);
-            CameraSequence {
-                base: start,
-                next: start,
-                leased: start,
-            }
-        });
+        // The camera id is copied once, when the camera is first seen, not per record.
+        if !self.cameras.contains_key(camera) {
+            let start = self.stored(camera);
+            self.cameras.insert(
+                camera.to_string(),
+                CameraSequence {
+                    base: start,
+                    next: start,
+                    leased: start,
+                },
+            );
+        }
+        let state = self
+            .cameras
+            .get_mut(camera)
+            .expect("the camera was inserted above");
         // A source that restarts its numbering (a replay loop) must not go backwards.
         let seq = state.base.saturating_add(frame_seq).max(state.next);
         state.base = seq - frame_seq;
