@@ -43,11 +43,17 @@ pub fn measure(
         samples.push(start.elapsed().as_secs_f64() * 1e3);
     }
     samples.sort_by(f64::total_cmp);
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    let pick = |q: f64| round3(samples[((samples.len() - 1) as f64 * q).round() as usize]);
     Ok(Timing {
         iterations: samples.len(),
         median_ms: pick(0.5),
         p90_ms: pick(0.9),
-        min_ms: samples[0],
+        min_ms: round3(samples[0]),
     })
+}
+
+/// Rounded to three decimals: milliseconds to the microsecond, which is all a timer on a
+/// shared machine can tell apart.
+pub fn round3(value: f64) -> f64 {
+    (value * 1e3).round() / 1e3
 }

@@ -39,17 +39,21 @@ impl PixelFormat {
         }
     }
 
-    /// Bytes a raw frame of this size must hold; `None` for encoded (and MJPEG) frames.
+    /// Bytes a raw frame of this size must hold; `None` for encoded (and MJPEG) frames, and for
+    /// sizes beyond memory.
     pub fn raw_len(self, width: u32, height: u32) -> Option<usize> {
-        let pixels = width as usize * height as usize;
+        // Checked: a size read from a damaged header or driver must not wrap around.
+        let pixels = (width as usize).checked_mul(height as usize)?;
         match self {
             PixelFormat::Encoded | PixelFormat::Mjpeg => None,
-            PixelFormat::Rgb24 | PixelFormat::Bgr24 => Some(pixels * 3),
+            PixelFormat::Rgb24 | PixelFormat::Bgr24 => pixels.checked_mul(3),
             PixelFormat::Gray8 => Some(pixels),
-            PixelFormat::Yuyv => Some(pixels * 2),
-            PixelFormat::Nv12 => {
-                Some(pixels + 2 * (width as usize).div_ceil(2) * (height as usize).div_ceil(2))
-            }
+            PixelFormat::Yuyv => pixels.checked_mul(2),
+            PixelFormat::Nv12 => (width as usize)
+                .div_ceil(2)
+                .checked_mul((height as usize).div_ceil(2))?
+                .checked_mul(2)?
+                .checked_add(pixels),
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod bench;
 pub mod config;
+pub mod error;
 pub mod frame;
 pub mod interpret;
 pub mod model;

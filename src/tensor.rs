@@ -18,7 +18,7 @@ pub enum TensorError {
         expected: usize,
         actual: usize,
     },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         #[source]
@@ -92,6 +92,11 @@ impl Tensor {
         })
     }
 
+    /// Parses the bytes of a `.npy` file (see [`Tensor::read_npy`]); the error says why not.
+    pub fn from_npy_bytes(bytes: &[u8]) -> Result<Tensor, String> {
+        parse_npy(bytes)
+    }
+
     /// Serialises as a `.npy` (format 1.0, `<f4`, C order).
     pub fn to_npy(&self) -> Vec<u8> {
         let dims: Vec<String> = self.shape.iter().map(|d| d.to_string()).collect();
@@ -161,11 +166,13 @@ fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let payload = &bytes[header_end..];
-    let count = shape.iter().product::<usize>();
-    if payload.len() != count * element_size {
+    let needed = shape
+        .iter()
+        .try_fold(element_size, |bytes: usize, &d| bytes.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
+    if payload.len() != needed {
         return Err(format!(
-            "shape {shape:?} needs {} bytes of data, file has {}",
-            count * element_size,
+            "shape {shape:?} needs {needed} bytes of data, file has {}",
             payload.len()
         ));
     }

@@ -285,9 +285,7 @@ fn results_arrive_in_order_and_a_clean_stop_says_stopped() {
     let Some(_broker) = Broker::start(tmp.path(), port) else {
         return;
     };
-    let sub = Subscriber::start(port, "sub-order");
-    sub.wait_for("the subscription", 5, |_| true);
-    std::thread::sleep(Duration::from_millis(300));
+    let sub = subscribed(port, "sub-order");
     let status = edgevit(&config(tmp.path(), port, "frames = 25\ncamera = \"gate\""))
         .wait()
         .unwrap();
@@ -313,8 +311,7 @@ fn broker_restart_mid_run_loses_nothing() {
     let Some(mut broker) = Broker::start(tmp.path(), port) else {
         return;
     };
-    let sub = Subscriber::start(port, "sub-restart");
-    std::thread::sleep(Duration::from_millis(300));
+    let sub = subscribed(port, "sub-restart");
     let mut run = edgevit(&config(
         tmp.path(),
         port,
@@ -322,6 +319,14 @@ fn broker_restart_mid_run_loses_nothing() {
     ));
     sub.wait_for("the first results", 20, |s| !s.results().is_empty());
     broker.stop();
+    // What had arrived when the broker went away: the rest was still to be delivered, so it
+    // had to wait out the outage in the spool.
+    let mut before: Vec<u64> = sub.results().iter().map(|r| r.1).collect();
+    before.dedup();
+    assert!(
+        before.len() < 60,
+        "every result arrived before the broker stopped: the outage tested nothing"
+    );
     std::thread::sleep(Duration::from_secs(2));
     broker.restart();
     assert!(run.wait().unwrap().success());
@@ -340,8 +345,7 @@ fn sigkill_while_connected_leaves_offline() {
     let Some(_broker) = Broker::start(tmp.path(), port) else {
         return;
     };
-    let sub = Subscriber::start(port, "sub-kill");
-    std::thread::sleep(Duration::from_millis(300));
+    let sub = subscribed(port, "sub-kill");
     let mut run = edgevit(&config(tmp.path(), port, "fps = 10"));
     sub.wait_for("online", 20, |s| {
         s.availability().last().is_some_and(|a| a == "online")
@@ -368,36 +372,14 @@ fn results_spooled_before_a_kill_arrive_after_restart() {
         port,
         "frames = 10\ncamera = \"before\"",
     ));
-    let spool = tmp.path().join("spool");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let bytes: u64 = std::fs::read_dir(&spool)
-            .map(|d| {
-                d.filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
-        let lines = std::fs::read(spool.join("00000000000000000001.seg"))
-            .map(|b| b.windows(6).filter(|w| w == b"\"seq\":").count())
-            .unwrap_or(0);
-        if lines >= 10 && bytes > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the first run did not spool its 10 results"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_spooled(&tmp.path().join("spool"), 10);
     signal(&first, "KILL");
     let _ = first.wait();
 
     let Some(_broker) = Broker::start(tmp.path(), port) else {
         return;
     };
-    let sub = Subscriber::start(port, "sub-spool");
-    std::thread::sleep(Duration::from_millis(300));
+    let sub = subscribed(port, "sub-spool");
     let status = edgevit(&config(tmp.path(), port, "frames = 1\ncamera = \"after\""))
         .wait()
         .unwrap();
@@ -417,6 +399,86 @@ fn results_spooled_before_a_kill_arrive_after_restart() {
             .count()
             >= 10,
         "spooled results go first"
+    );
+}
+
+/// Waits until the spool's first segment holds `n` results.
+fn wait_until_spooled(spool: &Path, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lines = std::fs::read(spool.join("00000000000000000001.seg"))
+            .map(|b| b.windows(6).filter(|w| w == b"\"seq\":").count())
+            .unwrap_or(0);
+        if lines >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not spool its {n} results"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The README's case for the run id: without `state_dir`, a run whose results wait in the
+/// spool through an outage and the next run both number from 0. A subscriber dropping
+/// duplicates by the documented key `(device, camera, run, seq)` keeps every record of both;
+/// by `(camera, seq)` alone it would throw the first run's away.
+#[test]
+fn two_runs_with_an_outage_between_are_told_apart_by_the_dedup_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    if !Path::new(MOSQUITTO).exists() {
+        let _ = Broker::start(tmp.path(), port);
+        return;
+    }
+    let mut first = edgevit(&config(tmp.path(), port, "frames = 26\ncamera = \"gate\""));
+    wait_until_spooled(&tmp.path().join("spool"), 26);
+    signal(&first, "KILL");
+    let _ = first.wait();
+
+    let Some(_broker) = Broker::start(tmp.path(), port) else {
+        return;
+    };
+    let sub = subscribed(port, "sub-dedup");
+    let status = edgevit(&config(tmp.path(), port, "frames = 31\ncamera = \"gate\""))
+        .wait()
+        .unwrap();
+    assert!(status.success());
+    sub.wait_for("57 results", 20, |s| s.json("/result").len() >= 57);
+    let mut keys = Vec::new();
+    for (topic, record) in sub.json("/result") {
+        let run = record["run"].as_str().expect("run id").to_string();
+        let key = (topic, run, record["seq"].as_u64().expect("seq"));
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let runs: Vec<&String> = keys.iter().fold(Vec::new(), |mut runs, (_, run, _)| {
+        if !runs.contains(&run) {
+            runs.push(run);
+        }
+        runs
+    });
+    assert_eq!(runs.len(), 2, "two runs, two ids: {runs:?}");
+    assert!(runs[0] < runs[1], "a later run's id sorts after: {runs:?}");
+    for (run, n) in [(runs[0], 26), (runs[1], 31)] {
+        let seqs: Vec<u64> = keys
+            .iter()
+            .filter(|(topic, r, _)| r == run && topic == "edgevit/test/gate/result")
+            .map(|k| k.2)
+            .collect();
+        assert_eq!(
+            seqs,
+            (0..n).collect::<Vec<u64>>(),
+            "run {run}: every record, in order"
+        );
+    }
+    let by_camera_and_seq: std::collections::HashSet<u64> = keys.iter().map(|k| k.2).collect();
+    assert_eq!(
+        by_camera_and_seq.len(),
+        31,
+        "(camera, seq) alone would lose 26 records"
     );
 }
 
@@ -444,8 +506,7 @@ fn events_discovery_and_stats() {
     for i in 0..15 {
         std::fs::copy(&seven, frames.join(format!("{i:02}.png"))).unwrap();
     }
-    let sub = Subscriber::start(port, "sub-events");
-    std::thread::sleep(Duration::from_millis(300));
+    let sub = subscribed(port, "sub-events");
     let config = mqtt_config(
         tmp.path(),
         port,
@@ -465,13 +526,25 @@ fn events_discovery_and_stats() {
     assert!(run.wait().unwrap().success());
 
     let events = sub.json("/shelf/event");
-    assert_eq!(events.len(), 1, "one start, no flapping: {events:?}");
+    assert_eq!(
+        events.len(),
+        2,
+        "one start, no flapping, one end at the stop: {events:?}"
+    );
     let (_, start) = &events[0];
     assert_eq!(start["type"], "start");
     assert_eq!(start["event_type"], "start");
     assert_eq!(start["label"], "7");
     assert_eq!(start["seq"], 2, "started by the third frame");
-    assert_eq!(start["id"], "shelf-2");
+    let run = sub.json("/shelf/result")[0].1["run"]
+        .as_str()
+        .expect("results carry the run id")
+        .to_string();
+    assert_eq!(start["id"], format!("shelf-{run}-2"));
+    let (_, end) = &events[1];
+    assert_eq!(end["type"], "end", "a clean stop ends the open event");
+    assert_eq!(end["id"], start["id"]);
+    assert_eq!(end["seq"], 14, "at the last frame");
 
     let discovery = sub.json("/config");
     let ids: std::collections::HashSet<String> = discovery

@@ -7,6 +7,7 @@ use edgevit::backend::{self, BackendConfig};
 use edgevit::frame::{Frame, FrameMeta, PixelFormat};
 use edgevit::model::ModelPackage;
 use edgevit::preprocess::{Preprocess, Preprocessor};
+use edgevit::tensor::Tensor;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -87,4 +88,46 @@ fn osnet_embeds_a_person_and_its_mirror_alike() {
         different < same - 0.1,
         "a cup of coffee ({different}) is not the astronaut ({same})"
     );
+}
+
+/// The embeddings tract computes equal ONNX Runtime's on the same input tensors
+/// (tools/osnet_ort_reference.py wrote tests/fixtures/osnet_ort/ with ORT 1.32).
+#[test]
+fn osnet_embeddings_match_onnx_runtime() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let onnx = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
+    let dir = common::write_manifest(tmp.path(), &manifest(&onnx));
+    let package = ModelPackage::open(&dir).unwrap();
+    let mut backend = backend::open(&package, &BackendConfig::default()).unwrap();
+    let fixtures = common::repo().join("tests/fixtures/osnet_ort");
+    let mean = [0.485f32, 0.456, 0.406];
+    let std = [0.229f32, 0.224, 0.225];
+    let mut embeddings = Vec::new();
+    for name in ["astronaut", "grace_hopper"] {
+        let pixels = Tensor::read_npy(&fixtures.join(format!("{name}.input.npy"))).unwrap();
+        assert_eq!(pixels.shape(), [1, 3, 256, 128]);
+        let plane = 256 * 128;
+        let input: Vec<f32> = pixels
+            .data()
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v / 255.0 - mean[i / plane]) / std[i / plane])
+            .collect();
+        let input = Tensor::new(vec![1, 3, 256, 128], input).unwrap();
+        let outputs = backend.run(&input).unwrap();
+        let ours = outputs.get("output").unwrap();
+        let reference = Tensor::read_npy(&fixtures.join(format!("{name}.embedding.npy"))).unwrap();
+        let worst = ours
+            .max_abs_diff(&reference)
+            .unwrap_or_else(|| panic!("{name}: shape {:?}", ours.shape()));
+        let norm = reference.data().iter().map(|v| v * v).sum::<f32>().sqrt();
+        eprintln!("osnet {name}: max abs diff from ORT {worst:e} (embedding norm {norm:.2})");
+        assert!(worst < 1e-3, "{name}: tract differs from ORT by {worst}");
+        embeddings.push(reference.data().to_vec());
+    }
+    // Two different people are far apart in ORT's embeddings as well (0.52 in summary.json).
+    assert!(cosine(&embeddings[0], &embeddings[1]) < 0.7);
 }

@@ -110,6 +110,15 @@ fn camera_yuv_formats_match_opencv_within_one_level() {
             expected.shape(),
             [case.height as usize, case.width as usize, 3]
         );
+        assert_eq!(
+            rgb.len(),
+            expected.data().len(),
+            "{}: the converter gave {} bytes for {}x{}",
+            case.format,
+            rgb.len(),
+            case.width,
+            case.height
+        );
         let worst = rgb
             .iter()
             .zip(expected.data())
@@ -147,4 +156,68 @@ fn raw_frames_of_every_format_reach_the_same_tensor() {
         .prepare(&common::frame(vec![0; 5], 4, 2, PixelFormat::Yuyv))
         .unwrap_err();
     assert!(short.to_string().contains("needs 16 bytes"), "{short}");
+}
+
+#[test]
+fn a_grey_ramp_in_every_raw_format_gives_the_tensor_of_its_rgb_form() {
+    // Grey pixels are exact in every format: Y carries the level (BT.601 limited range), U and
+    // V are neutral. So each format must give the RGB tensor, within the one level that the
+    // limited-range round trip costs, for colour and for grey models alike.
+    let (width, height) = (4u32, 2u32);
+    let levels: Vec<u8> = (0..width * height).map(|i| (i * 36) as u8).collect();
+    let luma: Vec<u8> = levels
+        .iter()
+        .map(|&g| (16.0 + 219.0 * g as f32 / 255.0).round() as u8)
+        .collect();
+    let rgb: Vec<u8> = levels.iter().flat_map(|&g| [g, g, g]).collect();
+    let yuyv: Vec<u8> = luma
+        .chunks(2)
+        .flat_map(|pair| [pair[0], 128, pair[1], 128])
+        .collect();
+    let nv12: Vec<u8> = luma
+        .iter()
+        .copied()
+        .chain(std::iter::repeat_n(128, (width * height / 2) as usize))
+        .collect();
+    let formats = [
+        (PixelFormat::Rgb24, rgb.clone()),
+        (PixelFormat::Bgr24, rgb.clone()),
+        (PixelFormat::Gray8, levels.clone()),
+        (PixelFormat::Yuyv, yuyv),
+        (PixelFormat::Nv12, nv12),
+    ];
+    for color in [ColorOrder::Rgb, ColorOrder::Bgr, ColorOrder::Gray] {
+        let spec = InputSpec {
+            name: "input".into(),
+            shape: [1, color.channels(), height as usize, width as usize],
+            color,
+            scale: 1.0,
+            mean: vec![],
+            std: vec![],
+            resize: ResizePolicy::Stretch,
+        };
+        let mut pre = Preprocessor::new(&spec);
+        let reference = pre
+            .prepare(&common::frame(
+                rgb.clone(),
+                width,
+                height,
+                PixelFormat::Rgb24,
+            ))
+            .unwrap();
+        assert_eq!(reference.data().len(), rgb.len() / 3 * color.channels());
+        for (format, bytes) in &formats {
+            let tensor = pre
+                .prepare(&common::frame(bytes.clone(), width, height, *format))
+                .unwrap_or_else(|e| panic!("{format:?} as {color:?}: {e}"));
+            assert_eq!(tensor.shape(), reference.shape(), "{format:?} as {color:?}");
+            let worst = tensor
+                .data()
+                .iter()
+                .zip(reference.data())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(worst <= 1.0, "{format:?} as {color:?}: off by {worst}");
+        }
+    }
 }

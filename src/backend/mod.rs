@@ -59,6 +59,11 @@ pub trait InferenceBackend: Send {
     fn name(&self) -> &'static str;
     /// Runs the model on one NCHW input and returns every output the manifest names.
     fn run(&mut self, input: &Tensor) -> Result<Outputs, BackendError>;
+    /// The shape of a named output, when the backend knows it before running.
+    fn output_shape(&self, name: &str) -> Option<Vec<usize>> {
+        let _ = name;
+        None
+    }
 }
 
 /// `[backend]`: which backend runs the model.

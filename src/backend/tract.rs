@@ -35,6 +35,8 @@ pub struct TractBackend {
     plan: Arc<TypedRunnableModel>,
     input_shape: Vec<usize>,
     output_names: Vec<String>,
+    /// The shape of each output where the optimised graph fixes it.
+    output_shapes: Vec<Option<Vec<usize>>>,
     executor: Executor,
 }
 
@@ -95,6 +97,14 @@ impl TractBackend {
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(optimize)?;
+        let output_shapes = (0..output_names.len())
+            .map(|i| {
+                plan.model()
+                    .output_fact(i)
+                    .ok()
+                    .and_then(|fact| fact.shape.as_concrete().map(<[usize]>::to_vec))
+            })
+            .collect();
         let executor = if config.threads > 1 {
             Executor::multithread(config.threads)
         } else {
@@ -104,6 +114,7 @@ impl TractBackend {
             plan,
             input_shape: spec.shape.to_vec(),
             output_names,
+            output_shapes,
             executor,
         })
     }
@@ -170,6 +181,11 @@ fn check_input_shape(model: &InferenceModel, expected: &[usize; 4]) -> Result<()
 impl InferenceBackend for TractBackend {
     fn name(&self) -> &'static str {
         "tract"
+    }
+
+    fn output_shape(&self, name: &str) -> Option<Vec<usize>> {
+        let index = self.output_names.iter().position(|n| n == name)?;
+        self.output_shapes.get(index).cloned().flatten()
     }
 
     fn run(&mut self, input: &Tensor) -> Result<Outputs, BackendError> {

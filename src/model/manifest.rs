@@ -33,6 +33,15 @@ pub enum ColorOrder {
 }
 
 impl ColorOrder {
+    /// The name as written in `model.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColorOrder::Rgb => "rgb",
+            ColorOrder::Bgr => "bgr",
+            ColorOrder::Gray => "gray",
+        }
+    }
+
     pub fn channels(self) -> usize {
         match self {
             ColorOrder::Rgb | ColorOrder::Bgr => 3,

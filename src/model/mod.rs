@@ -13,7 +13,7 @@ pub const MANIFEST_FILE: &str = "model.toml";
 /// Why a model package cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("cannot read model manifest {path}: {source}")]
+    #[error("cannot read model manifest {path}")]
     ReadManifest {
         path: PathBuf,
         #[source]
@@ -23,7 +23,15 @@ pub enum ModelError {
     ParseManifest { path: PathBuf, message: String },
     #[error("model manifest {path}: {message}")]
     Invalid { path: PathBuf, message: String },
-    #[error("cannot read labels file {path}: {source}")]
+    #[error("{path} is not a model package: expected a model folder with {MANIFEST_FILE}")]
+    NotAPackage { path: PathBuf },
+    #[error("labels file {path} has {lines} lines, but the model has {classes} classes (one label per line, in class order)")]
+    LabelCount {
+        path: PathBuf,
+        lines: usize,
+        classes: usize,
+    },
+    #[error("cannot read labels file {path}")]
     ReadLabels {
         path: PathBuf,
         #[source]
@@ -44,8 +52,15 @@ impl ModelPackage {
     pub fn open(path: &Path) -> Result<Self, ModelError> {
         let manifest_path = if path.is_dir() {
             path.join(MANIFEST_FILE)
-        } else {
+        } else if path.extension().is_some_and(|e| e == "toml") {
             path.to_path_buf()
+        } else if path.exists() {
+            // An ONNX file (or anything else) where the package folder was expected.
+            return Err(ModelError::NotAPackage {
+                path: path.to_path_buf(),
+            });
+        } else {
+            path.join(MANIFEST_FILE)
         };
         let text =
             std::fs::read_to_string(&manifest_path).map_err(|source| ModelError::ReadManifest {
@@ -54,7 +69,7 @@ impl ModelPackage {
             })?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::ParseManifest {
             path: manifest_path.clone(),
-            message: e.to_string(),
+            message: crate::config::plain_words(&e.to_string()),
         })?;
         let dir = manifest_path
             .parent()
@@ -84,6 +99,21 @@ impl ModelPackage {
         &self.manifest.name
     }
 
+    /// Refuses a labels file whose line count is not the model's number of classes (a shifted
+    /// file would give every class the wrong name).
+    pub fn check_labels(&self, classes: usize) -> Result<(), ModelError> {
+        match &self.manifest.labels {
+            Some(file) if !self.labels.is_empty() && self.labels.len() != classes => {
+                Err(ModelError::LabelCount {
+                    path: self.dir.join(file),
+                    lines: self.labels.len(),
+                    classes,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn onnx_path(&self) -> PathBuf {
         self.dir.join(&self.manifest.onnx)
     }
@@ -92,6 +122,15 @@ impl ModelPackage {
     pub fn resolve(&self, relative: &Path) -> PathBuf {
         self.dir.join(relative)
     }
+}
+
+/// Parses and checks the text of a `model.toml` (what [`ModelPackage::open`] does before it
+/// reads any other file).
+pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
+    let manifest: Manifest =
+        toml::from_str(text).map_err(|e| crate::config::plain_words(&e.to_string()))?;
+    validate(&manifest)?;
+    Ok(manifest)
 }
 
 fn validate(manifest: &Manifest) -> Result<(), String> {
@@ -107,8 +146,8 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
     }
     if c != input.color.channels() {
         return Err(format!(
-            "input.shape has {c} channels but input.color {:?} gives {}",
-            input.color,
+            "input.shape has {c} channels but input.color = \"{}\" has {}",
+            input.color.name(),
             input.color.channels()
         ));
     }
@@ -120,8 +159,13 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
     }
     for (key, values) in [("mean", &input.mean), ("std", &input.std)] {
         if !(values.is_empty() || values.len() == 1 || values.len() == c) {
+            let allowed = if c == 1 {
+                "1 value".to_string()
+            } else {
+                format!("1 value or {c} (one per channel)")
+            };
             return Err(format!(
-                "input.{key} must have 1 or {c} values (one per channel), got {}",
+                "input.{key} must have {allowed}, got {}",
                 values.len()
             ));
         }

@@ -38,9 +38,9 @@ impl SelfTestReport {
 /// Why the self-test could not be run, or why it refused the model.
 #[derive(Debug, thiserror::Error)]
 pub enum SelfTestError {
-    #[error("self-test file: {0}")]
+    #[error("self-test file")]
     File(#[from] TensorError),
-    #[error("self-test run: {0}")]
+    #[error("self-test run")]
     Backend(#[from] BackendError),
     #[error("self-test: the backend gave no output {0:?}")]
     MissingOutput(String),

@@ -1,6 +1,7 @@
 //! The `edgevit run` configuration file: one TOML section per stage.
 
 use crate::backend::BackendConfig;
+use crate::config;
 use crate::interpret::ClassifyConfig;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
@@ -36,7 +37,7 @@ pub struct RunConfig {
 /// Why a configuration file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         #[source]
@@ -64,20 +65,54 @@ impl RunConfig {
     pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
         let deserializer = toml::Deserializer::new(text);
         let mut config: RunConfig =
-            serde_path_to_error::deserialize(deserializer).map_err(|e| {
-                let key = e.path().to_string();
-                let inner = e.into_inner().to_string();
-                if key == "." {
-                    inner
-                } else {
-                    format!("key `{key}`: {inner}")
-                }
-            })?;
+            serde_path_to_error::deserialize(deserializer).map_err(|e| explain(text, e))?;
         config.source.resolve_paths(base);
         config.sink.resolve_paths(base);
         config.model.path = base.join(&config.model.path);
         config.state_dir = config.state_dir.map(|dir| base.join(dir));
         Ok(config)
+    }
+}
+
+/// A parse error as toml renders it, but pointing at the bad key itself: sections with a `kind`
+/// are parsed by hand, and toml alone would point at their header (see `crate::config`).
+fn explain(text: &str, error: serde_path_to_error::Error<toml::de::Error>) -> String {
+    let outer = error.path().to_string();
+    let inner = error.into_inner();
+    // toml's value deserializer appends "in `key`" lines of its own: the key is named below.
+    let message: Vec<&str> = inner
+        .message()
+        .lines()
+        .filter(|line| !line.starts_with("in `") && !line.trim().is_empty())
+        .collect();
+    let message = config::plain_words(&message.join("\n"));
+    // Errors from inside a section name their key first: "`source.fps`: invalid type ...".
+    let (key, detail) = match message.strip_prefix('`').and_then(|m| m.split_once("`: ")) {
+        Some((key, detail)) => (key.to_string(), detail.to_string()),
+        None => (outer.clone(), message.clone()),
+    };
+    let unknown = detail
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field);
+    // serde names an unknown key in the path as well: look it up in its table.
+    let table = match unknown {
+        Some(field) => key
+            .strip_suffix(field)
+            .map_or(key.as_str(), |t| t.trim_end_matches('.')),
+        None => key.as_str(),
+    };
+    let located = (key != ".")
+        .then(|| config::locate(text, table, unknown))
+        .flatten();
+    let message = if key == "." {
+        detail
+    } else {
+        format!("`{key}`: {detail}")
+    };
+    match located.or(inner.span()) {
+        Some(span) => config::point_at(text, span, &message),
+        None => message,
     }
 }
 

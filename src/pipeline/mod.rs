@@ -3,9 +3,11 @@
 
 mod config;
 mod sequence;
+mod warnings;
 
 pub use config::{ConfigError, ModelConfig, RunConfig};
 pub use sequence::{SequenceError, Sequences};
+pub use warnings::WarningLimiter;
 
 use crate::backend::{self, BackendConfig, BackendError, InferenceBackend};
 use crate::frame::Frame;
@@ -20,7 +22,7 @@ use crate::sink::{
 use crate::source::{self, FrameSource, SourceError, SourceEvent};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Why a pipeline could not be built or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -41,8 +43,29 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Sequence(#[from] SequenceError),
+    /// An error about a file or folder that a configuration key names.
+    #[error("`{key}`")]
+    Setting {
+        key: &'static str,
+        #[source]
+        source: Box<PipelineError>,
+    },
     #[error("task {0:?} is not supported by this build yet")]
     UnsupportedTask(&'static str),
+}
+
+impl PipelineError {
+    /// Names the configuration key behind the error, when `applies`.
+    fn at_key(self, applies: bool, key: &'static str) -> Self {
+        if applies {
+            PipelineError::Setting {
+                key,
+                source: Box::new(self),
+            }
+        } else {
+            self
+        }
+    }
 }
 
 /// A model package loaded into a backend that passed its self-test.
@@ -57,6 +80,11 @@ impl LoadedModel {
     pub fn load(dir: &Path, config: &BackendConfig) -> Result<Self, PipelineError> {
         let package = ModelPackage::open(dir)?;
         let mut backend = backend::open(&package, config)?;
+        if let Some(logits) = &package.manifest.outputs.logits {
+            if let Some(shape) = backend.output_shape(logits) {
+                package.check_labels(shape.last().copied().unwrap_or(0))?;
+            }
+        }
         let selftest = selftest::enforce(&package, backend.as_mut())?;
         if let Some(report) = &selftest {
             if let Some(worst) = report.worst() {
@@ -111,9 +139,26 @@ pub struct Pipeline {
 impl Pipeline {
     /// Builds every stage from a configuration.
     pub fn from_config(config: &RunConfig) -> Result<Self, PipelineError> {
-        let model = LoadedModel::load(&config.model.path, &config.backend)?;
-        let source = source::open(&config.source)?;
-        let sink = sink::open(&config.sink)?;
+        let model = LoadedModel::load(&config.model.path, &config.backend).map_err(|e| {
+            let names_the_path = matches!(
+                e,
+                PipelineError::Model(
+                    ModelError::ReadManifest { .. } | ModelError::NotAPackage { .. }
+                )
+            );
+            e.at_key(names_the_path, "model.path")
+        })?;
+        let source = source::open(&config.source).map_err(|e| {
+            let names_the_path = matches!(
+                e,
+                SourceError::Read { .. } | SourceError::EmptyDirectory { .. }
+            );
+            PipelineError::from(e).at_key(names_the_path, "source.path")
+        })?;
+        let sink = sink::open(&config.sink).map_err(|e| {
+            let names_the_path = matches!(e, SinkError::Open { .. });
+            PipelineError::from(e).at_key(names_the_path, "sink.path")
+        })?;
         let mut pipeline = Self::new(model, &config.classify, source, sink)?;
         if let Some(dir) = &config.state_dir {
             pipeline.sequences = Sequences::persistent(dir);
@@ -150,6 +195,7 @@ impl Pipeline {
             self.sink.describe()
         );
         let mut summary = RunSummary::default();
+        let mut warnings = WarningLimiter::new(Duration::from_secs(10), 5);
         while !stop.load(Ordering::Relaxed) {
             let next = match self.source.next_event(stop) {
                 None => break,
@@ -173,16 +219,15 @@ impl Pipeline {
                 Record::Result(_) => summary.results += 1,
                 Record::Error(ref e) => {
                     summary.errors += 1;
-                    log::warn!(
+                    warnings.warn(format!(
                         "frame {} of {}: {}",
-                        e.frame.seq,
-                        e.frame.source,
-                        e.error.message
-                    );
+                        e.frame.seq, e.frame.source, e.error.message
+                    ));
                 }
             }
             self.sink.emit(&record)?;
         }
+        warnings.finish();
         self.sink.flush()?;
         self.sequences.close()?;
         Ok(summary)
@@ -225,14 +270,14 @@ impl Pipeline {
         &self,
         frame: FrameInfo,
         stage: &'static str,
-        error: &dyn std::error::Error,
+        error: &(dyn std::error::Error + 'static),
     ) -> Record {
         Record::Error(ErrorRecord {
             frame,
             model: self.model.clone(),
             error: ErrorDetail {
                 stage,
-                message: error.to_string(),
+                message: crate::error::chain(error),
             },
         })
     }

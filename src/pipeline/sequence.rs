@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub const LEASE: u64 = 1024;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot persist the sequence number of camera {camera:?} in {path}: {source}")]
+#[error("cannot persist the sequence number of camera {camera:?} in {path}")]
 pub struct SequenceError {
     pub camera: String,
     pub path: PathBuf,

@@ -7,6 +7,7 @@ use crate::frame::{Frame, PixelFormat};
 use crate::model::ColorOrder;
 use image::{DynamicImage, ImageFormat};
 use std::borrow::Cow;
+use std::io::Cursor;
 
 /// Decodes or converts a frame to grey (`ColorOrder::Gray`) or RGB (otherwise; BGR order is
 /// applied when the tensor is laid out).
@@ -21,11 +22,21 @@ pub fn decode(frame: &Frame, color: ColorOrder) -> Result<Raster, PreprocessErro
                 // goes to the decoder as it is, which then decides, as it did before.
                 let jpeg =
                     with_huffman_tables(&frame.data).unwrap_or(Cow::Borrowed(&frame.data[..]));
-                decode_jpeg(&jpeg)?
+                decode_jpeg(&jpeg)
             } else {
-                image::load_from_memory(&frame.data)
-                    .map_err(|e| PreprocessError::Decode(e.to_string()))?
+                decode_limited(
+                    image::ImageReader::new(Cursor::new(&frame.data[..]))
+                        .with_guessed_format()
+                        .map_err(|e| PreprocessError::Decode(e.to_string()))?,
+                )
             };
+            let image = image.map_err(|e| match (&meta.path, e) {
+                (Some(path), PreprocessError::Decode(message)) => PreprocessError::DecodeFile {
+                    path: path.display().to_string(),
+                    message,
+                },
+                (_, other) => other,
+            })?;
             // The size of a file is whatever it says (sources read it from the header).
             return Ok(from_dynamic(image, want_gray));
         }
@@ -62,14 +73,47 @@ pub fn decode(frame: &Frame, color: ColorOrder) -> Result<Raster, PreprocessErro
 /// Decodes bytes known to be JPEG; guessing from the bytes would also let a PNG or BMP through
 /// as a camera frame.
 fn decode_jpeg(jpeg: &[u8]) -> Result<DynamicImage, PreprocessError> {
-    image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg)
+    decode_limited(image::ImageReader::with_format(
+        Cursor::new(jpeg),
+        ImageFormat::Jpeg,
+    ))
+}
+
+/// Decodes within bounds that suit a board: a damaged or hostile header claiming a huge
+/// image is refused before anything that size is allocated.
+fn decode_limited(
+    mut reader: image::ImageReader<Cursor<&[u8]>>,
+) -> Result<DynamicImage, PreprocessError> {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    reader
+        .decode()
         .map_err(|e| PreprocessError::Decode(e.to_string()))
 }
+
+/// The largest image side decoded (16384: beyond any camera, and 8K is 7680).
+const MAX_SIDE: u32 = 16_384;
+/// The most memory one decode may take.
+const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The frame's bytes, checked to hold a whole raw frame of its format and size.
 fn raw_bytes(frame: &Frame) -> Result<&[u8], PreprocessError> {
     let meta = &frame.meta;
-    let expected = meta.format.raw_len(meta.width, meta.height).unwrap_or(0);
+    let unusable = PreprocessError::FrameDimensions {
+        format: meta.format.name(),
+        width: meta.width,
+        height: meta.height,
+    };
+    if meta.width == 0 || meta.height == 0 {
+        return Err(unusable);
+    }
+    let expected = meta
+        .format
+        .raw_len(meta.width, meta.height)
+        .ok_or(unusable)?;
     frame
         .data
         .get(..expected)

@@ -23,7 +23,9 @@ use crate::tensor::Tensor;
 pub enum PreprocessError {
     #[error("cannot decode image: {0}")]
     Decode(String),
-    #[error("bad MJPEG frame: {0}")]
+    #[error("cannot decode image {path}: {message}")]
+    DecodeFile { path: String, message: String },
+    #[error("bad MJPEG frame")]
     Mjpeg(#[from] MjpegError),
     #[error("{format} frame decoded to {actual_width}x{actual_height}, expected {width}x{height}")]
     DecodedSize {
@@ -32,6 +34,12 @@ pub enum PreprocessError {
         height: u32,
         actual_width: u32,
         actual_height: u32,
+    },
+    #[error("{format} frame of {width}x{height}: no such frame size")]
+    FrameDimensions {
+        format: &'static str,
+        width: u32,
+        height: u32,
     },
     #[error("{format} frame of {width}x{height} needs {expected} bytes, got {actual}")]
     FrameSize {

@@ -48,10 +48,8 @@ impl JsonLinesSink {
     fn write_line(&mut self, value: &impl serde::Serialize) -> Result<(), SinkError> {
         let mut line = serde_json::to_vec(value)?;
         line.push(b'\n');
-        let write_error = |source| SinkError::Write {
-            sink: self.name.clone(),
-            source,
-        };
+        let name = &self.name;
+        let write_error = |source| write_error(name, source);
         self.out.write_all(&line).map_err(write_error)?;
         self.out.flush().map_err(write_error)
     }
@@ -71,9 +69,22 @@ impl Sink for JsonLinesSink {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.out.flush().map_err(|source| SinkError::Write {
-            sink: self.name.clone(),
+        self.out
+            .flush()
+            .map_err(|source| write_error(&self.name, source))
+    }
+}
+
+/// A reader that went away (`edgevit infer ... | head -1`) is not a fault of the output.
+fn write_error(sink: &str, source: std::io::Error) -> SinkError {
+    if source.kind() == std::io::ErrorKind::BrokenPipe {
+        SinkError::OutputClosed {
+            sink: sink.to_string(),
+        }
+    } else {
+        SinkError::Write {
+            sink: sink.to_string(),
             source,
-        })
+        }
     }
 }

@@ -9,7 +9,7 @@ pub mod spool;
 pub use jsonl::{JsonLinesConfig, JsonLinesSink};
 pub use mqtt::{MqttConfig, MqttSink};
 pub use record::{
-    CameraStatusRecord, ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord,
+    run_id, CameraStatusRecord, ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord,
 };
 pub use serial::{SerialConfig, SerialSink};
 
@@ -20,19 +20,27 @@ use std::path::{Path, PathBuf};
 /// Why a record could not be delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write a record to {sink}: {source}")]
+    #[error("cannot write a record to {sink}")]
     Write {
         sink: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot serialise a record: {0}")]
+    #[error("{sink} was closed by the reader")]
+    OutputClosed { sink: String },
+    #[error("{count} records were not delivered to {sink} and are lost ({why})")]
+    Undelivered {
+        sink: String,
+        count: usize,
+        why: String,
+    },
+    #[error("cannot serialise a record")]
     Serialize(#[from] serde_json::Error),
     #[error(transparent)]
     Spool(spool::SpoolError),

@@ -6,10 +6,28 @@ use crate::interpret::Interpretation;
 use crate::model::Task;
 use crate::source::{CameraState, CameraStatus};
 use serde::Serialize;
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// This process's run id: the start time in milliseconds since 1970 and the process id, both
+/// in hexadecimal (`18f3a2b4c5d-1a2b`). It changes at every start, so `(device, camera, run,
+/// seq)` names a record even when `seq` starts again from 0 (no `state_dir`); ids of later runs
+/// sort after earlier ones.
+pub fn run_id() -> &'static str {
+    static RUN: OnceLock<String> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        format!("{millis:x}-{:x}", std::process::id())
+    })
+}
 
 /// Where a record's frame came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct FrameInfo {
+    /// The run that produced the record ([`run_id`]).
+    pub run: String,
     pub seq: u64,
     pub source: String,
     pub camera: String,
@@ -23,6 +41,7 @@ pub struct FrameInfo {
 impl FrameInfo {
     pub fn from_meta(meta: &FrameMeta) -> Self {
         FrameInfo {
+            run: run_id().to_string(),
             seq: meta.seq,
             source: meta.source.clone(),
             camera: meta.camera.clone(),

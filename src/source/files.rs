@@ -1,6 +1,7 @@
 //! Image files and directories: replays and tests.
 
 use super::{default_camera, FrameError, FrameResult, FrameSource, Pacer, SourceError};
+use crate::error::Report;
 use crate::frame::{Frame, FrameMeta, PixelFormat};
 use serde::Deserialize;
 use std::io::Cursor;
@@ -76,13 +77,18 @@ fn read_image(path: &Path, meta: &mut FrameMeta) -> Result<Vec<u8>, SourceError>
         path: path.to_path_buf(),
         message,
     };
-    let (width, height) = image::ImageReader::new(Cursor::new(&data))
+    let reader = image::ImageReader::new(Cursor::new(&data))
         .with_guessed_format()
-        .map_err(|e| not_an_image(e.to_string()))?
-        .into_dimensions()
         .map_err(|e| not_an_image(e.to_string()))?;
-    meta.width = width;
-    meta.height = height;
+    if reader.format().is_none() {
+        return Err(not_an_image("the format is not recognised".into()));
+    }
+    // A damaged file of a known format is preprocessing's to report (with the decoder's
+    // reason), whichever part of it is damaged: the size stays 0 until it decodes.
+    if let Ok((width, height)) = reader.into_dimensions() {
+        meta.width = width;
+        meta.height = height;
+    }
     Ok(data)
 }
 
@@ -170,7 +176,7 @@ impl FrameSource for ImageDirSource {
                     self.pending.next()?
                 }
                 Err(error) => {
-                    log::error!("{error}; stopping the replay");
+                    log::error!("{}; stopping the replay", Report(&error));
                     return None;
                 }
             },

@@ -22,7 +22,7 @@ use std::time::SystemTime;
 /// Why a source could not start, or could not produce one frame.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         #[source]

@@ -15,6 +15,7 @@ use super::stats::StatsWindow;
 use super::tls;
 use super::topics::Topics;
 use super::MqttConfig;
+use crate::error::Report;
 use crate::sink::spool::Spool;
 use rumqttc::{
     Client, ConnectReturnCode, Connection, ConnectionError, Event, LastWill, MqttOptions, Outgoing,
@@ -237,13 +238,8 @@ fn session(
                     ack.code,
                 ));
             }
-            Ok(Ok(Event::Incoming(Packet::ConnAck(ack)))) => {
-                log::info!(
-                    "mqtt: connected to {}:{} ({:?})",
-                    config.host,
-                    config.port,
-                    ack.code
-                );
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                log::info!("mqtt: connected to {}:{}", config.host, config.port);
                 connected = true;
                 shared.connected.store(true, Ordering::SeqCst);
                 delivery.reset();
@@ -279,7 +275,7 @@ fn session(
             Ok(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
                 if let Some(through) = delivery.acknowledged(ack.pkid) {
                     if let Err(e) = lock(&shared.spool).ack_through(through) {
-                        log::error!("mqtt: cannot record delivery in the spool: {e}");
+                        log::error!("mqtt: cannot record delivery in the spool: {}", Report(&e));
                     }
                 }
             }
@@ -391,7 +387,7 @@ fn send_pending(
     let entries = match lock(&shared.spool).read_after(delivery.last_requested(), room) {
         Ok(entries) => entries,
         Err(e) => {
-            log::error!("mqtt: cannot read the spool: {e}");
+            log::error!("mqtt: cannot read the spool: {}", Report(&e));
             return Ok(());
         }
     };

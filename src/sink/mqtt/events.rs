@@ -50,7 +50,7 @@ pub struct EventMessage {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub event_type: &'static str,
-    /// `<camera>-<seq of the frame that started it>`.
+    /// `<camera>-<run>-<seq of the frame that started it>`: unique across restarts.
     pub id: String,
     pub camera: String,
     pub label: String,
@@ -74,6 +74,8 @@ struct Current {
 #[derive(Debug, Default)]
 struct CameraState {
     current: Option<Current>,
+    /// The latest frame seen (`seq`, `ts`): an event ended by a stop ends there.
+    last: Option<(u64, String)>,
     /// Label seen top-1 on the latest consecutive frames, and how many.
     candidate: Option<(usize, u32)>,
 }
@@ -124,6 +126,7 @@ impl EventTracker {
             ts: frame.ts.clone(),
         };
         let mut out = Vec::new();
+        state.last = Some((frame.seq, frame.ts.clone()));
         state.candidate = match (&best, state.candidate) {
             (Some((index, _, _)), Some((seen, n))) if seen == *index => Some((seen, n + 1)),
             (Some((index, _, _)), _) => Some((*index, 1)),
@@ -152,7 +155,7 @@ impl EventTracker {
             if let (Some((index, label, score)), Some((_, n))) = (best, state.candidate) {
                 if n >= config.frames {
                     let current = Current {
-                        id: format!("{}-{}", frame.camera, frame.seq),
+                        id: format!("{}-{}-{}", frame.camera, frame.run, frame.seq),
                         label,
                         index,
                         best: score,
@@ -164,6 +167,32 @@ impl EventTracker {
             }
         }
         out
+    }
+
+    /// Ends every open event (a clean stop): subscribers see each `start` closed by an `end`,
+    /// at the last frame its camera delivered.
+    pub fn finish(&mut self) -> Vec<EventMessage> {
+        let mut cameras: Vec<_> = self.cameras.iter_mut().collect();
+        cameras.sort_by(|a, b| a.0.cmp(b.0));
+        cameras
+            .into_iter()
+            .filter_map(|(camera, state)| {
+                let current = state.current.take()?;
+                let (seq, ts) = state.last.clone().unwrap_or_default();
+                state.candidate = None;
+                Some(EventMessage {
+                    kind: "end",
+                    event_type: "end",
+                    id: current.id,
+                    camera: camera.clone(),
+                    label: current.label,
+                    index: current.index,
+                    score: current.best,
+                    seq,
+                    ts,
+                })
+            })
+            .collect()
     }
 }
 
@@ -177,6 +206,7 @@ mod tests {
     fn record(seq: u64, top: Option<(usize, f32)>) -> Record {
         Record::Result(ResultRecord {
             frame: FrameInfo {
+                run: "r1".into(),
                 seq,
                 source: "s".into(),
                 camera: "gate".into(),
@@ -246,5 +276,18 @@ mod tests {
             kinds(&mut t, &frames),
             ["start:L1@1", "end:L1@3", "start:L2@3"]
         );
+    }
+
+    #[test]
+    fn a_stop_ends_the_open_event_once() {
+        let mut t = EventTracker::new(EventConfig::default());
+        let started = kinds(&mut t, &[Some((1, 0.9)), Some((1, 0.9)), Some((1, 0.9))]);
+        assert_eq!(started, ["start:L1@2"]);
+        t.observe(&record(3, Some((1, 0.9))));
+        let ended: Vec<_> = t.finish();
+        assert_eq!(ended.len(), 1);
+        assert_eq!((ended[0].kind, ended[0].seq), ("end", 3));
+        assert_eq!(ended[0].id, "gate-r1-2");
+        assert!(t.finish().is_empty(), "a second stop sends nothing more");
     }
 }

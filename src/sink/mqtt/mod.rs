@@ -139,6 +139,14 @@ impl Sink for MqttSink {
     /// Stops the I/O thread after it has delivered what it can within the drain timeout and
     /// published `stopped`.
     fn flush(&mut self) -> Result<(), SinkError> {
+        if self.io.is_some() {
+            let ends = self.events.finish();
+            let mut spool = connection::lock(&self.shared.spool);
+            for event in &ends {
+                let entry = entry(&self.topics.event(&event.camera), event)?;
+                spool.append(&entry).map_err(SinkError::Spool)?;
+            }
+        }
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(io) = self.io.take() {
             if io.join().is_err() {

@@ -22,7 +22,7 @@ pub enum LineFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum LineError<E: core::fmt::Debug> {
     /// The record cannot be serialised; nothing was written.
-    #[error("cannot serialise a record: {0}")]
+    #[error("cannot serialise a record")]
     Serialize(#[from] serde_json::Error),
     /// The writer failed; part of the line may have been written.
     #[error("cannot write a line: {0:?}")]

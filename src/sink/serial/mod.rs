@@ -361,12 +361,11 @@ impl Sink for SerialSink {
             .last_error
             .as_deref()
             .unwrap_or("the port takes no more");
-        Err(SinkError::Write {
+        // The queue lives in memory: what is still in it when the run ends is lost.
+        Err(SinkError::Undelivered {
             sink: self.name.clone(),
-            source: io::Error::other(format!(
-                "{} records not delivered ({why})",
-                self.queue.len()
-            )),
+            count: self.queue.len(),
+            why: why.to_string(),
         })
     }
 }

@@ -90,7 +90,7 @@ fn default_segment_bytes() -> u64 {
 /// Why a spool operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
-    #[error("spool: cannot {op} {path}: {source}")]
+    #[error("spool: cannot {op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -231,15 +231,13 @@ impl Spool {
         }
         spool.acked = match cursor {
             cursor::Loaded::At(id) => Some(id),
-            cursor::Loaded::Missing | cursor::Loaded::Garbage => {
+            // The cursor is written at the first acknowledgement: without one, nothing was
+            // delivered yet and everything is sent for the first time.
+            cursor::Loaded::Missing => None,
+            cursor::Loaded::Garbage => {
                 if !spool.segments.is_empty() {
-                    let why = if cursor == cursor::Loaded::Missing {
-                        "no cursor"
-                    } else {
-                        "the cursor is unreadable"
-                    };
                     log::warn!(
-                        "spool {}: {why}; delivering again from the oldest entry (expect duplicates)",
+                        "spool {}: the cursor is unreadable; delivering again from the oldest entry (expect duplicates)",
                         spool.dir.display()
                     );
                 }

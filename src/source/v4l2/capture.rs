@@ -6,6 +6,7 @@ use super::config::CameraConfig;
 use super::device::Camera;
 use super::formats;
 use super::hub::Hub;
+use crate::error::chain;
 use crate::frame::{Frame, FrameMeta};
 use crate::source::{CameraState, CameraStatus};
 use std::panic::{self, AssertUnwindSafe};
@@ -93,7 +94,7 @@ impl Worker {
     fn session(&mut self) -> (String, bool) {
         let mut camera = match Camera::open(&self.config) {
             Ok(camera) => camera,
-            Err(e) => return (e.to_string(), false),
+            Err(e) => return (chain(&e), false),
         };
         let description = camera.describe();
         log::info!("camera {}: streaming {description}", self.config.id);
@@ -133,8 +134,8 @@ impl Worker {
                     }
                     continue;
                 }
-                Err(e) if e.device_gone() => return format!("device gone: {e}"),
-                Err(e) => return e.to_string(),
+                Err(e) if e.device_gone() => return format!("device gone: {}", chain(&e)),
+                Err(e) => return chain(&e),
             };
             let now = Instant::now();
             last_frame = now;
@@ -170,7 +171,7 @@ impl Worker {
                 Ok(data) => data,
                 Err(e) => {
                     self.counters.damaged.fetch_add(1, Ordering::Relaxed);
-                    log::debug!("camera {}: frame {seq}: {e}", self.config.id);
+                    log::debug!("camera {}: frame {seq}: {}", self.config.id, chain(&e));
                     continue;
                 }
             };

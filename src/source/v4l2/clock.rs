@@ -36,37 +36,53 @@ pub fn wall_time(timestamp: libc::timeval, monotonic: bool) -> SystemTime {
 mod tests {
     use super::*;
 
+    /// Calls `wall_time` between two readings of the wall clock.
+    fn bracketed(ts: libc::timeval, monotonic: bool) -> (SystemTime, SystemTime, SystemTime) {
+        let before = SystemTime::now();
+        let mapped = wall_time(ts, monotonic);
+        (before, mapped, SystemTime::now())
+    }
+
     #[test]
     fn a_timestamp_taken_half_a_second_ago_maps_to_half_a_second_ago() {
-        let mono = monotonic_now().unwrap() - Duration::from_millis(500);
+        let half = Duration::from_millis(500);
+        // The timeval keeps microseconds: the mapped time may be up to 1 us earlier.
+        let slack = Duration::from_micros(2);
+        let before = SystemTime::now();
+        let mono = monotonic_now().unwrap() - half;
         let ts = libc::timeval {
             tv_sec: mono.as_secs() as libc::time_t,
             tv_usec: mono.subsec_micros() as libc::suseconds_t,
         };
-        let age = SystemTime::now()
-            .duration_since(wall_time(ts, true))
-            .unwrap();
+        let (_, mapped, after) = bracketed(ts, true);
         assert!(
-            age >= Duration::from_millis(499) && age < Duration::from_millis(600),
-            "{age:?}"
+            mapped >= before - half - slack,
+            "{mapped:?} < {before:?} - 500 ms"
+        );
+        assert!(
+            mapped <= after - half + slack,
+            "{mapped:?} > {after:?} - 500 ms"
         );
     }
 
     #[test]
-    fn missing_or_foreign_timestamps_read_as_now() {
+    fn missing_future_or_foreign_timestamps_read_as_now() {
         let zero = libc::timeval {
             tv_sec: 0,
             tv_usec: 0,
         };
-        let far = libc::timeval {
+        // Far beyond the monotonic clock: a timestamp "in the future".
+        let future = libc::timeval {
             tv_sec: i32::MAX as libc::time_t,
             tv_usec: 0,
         };
-        for (ts, mono) in [(zero, true), (far, true), (far, false)] {
-            let skew = SystemTime::now()
-                .duration_since(wall_time(ts, mono))
-                .unwrap_or_default();
-            assert!(skew < Duration::from_millis(50));
+        for (ts, monotonic) in [(zero, true), (future, true), (future, false)] {
+            let (before, mapped, after) = bracketed(ts, monotonic);
+            assert!(
+                before <= mapped && mapped <= after,
+                "{:?}/{monotonic}: {mapped:?} is not now ({before:?}..{after:?})",
+                ts.tv_sec
+            );
         }
     }
 }

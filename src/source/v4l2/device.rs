@@ -13,13 +13,13 @@ use std::path::PathBuf;
 pub enum CameraError {
     #[error("no video device matches {device:?} (devices: {available})")]
     NotFound { device: String, available: String },
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("{path}: {op} failed: {source}")]
+    #[error("{path}: {op} failed")]
     Ioctl {
         path: PathBuf,
         op: &'static str,
@@ -36,7 +36,7 @@ pub enum CameraError {
     },
     #[error("{path}: the driver switched to format {fourcc}, which edgevit does not support")]
     FormatChanged { path: PathBuf, fourcc: String },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Stream {
         path: PathBuf,
         #[source]

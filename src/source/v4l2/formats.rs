@@ -124,11 +124,14 @@ pub fn pack(
         return Ok(data.to_vec());
     }
     let line = format.line_bytes(width);
+    // Never more than the driver gave: the size comes from the driver, the bytes are real.
+    let given: usize = planes.iter().map(|p| p.len()).sum();
     let mut out = Vec::with_capacity(
         format
             .pixel_format()
             .raw_len(width, height)
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .min(given),
     );
     let stride = |i: usize| (pix.bytes_per_line[i] as usize).max(line);
     let height = height as usize;
@@ -137,7 +140,7 @@ pub fn pack(
     match format {
         CameraFormat::Nv12 => {
             // One plane: luma lines, then interleaved chroma lines, both at the same stride.
-            let chroma_start = stride(0) * height;
+            let chroma_start = stride(0).saturating_mul(height);
             if !copy_rows(&mut out, plane(0), 0, stride(0), line, height)
                 || !copy_rows(
                     &mut out,
@@ -186,11 +189,14 @@ pub fn pack(
     Ok(out)
 }
 
-/// Bytes `count` lines of `line` bytes, `stride` apart from `start`, reach to.
+/// Bytes `count` lines of `line` bytes, `stride` apart from `start`, reach to (saturating: a
+/// size no buffer can hold is simply more than the buffer has).
 fn needed_bytes(start: usize, stride: usize, line: usize, count: usize) -> usize {
     match count {
         0 => start,
-        n => start + stride * (n - 1) + line,
+        n => start
+            .saturating_add(stride.saturating_mul(n - 1))
+            .saturating_add(line),
     }
 }
 
@@ -285,5 +291,80 @@ mod tests {
         );
         assert_eq!(CameraFormat::parse("H264"), None);
         assert_eq!(CameraFormat::parse("é"), None);
+    }
+
+    mod fuzz {
+        use super::*;
+        use crate::model::{ColorOrder, InputSpec, ResizePolicy};
+        use crate::preprocess::{Preprocess, Preprocessor};
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+        /// Driver buffers of every format with any size, stride and plane length: packing
+        /// gives a frame of exactly the format's size, or a short-frame error; the packed
+        /// frame goes through preprocessing without a panic.
+        #[test]
+        fn any_driver_buffer_packs_or_is_refused() {
+            let size = prop_oneof![
+                4 => 0u32..48,
+                1 => Just(u32::MAX),
+                1 => any::<u32>(),
+            ];
+            let stride = prop_oneof![3 => 0u32..160, 1 => any::<u32>()];
+            let strategy = (
+                0..PREFERENCE.len(),
+                size.clone(),
+                size,
+                (stride.clone(), stride),
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..4000), 0..3),
+            );
+            let mut runner = TestRunner::new_with_rng(
+                Config {
+                    cases: 2000,
+                    failure_persistence: None,
+                    ..Config::default()
+                },
+                TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+            );
+            let spec = InputSpec {
+                name: "input".into(),
+                shape: [1, 3, 8, 8],
+                color: ColorOrder::Rgb,
+                scale: 255.0,
+                mean: vec![],
+                std: vec![],
+                resize: ResizePolicy::Letterbox,
+            };
+            let mut preprocessor = Preprocessor::new(&spec);
+            runner
+                .run(&strategy, |(format, width, height, (s0, s1), planes)| {
+                    let format = PREFERENCE[format];
+                    let mut p = pix(width, height, &[s0, s1]);
+                    p.fourcc = format.fourcc();
+                    let views: Vec<&[u8]> = planes.iter().map(Vec::as_slice).collect();
+                    if let Ok(data) = pack(format, &p, &views) {
+                        let pixel_format = format.pixel_format();
+                        if let Some(len) = pixel_format.raw_len(width, height) {
+                            prop_assert_eq!(data.len(), len);
+                        }
+                        let frame = crate::frame::Frame {
+                            meta: crate::frame::FrameMeta {
+                                seq: 0,
+                                captured_at: std::time::SystemTime::now(),
+                                source: "fuzz".into(),
+                                camera: "cam0".into(),
+                                path: None,
+                                width,
+                                height,
+                                format: pixel_format,
+                            },
+                            data,
+                        };
+                        let _ = preprocessor.prepare(&frame);
+                    }
+                    Ok(())
+                })
+                .expect("no driver buffer makes packing or preprocessing panic");
+        }
     }
 }

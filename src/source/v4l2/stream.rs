@@ -20,7 +20,7 @@ struct Mapping {
 pub enum StreamError {
     #[error("no frame within {0:?}")]
     Timeout(Duration),
-    #[error("{op} failed: {source}")]
+    #[error("{op} failed")]
     Io {
         op: &'static str,
         #[source]

@@ -1,6 +1,8 @@
 //! `edgevit snapshot`: frames from one camera, decoded by edgevit's own preprocessing and
 //! saved as PNG, to check a camera's set-up (and, in the tests, its colours).
 
+use super::args::at_least_one;
+use super::exit;
 use anyhow::{bail, Context, Result};
 use edgevit::frame::Frame;
 use edgevit::model::ColorOrder;
@@ -12,17 +14,56 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub struct Request {
-    pub device: String,
-    pub format: Option<String>,
-    pub width: u32,
-    pub height: u32,
-    pub count: usize,
-    pub timeout: Duration,
-    pub out: PathBuf,
+#[derive(clap::Args)]
+pub struct Args {
+    /// Device path or name (as `edgevit probe` lists it).
+    #[arg(long)]
+    device: String,
+    /// Pixel format (YUYV, NV12, NM12, GREY, RGB3, BGR3, MJPG); default: the first the device
+    /// offers.
+    #[arg(long)]
+    format: Option<String>,
+    /// Width to ask for; the driver may answer with another (the PNG has what it gave).
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    /// Height to ask for.
+    #[arg(long, default_value_t = 480)]
+    height: u32,
+    /// Frames to save.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    count: usize,
+    /// Give up after this many seconds without the frames.
+    #[arg(long, default_value_t = 20)]
+    timeout: u64,
+    /// Folder for the PNG and raw files (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
-pub fn run(request: Request) -> Result<()> {
+pub fn run(args: Args) -> Result<i32> {
+    capture(Request {
+        timeout: Duration::from_secs(args.timeout),
+        device: args.device,
+        format: args.format,
+        width: args.width,
+        height: args.height,
+        count: args.count,
+        out: args.out,
+    })?;
+    Ok(exit::OK)
+}
+
+struct Request {
+    device: String,
+    format: Option<String>,
+    width: u32,
+    height: u32,
+    count: usize,
+    timeout: Duration,
+    out: PathBuf,
+}
+
+fn capture(request: Request) -> Result<()> {
     std::fs::create_dir_all(&request.out)
         .with_context(|| format!("cannot create {}", request.out.display()))?;
     let mut camera = CameraConfig::new("cam0", &request.device);
@@ -66,7 +107,11 @@ pub fn run(request: Request) -> Result<()> {
                 }
             }
             SourceEvent::Frame(Err(failed)) => {
-                eprintln!("frame {}: {}", failed.meta.seq, failed.error)
+                eprintln!(
+                    "frame {}: {}",
+                    failed.meta.seq,
+                    edgevit::error::Report(&failed.error)
+                )
             }
             SourceEvent::Frame(Ok(frame)) => {
                 save(&frame, &request.out)?;
@@ -102,7 +147,7 @@ fn save(frame: &Frame, out: &std::path::Path) -> Result<()> {
         Err(e) => serde_json::json!({
             "camera": meta.camera, "seq": meta.seq, "format": meta.format,
             "width": meta.width, "height": meta.height, "bytes": frame.data.len(),
-            "raw": raw, "error": e.to_string(),
+            "raw": raw, "error": edgevit::error::chain(&e),
         }),
     };
     println!("{line}");

@@ -1,0 +1,35 @@
+//! Checks of flag values, so that a bad value is reported against the flag that carried it.
+
+/// A whole number of at least 1.
+pub fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
+/// A probability: a number from 0 to 1.
+pub fn probability(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        Ok(_) => Err("must be between 0 and 1".into()),
+        Err(_) => Err(format!("{text:?} is not a number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_probabilities_are_checked() {
+        assert_eq!(at_least_one("3"), Ok(3));
+        assert!(at_least_one("0").is_err());
+        assert!(at_least_one("-1").is_err());
+        assert!(at_least_one("two").is_err());
+        assert_eq!(probability("0.5"), Ok(0.5));
+        assert!(probability("1.5").is_err());
+        assert!(probability("NaN").is_err());
+    }
+}

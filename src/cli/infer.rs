@@ -1,0 +1,56 @@
+//! `edgevit infer`: image files through a model, one JSON line each on stdout.
+
+use super::args::{at_least_one, probability};
+use super::exit;
+use anyhow::Result;
+use edgevit::backend::{BackendConfig, TractConfig};
+use edgevit::interpret::ClassifyConfig;
+use edgevit::pipeline::{LoadedModel, Pipeline};
+use edgevit::sink::JsonLinesSink;
+use edgevit::source::ImageListSource;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model package folder (the one holding model.toml).
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Threads for tract's matrix products.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    threads: usize,
+    /// Classes to report per image, best first.
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
+    top_k: usize,
+    /// Leave out classes whose probability is below this (0 to 1).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    min_score: f32,
+    /// Camera id to report in each result.
+    #[arg(long, default_value = "cam0")]
+    camera: String,
+    /// PNG, JPEG or BMP files, each classified once, in the order given.
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+}
+
+/// The CPU backend with `threads` threads.
+pub fn tract(threads: usize) -> BackendConfig {
+    BackendConfig::Tract(TractConfig { threads })
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let loaded = LoadedModel::load(&args.model, &tract(args.threads))?;
+    let classify = ClassifyConfig {
+        top_k: args.top_k,
+        min_score: args.min_score,
+    };
+    let source = Box::new(ImageListSource::new(args.images, args.camera));
+    let sink = Box::new(JsonLinesSink::stdout());
+    let mut pipeline = Pipeline::new(loaded, &classify, source, sink)?;
+    let summary = pipeline.run(&AtomicBool::new(false))?;
+    Ok(if summary.errors > 0 {
+        exit::FAILED_ITEMS
+    } else {
+        exit::OK
+    })
+}

@@ -1,0 +1,35 @@
+//! `edgevit run`: the capture loop described by a configuration file.
+
+use super::exit;
+use anyhow::{Context, Result};
+use edgevit::pipeline::{Pipeline, RunConfig};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The TOML configuration file (see board-configs/ and the README's "Configuration").
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    let config = RunConfig::load(&args.config)?;
+    let mut pipeline = Pipeline::from_config(&config)?;
+    // SIGTERM (systemd stop) and SIGINT end the loop between frames, so the frame in flight
+    // still gets its record and the sink is flushed.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the signal handlers")?;
+    }
+    let summary = pipeline.run(&stop)?;
+    log::info!(
+        "done: {} frames, {} results, {} errors",
+        summary.frames,
+        summary.results,
+        summary.errors
+    );
+    Ok(exit::OK)
+}
