@@ -31,6 +31,7 @@ fn check(dir: PathBuf, threads: usize) -> Result<i32> {
     let package = ModelPackage::open(&dir)?;
     // Loading checks the manifest against the graph: input name and shape, output names.
     let mut backend = edgevit::backend::open(&package, &tract(threads))?;
+    edgevit::pipeline::check_labels(&package, backend.as_ref())?;
     let manifest = &package.manifest;
     println!(
         "graph matches the manifest: input {:?} {:?}, outputs {:?}",

@@ -68,6 +68,24 @@ impl PipelineError {
     }
 }
 
+/// Refuses a labels file that does not have one line per class of the loaded graph.
+pub fn check_labels(
+    package: &ModelPackage,
+    backend: &dyn InferenceBackend,
+) -> Result<(), ModelError> {
+    let classes = package
+        .manifest
+        .outputs
+        .logits
+        .as_ref()
+        .and_then(|logits| backend.output_shape(logits))
+        .and_then(|shape| shape.last().copied());
+    match classes {
+        Some(classes) => package.check_labels(classes),
+        None => Ok(()),
+    }
+}
+
 /// A model package loaded into a backend that passed its self-test.
 pub struct LoadedModel {
     pub package: ModelPackage,
@@ -80,11 +98,7 @@ impl LoadedModel {
     pub fn load(dir: &Path, config: &BackendConfig) -> Result<Self, PipelineError> {
         let package = ModelPackage::open(dir)?;
         let mut backend = backend::open(&package, config)?;
-        if let Some(logits) = &package.manifest.outputs.logits {
-            if let Some(shape) = backend.output_shape(logits) {
-                package.check_labels(shape.last().copied().unwrap_or(0))?;
-            }
-        }
+        check_labels(&package, backend.as_ref())?;
         let selftest = selftest::enforce(&package, backend.as_mut())?;
         if let Some(report) = &selftest {
             if let Some(worst) = report.worst() {

@@ -335,7 +335,7 @@ mod tests {
                 std: vec![],
                 resize: ResizePolicy::Letterbox,
             };
-            let mut preprocessor = Preprocessor::new(&spec);
+            let packed = std::cell::Cell::new(0u32);
             runner
                 .run(&strategy, |(format, width, height, (s0, s1), planes)| {
                     let format = PREFERENCE[format];
@@ -343,6 +343,7 @@ mod tests {
                     p.fourcc = format.fourcc();
                     let views: Vec<&[u8]> = planes.iter().map(Vec::as_slice).collect();
                     if let Ok(data) = pack(format, &p, &views) {
+                        packed.set(packed.get() + 1);
                         let pixel_format = format.pixel_format();
                         if let Some(len) = pixel_format.raw_len(width, height) {
                             prop_assert_eq!(data.len(), len);
@@ -360,11 +361,18 @@ mod tests {
                             },
                             data,
                         };
-                        let _ = preprocessor.prepare(&frame);
+                        let _ = Preprocessor::new(&spec).prepare(&frame);
                     }
                     Ok(())
                 })
                 .expect("no driver buffer makes packing or preprocessing panic");
+            // Both sides are exercised: buffers that pack (and are preprocessed) and ones refused.
+            eprintln!("fuzz: driver buffers: 2000 cases, {} packed", packed.get());
+            assert!(
+                (100..1900).contains(&packed.get()),
+                "{} packed",
+                packed.get()
+            );
         }
     }
 }

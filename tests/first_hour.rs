@@ -1,0 +1,320 @@
+//! What a new user meets in the first hour: error messages that point at the fault and say
+//! each cause once, flags checked as flags, the documented exit codes, help for every argument.
+
+mod common;
+
+use common::{assert_clean_failure, edgevit, edited_default_package, stderr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The `error:` line(s) of a failed command.
+fn error_text(output: &std::process::Output) -> String {
+    let err = stderr(output);
+    let start = err
+        .find("error:")
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    err[start..].to_string()
+}
+
+#[test]
+fn a_cause_is_said_once_and_the_key_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = common::write_config(
+        tmp.path(),
+        "[source]\nkind = \"pattern\"\nframes = 1\n[model]\npath = \"no-such-model\"\n",
+    );
+    let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let error = error_text(&output);
+    assert!(
+        error.starts_with("error: `model.path`: cannot read model manifest"),
+        "{error}"
+    );
+    assert_eq!(
+        error.matches("No such file or directory").count(),
+        1,
+        "{error}"
+    );
+
+    // A missing self-test file: one mention of the file, one of the cause.
+    let dir = edited_default_package(&tmp.path().join("pkg"), |_| {});
+    std::fs::remove_file(dir.join("selftest/logits.npy")).unwrap();
+    let output = edgevit(&["models", "check", dir.to_str().unwrap()]);
+    let error = error_text(&output);
+    assert_eq!(error.matches("logits.npy").count(), 1, "{error}");
+    assert_eq!(
+        error.matches("No such file or directory").count(),
+        1,
+        "{error}"
+    );
+}
+
+#[test]
+fn file_sink_and_image_folder_paths_name_their_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("empty")).unwrap();
+    let cases = [
+        (
+            "[source]\nkind = \"pattern\"\nframes = 1\n[model]\npath = \"{model}\"\n\
+             [sink]\nkind = \"file\"\npath = \"no/such/dir/out.jsonl\"\n",
+            "error: `sink.path`: cannot open",
+        ),
+        (
+            "[source]\nkind = \"image-dir\"\npath = \"empty\"\n[model]\npath = \"{model}\"\n",
+            "error: `source.path`:",
+        ),
+    ];
+    for (text, expected) in cases {
+        let config = common::write_config(tmp.path(), text);
+        let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
+        assert!(
+            error_text(&output).starts_with(expected),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn a_bad_key_inside_a_section_is_pointed_at() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = common::write_config(
+        tmp.path(),
+        "[source]\nkind = \"v4l2\"\n\n[[source.camera]]\nid = \"door\"\ndevice = \"/dev/video0\"\n\
+         width = \"wide\"\n[model]\npath = \"{model}\"\n[sink]\nkind = \"serial\"\npath = \"/dev/ttyS9\"\n\
+         parity = \"odd\"\nbaud = -5\n",
+    );
+    let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
+    let error = error_text(&output);
+    // The caret is under the value on the key's own line, not under `[source]`.
+    assert!(error.contains("line 7, column 9"), "{error}");
+    assert!(error.contains("7 | width = \"wide\""), "{error}");
+    assert!(error.contains("`source.camera[0].width`"), "{error}");
+    assert!(error.contains("expected a whole number"), "{error}");
+    assert!(!error.contains("u32"), "{error}");
+
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("width = \"wide\"", "width = 640\nfpss = 3");
+    std::fs::write(&config, text).unwrap();
+    let error = error_text(&edgevit(&["run", "--config", config.to_str().unwrap()]));
+    assert!(error.contains("8 | fpss = 3"), "{error}");
+    assert!(error.contains("unknown field `fpss`"), "{error}");
+}
+
+#[test]
+fn manifest_messages_read_well() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = edited_default_package(&tmp.path().join("a"), |m| {
+        let mean = toml::Value::try_from([0.5, 0.5]).unwrap();
+        common::table(m, "input").insert("mean".into(), mean);
+    });
+    let error = error_text(&edgevit(&["models", "check", dir.to_str().unwrap()]));
+    assert!(
+        error.contains("input.mean must have 1 value, got 2"),
+        "{error}"
+    );
+
+    let dir = edited_default_package(&tmp.path().join("b"), |m| {
+        common::table(m, "input").insert("color".into(), "rgb".into());
+    });
+    let error = error_text(&edgevit(&["models", "check", dir.to_str().unwrap()]));
+    assert!(error.contains("input.color = \"rgb\" has 3"), "{error}");
+
+    let onnx = common::default_model().join("model.onnx");
+    let output = edgevit(&["models", "check", onnx.to_str().unwrap()]);
+    assert_clean_failure(&output, &["expected a model folder with model.toml"]);
+    assert!(!stderr(&output).contains("UTF-8"));
+}
+
+#[test]
+fn a_labels_file_that_does_not_fit_the_model_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = edited_default_package(tmp.path(), |_| {});
+    std::fs::write(dir.join("labels.txt"), "zero\none\ntwo\n").unwrap();
+    let digit = common::default_model().join("samples/digit-0-2.png");
+    for output in [
+        edgevit(&["models", "check", dir.to_str().unwrap()]),
+        edgevit(&[
+            "infer",
+            "--model",
+            dir.to_str().unwrap(),
+            digit.to_str().unwrap(),
+        ]),
+    ] {
+        assert_clean_failure(&output, &["labels.txt has 3 lines", "10 classes"]);
+    }
+}
+
+#[test]
+fn flags_are_checked_as_flags() {
+    let model = common::default_model();
+    let digit = model.join("samples/digit-0-2.png");
+    let (model, digit) = (model.to_str().unwrap(), digit.to_str().unwrap());
+    for (args, flag) in [
+        (
+            vec!["infer", "--model", model, "--top-k", "0", digit],
+            "--top-k",
+        ),
+        (
+            vec!["infer", "--model", model, "--min-score", "1.5", digit],
+            "--min-score",
+        ),
+        (
+            vec!["infer", "--model", model, "--threads", "0", digit],
+            "--threads",
+        ),
+        (vec!["bench", model, "--iterations", "0"], "--iterations"),
+    ] {
+        let output = edgevit(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let error = error_text(&output);
+        assert!(error.contains(flag), "{args:?}: {error}");
+        assert!(
+            !error.contains("classify."),
+            "{args:?} names a config key: {error}"
+        );
+    }
+}
+
+#[test]
+fn every_argument_has_help() {
+    for command in [
+        vec!["infer"],
+        vec!["run"],
+        vec!["bench"],
+        vec!["snapshot"],
+        vec!["probe"],
+        vec!["models", "check"],
+    ] {
+        let mut args = command.clone();
+        args.push("--help");
+        let output = edgevit(&args);
+        assert!(output.status.success(), "{args:?}");
+        let help = String::from_utf8_lossy(&output.stdout);
+        // clap prints an argument without help text as a bare name: every line under the
+        // argument headings must say something after the name.
+        let mut in_arguments = false;
+        for line in help.lines() {
+            if line.ends_with(':') && !line.starts_with(' ') {
+                in_arguments = line.starts_with("Arguments") || line.starts_with("Options");
+                continue;
+            }
+            if in_arguments && line.starts_with("  ") && !line.starts_with("         ") {
+                let words = line.trim().split("  ").filter(|w| !w.is_empty()).count();
+                assert!(words >= 2, "{args:?}: no help for {line:?}\n{help}");
+            }
+        }
+    }
+}
+
+#[test]
+fn bench_rounds_its_figures() {
+    let model = common::default_model();
+    let output = edgevit(&[
+        "bench",
+        model.to_str().unwrap(),
+        "--warmup",
+        "0",
+        "--iterations",
+        "3",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = common::json_lines(&output);
+    for key in ["median_ms", "p90_ms", "min_ms"] {
+        let value = lines[0]["timing"][key].as_f64().unwrap();
+        assert_eq!(value, (value * 1e3).round() / 1e3, "{key}: {value}");
+        let text = lines[0]["timing"][key].to_string();
+        assert!(text.len() <= 12, "{key} printed as {text}");
+    }
+}
+
+#[test]
+fn a_package_without_a_self_test_passes_with_a_note() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = edited_default_package(tmp.path(), |m| {
+        m.remove("selftest");
+    });
+    let output = edgevit(&["models", "check", dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("graph matches the manifest"), "{stdout}");
+    assert!(
+        stdout.contains("PASS") && stdout.contains("no outputs were compared"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let model = common::default_model();
+    let samples: Vec<String> = std::fs::read_dir(model.join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(["infer", "--model", model.to_str().unwrap()])
+        .args(&samples)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the first line is read, like `| head -0`.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("error"), "{}", stderr(&output));
+}
+
+#[test]
+fn an_empty_serial_path_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = common::write_config(
+        tmp.path(),
+        "[source]\nkind = \"pattern\"\nframes = 1\n[model]\npath = \"{model}\"\n\
+         [sink]\nkind = \"serial\"\npath = \"\"\n",
+    );
+    let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert_clean_failure(&output, &["`sink.path`", "must not be empty"]);
+}
+
+/// Records a serial port never took are lost (its queue lives in memory): exit code 3, with
+/// the count. Records an MQTT sink keeps in its spool are not: exit code 0.
+#[test]
+fn lost_records_and_kept_records_end_differently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let serial = common::write_config(
+        tmp.path(),
+        "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nframes = 4\n\
+         [model]\npath = \"{model}\"\n[sink]\nkind = \"serial\"\npath = \"/dev/ttyEDGEVIT-NONE\"\n\
+         write_timeout_ms = 50\n",
+    );
+    let output = edgevit(&["run", "--config", serial.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let error = error_text(&output);
+    assert!(error.contains("4 records were not delivered"), "{error}");
+    assert!(error.contains("are lost"), "{error}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mqtt = common::write_config(
+        tmp.path(),
+        &format!(
+            "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nframes = 4\n\
+             [model]\npath = \"{{model}}\"\n[sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             drain_timeout_ms = 200\n[sink.spool]\npath = \"spool\"\n"
+        ),
+    );
+    let output = edgevit(&["run", "--config", mqtt.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("stay in the spool"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(Path::new(&tmp.path().join("spool")).is_dir());
+}
