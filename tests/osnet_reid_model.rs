@@ -23,6 +23,16 @@ fn manifest(onnx: &Path) -> String {
     )
 }
 
+/// OSNet from `shared`, packaged and loaded into tract.
+fn load_osnet(shared: &Path) -> (ModelPackage, Box<dyn backend::InferenceBackend>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let onnx = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
+    let dir = common::write_manifest(tmp.path(), &manifest(&onnx));
+    let package = ModelPackage::open(&dir).unwrap();
+    let backend = backend::open(&package, &BackendConfig::default()).unwrap();
+    (package, backend)
+}
+
 fn rgb_frame(image: &image::RgbImage) -> Frame {
     Frame {
         meta: FrameMeta {
@@ -53,11 +63,7 @@ fn osnet_embeds_a_person_and_its_mirror_alike() {
     let Some(shared) = common::shared_dir() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let onnx = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
-    let dir = common::write_manifest(tmp.path(), &manifest(&onnx));
-    let package = ModelPackage::open(&dir).unwrap();
-    let mut backend = backend::open(&package, &BackendConfig::default()).unwrap();
+    let (package, mut backend) = load_osnet(&shared);
     let mut preprocess = Preprocessor::new(&package.manifest.input);
 
     let embed = |image: &image::RgbImage,
@@ -97,11 +103,7 @@ fn osnet_embeddings_match_onnx_runtime() {
     let Some(shared) = common::shared_dir() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let onnx = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
-    let dir = common::write_manifest(tmp.path(), &manifest(&onnx));
-    let package = ModelPackage::open(&dir).unwrap();
-    let mut backend = backend::open(&package, &BackendConfig::default()).unwrap();
+    let (package, mut backend) = load_osnet(&shared);
     let fixtures = common::repo().join("tests/fixtures/osnet_ort");
     let mean = [0.485f32, 0.456, 0.406];
     let std = [0.229f32, 0.224, 0.225];

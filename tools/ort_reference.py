@@ -18,7 +18,6 @@ the max abs diff of its logits from ORT's (the Rust runtime uses the same engine
 """
 import argparse
 import csv
-import json
 import os
 import sys
 
@@ -91,10 +90,7 @@ def main():
         "tract_top1_accuracy": tract_acc,
         "ort_level_all_max_abs_diff_vs_stored": float(np.abs(la - logits).max()),
     }
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-    print(json.dumps(summary, indent=2))
+    rt.write_summary(args.out, summary)
 
 
 if __name__ == "__main__":

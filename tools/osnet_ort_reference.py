@@ -14,14 +14,16 @@ Writes (nothing from shared/ is copied; the inputs are 256x128 resamplings):
   python tools/osnet_ort_reference.py [--shared /work/shared]
 """
 import argparse
-import json
 import os
+import sys
 
 import numpy as np
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import rt  # noqa: E402
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)[:, None, None]
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)[:, None, None]
 IMAGES = {"astronaut": "astronaut.png", "grace_hopper": "grace_hopper.bmp"}
@@ -35,11 +37,7 @@ def main():
     ref = os.path.join(args.shared, "reference")
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    session = ort.InferenceSession(
-        os.path.join(ref, "osnet", "osnet_x0_25_msmt17.onnx"), options, providers=["CPUExecutionProvider"]
-    )
+    session = rt.ort_session(os.path.join(ref, "osnet", "osnet_x0_25_msmt17.onnx"))
     os.makedirs(args.out, exist_ok=True)
     summary = {"onnxruntime": ort.__version__, "images": {}}
     embeddings = {}
@@ -54,10 +52,7 @@ def main():
         summary["images"][name] = {"source": file, "norm": float(np.linalg.norm(embedding))}
     a, b = embeddings["astronaut"], embeddings["grace_hopper"]
     summary["cosine_astronaut_grace_hopper"] = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
-    with open(os.path.join(args.out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-    print(json.dumps(summary, indent=2))
+    rt.write_summary(args.out, summary)
 
 
 if __name__ == "__main__":

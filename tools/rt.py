@@ -1,11 +1,13 @@
 """Shared helpers: run an ONNX file with ONNX Runtime or with tract (python binding),
-and time it. Used by quantize.py, make_package.py, ort_reference.py, bench_ort.py.
+and time it. Used by quantize.py, make_package.py, ort_reference.py, osnet_ort_reference.py, bench_ort.py.
 
 tract path: tract.onnx().load(path) -> into_model() -> into_runnable().
 In tract 0.23 `into_runnable()` prepares the model with the DefaultRuntime, which is
 `model.into_optimized()?.into_runnable()`: the same optimised path as the Rust
 runtime's `model_for_path -> into_optimized -> into_runnable`.
 """
+import json
+import os
 import statistics
 import time
 
@@ -82,3 +84,11 @@ def median_ms(fn, runs=30, warmup=3):
 
 def max_abs_diff(a, b):
     return {k: float(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64)).max()) for k in a}
+
+
+def write_summary(out_dir, summary):
+    """Writes summary.json into out_dir and prints it."""
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    print(json.dumps(summary, indent=2))

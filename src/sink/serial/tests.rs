@@ -59,6 +59,18 @@ fn result(seq: u64) -> Record {
     )
 }
 
+/// A result with a long label: lines of about 1 KB, so a pty's buffers fill quickly.
+fn big(seq: u64) -> Record {
+    result_with(
+        seq,
+        vec![ClassScore {
+            index: 1,
+            label: "x".repeat(900),
+            score: 0.5,
+        }],
+    )
+}
+
 fn error(seq: u64, message: &str) -> Record {
     Record::Error(ErrorRecord {
         frame: frame(seq, "cam0"),
@@ -602,17 +614,6 @@ fn stuck_port_is_closed_and_reopened_without_blocking() {
     config.write_timeout_ms = std::num::NonZeroU64::new(50).expect("50 > 0");
     let mut sink = SerialSink::new(config);
 
-    // A long label makes lines of about 1 KB, so the pty's buffers fill quickly.
-    let big = |seq: u64| {
-        result_with(
-            seq,
-            vec![ClassScore {
-                index: 1,
-                label: "x".repeat(900),
-                score: 0.5,
-            }],
-        )
-    };
     let deadline = Instant::now() + WITHIN;
     let mut emitted = 0;
     while sink.counters().write_failures == 0 {
@@ -711,16 +712,6 @@ fn emit_never_waits_for_a_full_port() {
     let worker = thread::spawn(move || {
         let _pty = pty;
         let mut sink = SerialSink::new(config);
-        let big = |seq: u64| {
-            result_with(
-                seq,
-                vec![ClassScore {
-                    index: 1,
-                    label: "x".repeat(900),
-                    score: 0.5,
-                }],
-            )
-        };
         let mut seq = 0;
         // Until the port takes no more...
         while sink.counters().queued == 0 {
