@@ -53,12 +53,27 @@ impl Outputs {
     }
 }
 
+/// One block's attention probabilities among a backend's outputs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AttentionTensor {
+    /// The output's name in [`Outputs`].
+    pub name: String,
+    pub heads: usize,
+    /// Tokens: class token, register tokens, patches.
+    pub tokens: usize,
+}
+
 /// Runs one model. Implementations own their compiled model and any threads.
 pub trait InferenceBackend: Send {
     /// Short name for logs and `probe`.
     fn name(&self) -> &'static str;
     /// Runs the model on one NCHW input and returns every output the manifest names.
     fn run(&mut self, input: &Tensor) -> Result<Outputs, BackendError>;
+    /// The attention tensors among the outputs, first block first (found at load for
+    /// `outputs.attention = "auto"`).
+    fn attention(&self) -> &[AttentionTensor] {
+        &[]
+    }
     /// The shape of a named output, when the backend knows it before running.
     fn output_shape(&self, name: &str) -> Option<Vec<usize>> {
         let _ = name;

@@ -1,11 +1,12 @@
 //! The CPU backend: tract, with optional multi-threaded matrix products.
 
-use super::{BackendError, InferenceBackend, Outputs};
-use crate::model::ModelPackage;
+use super::{AttentionTensor, BackendError, InferenceBackend, Outputs};
+use crate::model::{AttentionSource, ModelPackage};
 use crate::tensor::Tensor;
 use serde::Deserialize;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
 use tract_onnx::tract_hir::infer::Factoid;
 
 /// `[backend] kind = "tract"`.
@@ -37,6 +38,7 @@ pub struct TractBackend {
     output_names: Vec<String>,
     /// The shape of each output where the optimised graph fixes it.
     output_shapes: Vec<Option<Vec<usize>>>,
+    attention: Vec<AttentionTensor>,
     executor: Executor,
 }
 
@@ -70,17 +72,22 @@ impl TractBackend {
         }
         check_input_shape(&model, &spec.shape).map_err(&mismatch)?;
 
-        let output_names: Vec<String> = package
+        let mut output_names: Vec<String> = package
             .manifest
             .outputs
             .graph_names()
             .into_iter()
             .map(str::to_string)
             .collect();
+        // A name may be a graph output or any tensor inside the graph (attention maps of an
+        // export that only has `logits` as output): tract makes it an output.
         let available = output_labels(&model);
-        if let Some(missing) = output_names.iter().find(|n| !available.contains(n)) {
+        if let Some(missing) = output_names
+            .iter()
+            .find(|n| !available.contains(n) && !has_tensor(&model, n))
+        {
             return Err(mismatch(format!(
-                "the manifest names output {missing:?}, the graph's outputs are {available:?}"
+                "the manifest names output {missing:?}, which is neither a graph output {available:?} nor a tensor inside the graph"
             )));
         }
         model
@@ -92,9 +99,51 @@ impl TractBackend {
             message: format!("{e:#}"),
         };
         let fact = InferenceFact::dt_shape(f32::datum_type(), spec.shape.to_vec());
-        let plan = model
+        let mut typed = model
             .with_input_fact(0, fact)
-            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_typed())
+            .map_err(optimize)?;
+        let attention = match &package.manifest.outputs.attention {
+            AttentionSource::None => Vec::new(),
+            AttentionSource::Named(names) => names
+                .iter()
+                .map(|name| {
+                    let index = output_names.iter().position(|n| n == name).unwrap_or(0);
+                    let outlet = typed.output_outlets().map_err(optimize)?[index];
+                    attention_tensor(&typed, outlet, name).ok_or_else(|| {
+                        mismatch(format!(
+                            "attention tensor {name:?} is not [1, heads, tokens, tokens]"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            AttentionSource::Auto => {
+                let found = find_attention(&typed).map_err(optimize)?;
+                if found.is_empty() {
+                    return Err(mismatch(
+                        "`outputs.attention = \"auto\"` found no attention in the graph: no Softmax over the last axis of a [1, heads, tokens, tokens] tensor (is it a transformer?)".into(),
+                    ));
+                }
+                let mut outlets = typed.output_outlets().map_err(optimize)?.to_vec();
+                for (outlet, tensor) in &found {
+                    outlets.push(*outlet);
+                    output_names.push(tensor.name.clone());
+                }
+                typed.select_output_outlets(&outlets).map_err(optimize)?;
+                log::info!(
+                    "{}: found the attention of {} blocks ({} heads, {} tokens): {} ... {}",
+                    package.name(),
+                    found.len(),
+                    found[0].1.heads,
+                    found[0].1.tokens,
+                    found[0].1.name,
+                    found[found.len() - 1].1.name
+                );
+                found.into_iter().map(|(_, tensor)| tensor).collect()
+            }
+        };
+        let plan = typed
+            .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(optimize)?;
         let output_shapes = (0..output_names.len())
@@ -115,6 +164,7 @@ impl TractBackend {
             input_shape: spec.shape.to_vec(),
             output_names,
             output_shapes,
+            attention,
             executor,
         })
     }
@@ -149,6 +199,47 @@ fn output_labels(model: &InferenceModel) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether `name` is a tensor (outlet label) or a node of the graph.
+fn has_tensor(model: &InferenceModel, name: &str) -> bool {
+    model.find_outlet_label(name).is_some() || model.node_by_name(name).is_ok()
+}
+
+/// `[1, heads, tokens, tokens]` at `outlet`, as an attention tensor called `name`.
+fn attention_tensor(model: &TypedModel, outlet: OutletId, name: &str) -> Option<AttentionTensor> {
+    let fact = model.outlet_fact(outlet).ok()?;
+    match fact.shape.as_concrete()? {
+        &[1, heads, tokens, keys] if tokens == keys && tokens > 1 => Some(AttentionTensor {
+            name: name.to_string(),
+            heads,
+            tokens,
+        }),
+        _ => None,
+    }
+}
+
+/// The attention probabilities of every block, in evaluation (block) order: each Softmax
+/// over the key axis of a `[1, heads, tokens, tokens]` tensor.
+fn find_attention(model: &TypedModel) -> TractResult<Vec<(OutletId, AttentionTensor)>> {
+    let mut found = Vec::new();
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(softmax) = node.op_as::<Softmax>() else {
+            continue;
+        };
+        if softmax.kind != SoftmaxKind::Softmax || softmax.axes.as_slice() != [3] {
+            continue;
+        }
+        let outlet = OutletId::new(id, 0);
+        let name = model
+            .outlet_label(outlet)
+            .map_or_else(|| node.name.clone(), str::to_string);
+        if let Some(tensor) = attention_tensor(model, outlet, &name) {
+            found.push((outlet, tensor));
+        }
+    }
+    Ok(found)
+}
+
 /// Compares the manifest's shape with the dimensions the graph fixes (symbolic ones match any).
 fn check_input_shape(model: &InferenceModel, expected: &[usize; 4]) -> Result<(), String> {
     let fact = model.input_fact(0).map_err(|e| format!("{e:#}"))?;
@@ -181,6 +272,10 @@ fn check_input_shape(model: &InferenceModel, expected: &[usize; 4]) -> Result<()
 impl InferenceBackend for TractBackend {
     fn name(&self) -> &'static str {
         "tract"
+    }
+
+    fn attention(&self) -> &[AttentionTensor] {
+        &self.attention
     }
 
     fn output_shape(&self, name: &str) -> Option<Vec<usize>> {

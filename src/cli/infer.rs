@@ -4,9 +4,9 @@ use super::args::{at_least_one, probability};
 use super::exit;
 use anyhow::Result;
 use edgevit::backend::{BackendConfig, TractConfig};
-use edgevit::interpret::ClassifyConfig;
-use edgevit::pipeline::{LoadedModel, Pipeline};
-use edgevit::sink::JsonLinesSink;
+use edgevit::interpret::{ClassifyConfig, PartsConfig, ZoomConfig};
+use edgevit::pipeline::{LoadedModel, Pipeline, VitOptions};
+use edgevit::sink::{DrawSink, JsonLinesSink, Sink};
 use edgevit::source::ImageListSource;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -28,6 +28,16 @@ pub struct Args {
     /// Camera id to report in each result.
     #[arg(long, default_value = "cam0")]
     camera: String,
+    /// Zoom (RAMS-Trans): crop the attended region from the full-resolution image, run the
+    /// model on it again and fuse the passes; adds `region` and `passes` to each result.
+    #[arg(long)]
+    zoom: bool,
+    /// Report the K strongest attended parts as boxes (`parts`).
+    #[arg(long, value_name = "K", value_parser = at_least_one)]
+    parts: Option<usize>,
+    /// Also save each image as a PNG in DIR with its zoom region (red) and parts (yellow).
+    #[arg(long, value_name = "DIR")]
+    draw: Option<PathBuf>,
     /// PNG, JPEG or BMP files, each classified once, in the order given.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
@@ -44,9 +54,18 @@ pub fn run(args: Args) -> Result<i32> {
         top_k: args.top_k,
         min_score: args.min_score,
     };
+    let vit = VitOptions {
+        zoom: args.zoom.then(ZoomConfig::default),
+        parts: args.parts.map(|count| PartsConfig { count }),
+        ..VitOptions::default()
+    };
     let source = Box::new(ImageListSource::new(args.images, args.camera));
-    let sink = Box::new(JsonLinesSink::stdout());
-    let mut pipeline = Pipeline::new(loaded, &classify, source, sink)?;
+    let stdout = Box::new(JsonLinesSink::stdout());
+    let sink: Box<dyn Sink> = match &args.draw {
+        Some(dir) => Box::new(DrawSink::new(stdout, dir)?),
+        None => stdout,
+    };
+    let mut pipeline = Pipeline::new(loaded, &classify, &vit, source, sink)?;
     let summary = pipeline.run(&AtomicBool::new(false))?;
     Ok(if summary.errors > 0 {
         exit::FAILED_ITEMS

@@ -1,5 +1,8 @@
 //! Classification: softmax over the logits, top-k with labels, a score threshold.
 
+use super::parts::Part;
+use super::token_labels::{self, TokenLabelConfig};
+use super::zoom::PixelBox;
 use super::{Interpret, InterpretError, Interpretation};
 use crate::backend::Outputs;
 use crate::model::ModelPackage;
@@ -39,9 +42,34 @@ pub struct ClassScore {
     pub score: f32,
 }
 
-/// The classes of one frame, best first.
-#[derive(Debug, Clone, Serialize)]
+/// The classes of one frame, best first, and what the attention showed.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Classification {
+    pub top: Vec<ClassScore>,
+    /// The zoom's region in frame pixels (`edgevit infer --zoom`, `[zoom]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<ZoomRegion>,
+    /// Each pass's own classes when the zoom ran: `full`, then `zoom` per zoom pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passes: Option<Vec<Pass>>,
+    /// Discriminative parts (`--parts K`, `[parts]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<Part>>,
+}
+
+/// Where the zoom looked: `{"box": [x0, y0, x1, y1], "score": s}`; the score is the share of
+/// the attention map's mass inside the component (0 when the map had none: the whole frame).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ZoomRegion {
+    #[serde(rename = "box")]
+    pub bounds: PixelBox,
+    pub score: f32,
+}
+
+/// One pass of the model over the frame (`full`) or a zoomed crop of it (`zoom`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Pass {
+    pub scale: &'static str,
     pub top: Vec<ClassScore>,
 }
 
@@ -58,10 +86,12 @@ pub fn softmax(logits: &[f32]) -> Vec<f32> {
     exp.into_iter().map(|e| e / sum).collect()
 }
 
-/// Classifies from the package's logits output.
+/// Classifies from the package's logits output (fused with its per-patch class scores when
+/// it has them: LV-ViT token labeling).
 #[derive(Debug, Clone)]
 pub struct Classifier {
     logits: String,
+    patch_logits: Option<(String, TokenLabelConfig)>,
     labels: Vec<String>,
     config: ClassifyConfig,
 }
@@ -87,14 +117,67 @@ impl Classifier {
         }
         Ok(Classifier {
             logits,
+            patch_logits: None,
             labels: package.labels.clone(),
             config: config.clone(),
         })
     }
 
+    /// Fuses the class token's logits with the model's per-patch class scores.
+    pub fn with_token_labels(mut self, output: &str, config: &TokenLabelConfig) -> Self {
+        self.patch_logits = Some((output.to_string(), config.clone()));
+        self
+    }
+
     /// Top classes of one logits vector.
     pub fn classify(&self, logits: &[f32]) -> Classification {
-        let probabilities = softmax(logits);
+        self.top(&softmax(logits))
+    }
+
+    /// The class probabilities of one inference (token labels fused in first, if any).
+    pub fn probabilities(&self, outputs: &Outputs) -> Result<Vec<f32>, InterpretError> {
+        let logits = self.logits_of(outputs)?;
+        let Some((name, config)) = &self.patch_logits else {
+            return Ok(softmax(logits));
+        };
+        let patches = outputs
+            .get(name)
+            .ok_or_else(|| InterpretError::MissingOutput(name.clone()))?;
+        if patches.data().iter().any(|v| !v.is_finite()) {
+            return Err(InterpretError::NonFinite(name.clone()));
+        }
+        let fused = token_labels::fuse(logits, patches.data(), config).ok_or_else(|| {
+            InterpretError::Shape {
+                name: name.clone(),
+                shape: patches.shape().to_vec(),
+                expected: "[1, patches, classes]",
+            }
+        })?;
+        Ok(softmax(&fused))
+    }
+
+    /// The logits, checked to be one finite row.
+    fn logits_of<'a>(&self, outputs: &'a Outputs) -> Result<&'a [f32], InterpretError> {
+        let tensor = outputs
+            .get(&self.logits)
+            .ok_or_else(|| InterpretError::MissingOutput(self.logits.clone()))?;
+        let shape = tensor.shape();
+        let one_row = matches!(shape, [_] | [1, _]);
+        if !one_row || tensor.data().is_empty() {
+            return Err(InterpretError::Shape {
+                name: self.logits.clone(),
+                shape: shape.to_vec(),
+                expected: "[1, classes]",
+            });
+        }
+        if tensor.data().iter().any(|v| !v.is_finite()) {
+            return Err(InterpretError::NonFinite(self.logits.clone()));
+        }
+        Ok(tensor.data())
+    }
+
+    /// Top classes of a probability vector.
+    pub fn top(&self, probabilities: &[f32]) -> Classification {
         let mut order: Vec<usize> = (0..probabilities.len()).collect();
         order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
         let top = order
@@ -111,28 +194,18 @@ impl Classifier {
                 score: probabilities[index],
             })
             .collect();
-        Classification { top }
+        Classification {
+            top,
+            ..Classification::default()
+        }
     }
 }
 
 impl Interpret for Classifier {
     fn interpret(&self, outputs: &Outputs) -> Result<Interpretation, InterpretError> {
-        let tensor = outputs
-            .get(&self.logits)
-            .ok_or_else(|| InterpretError::MissingOutput(self.logits.clone()))?;
-        let shape = tensor.shape();
-        let one_row = matches!(shape, [_] | [1, _]);
-        if !one_row || tensor.data().is_empty() {
-            return Err(InterpretError::Shape {
-                name: self.logits.clone(),
-                shape: shape.to_vec(),
-                expected: "[1, classes]",
-            });
-        }
-        if tensor.data().iter().any(|v| !v.is_finite()) {
-            return Err(InterpretError::NonFinite(self.logits.clone()));
-        }
-        Ok(Interpretation::Classification(self.classify(tensor.data())))
+        Ok(Interpretation::Classification(
+            self.top(&self.probabilities(outputs)?),
+        ))
     }
 }
 

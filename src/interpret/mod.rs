@@ -1,9 +1,22 @@
-//! Interpretation: model outputs become what the user asked for (labels now; parts, zoom and
-//! identities in their own modules).
+//! Interpretation: model outputs become what the user asked for: labels (`classify`, with
+//! LV-ViT's `token_labels`), and from the model's attention (`tokens`, `rollout`) a zoom
+//! region (`zoom`) and parts (`parts`).
 
 mod classify;
+pub mod parts;
+pub mod rollout;
+pub mod token_labels;
+pub mod tokens;
+pub mod zoom;
 
-pub use classify::{softmax, ClassScore, Classification, Classifier, ClassifyConfig};
+pub use classify::{
+    softmax, ClassScore, Classification, Classifier, ClassifyConfig, Pass, ZoomRegion,
+};
+pub use parts::PartsConfig;
+pub use rollout::{AttentionConfig, AttentionMap};
+pub use token_labels::TokenLabelConfig;
+pub use tokens::TokenLayout;
+pub use zoom::{PixelBox, ZoomConfig};
 
 use crate::backend::Outputs;
 use serde::Serialize;

@@ -104,7 +104,7 @@ impl InputSpec {
     }
 }
 
-/// `[outputs]`: which graph outputs play which role.
+/// `[outputs]`: which graph tensors play which role.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
@@ -112,21 +112,93 @@ pub struct OutputSpec {
     pub logits: Option<String>,
     /// Identity embedding, `[1, dim]` (task `reid`).
     pub embedding: Option<String>,
-    /// Per-layer attention maps `[1, heads, tokens, tokens]`, first layer first.
+    /// The attention probabilities of each block, `[1, heads, tokens, tokens]`, first block
+    /// first: tensor names (graph outputs or any node's output, made outputs at load), or
+    /// `"auto"` to find the Softmax of every attention block.
     #[serde(default)]
-    pub attention: Vec<String>,
+    pub attention: AttentionSource,
+    /// A class-token attention map rolled out inside the graph, `[1, patches]` (for backends
+    /// that cannot read intermediate tensors).
+    pub rollout: Option<String>,
+    /// TransFG's selected tokens, `[1, k]` token indices (class token = 0): the parts.
+    pub parts: Option<String>,
+    /// LV-ViT's per-patch class scores, `[1, patches, classes]` (token labeling).
+    pub patch_logits: Option<String>,
+}
+
+/// Where the attention maps come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AttentionSource {
+    /// The model offers none.
+    #[default]
+    None,
+    /// Found at load: the Softmax over the key axis of every attention block.
+    Auto,
+    /// These tensors, first block first.
+    Named(Vec<String>),
+}
+
+impl AttentionSource {
+    pub fn is_none(&self) -> bool {
+        *self == AttentionSource::None
+    }
+}
+
+impl<'de> Deserialize<'de> for AttentionSource {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Keyword(String),
+            Names(Vec<String>),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Keyword(k) if k == "auto" => Ok(AttentionSource::Auto),
+            Raw::Keyword(k) => Err(serde::de::Error::custom(format!(
+                "expected \"auto\" or a list of tensor names, got {k:?}"
+            ))),
+            Raw::Names(names) if names.is_empty() => Ok(AttentionSource::None),
+            Raw::Names(names) => Ok(AttentionSource::Named(names)),
+        }
+    }
 }
 
 impl OutputSpec {
-    /// Every graph output the manifest names, in a stable order: logits, embedding, attention.
+    /// Every tensor the manifest names, in a stable order: logits, embedding, attention,
+    /// rollout, parts, patch logits.
     pub fn graph_names(&self) -> Vec<&str> {
+        let attention: &[String] = match &self.attention {
+            AttentionSource::Named(names) => names,
+            _ => &[],
+        };
         self.logits
             .iter()
             .chain(self.embedding.iter())
-            .chain(self.attention.iter())
+            .chain(attention.iter())
+            .chain(self.rollout.iter())
+            .chain(self.parts.iter())
+            .chain(self.patch_logits.iter())
             .map(String::as_str)
             .collect()
     }
+
+    /// Whether the model offers attention in any form (maps, a rolled-out map, or parts).
+    pub fn has_attention(&self) -> bool {
+        !self.attention.is_none() || self.rollout.is_some()
+    }
+}
+
+/// `[tokens]`: the token layout, where detection from the attention's size is not enough.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// Register tokens after the class token (DINOv2 with registers: 4). Default: detected.
+    pub registers: Option<usize>,
+    /// Patch size in input pixels. Default: input size / grid.
+    pub patch: Option<u32>,
+    /// Distance between patches in input pixels: less than `patch` for TransFG's overlapping
+    /// patches. Default: `patch`.
+    pub stride: Option<u32>,
 }
 
 /// `[selftest]`: a stored input and the outputs a reference runtime gave for it.
@@ -161,5 +233,7 @@ pub struct Manifest {
     pub description: String,
     pub input: InputSpec,
     pub outputs: OutputSpec,
+    #[serde(default)]
+    pub tokens: TokenSpec,
     pub selftest: Option<SelfTestSpec>,
 }

@@ -3,7 +3,10 @@
 mod manifest;
 pub mod selftest;
 
-pub use manifest::{ColorOrder, InputSpec, Manifest, OutputSpec, ResizePolicy, SelfTestSpec, Task};
+pub use manifest::{
+    AttentionSource, ColorOrder, InputSpec, Manifest, OutputSpec, ResizePolicy, SelfTestSpec, Task,
+    TokenSpec,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,9 @@
 
 use crate::backend::BackendConfig;
 use crate::config;
-use crate::interpret::ClassifyConfig;
+use crate::interpret::{
+    AttentionConfig, ClassifyConfig, PartsConfig, TokenLabelConfig, ZoomConfig,
+};
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
 use serde::Deserialize;
@@ -26,6 +28,18 @@ pub struct RunConfig {
     pub backend: BackendConfig,
     #[serde(default)]
     pub classify: ClassifyConfig,
+    /// How the attention map is made (for zoom and parts).
+    #[serde(default)]
+    pub attention: AttentionConfig,
+    /// RAMS-Trans zoom: absent, no second pass.
+    #[serde(default)]
+    pub zoom: Option<ZoomConfig>,
+    /// Part boxes: absent, none.
+    #[serde(default)]
+    pub parts: Option<PartsConfig>,
+    /// LV-ViT token labeling (models with `outputs.patch_logits`).
+    #[serde(default)]
+    pub token_labels: TokenLabelConfig,
     #[serde(default)]
     pub sink: SinkConfig,
     /// Where edgevit keeps state across restarts (per-camera record sequence numbers). Unset:

@@ -3,15 +3,17 @@
 
 mod config;
 mod sequence;
+mod vit;
 mod warnings;
 
 pub use config::{ConfigError, ModelConfig, RunConfig};
 pub use sequence::{SequenceError, Sequences};
+pub use vit::{StageFailure, VitOptions, VitStage};
 pub use warnings::WarningLimiter;
 
 use crate::backend::{self, BackendConfig, BackendError, InferenceBackend};
 use crate::frame::Frame;
-use crate::interpret::{Classifier, ClassifyConfig, Interpret, InterpretError};
+use crate::interpret::{Classifier, ClassifyConfig, Interpret, InterpretError, Interpretation};
 use crate::model::selftest::{self, SelfTestError, SelfTestReport};
 use crate::model::{ModelError, ModelPackage, Task};
 use crate::preprocess::{Preprocess, Preprocessor};
@@ -50,6 +52,8 @@ pub enum PipelineError {
         #[source]
         source: Box<PipelineError>,
     },
+    #[error("model {model:?} has no attention: zoom and parts need `outputs.attention` (tensor names, or \"auto\") or `outputs.rollout` in its model.toml")]
+    NoAttention { model: String },
     #[error("task {0:?} is not supported by this build yet")]
     UnsupportedTask(&'static str),
 }
@@ -122,9 +126,25 @@ impl LoadedModel {
     pub fn interpreter(
         &self,
         classify: &ClassifyConfig,
+        vit: &VitOptions,
     ) -> Result<Box<dyn Interpret>, PipelineError> {
+        Ok(Box::new(self.classifier(classify, vit)?))
+    }
+
+    /// The classifier of a `classify` package (fusing per-patch class scores if it has them).
+    pub fn classifier(
+        &self,
+        classify: &ClassifyConfig,
+        vit: &VitOptions,
+    ) -> Result<Classifier, PipelineError> {
         match self.package.manifest.task {
-            Task::Classify => Ok(Box::new(Classifier::new(&self.package, classify)?)),
+            Task::Classify => {
+                let classifier = Classifier::new(&self.package, classify)?;
+                Ok(match &self.package.manifest.outputs.patch_logits {
+                    Some(name) => classifier.with_token_labels(name, &vit.token_labels),
+                    None => classifier,
+                })
+            }
             Task::Reid => Err(PipelineError::UnsupportedTask(Task::Reid.name())),
         }
     }
@@ -144,6 +164,8 @@ pub struct Pipeline {
     preprocess: Box<dyn Preprocess>,
     backend: Box<dyn InferenceBackend>,
     interpret: Box<dyn Interpret>,
+    /// Zoom and parts, when asked for, with the classifier their passes use.
+    vit: Option<(VitStage, Classifier)>,
     sink: Box<dyn Sink>,
     sequences: Sequences,
     model: String,
@@ -173,7 +195,13 @@ impl Pipeline {
             let names_the_path = matches!(e, SinkError::Open { .. });
             PipelineError::from(e).at_key(names_the_path, "sink.path")
         })?;
-        let mut pipeline = Self::new(model, &config.classify, source, sink)?;
+        let vit = VitOptions {
+            attention: config.attention.clone(),
+            zoom: config.zoom.clone(),
+            parts: config.parts.clone(),
+            token_labels: config.token_labels.clone(),
+        };
+        let mut pipeline = Self::new(model, &config.classify, &vit, source, sink)?;
         if let Some(dir) = &config.state_dir {
             pipeline.sequences = Sequences::persistent(dir);
         }
@@ -183,14 +211,20 @@ impl Pipeline {
     pub fn new(
         model: LoadedModel,
         classify: &ClassifyConfig,
+        vit: &VitOptions,
         source: Box<dyn FrameSource>,
         sink: Box<dyn Sink>,
     ) -> Result<Self, PipelineError> {
-        let interpret = model.interpreter(classify)?;
+        let interpret = model.interpreter(classify, vit)?;
+        let vit = match VitStage::new(&model.package, model.backend.as_ref(), vit)? {
+            Some(stage) => Some((stage, model.classifier(classify, vit)?)),
+            None => None,
+        };
         Ok(Pipeline {
             source,
             preprocess: Box::new(Preprocessor::new(&model.package.manifest.input)),
             interpret,
+            vit,
             sink,
             sequences: Sequences::in_memory(),
             model: model.package.name().to_string(),
@@ -251,17 +285,48 @@ impl Pipeline {
     pub fn process(&mut self, frame: &Frame) -> Record {
         let info = FrameInfo::from_meta(&frame.meta);
         let start = Instant::now();
-        let tensor = match self.preprocess.prepare(frame) {
-            Ok(t) => t,
+        let prepared = self
+            .preprocess
+            .decode(frame)
+            .and_then(|raster| Ok((self.preprocess.prepare_raster(&raster)?, raster)));
+        let (prepared, raster) = match prepared {
+            Ok(p) => p,
             Err(e) => return self.error_record(info, "preprocess", &e),
         };
         let preprocessed = Instant::now();
-        let outputs = match self.backend.run(&tensor) {
+        let outputs = match self.backend.run(&prepared.tensor) {
             Ok(o) => o,
             Err(e) => return self.error_record(info, "infer", &e),
         };
         let inferred = Instant::now();
-        let result = match self.interpret.interpret(&outputs) {
+        let result = match &self.vit {
+            None => self.interpret.interpret(&outputs),
+            Some((stage, classifier)) => {
+                let extended = classifier
+                    .probabilities(&outputs)
+                    .map_err(StageFailure::from)
+                    .and_then(|p| {
+                        stage.extend(
+                            &outputs,
+                            p,
+                            &raster,
+                            &prepared,
+                            self.preprocess.as_mut(),
+                            self.backend.as_mut(),
+                            classifier,
+                        )
+                    });
+                match extended {
+                    Ok(c) => Ok(Interpretation::Classification(c)),
+                    Err(StageFailure::Interpret(e)) => Err(e),
+                    Err(StageFailure::Preprocess(e)) => {
+                        return self.error_record(info, "preprocess", &e)
+                    }
+                    Err(StageFailure::Infer(e)) => return self.error_record(info, "infer", &e),
+                }
+            }
+        };
+        let result = match result {
             Ok(r) => r,
             Err(e) => return self.error_record(info, "interpret", &e),
         };

@@ -63,9 +63,50 @@ pub struct Raster {
     pub data: Vec<u8>,
 }
 
+/// A frame made ready for the model.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub tensor: Tensor,
+    /// Where the frame lies in the model input (to map boxes back to frame pixels).
+    pub placement: Placement,
+    /// The model input as pixels, before normalisation.
+    pub input: Raster,
+}
+
 /// Turns frames into model input tensors. Implementations may keep scratch buffers.
 pub trait Preprocess: Send {
-    fn prepare(&mut self, frame: &Frame) -> Result<Tensor, PreprocessError>;
+    /// The frame's pixels at its native resolution (grey or RGB, as the model wants).
+    fn decode(&self, frame: &Frame) -> Result<Raster, PreprocessError>;
+    /// Fits decoded pixels (a frame, or a crop of one) to the model input.
+    fn prepare_raster(&mut self, raster: &Raster) -> Result<Prepared, PreprocessError>;
+    fn prepare(&mut self, frame: &Frame) -> Result<Tensor, PreprocessError> {
+        let raster = self.decode(frame)?;
+        Ok(self.prepare_raster(&raster)?.tensor)
+    }
+}
+
+impl Raster {
+    /// The pixels of `[x0, x1) x [y0, y1)`, clamped to the raster (never empty).
+    pub fn crop(&self, x0: u32, y0: u32, x1: u32, y1: u32) -> Raster {
+        let x0 = x0.min(self.width.saturating_sub(1));
+        let y0 = y0.min(self.height.saturating_sub(1));
+        let x1 = x1.clamp(x0 + 1, self.width.max(x0 + 1));
+        let y1 = y1.clamp(y0 + 1, self.height.max(y0 + 1));
+        let channels = self.channels as usize;
+        let row = self.width as usize * channels;
+        let mut data = Vec::with_capacity((x1 - x0) as usize * (y1 - y0) as usize * channels);
+        for y in y0..y1 {
+            let start = y as usize * row + x0 as usize * channels;
+            let end = y as usize * row + x1 as usize * channels;
+            data.extend_from_slice(self.data.get(start..end).unwrap_or(&[]));
+        }
+        Raster {
+            width: x1 - x0,
+            height: y1 - y0,
+            channels: self.channels,
+            data,
+        }
+    }
 }
 
 /// The standard preprocessing described by a manifest's `[input]`.
@@ -92,15 +133,53 @@ impl Preprocessor {
 }
 
 impl Preprocess for Preprocessor {
-    fn prepare(&mut self, frame: &Frame) -> Result<Tensor, PreprocessError> {
-        let decoded = decode(frame, self.color)?;
+    fn decode(&self, frame: &Frame) -> Result<Raster, PreprocessError> {
+        decode(frame, self.color)
+    }
+
+    fn prepare_raster(&mut self, raster: &Raster) -> Result<Prepared, PreprocessError> {
         let resized = resize(
             &mut self.resizer,
-            &decoded,
+            raster,
             self.policy,
             self.width,
             self.height,
         )?;
-        Ok(self.normalization.to_nchw(&resized, self.color))
+        Ok(Prepared {
+            tensor: self.normalization.to_nchw(&resized, self.color),
+            placement: Placement::new(
+                self.policy,
+                raster.width,
+                raster.height,
+                self.width,
+                self.height,
+            ),
+            input: resized,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crop_holds_the_pixels_of_its_box() {
+        let raster = Raster {
+            width: 4,
+            height: 3,
+            channels: 1,
+            data: (0..12).collect(),
+        };
+        let crop = raster.crop(1, 1, 3, 3);
+        assert_eq!(
+            (crop.width, crop.height, crop.data),
+            (2, 2, vec![5, 6, 9, 10])
+        );
+        let clamped = raster.crop(3, 2, 99, 99);
+        assert_eq!(
+            (clamped.width, clamped.height, clamped.data),
+            (1, 1, vec![11])
+        );
     }
 }

@@ -80,6 +80,18 @@ impl Placement {
         }
     }
 
+    /// Maps a rectangle in frame pixels to model-input pixels (the inverse of `to_source`).
+    pub fn to_target(&self, r: Region) -> Region {
+        let sx = self.target.width / self.source.width;
+        let sy = self.target.height / self.source.height;
+        Region {
+            x: self.target.x + (r.x - self.source.x) * sx,
+            y: self.target.y + (r.y - self.source.y) * sy,
+            width: r.width * sx,
+            height: r.height * sy,
+        }
+    }
+
     /// Maps a rectangle in model-input pixels back to frame pixels.
     pub fn to_source(&self, r: Region) -> Region {
         let sx = self.source.width / self.target.width;

@@ -1,11 +1,13 @@
 //! Sinks: where result records go (stdout, files, a serial line, MQTT).
 
+mod draw;
 mod jsonl;
 pub mod mqtt;
 mod record;
 pub mod serial;
 pub mod spool;
 
+pub use draw::DrawSink;
 pub use jsonl::{JsonLinesConfig, JsonLinesSink};
 pub use mqtt::{MqttConfig, MqttSink};
 pub use record::{

@@ -224,6 +224,7 @@ mod tests {
                     })
                     .into_iter()
                     .collect(),
+                ..Classification::default()
             }),
             latency_ms: Latency::default(),
         })

@@ -30,7 +30,10 @@ fn result_with(seq: u64, top: Vec<ClassScore>) -> Record {
         frame: frame(seq, "cam0"),
         model: "vit-mnist".into(),
         task: Task::Classify,
-        result: Interpretation::Classification(Classification { top }),
+        result: Interpretation::Classification(Classification {
+            top,
+            ..Classification::default()
+        }),
         latency_ms: Latency {
             pre: 0.05,
             infer: 1.2,

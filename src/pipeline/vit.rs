@@ -1,0 +1,242 @@
+//! The ViT-aware part of a frame's journey: from the first pass's attention, the parts, and
+//! the zoom (RAMS-Trans): crop the attended region from the native-resolution frame, run the
+//! same model on the crop, fuse the passes.
+
+use super::PipelineError;
+use crate::backend::BackendError;
+use crate::backend::{InferenceBackend, Outputs};
+use crate::interpret::rollout::{self, AttentionConfig, AttentionMap};
+use crate::interpret::zoom::{self, CropFrom, Fuse, PixelBox, ZoomConfig};
+use crate::interpret::{
+    parts, Classification, Classifier, InterpretError, PartsConfig, Pass, TokenLabelConfig,
+    TokenLayout, ZoomRegion,
+};
+use crate::model::ModelPackage;
+use crate::preprocess::{Prepared, Preprocess, PreprocessError, Raster};
+
+/// What to do with a ViT's attention; the run configuration's `[attention]`, `[zoom]`,
+/// `[parts]` and `[token_labels]`, or `edgevit infer --zoom --parts K`.
+#[derive(Debug, Clone, Default)]
+pub struct VitOptions {
+    pub attention: AttentionConfig,
+    pub zoom: Option<ZoomConfig>,
+    pub parts: Option<PartsConfig>,
+    pub token_labels: TokenLabelConfig,
+}
+
+/// Why a frame's zoom or parts failed, and in which stage.
+#[derive(Debug)]
+pub enum StageFailure {
+    Preprocess(PreprocessError),
+    Infer(BackendError),
+    Interpret(InterpretError),
+}
+
+impl From<InterpretError> for StageFailure {
+    fn from(e: InterpretError) -> Self {
+        StageFailure::Interpret(e)
+    }
+}
+
+/// The attention-driven stages, set up for one model.
+pub struct VitStage {
+    layout: TokenLayout,
+    attention: Vec<String>,
+    rollout: Option<String>,
+    selected: Option<String>,
+    options: VitOptions,
+}
+
+impl VitStage {
+    /// `None` when neither zoom nor parts is asked for. A model without attention is refused.
+    pub fn new(
+        package: &ModelPackage,
+        backend: &dyn InferenceBackend,
+        options: &VitOptions,
+    ) -> Result<Option<Self>, PipelineError> {
+        if options.zoom.is_none() && options.parts.is_none() {
+            return Ok(None);
+        }
+        if let Some(zoom) = &options.zoom {
+            zoom.check().map_err(InterpretError::Config)?;
+            if zoom.crop_from == CropFrom::Input && zoom.depth > 1 {
+                return Err(InterpretError::Config(
+                    "zoom.crop_from = \"input\" (the paper's upscaling, for comparison) works with depth 1 only".into(),
+                )
+                .into());
+            }
+        }
+        let outputs = &package.manifest.outputs;
+        let attention: Vec<String> = backend.attention().iter().map(|a| a.name.clone()).collect();
+        let tokens = match (backend.attention().first(), &outputs.rollout) {
+            (Some(first), _) => first.tokens,
+            (None, Some(name)) => {
+                let patches = backend
+                    .output_shape(name)
+                    .and_then(|s| s.last().copied())
+                    .unwrap_or(0);
+                patches + 1 + package.manifest.tokens.registers.unwrap_or(0)
+            }
+            (None, None) => {
+                return Err(PipelineError::NoAttention {
+                    model: package.name().to_string(),
+                })
+            }
+        };
+        let input = &package.manifest.input;
+        let layout = TokenLayout::detect(
+            tokens,
+            input.width(),
+            input.height(),
+            &package.manifest.tokens,
+        )
+        .map_err(InterpretError::Config)?;
+        Ok(Some(VitStage {
+            layout,
+            attention,
+            rollout: outputs.rollout.clone(),
+            selected: outputs.parts.clone(),
+            options: options.clone(),
+        }))
+    }
+
+    pub fn layout(&self) -> &TokenLayout {
+        &self.layout
+    }
+
+    /// The class-token attention map of one pass.
+    pub fn map(&self, outputs: &Outputs) -> Result<AttentionMap, InterpretError> {
+        rollout::class_token_map(
+            outputs,
+            &self.attention,
+            self.rollout.as_deref(),
+            &self.layout,
+            &self.options.attention,
+        )
+    }
+
+    /// Adds parts and the zoom to the first pass's result over `raster` (the decoded frame).
+    #[allow(clippy::too_many_arguments)]
+    pub fn extend(
+        &self,
+        first: &Outputs,
+        probabilities: Vec<f32>,
+        raster: &Raster,
+        prepared: &Prepared,
+        preprocess: &mut dyn Preprocess,
+        backend: &mut dyn InferenceBackend,
+        classifier: &Classifier,
+    ) -> Result<Classification, StageFailure> {
+        let frame = (raster.width, raster.height);
+        let map = self.map(first)?;
+        let found_parts = self.options.parts.as_ref().map(|config| {
+            match self.selected.as_ref().and_then(|name| first.get(name)) {
+                Some(selected) => parts::from_selected_tokens(
+                    selected.data(),
+                    Some(&map),
+                    &self.layout,
+                    &prepared.placement,
+                    frame,
+                    config.count,
+                ),
+                None => {
+                    parts::from_map(&map, &self.layout, &prepared.placement, frame, config.count)
+                }
+            }
+        });
+        let top1 = probabilities.iter().copied().fold(0.0f32, f32::max);
+        let mut result = match &self.options.zoom {
+            Some(config) if config.wanted(top1) => self.zoom(
+                config,
+                map,
+                probabilities,
+                raster,
+                prepared,
+                preprocess,
+                backend,
+                classifier,
+            )?,
+            _ => classifier.top(&probabilities),
+        };
+        result.parts = found_parts;
+        Ok(result)
+    }
+
+    /// RAMS-Trans's second pass (and more, with `depth`).
+    #[allow(clippy::too_many_arguments)]
+    fn zoom(
+        &self,
+        config: &ZoomConfig,
+        mut map: AttentionMap,
+        probabilities: Vec<f32>,
+        raster: &Raster,
+        prepared: &Prepared,
+        preprocess: &mut dyn Preprocess,
+        backend: &mut dyn InferenceBackend,
+        classifier: &Classifier,
+    ) -> Result<Classification, StageFailure> {
+        let mut passes = vec![Pass {
+            scale: "full",
+            top: classifier.top(&probabilities).top,
+        }];
+        let mut all = vec![probabilities];
+        let mut placement = prepared.placement;
+        let mut view = (raster.width, raster.height);
+        let mut origin = (0u32, 0u32);
+        let mut region = None;
+        for depth in 0..config.depth {
+            let (local, score) = zoom::region(&map, &self.layout, &placement, view, config);
+            let bounds = PixelBox {
+                x0: origin.0 + local.x0,
+                y0: origin.1 + local.y0,
+                x1: origin.0 + local.x1,
+                y1: origin.1 + local.y1,
+            };
+            region = Some(ZoomRegion { bounds, score });
+            let crop = match config.crop_from {
+                CropFrom::Frame => raster.crop(bounds.x0, bounds.y0, bounds.x1, bounds.y1),
+                CropFrom::Input => {
+                    let input = &prepared.input;
+                    let r = placement.to_target(crate::preprocess::Region {
+                        x: local.x0 as f64,
+                        y: local.y0 as f64,
+                        width: local.width() as f64,
+                        height: local.height() as f64,
+                    });
+                    let b = PixelBox::covering(r, input.width, input.height);
+                    input.crop(b.x0, b.y0, b.x1, b.y1)
+                }
+            };
+            let next = preprocess
+                .prepare_raster(&crop)
+                .map_err(StageFailure::Preprocess)?;
+            let outputs = backend.run(&next.tensor).map_err(StageFailure::Infer)?;
+            let p = classifier.probabilities(&outputs)?;
+            passes.push(Pass {
+                scale: "zoom",
+                top: classifier.top(&p).top,
+            });
+            all.push(p);
+            if depth + 1 < config.depth {
+                map = self.map(&outputs)?;
+                placement = next.placement;
+                view = (crop.width, crop.height);
+                origin = (bounds.x0, bounds.y0);
+            }
+        }
+        let fused = match config.fuse {
+            Fuse::Mean => {
+                let n = all.len() as f32;
+                (0..all[0].len())
+                    .map(|i| all.iter().map(|p| p[i]).sum::<f32>() / n)
+                    .collect()
+            }
+            Fuse::Zoom => all.pop().unwrap_or_default(),
+            Fuse::Both => all.swap_remove(0),
+        };
+        let mut result = classifier.top(&fused);
+        result.region = region;
+        result.passes = Some(passes);
+        Ok(result)
+    }
+}

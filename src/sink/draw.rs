@@ -1,0 +1,118 @@
+//! Pictures of what the attention showed: each image a record came from, saved as PNG with
+//! its zoom region (red) and part boxes (yellow) drawn on it, beside another sink's output
+//! (`edgevit infer --draw DIR`).
+
+use super::{CameraStatusRecord, Record, ResultRecord, Sink, SinkError};
+use crate::interpret::{Interpretation, PixelBox};
+use std::path::{Path, PathBuf};
+
+pub struct DrawSink {
+    inner: Box<dyn Sink>,
+    dir: PathBuf,
+}
+
+impl DrawSink {
+    /// Draws into `dir` (created if missing), and passes every record on to `inner`.
+    pub fn new(inner: Box<dyn Sink>, dir: &Path) -> Result<Self, SinkError> {
+        std::fs::create_dir_all(dir).map_err(|source| SinkError::Open {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(DrawSink {
+            inner,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn draw(&self, record: &ResultRecord) -> Result<(), SinkError> {
+        let Some(input) = &record.frame.input else {
+            return Ok(());
+        };
+        let Interpretation::Classification(result) = &record.result;
+        let write_error = |e: image::ImageError| SinkError::Write {
+            sink: self.dir.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        };
+        let mut picture = image::open(input).map_err(write_error)?.into_rgb8();
+        // Thick enough to see on a small image scaled up, thin on a large one.
+        let width = (picture.width().max(picture.height()) / 150).max(1);
+        for part in result.parts.iter().flatten() {
+            rectangle(&mut picture, part.bounds, [255, 210, 0], width);
+        }
+        if let Some(region) = &result.region {
+            rectangle(&mut picture, region.bounds, [230, 20, 20], width + 1);
+        }
+        let stem = Path::new(input).file_stem().map_or_else(
+            || format!("frame-{}", record.frame.seq),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        picture
+            .save(self.dir.join(format!("{stem}.png")))
+            .map_err(write_error)
+    }
+}
+
+/// Draws the outline of `b`, `width` pixels thick inside the box.
+fn rectangle(image: &mut image::RgbImage, b: PixelBox, colour: [u8; 3], width: u32) {
+    let (w, h) = image.dimensions();
+    let (x1, y1) = (b.x1.min(w), b.y1.min(h));
+    for y in b.y0..y1 {
+        for x in b.x0..x1 {
+            let edge = x < b.x0 + width || x + width >= x1 || y < b.y0 + width || y + width >= y1;
+            if edge {
+                image.put_pixel(x, y, image::Rgb(colour));
+            }
+        }
+    }
+}
+
+impl Sink for DrawSink {
+    fn describe(&self) -> String {
+        format!(
+            "{} (pictures in {})",
+            self.inner.describe(),
+            self.dir.display()
+        )
+    }
+
+    fn emit(&mut self, record: &Record) -> Result<(), SinkError> {
+        self.inner.emit(record)?;
+        if let Record::Result(result) = record {
+            self.draw(result)?;
+        }
+        Ok(())
+    }
+
+    fn camera_status(&mut self, status: &CameraStatusRecord) -> Result<(), SinkError> {
+        self.inner.camera_status(status)
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outlines_are_drawn_inside_the_box_only() {
+        let mut image = image::RgbImage::new(10, 8);
+        rectangle(
+            &mut image,
+            PixelBox {
+                x0: 2,
+                y0: 1,
+                x1: 7,
+                y1: 6,
+            },
+            [255, 0, 0],
+            1,
+        );
+        let red = |x, y| image.get_pixel(x, y).0 == [255, 0, 0];
+        assert!(red(2, 1) && red(6, 5) && red(4, 1) && red(2, 3));
+        assert!(!red(4, 3), "the inside stays");
+        assert!(!red(7, 1) && !red(1, 1), "nothing outside");
+    }
+}
