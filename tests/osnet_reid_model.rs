@@ -103,7 +103,7 @@ fn osnet_embeddings_match_onnx_runtime() {
     let Some(shared) = common::shared_dir() else {
         return;
     };
-    let (package, mut backend) = load_osnet(&shared);
+    let (_, mut backend) = load_osnet(&shared);
     let fixtures = common::repo().join("tests/fixtures/osnet_ort");
     let mean = [0.485f32, 0.456, 0.406];
     let std = [0.229f32, 0.224, 0.225];

@@ -216,6 +216,7 @@ mod tests {
     fn classifier(top_k: usize, min_score: f32, labels: &[&str]) -> Classifier {
         Classifier {
             logits: "logits".into(),
+            patch_logits: None,
             labels: labels.iter().map(|s| s.to_string()).collect(),
             config: ClassifyConfig { top_k, min_score },
         }
@@ -270,5 +271,37 @@ mod tests {
             c.interpret(&Outputs::default()),
             Err(InterpretError::MissingOutput(_))
         ));
+    }
+
+    #[test]
+    fn token_labels_change_the_probabilities() {
+        use crate::backend::Outputs;
+        use crate::tensor::Tensor;
+        let plain = classifier(3, 0.0, &[]);
+        let fused = plain
+            .clone()
+            .with_token_labels("patches", &TokenLabelConfig::default());
+        let outputs = Outputs::new(vec![
+            (
+                "logits".into(),
+                Tensor::new(vec![1, 3], vec![2.0, 0.0, 0.0]).unwrap(),
+            ),
+            (
+                "patches".into(),
+                Tensor::new(vec![1, 2, 3], vec![0.0, 0.0, 8.0, 0.0, 0.0, 8.0]).unwrap(),
+            ),
+        ]);
+        let before = plain.probabilities(&outputs).unwrap();
+        let after = fused.probabilities(&outputs).unwrap();
+        assert!(before[0] > before[2], "the class token alone says class 0");
+        assert!(
+            after[2] > after[0],
+            "the patches' votes win with beta 0.5: {after:?}"
+        );
+        let missing = Outputs::new(vec![outputs
+            .get("logits")
+            .map(|t| ("logits".to_string(), t.clone()))
+            .unwrap()]);
+        assert!(fused.probabilities(&missing).is_err());
     }
 }
