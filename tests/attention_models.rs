@@ -404,7 +404,15 @@ fn zoom_and_parts_from_the_command_line_and_the_configuration() {
     assert_eq!(passes[1]["scale"], "zoom");
     assert_eq!(record["parts"].as_array().map(Vec::len), Some(3));
     let picture = image::open(drawn.join("digit-7-8.png")).expect("a picture");
-    assert_eq!((picture.width(), picture.height()), (28, 28));
+    // 28x28, enlarged 9 times (nearest) so that the boxes show.
+    assert_eq!((picture.width(), picture.height()), (252, 252));
+    let box_ = record["region"]["box"].as_array().unwrap();
+    let (x0, y0) = (
+        box_[0].as_u64().unwrap() as u32,
+        box_[1].as_u64().unwrap() as u32,
+    );
+    let corner = picture.to_rgb8().get_pixel(x0 * 9, y0 * 9).0;
+    assert_eq!(corner, [230, 20, 20], "the region's corner is drawn in red");
 
     let config = common::write_config(
         tmp.path(),

@@ -237,6 +237,20 @@ fn find_attention(model: &TypedModel) -> TractResult<Vec<(OutletId, AttentionTen
             found.push((outlet, tensor));
         }
     }
+    // Blocks over fewer tokens (TransFG's last block sees only the selected parts) are not
+    // part of the patch grid's attention: keep the blocks with the first block's tokens.
+    if let Some(tokens) = found.first().map(|(_, t)| t.tokens) {
+        let (grid, other): (Vec<_>, Vec<_>) =
+            found.into_iter().partition(|(_, t)| t.tokens == tokens);
+        for (_, t) in &other {
+            log::info!(
+                "attention {} over {} tokens is not over the patch grid; left out",
+                t.name,
+                t.tokens
+            );
+        }
+        found = grid;
+    }
     Ok(found)
 }
 

@@ -1,6 +1,6 @@
 //! Pictures of what the attention showed: each image a record came from, saved as PNG with
 //! its zoom region (red) and part boxes (yellow) drawn on it, beside another sink's output
-//! (`edgevit infer --draw DIR`).
+//! (`edgevit infer --draw DIR`). Images under 256 pixels are enlarged by a whole factor.
 
 use super::{CameraStatusRecord, Record, ResultRecord, Sink, SinkError};
 use crate::interpret::{Interpretation, PixelBox};
@@ -33,14 +33,33 @@ impl DrawSink {
             sink: self.dir.display().to_string(),
             source: std::io::Error::other(e.to_string()),
         };
-        let mut picture = image::open(input).map_err(write_error)?.into_rgb8();
-        // Thick enough to see on a small image scaled up, thin on a large one.
+        let picture = image::open(input).map_err(write_error)?.into_rgb8();
+        // A small image (a 28x28 digit) is enlarged, pixels kept square, so the boxes show.
+        let scale = (256 / picture.width().max(picture.height()).max(1)).max(1);
+        let mut picture = image::imageops::resize(
+            &picture,
+            picture.width() * scale,
+            picture.height() * scale,
+            image::imageops::FilterType::Nearest,
+        );
+        let scaled = |b: PixelBox| PixelBox {
+            x0: b.x0 * scale,
+            y0: b.y0 * scale,
+            x1: b.x1 * scale,
+            y1: b.y1 * scale,
+        };
+        // Thick enough to see, thin enough not to hide what is inside.
         let width = (picture.width().max(picture.height()) / 150).max(1);
         for part in result.parts.iter().flatten() {
-            rectangle(&mut picture, part.bounds, [255, 210, 0], width);
+            rectangle(&mut picture, scaled(part.bounds), [255, 210, 0], width);
         }
         if let Some(region) = &result.region {
-            rectangle(&mut picture, region.bounds, [230, 20, 20], width + 1);
+            rectangle(
+                &mut picture,
+                scaled(region.bounds),
+                [230, 20, 20],
+                width + 1,
+            );
         }
         let stem = Path::new(input).file_stem().map_or_else(
             || format!("frame-{}", record.frame.seq),
