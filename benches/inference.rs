@@ -78,7 +78,7 @@ fn bench_inference() {
             let mut model = match LoadedModel::load(&dir, &config) {
                 Ok(m) => m,
                 Err(e) => {
-                    println!("{name}: cannot load: {e}");
+                    println!("{name}: cannot load: {}", edgevit::error::Report(&e));
                     continue;
                 }
             };
@@ -99,6 +99,100 @@ fn bench_inference() {
     }
 }
 
+/// The cost of the ViT-aware stages on DINOv2 ViT-S/14 (../shared), against its inference:
+/// the rollout, the last block's map, the zoom box, and the whole second pass.
+fn bench_attention() {
+    let shared = std::env::var_os("EDGEVIT_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let onnx = shared.join("reference/dinov2-s-focus/vit_s_focus.onnx");
+    if !onnx.exists() {
+        println!("attention: {} not present, skipped", onnx.display());
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("edgevit-bench-dino-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let manifest = format!(
+        "name = \"dinov2-s-focus\"\ntask = \"reid\"\nonnx = \"{}\"\n[input]\nname = \"input_image\"\n\
+         shape = [1, 3, 224, 224]\ncolor = \"rgb\"\nmean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]\n\
+         [outputs]\nembedding = \"output_importance\"\nattention = \"auto\"\n",
+        onnx.display()
+    );
+    std::fs::write(dir.join("model.toml"), manifest).expect("manifest");
+    let package = edgevit::model::ModelPackage::open(&dir).expect("package");
+    let mut backend =
+        edgevit::backend::open(&package, &BackendConfig::default()).expect("DINOv2 loads");
+    let stage_with = |map| {
+        let options = edgevit::pipeline::VitOptions {
+            attention: edgevit::interpret::AttentionConfig { map, layers: None },
+            zoom: Some(Default::default()),
+            ..Default::default()
+        };
+        edgevit::pipeline::VitStage::new(&package, backend.as_ref(), &options)
+            .expect("stage")
+            .expect("zoom asked for")
+    };
+    let rollout = stage_with(edgevit::interpret::rollout::MapKind::Rollout);
+    let last = stage_with(edgevit::interpret::rollout::MapKind::Last);
+    let (w, h) = (800u32, 600u32);
+    let frame = Frame {
+        meta: FrameMeta {
+            seq: 0,
+            captured_at: SystemTime::now(),
+            source: "bench".into(),
+            camera: "cam0".into(),
+            path: None,
+            width: w,
+            height: h,
+            format: PixelFormat::Rgb24,
+        },
+        data: (0..w * h * 3).map(|i| (i % 253) as u8).collect(),
+    };
+    let mut pre = Preprocessor::new(&package.manifest.input);
+    let raster = pre.decode(&frame).expect("decode");
+    let prepared = pre.prepare_raster(&raster).expect("prepare");
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        median(
+            (0..10)
+                .map(|_| {
+                    let start = Instant::now();
+                    f();
+                    start.elapsed().as_secs_f64() * 1e3
+                })
+                .collect(),
+        )
+    };
+    let mut outputs = None;
+    let infer = time(&mut || outputs = Some(backend.run(&prepared.tensor).expect("runs")));
+    let outputs = outputs.expect("outputs");
+    let map_rollout = time(&mut || {
+        rollout.map(&outputs).expect("map");
+    });
+    let map_last = time(&mut || {
+        last.map(&outputs).expect("map");
+    });
+    let map = rollout.map(&outputs).expect("map");
+    let config = edgevit::interpret::ZoomConfig::default();
+    let boxing = time(&mut || {
+        edgevit::interpret::zoom::region(&map, rollout.layout(), &prepared.placement, (w, h), &config);
+    });
+    let (b, _) =
+        edgevit::interpret::zoom::region(&map, rollout.layout(), &prepared.placement, (w, h), &config);
+    let second = time(&mut || {
+        let crop = raster.crop(b.x0, b.y0, b.x1, b.y1);
+        let next = pre.prepare_raster(&crop).expect("prepare");
+        backend.run(&next.tensor).expect("runs");
+    });
+    println!("DINOv2 ViT-S/14, 1 thread, 800x600 frame (medians of 10):");
+    println!("  first pass inference (12 attention maps as outputs): {infer:.2} ms (1.00x)");
+    println!("  rollout over 12 blocks: {map_rollout:.3} ms ({:.3}x)", map_rollout / infer);
+    println!("  last block's map: {map_last:.3} ms ({:.3}x)", map_last / infer);
+    println!("  zoom box: {boxing:.3} ms ({:.4}x)", boxing / infer);
+    println!("  second pass (crop, preprocess, inference): {second:.2} ms ({:.2}x)", second / infer);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     // `cargo test --benches` runs this binary with no `--bench` flag: do nothing then.
     if !std::env::args().any(|a| a == "--bench") {
@@ -106,4 +200,5 @@ fn main() {
     }
     bench_preprocessing();
     bench_inference();
+    bench_attention();
 }
