@@ -175,10 +175,21 @@ fn bench_attention() {
     let map = rollout.map(&outputs).expect("map");
     let config = edgevit::interpret::ZoomConfig::default();
     let boxing = time(&mut || {
-        edgevit::interpret::zoom::region(&map, rollout.layout(), &prepared.placement, (w, h), &config);
+        edgevit::interpret::zoom::region(
+            &map,
+            rollout.layout(),
+            &prepared.placement,
+            (w, h),
+            &config,
+        );
     });
-    let (b, _) =
-        edgevit::interpret::zoom::region(&map, rollout.layout(), &prepared.placement, (w, h), &config);
+    let (b, _) = edgevit::interpret::zoom::region(
+        &map,
+        rollout.layout(),
+        &prepared.placement,
+        (w, h),
+        &config,
+    );
     let second = time(&mut || {
         let crop = raster.crop(b.x0, b.y0, b.x1, b.y1);
         let next = pre.prepare_raster(&crop).expect("prepare");
@@ -186,10 +197,19 @@ fn bench_attention() {
     });
     println!("DINOv2 ViT-S/14, 1 thread, 800x600 frame (medians of 10):");
     println!("  first pass inference (12 attention maps as outputs): {infer:.2} ms (1.00x)");
-    println!("  rollout over 12 blocks: {map_rollout:.3} ms ({:.3}x)", map_rollout / infer);
-    println!("  last block's map: {map_last:.3} ms ({:.3}x)", map_last / infer);
+    println!(
+        "  rollout over 12 blocks: {map_rollout:.3} ms ({:.3}x)",
+        map_rollout / infer
+    );
+    println!(
+        "  last block's map: {map_last:.3} ms ({:.3}x)",
+        map_last / infer
+    );
     println!("  zoom box: {boxing:.3} ms ({:.4}x)", boxing / infer);
-    println!("  second pass (crop, preprocess, inference): {second:.2} ms ({:.2}x)", second / infer);
+    println!(
+        "  second pass (crop, preprocess, inference): {second:.2} ms ({:.2}x)",
+        second / infer
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

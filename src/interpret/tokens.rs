@@ -28,12 +28,14 @@ impl TokenLayout {
         height: usize,
         spec: &TokenSpec,
     ) -> Result<Self, String> {
+        // Register counts in use: none, DeiT's distillation token, DINOv2's 4, and 8 or 16.
         let registers: Vec<usize> = match spec.registers {
             Some(r) => vec![r],
-            None => (0..=16).collect(),
+            None => vec![0, 1, 4, 8, 16],
         };
         for r in registers {
-            let Some(patches) = tokens.checked_sub(1 + r).filter(|p| *p > 0) else {
+            // At least a 2x2 grid: anything less is no image.
+            let Some(patches) = tokens.checked_sub(1 + r).filter(|p| *p >= 4) else {
                 continue;
             };
             if let Some((grid_w, grid_h)) = grid(patches, width, height, spec) {

@@ -324,6 +324,32 @@ mod tests {
     }
 
     #[test]
+    fn the_policy_decides_when_the_second_pass_is_paid() {
+        let below = ZoomConfig {
+            when: ZoomWhen::Below,
+            below: 0.6,
+            ..ZoomConfig::default()
+        };
+        assert!(below.wanted(0.59) && !below.wanted(0.6));
+        assert!(ZoomConfig::default().wanted(0.99));
+        let never = ZoomConfig {
+            when: ZoomWhen::Never,
+            ..ZoomConfig::default()
+        };
+        assert!(!never.wanted(0.0));
+        for bad in [
+            "alpha = 0.0",
+            "margin = 3.0",
+            "depth = 0",
+            "below = 1.5",
+            "min_size = -1.0",
+        ] {
+            let config: ZoomConfig = toml::from_str(bad).unwrap();
+            assert!(config.check().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn one_blob_gives_its_box() {
         let m = map(8, 8, &[(2, 3, 9.0), (3, 3, 9.0), (3, 4, 9.0), (2, 4, 8.0)]);
         let c = largest_component(&m, 1.3).unwrap();
