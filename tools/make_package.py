@@ -127,6 +127,8 @@ def main():
     src.add_argument("--image", help="sample image for the self-test")
     src.add_argument("--synthetic-image", action="store_true", help="use a generated picture")
     ap.add_argument("--attention", action="store_true", help="list attn_* outputs in [outputs]")
+    ap.add_argument("--attention-auto", action="store_true",
+                    help='write `attention = "auto"`: edgevit finds the attention in the graph')
     ap.add_argument("--tolerance", type=float, help="self-test tolerance (default: measured)")
     ap.add_argument("--margin", type=float, default=20.0)
     args = ap.parse_args()
@@ -193,6 +195,7 @@ def main():
         f"\n[outputs]\n"
         f'logits = "logits"\n'
         + (f"attention = {toml_list(attn)}\n" if attn else "")
+        + ('attention = "auto"\n' if args.attention_auto else "")
         + f"\n[selftest]\n"
         f'input = "selftest/input.npy"\n'
         f"outputs = {{ {sel_outputs} }}\n"
