@@ -442,3 +442,45 @@ fn zoom_and_parts_from_the_command_line_and_the_configuration() {
     ]);
     common::assert_clean_failure(&output, &["has no attention", "outputs.attention"]);
 }
+
+/// tools/add_attention_outputs.py's rollout computed inside the graph (for backends that cannot
+/// read intermediate tensors) gives the map edgevit computes from the attention itself.
+#[test]
+fn a_rollout_computed_in_the_graph_equals_the_hosts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let canvas = common::repo().join("models/vit-mnist-canvas");
+    let in_graph = common::repo().join("tests/fixtures/canvas-rollout/model.onnx");
+    let manifest = std::fs::read_to_string(canvas.join("model.toml")).unwrap();
+    let manifest = manifest[..manifest.find("[selftest]").unwrap()]
+        .replace("onnx = \"model.onnx\"", &format!("onnx = \"{}\"", in_graph.display()))
+        .replace("attention = \"auto\"", "rollout = \"rollout\"")
+        .replace("labels = \"labels.txt\"\n", "");
+    let dir = common::write_manifest(tmp.path(), &manifest);
+    let options = VitOptions {
+        parts: Some(Default::default()),
+        ..VitOptions::default()
+    };
+    let frame = image::open(std::fs::read_dir(canvas.join("samples")).unwrap().next().unwrap().unwrap().path())
+        .unwrap()
+        .to_rgb8();
+    let mut maps = Vec::new();
+    for dir in [canvas.as_path(), dir.as_path()] {
+        let model = LoadedModel::load(dir, &BackendConfig::default()).unwrap();
+        let stage = VitStage::new(&model.package, model.backend.as_ref(), &options)
+            .unwrap()
+            .unwrap();
+        let mut pre = Preprocessor::new(&model.package.manifest.input);
+        let tensor = pre.prepare(&rgb_frame(&frame)).unwrap();
+        let mut backend = model.backend;
+        let outputs = backend.run(&tensor).unwrap();
+        maps.push(stage.map(&outputs).unwrap());
+    }
+    assert_eq!((maps[1].grid_w, maps[1].grid_h), (4, 4));
+    let worst = maps[0]
+        .values
+        .iter()
+        .zip(&maps[1].values)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "in-graph rollout differs by {worst}");
+}
