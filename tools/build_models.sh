@@ -76,7 +76,7 @@ parts_models() {
 
 zoom_figures() {
   cargo build --release
-  python3 tools/measure_zoom.py --edgevit target/release/edgevit
+  python3 tools/measure_zoom.py --edgevit target/release/edgevit --picture docs/pictures/crops-compared.png
 }
 
 vit4mnist_ref() {

@@ -38,12 +38,33 @@ def iou(a, b):
     return inter / (area(a) + area(b) - inter), inter / area(b)
 
 
+def crops_picture(frames, path):
+    """The README's picture: a held-out frame's 28x28 model input, the digit's region cut
+    from that input and upscaled to 28x28 (the paper's crop), and the same region cut from the
+    native 84x84 frame and resized to 28x28 (edgevit's crop); enlarged 6x, nearest."""
+    from PIL import Image
+    row = next(csv.DictReader(open(os.path.join(frames, "labels.csv"))))
+    frame = Image.open(os.path.join(frames, row["file"]))
+    x, y = int(row["x"]), int(row["y"])
+    model_input = frame.resize((28, 28), Image.BILINEAR)
+    box = [round(v) for v in (x / 3 - 2, y / 3 - 2, (x + 28) / 3 + 2, (y + 28) / 3 + 2)]
+    upscaled = model_input.crop(box).resize((28, 28), Image.BILINEAR)
+    native = frame.crop([v * 3 for v in box]).resize((28, 28), Image.BILINEAR)
+    strip = Image.new("L", (28 * 3 + 8, 28))
+    for i, im in enumerate((model_input, upscaled, native)):
+        strip.paste(im, (i * 32, 0))
+    strip.resize((strip.width * 6, strip.height * 6), Image.NEAREST).save(path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--edgevit", default=os.path.join(ROOT, "target", "release", "edgevit"))
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "vit-mnist-canvas"))
     ap.add_argument("--frames", default=os.path.join(HERE, "work", "canvas-test"))
+    ap.add_argument("--picture", help="also write the crops-compared picture here")
     args = ap.parse_args()
+    if args.picture:
+        crops_picture(args.frames, args.picture)
     truth = {}
     with open(os.path.join(args.frames, "labels.csv")) as f:
         for row in csv.DictReader(f):
