@@ -45,7 +45,7 @@ pub fn fuse(
     config: &TokenLabelConfig,
 ) -> Option<Vec<f32>> {
     let classes = class_logits.len();
-    if classes == 0 || patch_logits.is_empty() || patch_logits.len() % classes != 0 {
+    if classes == 0 || patch_logits.is_empty() || !patch_logits.len().is_multiple_of(classes) {
         return None;
     }
     let patches = patch_logits.len() / classes;

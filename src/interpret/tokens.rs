@@ -106,7 +106,7 @@ fn grid(patches: usize, width: usize, height: usize, spec: &TokenSpec) -> Option
     let h = ((patches as f64 / ratio).sqrt().round() as usize).max(1);
     [h, h + 1, h.saturating_sub(1)]
         .into_iter()
-        .filter(|&h| h > 0 && patches % h == 0)
+        .filter(|&h| h > 0 && patches.is_multiple_of(h))
         .find(|&h| ((patches / h) as f64 / h as f64 - ratio).abs() < 0.15)
         .map(|h| (patches / h, h))
 }
