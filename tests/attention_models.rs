@@ -452,7 +452,10 @@ fn a_rollout_computed_in_the_graph_equals_the_hosts() {
     let in_graph = common::repo().join("tests/fixtures/canvas-rollout/model.onnx");
     let manifest = std::fs::read_to_string(canvas.join("model.toml")).unwrap();
     let manifest = manifest[..manifest.find("[selftest]").unwrap()]
-        .replace("onnx = \"model.onnx\"", &format!("onnx = \"{}\"", in_graph.display()))
+        .replace(
+            "onnx = \"model.onnx\"",
+            &format!("onnx = \"{}\"", in_graph.display()),
+        )
         .replace("attention = \"auto\"", "rollout = \"rollout\"")
         .replace("labels = \"labels.txt\"\n", "");
     let dir = common::write_manifest(tmp.path(), &manifest);
@@ -460,9 +463,16 @@ fn a_rollout_computed_in_the_graph_equals_the_hosts() {
         parts: Some(Default::default()),
         ..VitOptions::default()
     };
-    let frame = image::open(std::fs::read_dir(canvas.join("samples")).unwrap().next().unwrap().unwrap().path())
-        .unwrap()
-        .to_rgb8();
+    let frame = image::open(
+        std::fs::read_dir(canvas.join("samples"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path(),
+    )
+    .unwrap()
+    .to_rgb8();
     let mut maps = Vec::new();
     for dir in [canvas.as_path(), dir.as_path()] {
         let model = LoadedModel::load(dir, &BackendConfig::default()).unwrap();
