@@ -74,7 +74,13 @@ fn bundled_models_pass_their_self_tests() {
         assert!(stdout.contains("PASS"), "{stdout}");
         checked.push(dir.file_name().unwrap().to_string_lossy().into_owned());
     }
-    for required in ["vit-mnist", "vit-tiny-int8"] {
+    for required in [
+        "vit-mnist",
+        "vit-tiny-int8",
+        "vit-mnist-canvas",
+        "vit-mnist-transfg",
+        "vit-mnist-lvvit",
+    ] {
         assert!(
             checked.iter().any(|c| c == required),
             "{required} checked: {checked:?}"
