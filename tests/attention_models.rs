@@ -494,3 +494,33 @@ fn a_rollout_computed_in_the_graph_equals_the_hosts() {
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "in-graph rollout differs by {worst}");
 }
+
+/// vit-mnist-lvvit's result fuses its patch tokens' class scores into the class token's
+/// (LV-ViT at test time): softmax(logits + 0.5 x mean over patches), not softmax(logits).
+#[test]
+fn token_labels_fuse_the_patch_scores_of_the_lv_vit_model() {
+    let dir = common::repo().join("models/vit-mnist-lvvit");
+    let mut model = LoadedModel::load(&dir, &BackendConfig::default()).unwrap();
+    let input = Tensor::read_npy(&dir.join("selftest/input.npy")).unwrap();
+    let outputs = model.backend.run(&input).unwrap();
+    let classifier = model
+        .classifier(&ClassifyConfig::default(), &VitOptions::default())
+        .unwrap();
+    let fused = classifier.probabilities(&outputs).unwrap();
+    let logits = outputs.get("logits").unwrap().data();
+    let patches = outputs.get("patch_logits").unwrap();
+    assert_eq!(patches.shape(), [1, 16, 10]);
+    let expected: Vec<f32> = (0..10)
+        .map(|c| {
+            let mean = patches.data().iter().skip(c).step_by(10).sum::<f32>() / 16.0;
+            logits[c] + 0.5 * mean
+        })
+        .collect();
+    let expected = edgevit::interpret::softmax(&expected);
+    let plain = edgevit::interpret::softmax(logits);
+    for c in 0..10 {
+        assert!((fused[c] - expected[c]).abs() < 1e-6, "{fused:?} vs {expected:?}");
+    }
+    let moved = fused.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(moved > 1e-3, "the patch scores change the result ({moved})");
+}
