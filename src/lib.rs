@@ -15,6 +15,7 @@ pub mod interpret;
 pub mod model;
 pub mod pipeline;
 pub mod preprocess;
+pub mod service;
 pub mod sink;
 pub mod source;
 pub mod tensor;

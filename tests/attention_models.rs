@@ -519,8 +519,15 @@ fn token_labels_fuse_the_patch_scores_of_the_lv_vit_model() {
     let expected = edgevit::interpret::softmax(&expected);
     let plain = edgevit::interpret::softmax(logits);
     for c in 0..10 {
-        assert!((fused[c] - expected[c]).abs() < 1e-6, "{fused:?} vs {expected:?}");
+        assert!(
+            (fused[c] - expected[c]).abs() < 1e-6,
+            "{fused:?} vs {expected:?}"
+        );
     }
-    let moved = fused.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let moved = fused
+        .iter()
+        .zip(&plain)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(moved > 1e-3, "the patch scores change the result ({moved})");
 }

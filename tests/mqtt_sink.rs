@@ -85,7 +85,7 @@ impl Broker {
     /// A clean stop (SIGTERM), so the broker saves its sessions.
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            signal(&child, "TERM");
+            common::signal(&child, "TERM");
             let _ = child.wait();
         }
     }
@@ -112,14 +112,6 @@ fn installed() -> bool {
     );
     eprintln!("NOTE: {MOSQUITTO} is not installed; this MQTT test checks nothing and passes");
     false
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 fn free_port() -> u16 {
@@ -350,7 +342,7 @@ fn sigkill_while_connected_leaves_offline() {
     sub.wait_for("online", 20, |s| {
         s.availability().last().is_some_and(|a| a == "online")
     });
-    signal(&run, "KILL");
+    common::signal(&run, "KILL");
     let _ = run.wait();
     sub.wait_for("offline", 10, |s| {
         s.availability().last().is_some_and(|a| a == "offline")
@@ -373,7 +365,7 @@ fn results_spooled_before_a_kill_arrive_after_restart() {
         "frames = 10\ncamera = \"before\"",
     ));
     wait_until_spooled(&tmp.path().join("spool"), 10);
-    signal(&first, "KILL");
+    common::signal(&first, "KILL");
     let _ = first.wait();
 
     let Some(_broker) = Broker::start(tmp.path(), port) else {
@@ -434,7 +426,7 @@ fn two_runs_with_an_outage_between_are_told_apart_by_the_dedup_key() {
     }
     let mut first = edgevit(&config(tmp.path(), port, "frames = 26\ncamera = \"gate\""));
     wait_until_spooled(&tmp.path().join("spool"), 26);
-    signal(&first, "KILL");
+    common::signal(&first, "KILL");
     let _ = first.wait();
 
     let Some(_broker) = Broker::start(tmp.path(), port) else {

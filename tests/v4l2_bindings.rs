@@ -41,7 +41,8 @@ const IOCTLS: [&str; 11] = [
 /// `name value` lines from the C side, or `None` when it cannot be built here.
 fn from_the_header() -> Option<HashMap<String, u64>> {
     let dir = tempfile::tempdir().unwrap();
-    let mut program = String::from("#include <stdio.h>\n#include <linux/videodev2.h>\nint main(void) {\n");
+    let mut program =
+        String::from("#include <stdio.h>\n#include <linux/videodev2.h>\nint main(void) {\n");
     for s in STRUCTS {
         program.push_str(&format!("printf(\"{s} %zu\\n\", sizeof(struct {s}));\n"));
     }
@@ -52,7 +53,11 @@ fn from_the_header() -> Option<HashMap<String, u64>> {
     let source = dir.path().join("sizes.c");
     let binary = dir.path().join("sizes");
     std::fs::write(&source, program).unwrap();
-    let compiled = Command::new("gcc").arg(&source).arg("-o").arg(&binary).output();
+    let compiled = Command::new("gcc")
+        .arg(&source)
+        .arg("-o")
+        .arg(&binary)
+        .output();
     let compiled = match compiled {
         Ok(out) if out.status.success() => true,
         Ok(out) => {
@@ -93,7 +98,10 @@ fn the_bundled_bindings_match_the_installed_kernel_header() {
         ("v4l2_capability", size_of::<sys::v4l2_capability>()),
         ("v4l2_format", size_of::<sys::v4l2_format>()),
         ("v4l2_pix_format", size_of::<sys::v4l2_pix_format>()),
-        ("v4l2_pix_format_mplane", size_of::<sys::v4l2_pix_format_mplane>()),
+        (
+            "v4l2_pix_format_mplane",
+            size_of::<sys::v4l2_pix_format_mplane>(),
+        ),
         ("v4l2_buffer", size_of::<sys::v4l2_buffer>()),
         ("v4l2_plane", size_of::<sys::v4l2_plane>()),
         ("v4l2_requestbuffers", size_of::<sys::v4l2_requestbuffers>()),

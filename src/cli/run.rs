@@ -24,7 +24,13 @@ pub fn run(args: Args) -> Result<i32> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot install the signal handlers")?;
     }
-    let summary = pipeline.run(&stop)?;
+    // Ready: the model is loaded and self-tested, the source and the sink are open.
+    let notifier = edgevit::service::Notifier::start(pipeline.health());
+    let summary = pipeline.run(&stop);
+    if let Some(notifier) = notifier {
+        notifier.stopping();
+    }
+    let summary = summary?;
     log::info!(
         "done: {} frames, {} results, {} errors",
         summary.frames,

@@ -2,11 +2,13 @@
 //! A frame that fails in any stage becomes an error record; the loop goes on.
 
 mod config;
+mod health;
 mod sequence;
 mod vit;
 mod warnings;
 
 pub use config::{ConfigError, ModelConfig, RunConfig};
+pub use health::{Health, Snapshot};
 pub use sequence::{SequenceError, Sequences};
 pub use vit::{StageFailure, VitOptions, VitStage};
 pub use warnings::WarningLimiter;
@@ -24,6 +26,7 @@ use crate::sink::{
 use crate::source::{self, FrameSource, SourceError, SourceEvent};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Why a pipeline could not be built or had to stop.
@@ -168,6 +171,7 @@ pub struct Pipeline {
     vit: Option<(VitStage, Classifier)>,
     sink: Box<dyn Sink>,
     sequences: Sequences,
+    health: Arc<Health>,
     model: String,
     task: Task,
 }
@@ -227,10 +231,16 @@ impl Pipeline {
             vit,
             sink,
             sequences: Sequences::in_memory(),
+            health: Arc::new(Health::new()),
             model: model.package.name().to_string(),
             task: model.package.manifest.task,
             backend: model.backend,
         })
+    }
+
+    /// What the loop reports about itself (for systemd's watchdog and status).
+    pub fn health(&self) -> Arc<Health> {
+        Arc::clone(&self.health)
     }
 
     /// Runs until the source ends or `stop` is set. Only a sink that cannot deliver stops it
@@ -248,6 +258,7 @@ impl Pipeline {
             let next = match self.source.next_event(stop) {
                 None => break,
                 Some(SourceEvent::Camera(status)) => {
+                    self.health.camera(&status.camera, status.state);
                     self.sink
                         .camera_status(&CameraStatusRecord::from(&status))?;
                     continue;
@@ -274,6 +285,7 @@ impl Pipeline {
                 }
             }
             self.sink.emit(&record)?;
+            self.health.frame();
         }
         warnings.finish();
         self.sink.flush()?;

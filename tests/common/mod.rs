@@ -168,3 +168,12 @@ pub fn frame(
         data,
     }
 }
+
+/// Sends signal `name` (`TERM`, `KILL`, ...) to a child process.
+pub fn signal(child: &std::process::Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
