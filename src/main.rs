@@ -5,9 +5,7 @@ mod cli;
 use clap::Parser;
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .target(env_logger::Target::Stderr)
-        .init();
+    cli::logging::init();
     let code = match cli::run(cli::Cli::parse()) {
         Ok(code) => code,
         Err(error) => {

@@ -239,7 +239,7 @@ fn run_configurations_parse_or_say_why() {
     let mut seeds = text_seeds(&[
         &repo.join("board-configs/demo.toml"),
         &repo.join("board-configs/usb-webcam.toml"),
-        &repo.join("board-configs/rockchip-mipi.toml"),
+        &repo.join("board-configs/rk3588.toml"),
     ]);
     seeds.push(
         b"[source]\nkind = \"pattern\"\nframes = 3\n[model]\npath = \"m\"\n[sink]\nkind = \"mqtt\"\n\

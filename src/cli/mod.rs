@@ -2,7 +2,9 @@
 
 mod args;
 mod bench;
+mod check;
 mod infer;
+pub mod logging;
 mod models;
 mod probe;
 mod run;
@@ -41,6 +43,9 @@ enum Command {
     Infer(infer::Args),
     /// Run the capture loop described by a configuration file.
     Run(run::Args),
+    /// Check a configuration completely without capturing: it parses, the model loads and
+    /// passes its self-test, the files and devices it names exist; exit code 1 on FAIL.
+    Check(check::Args),
     /// Inspect model packages.
     Models {
         #[command(subcommand)]
@@ -62,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Infer(args) => infer::run(args),
         Command::Run(args) => run::run(args),
+        Command::Check(args) => check::run(args),
         Command::Models { command } => models::run(command),
         Command::Probe(args) => probe::run(args),
         Command::Snapshot(args) => snapshot::run(args),

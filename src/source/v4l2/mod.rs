@@ -23,6 +23,7 @@ mod stream;
 
 pub use capture::Counters;
 pub use config::{CameraConfig, V4l2Config};
+pub use device::{resolve, CameraError};
 pub use formats::CameraFormat;
 pub use policy::PolicyKind;
 

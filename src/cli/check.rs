@@ -1,0 +1,198 @@
+//! `edgevit check --config FILE`: everything `run` would set up, checked without capturing:
+//! the configuration parses, the model loads and passes its self-test, the stages it asks for
+//! work with that model, and the files, folders and devices it names exist. For use before a
+//! restart (`edgevit check --config /etc/edgevit/edgevit.toml && systemctl restart edgevit`).
+
+use super::exit;
+use anyhow::Result;
+use edgevit::error::chain;
+use edgevit::pipeline::{LoadedModel, RunConfig, VitOptions, VitStage};
+use edgevit::sink::SinkConfig;
+use edgevit::source::SourceConfig;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The TOML configuration file to check.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+/// One line of the report.
+struct Report {
+    failed: usize,
+}
+
+impl Report {
+    fn ok(&self, what: &str, detail: impl AsRef<str>) {
+        println!("ok    {what}: {}", detail.as_ref());
+    }
+    fn warn(&self, what: &str, detail: impl AsRef<str>) {
+        println!("warn  {what}: {}", detail.as_ref());
+    }
+    fn fail(&mut self, what: &str, detail: impl AsRef<str>) {
+        println!("FAIL  {what}: {}", detail.as_ref());
+        self.failed += 1;
+    }
+}
+
+pub fn run(args: Args) -> Result<i32> {
+    // A configuration that does not parse is an error like for `run` (exit code 2).
+    let config = RunConfig::load(&args.config)?;
+    let mut report = Report { failed: 0 };
+    report.ok("config", args.config.display().to_string());
+    check_model(&config, &mut report);
+    check_source(&config.source, &mut report);
+    check_sink(&config.sink, &mut report);
+    if let Some(dir) = &config.state_dir {
+        check_writable_dir("state_dir", dir, &mut report);
+    }
+    if report.failed == 0 {
+        println!("PASS {}", args.config.display());
+        Ok(exit::OK)
+    } else {
+        println!("FAIL {}: {} problems", args.config.display(), report.failed);
+        Ok(exit::FAILED_ITEMS)
+    }
+}
+
+fn check_model(config: &RunConfig, report: &mut Report) {
+    let model = match LoadedModel::load(&config.model.path, &config.backend) {
+        Ok(model) => model,
+        Err(e) => return report.fail("model.path", chain(&e)),
+    };
+    let tested = model
+        .selftest
+        .as_ref()
+        .and_then(|r| {
+            r.worst()
+                .map(|w| format!("self-test passed (worst difference {:e})", w.max_abs_diff))
+        })
+        .unwrap_or_else(|| "no [selftest] in the package: outputs not compared".into());
+    report.ok(
+        "model",
+        format!(
+            "{} on {}: {tested}",
+            model.package.name(),
+            model.backend.name()
+        ),
+    );
+    let vit = VitOptions {
+        attention: config.attention.clone(),
+        zoom: config.zoom.clone(),
+        parts: config.parts.clone(),
+        token_labels: config.token_labels.clone(),
+    };
+    if let Err(e) = model.classifier(&config.classify, &vit) {
+        report.fail("classify", chain(&e));
+    }
+    match VitStage::new(&model.package, model.backend.as_ref(), &vit) {
+        Ok(Some(stage)) => report.ok(
+            "zoom/parts",
+            format!(
+                "{} attention blocks, a {}x{} patch grid",
+                model.backend.attention().len(),
+                stage.layout().grid_w,
+                stage.layout().grid_h
+            ),
+        ),
+        Ok(None) => {}
+        Err(e) => report.fail("zoom/parts", chain(&e)),
+    }
+}
+
+fn check_source(source: &SourceConfig, report: &mut Report) {
+    match source {
+        SourceConfig::ImageFile(c) => check_exists("source.path", &c.path, report),
+        SourceConfig::ImageDir(c) => match edgevit::source::ImageDirSource::open(c) {
+            Ok(_) => report.ok("source.path", c.path.display().to_string()),
+            Err(e) => report.fail("source.path", chain(&e)),
+        },
+        SourceConfig::Pattern(_) => report.ok("source", "test pattern"),
+        SourceConfig::V4l2(c) => {
+            if let Err(e) = c.validate() {
+                return report.fail("source", e);
+            }
+            for (i, camera) in c.camera.iter().enumerate() {
+                let key = format!("source.camera[{i}].device");
+                match edgevit::source::v4l2::resolve(&camera.device) {
+                    Ok(path) if path.exists() => {
+                        report.ok(&key, format!("{} ({})", camera.id, path.display()))
+                    }
+                    // Not fatal at run time (it is retried), but a check says so.
+                    Ok(path) => report.fail(
+                        &key,
+                        format!("{}: {} does not exist", camera.id, path.display()),
+                    ),
+                    Err(e) => report.fail(&key, format!("{}: {}", camera.id, chain(&e))),
+                }
+            }
+        }
+    }
+}
+
+fn check_sink(sink: &SinkConfig, report: &mut Report) {
+    match sink {
+        SinkConfig::Stdout(_) => report.ok("sink", "stdout"),
+        SinkConfig::File(c) => match c.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(dir) => check_writable_dir("sink.path", dir, report),
+            None => report.ok("sink.path", c.path.display().to_string()),
+        },
+        SinkConfig::Serial(c) => {
+            if Path::new(&c.path).exists() {
+                report.ok("sink.path", &c.path);
+            } else {
+                // The serial sink waits for a port that appears later; say so, do not fail.
+                report.warn(
+                    "sink.path",
+                    format!("{} does not exist now (records will wait for it)", c.path),
+                );
+            }
+        }
+        SinkConfig::Mqtt(c) => {
+            match c.credentials() {
+                Ok(_) => {}
+                Err(e) => report.fail("sink", chain(&e)),
+            }
+            if let Some(tls) = &c.tls {
+                match tls.load() {
+                    Ok(_) => report.ok("sink.tls", "certificates and keys read"),
+                    Err(e) => report.fail("sink.tls", chain(&e)),
+                }
+            }
+            check_writable_dir("sink.spool.path", &c.spool.path, report);
+            report.ok(
+                "sink",
+                format!("mqtt {}:{} (the broker is not contacted)", c.host, c.port),
+            );
+        }
+    }
+}
+
+fn check_exists(key: &str, path: &Path, report: &mut Report) {
+    if path.exists() {
+        report.ok(key, path.display().to_string());
+    } else {
+        report.fail(key, format!("{} does not exist", path.display()));
+    }
+}
+
+/// A folder that exists and takes files, or could be made where it would be (checked with
+/// access(2): a check changes nothing on the board).
+fn check_writable_dir(key: &str, dir: &Path, report: &mut Report) {
+    let existing = dir
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"));
+    let writable = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes())
+        // SAFETY: a valid C string; access(2) reads nothing else.
+        .is_ok_and(|path| unsafe { libc::access(path.as_ptr(), libc::W_OK) } == 0);
+    match (writable, existing == dir) {
+        (true, true) => report.ok(key, format!("{} is writable", dir.display())),
+        (true, false) => report.ok(key, format!("{} will be created", dir.display())),
+        (false, _) => report.fail(
+            key,
+            format!("{} is not writable (by this user)", existing.display()),
+        ),
+    }
+}
