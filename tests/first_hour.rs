@@ -186,6 +186,8 @@ fn every_argument_has_help() {
         vec!["snapshot"],
         vec!["probe"],
         vec!["models", "check"],
+        vec!["models", "attention"],
+        vec!["check"],
     ] {
         let mut args = command.clone();
         args.push("--help");
