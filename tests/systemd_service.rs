@@ -242,3 +242,64 @@ fn the_unit_file_verifies_and_is_hardened() {
     eprintln!("systemd-analyze security: {score}");
     assert!(score <= 3.0, "exposure {score} > 3.0:\n{text}");
 }
+
+/// `systemctl stop` with a slow model and an MQTT broker that is down: the frame in flight
+/// gets its record, every record is kept in the spool, and edgevit exits 0 well within 5 s.
+#[test]
+fn sigterm_with_a_slow_model_and_no_broker_stops_within_five_seconds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = common::write_config(
+        tmp.path(),
+        &format!(
+            "[source]\nkind = \"pattern\"\nwidth = 320\nheight = 240\n\
+             [model]\npath = \"{}\"\n[sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             [sink.spool]\npath = \"spool\"\n",
+            common::repo().join("models/vit-tiny-int8").display()
+        ),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let segment = tmp.path().join("spool/00000000000000000001.seg");
+    let spooled = || {
+        std::fs::read(&segment)
+            .map(|b| b.windows(7).filter(|w| w == b"/result").count())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while spooled() < 3 {
+        assert!(Instant::now() < deadline, "no results spooled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let asked = Instant::now();
+    common::signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    let took = asked.elapsed();
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{log}");
+    assert!(
+        took < Duration::from_secs(5),
+        "stopping took {took:?}: {log}"
+    );
+    // Every record made it to the spool: as many as the run says it produced.
+    let done = log
+        .lines()
+        .find_map(|l| l.split("done: ").nth(1))
+        .unwrap_or_else(|| panic!("no summary: {log}"));
+    let results: usize = done
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" results"))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert_eq!(spooled(), results, "{done}");
+    eprintln!("stopped in {took:?} with {results} results kept in the spool");
+}

@@ -94,7 +94,7 @@ fn default_inflight() -> usize {
     32
 }
 fn default_drain() -> u64 {
-    5_000
+    2_000
 }
 
 impl MqttConfig {
