@@ -303,3 +303,79 @@ fn sigterm_with_a_slow_model_and_no_broker_stops_within_five_seconds() {
     assert_eq!(spooled(), results, "{done}");
     eprintln!("stopped in {took:?} with {results} results kept in the spool");
 }
+
+/// SIGHUP re-reads the configuration: `[classify]` (and the other interpretation sections)
+/// change live; a change to another section, or a file that does not parse, is refused with a
+/// message and the running configuration stays.
+#[test]
+fn sighup_applies_live_settings_and_refuses_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nfps = 20\n\
+                [model]\npath = \"{model}\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n";
+    let config = common::write_config(tmp.path(), &format!("{base}[classify]\ntop_k = 1\n"));
+    let child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = tmp.path().join("out.jsonl");
+    let records = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while records().len() < n {
+            assert!(Instant::now() < deadline, "fewer than {n} records");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(3);
+    // A live change: three classes per record from now on.
+    common::write_config(tmp.path(), &format!("{base}[classify]\ntop_k = 3\n"));
+    common::signal(&child, "HUP");
+    let before = records().len();
+    wait_for(before + 10);
+    // Not live: another source. Then a file that does not parse.
+    common::write_config(
+        tmp.path(),
+        &format!(
+            "{}[classify]\ntop_k = 2\n",
+            base.replace("fps = 20", "fps = 10")
+        ),
+    );
+    common::signal(&child, "HUP");
+    let refused_at = records().len();
+    wait_for(refused_at + 10);
+    std::fs::write(&config, "[source\n").unwrap();
+    common::signal(&child, "HUP");
+    let broken_at = records().len();
+    wait_for(broken_at + 10);
+    common::signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{log}");
+    let tops: Vec<usize> = records()
+        .iter()
+        .map(|r| r["top"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert!(tops[..3].iter().all(|&n| n == 1), "{tops:?}");
+    assert_eq!(tops.last(), Some(&3), "{tops:?}");
+    assert!(
+        !tops.contains(&2),
+        "a refused reload changed nothing: {tops:?}"
+    );
+    let ones_then_threes = tops.windows(2).all(|w| w[0] <= w[1]);
+    assert!(ones_then_threes, "{tops:?}");
+    assert!(
+        log.contains("`source` cannot change while running"),
+        "{log}"
+    );
+    assert!(log.contains("TOML parse error"), "{log}");
+    assert_eq!(log.matches("reload refused").count(), 2, "{log}");
+}

@@ -6,7 +6,7 @@
 use super::exit;
 use anyhow::Result;
 use edgevit::error::chain;
-use edgevit::pipeline::{LoadedModel, RunConfig, VitOptions, VitStage};
+use edgevit::pipeline::{LoadedModel, RunConfig, VitStage};
 use edgevit::sink::SinkConfig;
 use edgevit::source::SourceConfig;
 use std::path::{Path, PathBuf};
@@ -77,12 +77,7 @@ fn check_model(config: &RunConfig, report: &mut Report) {
             model.backend.name()
         ),
     );
-    let vit = VitOptions {
-        attention: config.attention.clone(),
-        zoom: config.zoom.clone(),
-        parts: config.parts.clone(),
-        token_labels: config.token_labels.clone(),
-    };
+    let vit = config.vit_options();
     if let Err(e) = model.classifier(&config.classify, &vit) {
         report.fail("classify", chain(&e));
     }

@@ -17,6 +17,25 @@ pub struct Args {
 pub fn run(args: Args) -> Result<i32> {
     let config = RunConfig::load(&args.config)?;
     let mut pipeline = Pipeline::from_config(&config)?;
+    // SIGHUP (systemctl reload): re-read the file; the interpretation sections change live,
+    // anything else is refused with a message and the running configuration stays.
+    let hangup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))
+        .context("cannot install the signal handlers")?;
+    let mut running = config;
+    let path = args.config.clone();
+    pipeline.set_reload(
+        hangup,
+        Box::new(move || {
+            let new = RunConfig::load(&path).map_err(|e| edgevit::error::chain(&e))?;
+            if !new.live_changes_from(&running)? {
+                return Ok(None);
+            }
+            let settings = (new.classify.clone(), new.vit_options());
+            running = new;
+            Ok(Some(settings))
+        }),
+    );
     // SIGTERM (systemd stop) and SIGINT end the loop between frames, so the frame in flight
     // still gets its record and the sink is flushed.
     let stop = Arc::new(AtomicBool::new(false));

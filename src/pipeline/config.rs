@@ -62,6 +62,41 @@ pub enum ConfigError {
 }
 
 impl RunConfig {
+    /// The ViT-aware options of `[attention]`, `[zoom]`, `[parts]` and `[token_labels]`.
+    pub fn vit_options(&self) -> crate::pipeline::VitOptions {
+        crate::pipeline::VitOptions {
+            attention: self.attention.clone(),
+            zoom: self.zoom.clone(),
+            parts: self.parts.clone(),
+            token_labels: self.token_labels.clone(),
+        }
+    }
+
+    /// What a reload (SIGHUP) may change while running: the interpretation sections. `Err`
+    /// names the first other section that differs from `running`, which needs a restart.
+    pub fn live_changes_from(&self, running: &RunConfig) -> Result<bool, String> {
+        // Compared through their Debug form: every section is plain data, and this keeps
+        // the comparison complete as sections gain fields.
+        let fixed = |c: &RunConfig| {
+            [
+                ("source", format!("{:?}", c.source)),
+                ("model", format!("{:?}", c.model)),
+                ("backend", format!("{:?}", c.backend)),
+                ("sink", format!("{:?}", c.sink)),
+                ("state_dir", format!("{:?}", c.state_dir)),
+            ]
+        };
+        for ((key, new), (_, old)) in fixed(self).iter().zip(fixed(running).iter()) {
+            if new != old {
+                return Err(format!(
+                    "`{key}` cannot change while running: restart edgevit to apply it"
+                ));
+            }
+        }
+        let live = |c: &RunConfig| format!("{:?}{:?}", c.classify, c.vit_options());
+        Ok(live(self) != live(running))
+    }
+
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

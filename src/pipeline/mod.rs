@@ -140,17 +140,34 @@ impl LoadedModel {
         classify: &ClassifyConfig,
         vit: &VitOptions,
     ) -> Result<Classifier, PipelineError> {
-        match self.package.manifest.task {
-            Task::Classify => {
-                let classifier = Classifier::new(&self.package, classify)?;
-                Ok(match &self.package.manifest.outputs.patch_logits {
-                    Some(name) => classifier.with_token_labels(name, &vit.token_labels),
-                    None => classifier,
-                })
-            }
-            Task::Reid => Err(PipelineError::UnsupportedTask(Task::Reid.name())),
-        }
+        classifier_for(&self.package, classify, vit)
     }
+}
+
+/// The classifier of a `classify` package (fusing per-patch class scores if it has them).
+fn classifier_for(
+    package: &ModelPackage,
+    classify: &ClassifyConfig,
+    vit: &VitOptions,
+) -> Result<Classifier, PipelineError> {
+    match package.manifest.task {
+        Task::Classify => {
+            let classifier = Classifier::new(package, classify)?;
+            Ok(match &package.manifest.outputs.patch_logits {
+                Some(name) => classifier.with_token_labels(name, &vit.token_labels),
+                None => classifier,
+            })
+        }
+        Task::Reid => Err(PipelineError::UnsupportedTask(Task::Reid.name())),
+    }
+}
+
+/// Asked for new live settings on a reload (see [`Pipeline::set_reload`]).
+pub type ReloadFn = Box<dyn FnMut() -> Result<Option<(ClassifyConfig, VitOptions)>, String> + Send>;
+
+struct Reload {
+    flag: Arc<AtomicBool>,
+    reload: ReloadFn,
 }
 
 /// Counts of what a run did.
@@ -172,6 +189,9 @@ pub struct Pipeline {
     sink: Box<dyn Sink>,
     sequences: Sequences,
     health: Arc<Health>,
+    /// The package, to rebuild the interpretation on a reload.
+    package: ModelPackage,
+    reload: Option<Reload>,
     model: String,
     task: Task,
 }
@@ -199,13 +219,7 @@ impl Pipeline {
             let names_the_path = matches!(e, SinkError::Open { .. });
             PipelineError::from(e).at_key(names_the_path, "sink.path")
         })?;
-        let vit = VitOptions {
-            attention: config.attention.clone(),
-            zoom: config.zoom.clone(),
-            parts: config.parts.clone(),
-            token_labels: config.token_labels.clone(),
-        };
-        let mut pipeline = Self::new(model, &config.classify, &vit, source, sink)?;
+        let mut pipeline = Self::new(model, &config.classify, &config.vit_options(), source, sink)?;
         if let Some(dir) = &config.state_dir {
             pipeline.sequences = Sequences::persistent(dir);
         }
@@ -232,10 +246,53 @@ impl Pipeline {
             sink,
             sequences: Sequences::in_memory(),
             health: Arc::new(Health::new()),
+            package: model.package.clone(),
+            reload: None,
             model: model.package.name().to_string(),
             task: model.package.manifest.task,
             backend: model.backend,
         })
+    }
+
+    /// Rebuilds the interpretation (classification, attention, zoom, parts, token labels) with
+    /// new settings; on an error the old ones stay.
+    pub fn reconfigure(
+        &mut self,
+        classify: &ClassifyConfig,
+        vit: &VitOptions,
+    ) -> Result<(), PipelineError> {
+        let classifier = classifier_for(&self.package, classify, vit)?;
+        let stage = VitStage::new(&self.package, self.backend.as_ref(), vit)?;
+        self.interpret = Box::new(classifier.clone());
+        self.vit = stage.map(|s| (s, classifier));
+        Ok(())
+    }
+
+    /// Between frames, when `flag` is set, `reload` is asked for new settings: `Ok(Some)`
+    /// applies them, `Ok(None)` means nothing changed, `Err` is logged and the running
+    /// settings stay (SIGHUP).
+    pub fn set_reload(&mut self, flag: Arc<AtomicBool>, reload: ReloadFn) {
+        self.reload = Some(Reload { flag, reload });
+    }
+
+    fn reload_if_asked(&mut self) {
+        let Some(reload) = self.reload.as_mut() else {
+            return;
+        };
+        if !reload.flag.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        match (reload.reload)() {
+            Ok(None) => log::info!("reload: nothing that can change live has changed"),
+            Ok(Some((classify, vit))) => match self.reconfigure(&classify, &vit) {
+                Ok(()) => log::info!("reload: new [classify], [attention], [zoom], [parts] and [token_labels] in use"),
+                Err(e) => log::error!(
+                    "reload refused, the running configuration stays: {}",
+                    crate::error::Report(&e)
+                ),
+            },
+            Err(why) => log::error!("reload refused, the running configuration stays: {why}"),
+        }
     }
 
     /// What the loop reports about itself (for systemd's watchdog and status).
@@ -255,6 +312,7 @@ impl Pipeline {
         let mut summary = RunSummary::default();
         let mut warnings = WarningLimiter::new(Duration::from_secs(10), 5);
         while !stop.load(Ordering::Relaxed) {
+            self.reload_if_asked();
             let next = match self.source.next_event(stop) {
                 None => break,
                 Some(SourceEvent::Camera(status)) => {
