@@ -17,21 +17,28 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-fn bench_preprocessing() {
-    let (w, h) = (1280u32, 720u32);
-    let frame = Frame {
+/// A `width x height` frame of `bytes_per_pixel` in `format`, filled with a repeating ramp.
+fn synthetic_frame(width: u32, height: u32, format: PixelFormat, bytes_per_pixel: u32) -> Frame {
+    Frame {
         meta: FrameMeta {
             seq: 0,
             captured_at: SystemTime::now(),
             source: "bench".into(),
             camera: "cam0".into(),
             path: None,
-            width: w,
-            height: h,
-            format: PixelFormat::Yuyv,
+            width,
+            height,
+            format,
         },
-        data: (0..w * h * 2).map(|i| (i % 251) as u8).collect(),
-    };
+        data: (0..width * height * bytes_per_pixel)
+            .map(|i| (i % 251) as u8)
+            .collect(),
+    }
+}
+
+fn bench_preprocessing() {
+    let (w, h) = (1280u32, 720u32);
+    let frame = synthetic_frame(w, h, PixelFormat::Yuyv, 2);
     let mut baseline = None;
     for policy in [
         ResizePolicy::Stretch,
@@ -135,19 +142,7 @@ fn bench_attention() {
     let rollout = stage_with(edgevit::interpret::rollout::MapKind::Rollout);
     let last = stage_with(edgevit::interpret::rollout::MapKind::Last);
     let (w, h) = (800u32, 600u32);
-    let frame = Frame {
-        meta: FrameMeta {
-            seq: 0,
-            captured_at: SystemTime::now(),
-            source: "bench".into(),
-            camera: "cam0".into(),
-            path: None,
-            width: w,
-            height: h,
-            format: PixelFormat::Rgb24,
-        },
-        data: (0..w * h * 3).map(|i| (i % 253) as u8).collect(),
-    };
+    let frame = synthetic_frame(w, h, PixelFormat::Rgb24, 3);
     let mut pre = Preprocessor::new(&package.manifest.input);
     let raster = pre.decode(&frame).expect("decode");
     let prepared = pre.prepare_raster(&raster).expect("prepare");

@@ -6,16 +6,15 @@
 mod common;
 
 use edgevit::backend::{self, BackendConfig, InferenceBackend};
-use edgevit::frame::{Frame, FrameMeta, PixelFormat};
+use edgevit::frame::{Frame, PixelFormat};
 use edgevit::interpret::rollout::MapKind;
 use edgevit::interpret::zoom::{self, PixelBox, ZoomConfig};
 use edgevit::interpret::{AttentionConfig, ClassifyConfig};
 use edgevit::model::ModelPackage;
-use edgevit::pipeline::{LoadedModel, VitOptions, VitStage};
+use edgevit::pipeline::{FramePasses, LoadedModel, VitOptions, VitStage};
 use edgevit::preprocess::{Prepared, Preprocess, PreprocessError, Preprocessor, Raster};
 use edgevit::tensor::Tensor;
 use std::path::Path;
-use std::time::SystemTime;
 
 const DINO_INPUT: &str = "name = \"input_image\"\nshape = [1, 3, 224, 224]\ncolor = \"rgb\"\n\
      mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]";
@@ -49,19 +48,12 @@ fn stage(package: &ModelPackage, backend: &dyn InferenceBackend, map: MapKind) -
 }
 
 fn rgb_frame(image: &image::RgbImage) -> Frame {
-    Frame {
-        meta: FrameMeta {
-            seq: 0,
-            captured_at: SystemTime::now(),
-            source: "test".into(),
-            camera: "cam0".into(),
-            path: None,
-            width: image.width(),
-            height: image.height(),
-            format: PixelFormat::Rgb24,
-        },
-        data: image.as_raw().clone(),
-    }
+    common::frame(
+        image.as_raw().clone(),
+        image.width(),
+        image.height(),
+        PixelFormat::Rgb24,
+    )
 }
 
 #[test]
@@ -333,16 +325,15 @@ fn the_second_pass_crops_the_native_frame() {
         let prepared = pre.prepare_raster(&raster).unwrap();
         let outputs = backend.run(&prepared.tensor).unwrap();
         let probabilities = classifier.probabilities(&outputs).unwrap();
+        let frame = FramePasses {
+            raster: &raster,
+            prepared: &prepared,
+            preprocess: &mut pre,
+            backend: backend.as_mut(),
+            classifier: &classifier,
+        };
         let result = vit
-            .extend(
-                &outputs,
-                probabilities,
-                &raster,
-                &prepared,
-                &mut pre,
-                backend.as_mut(),
-                &classifier,
-            )
+            .extend(&outputs, probabilities, frame)
             .unwrap_or_else(|_| panic!("zoom failed"));
         let region = result.region.expect("a region").bounds;
         let passes = result.passes.expect("passes");

@@ -4,12 +4,11 @@
 mod common;
 
 use edgevit::backend::{self, BackendConfig};
-use edgevit::frame::{Frame, FrameMeta, PixelFormat};
+use edgevit::frame::{Frame, PixelFormat};
 use edgevit::model::ModelPackage;
 use edgevit::preprocess::{Preprocess, Preprocessor};
 use edgevit::tensor::Tensor;
 use std::path::Path;
-use std::time::SystemTime;
 
 /// The manifest of the third-party OSNet model at `onnx` (see ../shared/README.md).
 fn manifest(onnx: &Path) -> String {
@@ -34,19 +33,12 @@ fn load_osnet(shared: &Path) -> (ModelPackage, Box<dyn backend::InferenceBackend
 }
 
 fn rgb_frame(image: &image::RgbImage) -> Frame {
-    Frame {
-        meta: FrameMeta {
-            seq: 0,
-            captured_at: SystemTime::now(),
-            source: "test".into(),
-            camera: "cam0".into(),
-            path: None,
-            width: image.width(),
-            height: image.height(),
-            format: PixelFormat::Rgb24,
-        },
-        data: image.as_raw().clone(),
-    }
+    common::frame(
+        image.as_raw().clone(),
+        image.width(),
+        image.height(),
+        PixelFormat::Rgb24,
+    )
 }
 
 fn unit(v: &[f32]) -> Vec<f32> {

@@ -70,16 +70,25 @@ impl NotifySocket {
     }
 }
 
-fn edgevit_under_systemd(config: &Path, socket: &NotifySocket, watchdog: Duration) -> Child {
+/// `edgevit run --config CONFIG` with `env` added, its log on a pipe.
+fn edgevit_run(config: &Path, env: &[(&str, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_edgevit"))
         .args(["run", "--config", config.to_str().unwrap()])
-        .env("NOTIFY_SOCKET", &socket.path)
-        .env("WATCHDOG_USEC", watchdog.as_micros().to_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+fn edgevit_under_systemd(config: &Path, socket: &NotifySocket, watchdog: Duration) -> Child {
+    let socket = socket.path.to_string_lossy().into_owned();
+    let watchdog = watchdog.as_micros().to_string();
+    edgevit_run(
+        config,
+        &[("NOTIFY_SOCKET", socket), ("WATCHDOG_USEC", watchdog)],
+    )
 }
 
 fn stderr_of(child: Child) -> String {
@@ -262,13 +271,7 @@ fn sigterm_with_a_slow_model_and_no_broker_stops_within_five_seconds() {
             common::repo().join("models/vit-tiny-int8").display()
         ),
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = edgevit_run(&config, &[]);
     let segment = tmp.path().join("spool/00000000000000000001.seg");
     let spooled = || {
         std::fs::read(&segment)
@@ -313,13 +316,7 @@ fn sighup_applies_live_settings_and_refuses_the_rest() {
     let base = "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nfps = 20\n\
                 [model]\npath = \"{model}\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n";
     let config = common::write_config(tmp.path(), &format!("{base}[classify]\ntop_k = 1\n"));
-    let child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = edgevit_run(&config, &[]);
     let out = tmp.path().join("out.jsonl");
     let records = || -> Vec<serde_json::Value> {
         std::fs::read_to_string(&out)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import mnist_data
-from train_mnist_vit import MODEL_KWARGS, build_model, seed_all
+from train_mnist_vit import MODEL_KWARGS, build_model, seed_all, warmup_cosine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -91,10 +91,7 @@ def main():
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
-    steps = math.ceil(len(tr) / args.batch)
-    total, warm = args.epochs * steps, 2 * steps
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+    sched = warmup_cosine(opt, args.epochs, math.ceil(len(tr) / args.batch))
     rng = np.random.default_rng(args.seed)
     ytr = torch.from_numpy(labels[tr])
     t0 = time.time()

@@ -52,6 +52,13 @@ def seed_all(seed):
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
+def warmup_cosine(opt, epochs, steps_per_epoch, warm_epochs=2):
+    """Linear warm-up over `warm_epochs`, then cosine decay to 0, stepped per batch."""
+    total, warm = epochs * steps_per_epoch, warm_epochs * steps_per_epoch
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+
+
 def normalize(x_u8):
     x = torch.from_numpy(x_u8).float().div_(255.0).unsqueeze(1)
     return (x - MEAN) / STD
@@ -109,11 +116,7 @@ def main():
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05},
                              {"params": no_decay, "weight_decay": 0.0}], lr=args.lr)
-    steps_per_epoch = math.ceil(len(tr) / args.batch)
-    total = args.epochs * steps_per_epoch
-    warm = 2 * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+    sched = warmup_cosine(opt, args.epochs, math.ceil(len(tr) / args.batch))
     gen = torch.Generator().manual_seed(args.seed)
 
     t0 = time.time()

@@ -44,7 +44,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import mnist_data  # noqa: E402
 import rt  # noqa: E402
-from train_mnist_vit import augment, normalize, seed_all  # noqa: E402
+from train_mnist_vit import augment, normalize, seed_all, warmup_cosine  # noqa: E402
 
 DIM, DEPTH, HEADS, MLP, CLASSES = 64, 6, 4, 128, 10
 
@@ -152,10 +152,7 @@ def train(variant, data, args, teacher=None):
     (xtr, ytr), (xte, yte) = data
     model = ViT(variant)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
-    steps = math.ceil(len(ytr) / args.batch)
-    total, warm = args.epochs * steps, 2 * steps
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+    sched = warmup_cosine(opt, args.epochs, math.ceil(len(ytr) / args.batch))
     gen = torch.Generator().manual_seed(args.seed)
     t0 = time.time()
     for ep in range(args.epochs):

@@ -10,7 +10,7 @@ mod warnings;
 pub use config::{ConfigError, ModelConfig, RunConfig};
 pub use health::{Health, Snapshot};
 pub use sequence::{SequenceError, Sequences};
-pub use vit::{StageFailure, VitOptions, VitStage};
+pub use vit::{FramePasses, StageFailure, VitOptions, VitStage};
 pub use warnings::WarningLimiter;
 
 use crate::backend::{self, BackendConfig, BackendError, InferenceBackend};
@@ -376,15 +376,14 @@ impl Pipeline {
                     .probabilities(&outputs)
                     .map_err(StageFailure::from)
                     .and_then(|p| {
-                        stage.extend(
-                            &outputs,
-                            p,
-                            &raster,
-                            &prepared,
-                            self.preprocess.as_mut(),
-                            self.backend.as_mut(),
+                        let frame = FramePasses {
+                            raster: &raster,
+                            prepared: &prepared,
+                            preprocess: self.preprocess.as_mut(),
+                            backend: self.backend.as_mut(),
                             classifier,
-                        )
+                        };
+                        stage.extend(&outputs, p, frame)
                     });
                 match extended {
                     Ok(c) => Ok(Interpretation::Classification(c)),

@@ -24,6 +24,17 @@ pub struct VitOptions {
     pub token_labels: TokenLabelConfig,
 }
 
+/// A frame and the stages that further passes over it go through.
+pub struct FramePasses<'a> {
+    /// The decoded frame at its native resolution.
+    pub raster: &'a Raster,
+    /// The first pass's input (placement, model-input pixels).
+    pub prepared: &'a Prepared,
+    pub preprocess: &'a mut dyn Preprocess,
+    pub backend: &'a mut dyn InferenceBackend,
+    pub classifier: &'a Classifier,
+}
+
 /// Why a frame's zoom or parts failed, and in which stage.
 #[derive(Debug)]
 pub enum StageFailure {
@@ -115,19 +126,15 @@ impl VitStage {
         )
     }
 
-    /// Adds parts and the zoom to the first pass's result over `raster` (the decoded frame).
-    #[allow(clippy::too_many_arguments)]
+    /// Adds parts and the zoom to the first pass's result over `frame.raster`.
     pub fn extend(
         &self,
         first: &Outputs,
         probabilities: Vec<f32>,
-        raster: &Raster,
-        prepared: &Prepared,
-        preprocess: &mut dyn Preprocess,
-        backend: &mut dyn InferenceBackend,
-        classifier: &Classifier,
+        frame: FramePasses,
     ) -> Result<Classification, StageFailure> {
-        let frame = (raster.width, raster.height);
+        let (raster, prepared) = (frame.raster, frame.prepared);
+        let size = (raster.width, raster.height);
         let map = self.map(first)?;
         let found_parts = self.options.parts.as_ref().map(|config| {
             match self.selected.as_ref().and_then(|name| first.get(name)) {
@@ -136,45 +143,38 @@ impl VitStage {
                     Some(&map),
                     &self.layout,
                     &prepared.placement,
-                    frame,
+                    size,
                     config.count,
                 ),
                 None => {
-                    parts::from_map(&map, &self.layout, &prepared.placement, frame, config.count)
+                    parts::from_map(&map, &self.layout, &prepared.placement, size, config.count)
                 }
             }
         });
         let top1 = probabilities.iter().copied().fold(0.0f32, f32::max);
         let mut result = match &self.options.zoom {
-            Some(config) if config.wanted(top1) => self.zoom(
-                config,
-                map,
-                probabilities,
-                raster,
-                prepared,
-                preprocess,
-                backend,
-                classifier,
-            )?,
-            _ => classifier.top(&probabilities),
+            Some(config) if config.wanted(top1) => self.zoom(config, map, probabilities, frame)?,
+            _ => frame.classifier.top(&probabilities),
         };
         result.parts = found_parts;
         Ok(result)
     }
 
     /// RAMS-Trans's second pass (and more, with `depth`).
-    #[allow(clippy::too_many_arguments)]
     fn zoom(
         &self,
         config: &ZoomConfig,
         mut map: AttentionMap,
         probabilities: Vec<f32>,
-        raster: &Raster,
-        prepared: &Prepared,
-        preprocess: &mut dyn Preprocess,
-        backend: &mut dyn InferenceBackend,
-        classifier: &Classifier,
+        frame: FramePasses,
     ) -> Result<Classification, StageFailure> {
+        let FramePasses {
+            raster,
+            prepared,
+            preprocess,
+            backend,
+            classifier,
+        } = frame;
         let mut passes = vec![Pass {
             scale: "full",
             top: classifier.top(&probabilities).top,
