@@ -144,17 +144,8 @@ fn rollout_matches_the_numpy_reference_on_dinov2() {
     let (package, mut backend) = dino(&shared, tmp.path(), "stretch");
     let fixtures = common::repo().join("tests/fixtures/attention_ref");
     let pixels = Tensor::read_npy(&fixtures.join("input.npy")).unwrap();
-    let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
-    let plane = 224 * 224;
-    let input: Vec<f32> = pixels
-        .data()
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (v / 255.0 - mean[i / plane]) / std[i / plane])
-        .collect();
-    let outputs = backend
-        .run(&Tensor::new(vec![1, 3, 224, 224], input).unwrap())
-        .unwrap();
+    assert_eq!(pixels.shape(), [1, 3, 224, 224]);
+    let outputs = backend.run(&common::imagenet_input(&pixels)).unwrap();
     for (kind, file) in [
         (MapKind::Rollout, "rollout.npy"),
         (MapKind::Last, "last.npy"),

@@ -97,21 +97,11 @@ fn osnet_embeddings_match_onnx_runtime() {
     };
     let (_, mut backend) = load_osnet(&shared);
     let fixtures = common::repo().join("tests/fixtures/osnet_ort");
-    let mean = [0.485f32, 0.456, 0.406];
-    let std = [0.229f32, 0.224, 0.225];
     let mut embeddings = Vec::new();
     for name in ["astronaut", "grace_hopper"] {
         let pixels = Tensor::read_npy(&fixtures.join(format!("{name}.input.npy"))).unwrap();
         assert_eq!(pixels.shape(), [1, 3, 256, 128]);
-        let plane = 256 * 128;
-        let input: Vec<f32> = pixels
-            .data()
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (v / 255.0 - mean[i / plane]) / std[i / plane])
-            .collect();
-        let input = Tensor::new(vec![1, 3, 256, 128], input).unwrap();
-        let outputs = backend.run(&input).unwrap();
+        let outputs = backend.run(&common::imagenet_input(&pixels)).unwrap();
         let ours = outputs.get("output").unwrap();
         let reference = Tensor::read_npy(&fixtures.join(format!("{name}.embedding.npy"))).unwrap();
         let worst = ours

@@ -440,36 +440,23 @@ mod tests {
         let placement = Placement::new(ResizePolicy::Stretch, 84, 84, 28, 28);
         let m = map(4, 4, &[(1, 1, 9.0)]);
         // The cell is 21x21 frame pixels at (21, 21).
-        let margin = ZoomConfig {
-            margin: 0.5,
-            min_size: 0.0,
-            ..ZoomConfig::default()
-        };
-        let (b, _) = region(&m, &layout, &placement, (84, 84), &margin);
-        assert_eq!(
-            b,
-            PixelBox {
+        // A half-box margin, or a minimum side of half the frame: both give 42 px about the
+        // cell's centre (31.5, 31.5).
+        for (margin, min_size) in [(0.5, 0.0), (0.0, 0.5)] {
+            let config = ZoomConfig {
+                margin,
+                min_size,
+                ..ZoomConfig::default()
+            };
+            let (b, _) = region(&m, &layout, &placement, (84, 84), &config);
+            let expected = PixelBox {
                 x0: 10,
                 y0: 10,
                 x1: 53,
-                y1: 53
-            }
-        );
-        let min = ZoomConfig {
-            margin: 0.0,
-            min_size: 0.5,
-            ..ZoomConfig::default()
-        };
-        let (b, _) = region(&m, &layout, &placement, (84, 84), &min);
-        assert_eq!(
-            b,
-            PixelBox {
-                x0: 10,
-                y0: 10,
-                x1: 53,
-                y1: 53
-            }
-        );
+                y1: 53,
+            };
+            assert_eq!(b, expected, "margin {margin}, min_size {min_size}");
+        }
     }
 
     proptest! {

@@ -177,3 +177,17 @@ pub fn signal(child: &std::process::Child, name: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// A `[1, 3, H, W]` tensor of 8-bit RGB values, normalised as ImageNet models want
+/// (`(v / 255 - mean) / std` per channel).
+pub fn imagenet_input(pixels: &edgevit::tensor::Tensor) -> edgevit::tensor::Tensor {
+    let (mean, std) = ([0.485f32, 0.456, 0.406], [0.229f32, 0.224, 0.225]);
+    let plane = pixels.shape()[2] * pixels.shape()[3];
+    let data = pixels
+        .data()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (v / 255.0 - mean[i / plane]) / std[i / plane])
+        .collect();
+    edgevit::tensor::Tensor::new(pixels.shape().to_vec(), data).unwrap()
+}
