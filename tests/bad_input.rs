@@ -71,7 +71,7 @@ fn manifest_output_name_that_the_graph_lacks() {
     });
     assert_clean_failure(
         &check(&dir),
-        &["names output \"scores\"", "graph's outputs"],
+        &["names output \"scores\"", "neither a graph output"],
     );
 }
 
