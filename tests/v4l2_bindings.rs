@@ -3,7 +3,9 @@
 //! compiles a program that prints the sizes and ioctl numbers edgevit relies on, and each
 //! must equal the Rust side's.
 //!
-//! Without gcc or `<linux/videodev2.h>` the test says so and passes, unless `CI` is set.
+//! Without gcc or `<linux/videodev2.h>` the test fails, naming the command that installs them.
+
+mod common;
 
 use std::collections::HashMap;
 use std::mem::size_of;
@@ -70,12 +72,7 @@ fn from_the_header() -> Option<HashMap<String, u64>> {
         }
     };
     if !compiled {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but gcc cannot build against <linux/videodev2.h> (apt-get install gcc linux-libc-dev)"
-        );
-        eprintln!("NOTE: no gcc or no <linux/videodev2.h>: the bindings are not checked here");
-        return None;
+        common::missing("gcc with <linux/videodev2.h> (linux-libc-dev)");
     }
     let output = Command::new(&binary).output().unwrap();
     Some(

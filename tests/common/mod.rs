@@ -9,26 +9,30 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared` (or `$EDGEVIT_SHARED_DIR`), if present. When it is absent the calling test
-/// says so and passes, unless `$EDGEVIT_REQUIRE_SHARED` is set (CI), where it fails.
+/// `../shared` (or `$EDGEVIT_SHARED_DIR`): the reference models and images. Always `Some`: a
+/// missing folder fails the test with what to do (the `Option` keeps the callers' early
+/// returns readable).
 pub fn shared_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("EDGEVIT_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared"));
-    if dir.join("reference").is_dir() {
-        return Some(dir);
-    }
-    if std::env::var_os("EDGEVIT_REQUIRE_SHARED").is_some() {
+    if !dir.join("reference").is_dir() {
         panic!(
-            "EDGEVIT_REQUIRE_SHARED is set but {} has no reference/ folder",
+            "{} has no reference/ folder: the conformance tests need the shared reference models \
+             beside the repository (or set EDGEVIT_SHARED_DIR)",
             dir.display()
         );
     }
-    eprintln!(
-        "NOTE: {} is absent; this conformance test checks nothing and passes",
-        dir.display()
-    );
-    None
+    Some(dir)
+}
+
+/// Fails the calling test: something the tests need is not installed. No test passes
+/// quietly for want of what it tests against.
+pub fn missing(what: &str) -> ! {
+    panic!(
+        "{what} is missing: the tests need it. Install everything they need with:\n    \
+         sudo bash tools/install-test-deps.sh"
+    )
 }
 
 /// Runs the `edgevit` binary.
