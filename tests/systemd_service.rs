@@ -371,3 +371,109 @@ fn sighup_applies_live_settings_and_refuses_the_rest() {
     assert!(log.contains("TOML parse error"), "{log}");
     assert_eq!(log.matches("reload refused").count(), 2, "{log}");
 }
+
+/// `GET path` on a local HTTP server: the status line and the body.
+fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_string(), body.to_string()))
+}
+
+/// The value of the exposition's sample `name{labels}`, if present.
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+}
+
+/// The Prometheus endpoint, scraped over HTTP while edgevit runs with its broker down.
+#[test]
+fn metrics_are_scraped_over_http_and_parse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (metrics_port, broker_port) = (free(), free());
+    let config = common::write_config(
+        tmp.path(),
+        &format!(
+            "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nfps = 20\ncamera = \"bars\"\n\
+             [model]\npath = \"{{model}}\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
+             [sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {broker_port}\n\
+             [sink.spool]\npath = \"spool\"\n"
+        ),
+    );
+    let mut child = edgevit_run(&config, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exposition = loop {
+        assert!(Instant::now() < deadline, "no metrics with frames");
+        if let Some((status, body)) = http_get(metrics_port, "/metrics") {
+            assert!(status.contains("200"), "{status}");
+            if sample(&body, "edgevit_results_total{camera=\"bars\"}").unwrap_or(0.0) >= 5.0 {
+                break body;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    common::signal(&child, "TERM");
+    let _ = child.wait();
+    for (series, check) in [
+        ("edgevit_frames_total{camera=\"bars\"}", ">=5"),
+        (
+            "edgevit_stage_latency_seconds_count{stage=\"infer\"}",
+            ">=5",
+        ),
+        ("edgevit_broker_connected", "==0"),
+        ("edgevit_spool_pending", ">=5"),
+        ("edgevit_spool_dropped", "==0"),
+        (
+            "edgevit_model_info{model=\"vit-mnist\",backend=\"tract\"}",
+            "==1",
+        ),
+    ] {
+        let value = sample(&exposition, series)
+            .unwrap_or_else(|| panic!("{series} missing:\n{exposition}"));
+        let ok = match check {
+            ">=5" => value >= 5.0,
+            "==0" => value == 0.0,
+            _ => value == 1.0,
+        };
+        assert!(ok, "{series} = {value}, expected {check}");
+    }
+    // Histogram buckets are cumulative and end at +Inf with the count.
+    let inf = sample(
+        &exposition,
+        "edgevit_stage_latency_seconds_bucket{le=\"+Inf\",stage=\"infer\"}",
+    )
+    .unwrap_or_else(|| panic!("no +Inf bucket:\n{exposition}"));
+    let count = sample(
+        &exposition,
+        "edgevit_stage_latency_seconds_count{stage=\"infer\"}",
+    )
+    .unwrap();
+    assert_eq!(inf, count);
+    assert!(
+        exposition.trim_end().ends_with("# EOF"),
+        "OpenMetrics ends with # EOF"
+    );
+}

@@ -17,6 +17,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<i32> {
     let config = RunConfig::load(&args.config)?;
     let mut pipeline = Pipeline::from_config(&config)?;
+    if let Some(metrics) = &config.metrics {
+        pipeline.serve_metrics(metrics)?;
+    }
     // SIGHUP (systemctl reload): re-read the file; the interpretation sections change live,
     // anything else is refused with a message and the running configuration stays.
     let hangup = Arc::new(AtomicBool::new(false));

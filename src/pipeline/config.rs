@@ -42,6 +42,9 @@ pub struct RunConfig {
     pub token_labels: TokenLabelConfig,
     #[serde(default)]
     pub sink: SinkConfig,
+    /// A Prometheus endpoint; absent, none.
+    #[serde(default)]
+    pub metrics: Option<crate::service::MetricsConfig>,
     /// Where edgevit keeps state across restarts (per-camera record sequence numbers). Unset:
     /// numbering starts at 0 in every run. The systemd unit uses `/var/lib/edgevit`.
     #[serde(default)]
@@ -84,6 +87,7 @@ impl RunConfig {
                 ("backend", format!("{:?}", c.backend)),
                 ("sink", format!("{:?}", c.sink)),
                 ("state_dir", format!("{:?}", c.state_dir)),
+                ("metrics", format!("{:?}", c.metrics)),
             ]
         };
         for ((key, new), (_, old)) in fixed(self).iter().zip(fixed(running).iter()) {

@@ -19,11 +19,12 @@ use crate::interpret::{Classifier, ClassifyConfig, Interpret, InterpretError, In
 use crate::model::selftest::{self, SelfTestError, SelfTestReport};
 use crate::model::{ModelError, ModelPackage, Task};
 use crate::preprocess::{Preprocess, Preprocessor};
+use crate::service::{Metrics, MetricsConfig};
 use crate::sink::{
     self, CameraStatusRecord, ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord,
     Sink, SinkError,
 };
-use crate::source::{self, FrameSource, SourceError, SourceEvent};
+use crate::source::{self, CameraState, FrameSource, SourceError, SourceEvent};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -192,6 +193,9 @@ pub struct Pipeline {
     /// The package, to rebuild the interpretation on a reload.
     package: ModelPackage,
     reload: Option<Reload>,
+    metrics: Option<Arc<Metrics>>,
+    /// The source's last frame number per camera: a jump is frames dropped before us.
+    last_source_seq: std::collections::HashMap<String, u64>,
     model: String,
     task: Task,
 }
@@ -248,6 +252,8 @@ impl Pipeline {
             health: Arc::new(Health::new()),
             package: model.package.clone(),
             reload: None,
+            metrics: None,
+            last_source_seq: std::collections::HashMap::new(),
             model: model.package.name().to_string(),
             task: model.package.manifest.task,
             backend: model.backend,
@@ -295,6 +301,37 @@ impl Pipeline {
         }
     }
 
+    /// Serves Prometheus metrics about this pipeline (`[metrics]`).
+    pub fn serve_metrics(&mut self, config: &MetricsConfig) -> std::io::Result<()> {
+        let metrics = Arc::new(Metrics::new(&self.model, self.backend.name()));
+        crate::service::metrics::serve(config, Arc::clone(&metrics))?;
+        self.metrics = Some(metrics);
+        Ok(())
+    }
+
+    /// Counts one record, and the frames the source skipped before it, in the metrics.
+    fn count(&mut self, record: &Record, source_seq: u64) {
+        let Some(metrics) = &self.metrics else {
+            return;
+        };
+        let camera = &record.frame().camera;
+        if let Some(last) = self.last_source_seq.insert(camera.clone(), source_seq) {
+            if source_seq > last + 1 {
+                metrics.dropped(camera, source_seq - last - 1);
+            }
+        }
+        match record {
+            Record::Result(r) => {
+                let l = r.latency_ms;
+                metrics.record(camera, Some([l.pre, l.infer, l.post]), None);
+            }
+            Record::Error(e) => metrics.record(camera, None, Some(e.error.stage)),
+        }
+        if let Some((connected, pending, dropped)) = self.sink.delivery() {
+            metrics.delivery(connected, pending, dropped);
+        }
+    }
+
     /// What the loop reports about itself (for systemd's watchdog and status).
     pub fn health(&self) -> Arc<Health> {
         Arc::clone(&self.health)
@@ -317,6 +354,9 @@ impl Pipeline {
                 None => break,
                 Some(SourceEvent::Camera(status)) => {
                     self.health.camera(&status.camera, status.state);
+                    if let Some(metrics) = &self.metrics {
+                        metrics.camera(&status.camera, status.state == CameraState::Online);
+                    }
                     self.sink
                         .camera_status(&CameraStatusRecord::from(&status))?;
                     continue;
@@ -331,6 +371,7 @@ impl Pipeline {
                 }
             };
             let frame = record.frame_mut();
+            let source_seq = frame.seq;
             frame.seq = self.sequences.issue(&frame.camera, frame.seq)?;
             match record {
                 Record::Result(_) => summary.results += 1,
@@ -344,6 +385,7 @@ impl Pipeline {
             }
             self.sink.emit(&record)?;
             self.health.frame();
+            self.count(&record, source_seq);
         }
         warnings.finish();
         self.sink.flush()?;

@@ -4,6 +4,10 @@
 //! camera offline and reconnecting); `STATUS=` with frames, FPS and camera states;
 //! `STOPPING=1` on the way out. Nothing happens when systemd did not start us.
 
+pub mod metrics;
+
+pub use metrics::{Metrics, MetricsConfig};
+
 use crate::pipeline::Health;
 use sd_notify::NotifyState;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -59,6 +59,11 @@ pub trait Sink: Send {
         let _ = status;
         Ok(())
     }
+    /// Delivery state for the metrics: connected, records waiting, records dropped. `None`
+    /// for sinks that deliver at once.
+    fn delivery(&self) -> Option<(bool, u64, u64)> {
+        None
+    }
     /// Pushes out anything buffered; called at the end of a run.
     fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())

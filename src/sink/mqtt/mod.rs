@@ -127,6 +127,11 @@ impl Sink for MqttSink {
         Ok(())
     }
 
+    fn delivery(&self) -> Option<(bool, u64, u64)> {
+        let spool = connection::lock(&self.shared.spool);
+        Some((self.is_connected(), spool.pending(), spool.dropped()))
+    }
+
     /// Spooled like a result, so an outage seen while the broker was away is not lost either.
     fn camera_status(&mut self, status: &CameraStatusRecord) -> Result<(), SinkError> {
         let entry = entry(&self.topics.camera_status(&status.camera), status)?;
