@@ -49,10 +49,10 @@ impl Notifier {
         Some(Notifier { stop, thread })
     }
 
-    /// Says `STOPPING=1` and ends the thread.
+    /// Ends the thread, then says `STOPPING=1` (so nothing follows it).
     pub fn stopping(mut self) {
-        let _ = sd_notify::notify(&[NotifyState::Stopping]);
         self.end();
+        let _ = sd_notify::notify(&[NotifyState::Stopping]);
     }
 
     fn end(&mut self) {
@@ -75,6 +75,7 @@ fn run(health: &Health, watchdog: Option<Duration>, stop: &AtomicBool) {
     let now = Instant::now();
     let (mut next_ping, mut next_status) = (now, now);
     let (mut last_frames, mut last_at) = (0, now);
+    let mut last_cameras = (Vec::new(), Vec::new());
     let mut warned = false;
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
@@ -94,8 +95,11 @@ fn run(health: &Health, watchdog: Option<Duration>, stop: &AtomicBool) {
                 }
             }
         }
-        if now >= next_status {
-            let snapshot = health.snapshot();
+        let snapshot = health.snapshot();
+        let cameras = (snapshot.online.clone(), snapshot.offline.clone());
+        // Refreshed every few seconds, and at once when a camera comes or goes.
+        if now >= next_status || cameras != last_cameras {
+            last_cameras = cameras;
             let elapsed = now.duration_since(last_at).as_secs_f64().max(1e-3);
             let fps = (snapshot.frames - last_frames) as f64 / elapsed;
             let _ = sd_notify::notify(&[NotifyState::Status(&snapshot.status(fps))]);
