@@ -6,7 +6,7 @@
 mod common;
 
 use edgevit::backend::{self, BackendConfig, InferenceBackend};
-use edgevit::frame::{Frame, PixelFormat};
+use edgevit::frame::Frame;
 use edgevit::interpret::rollout::MapKind;
 use edgevit::interpret::zoom::{self, PixelBox, ZoomConfig};
 use edgevit::interpret::{AttentionConfig, ClassifyConfig};
@@ -45,15 +45,6 @@ fn stage(package: &ModelPackage, backend: &dyn InferenceBackend, map: MapKind) -
     VitStage::new(package, backend, &options)
         .unwrap()
         .expect("a stage")
-}
-
-fn rgb_frame(image: &image::RgbImage) -> Frame {
-    common::frame(
-        image.as_raw().clone(),
-        image.width(),
-        image.height(),
-        PixelFormat::Rgb24,
-    )
 }
 
 #[test]
@@ -206,7 +197,7 @@ fn the_zoom_box_finds_objects_pasted_into_larger_frames() {
                 x1: x + object.width(),
                 y1: y + object.height(),
             };
-            let raster = pre.decode(&rgb_frame(&frame)).unwrap();
+            let raster = pre.decode(&common::rgb_frame(&frame)).unwrap();
             let prepared = pre.prepare_raster(&raster).unwrap();
             let outputs = backend.run(&prepared.tensor).unwrap();
             let map = vit.map(&outputs).unwrap();
@@ -312,7 +303,7 @@ fn the_second_pass_crops_the_native_frame() {
             inner: Preprocessor::new(&model.package.manifest.input),
             seen: Vec::new(),
         };
-        let raster = pre.decode(&rgb_frame(&frame)).unwrap();
+        let raster = pre.decode(&common::rgb_frame(&frame)).unwrap();
         let prepared = pre.prepare_raster(&raster).unwrap();
         let outputs = backend.run(&prepared.tensor).unwrap();
         let probabilities = classifier.probabilities(&outputs).unwrap();
@@ -462,7 +453,7 @@ fn a_rollout_computed_in_the_graph_equals_the_hosts() {
             .unwrap()
             .unwrap();
         let mut pre = Preprocessor::new(&model.package.manifest.input);
-        let tensor = pre.prepare(&rgb_frame(&frame)).unwrap();
+        let tensor = pre.prepare(&common::rgb_frame(&frame)).unwrap();
         let mut backend = model.backend;
         let outputs = backend.run(&tensor).unwrap();
         maps.push(stage.map(&outputs).unwrap());

@@ -4,7 +4,6 @@
 mod common;
 
 use edgevit::backend::{self, BackendConfig};
-use edgevit::frame::{Frame, PixelFormat};
 use edgevit::model::ModelPackage;
 use edgevit::preprocess::{Preprocess, Preprocessor};
 use edgevit::tensor::Tensor;
@@ -32,15 +31,6 @@ fn load_osnet(shared: &Path) -> (ModelPackage, Box<dyn backend::InferenceBackend
     (package, backend)
 }
 
-fn rgb_frame(image: &image::RgbImage) -> Frame {
-    common::frame(
-        image.as_raw().clone(),
-        image.width(),
-        image.height(),
-        PixelFormat::Rgb24,
-    )
-}
-
 fn unit(v: &[f32]) -> Vec<f32> {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter().map(|x| x / norm).collect()
@@ -61,7 +51,7 @@ fn osnet_embeds_a_person_and_its_mirror_alike() {
     let embed = |image: &image::RgbImage,
                  backend: &mut Box<dyn backend::InferenceBackend>,
                  pre: &mut Preprocessor| {
-        let input = pre.prepare(&rgb_frame(image)).unwrap();
+        let input = pre.prepare(&common::rgb_frame(image)).unwrap();
         let outputs = backend.run(&input).unwrap();
         let embedding = outputs.get("output").unwrap();
         assert_eq!(embedding.shape(), [1, 512]);

@@ -25,18 +25,14 @@ pub fn run(args: Args) -> Result<i32> {
     let hangup = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hangup))
         .context("cannot install the signal handlers")?;
-    let mut running = config;
+    let started = config;
     let path = args.config.clone();
     pipeline.set_reload(
         hangup,
         Box::new(move || {
             let new = RunConfig::load(&path).map_err(|e| edgevit::error::chain(&e))?;
-            if !new.live_changes_from(&running)? {
-                return Ok(None);
-            }
-            let settings = (new.classify.clone(), new.vit_options());
-            running = new;
-            Ok(Some(settings))
+            new.check_restart_sections(&started)?;
+            Ok((new.classify.clone(), new.vit_options()))
         }),
     );
     // SIGTERM (systemd stop) and SIGINT end the loop between frames, so the frame in flight

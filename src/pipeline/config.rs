@@ -75,9 +75,10 @@ impl RunConfig {
         }
     }
 
-    /// What a reload (SIGHUP) may change while running: the interpretation sections. `Err`
-    /// names the first other section that differs from `running`, which needs a restart.
-    pub fn live_changes_from(&self, running: &RunConfig) -> Result<bool, String> {
+    /// A reload (SIGHUP) may change the interpretation sections only. `Err` names the first
+    /// other section that differs from the configuration the run started with: that one
+    /// needs a restart.
+    pub fn check_restart_sections(&self, started: &RunConfig) -> Result<(), String> {
         // Compared through their Debug form: every section is plain data, and this keeps
         // the comparison complete as sections gain fields.
         let fixed = |c: &RunConfig| {
@@ -90,15 +91,14 @@ impl RunConfig {
                 ("metrics", format!("{:?}", c.metrics)),
             ]
         };
-        for ((key, new), (_, old)) in fixed(self).iter().zip(fixed(running).iter()) {
+        for ((key, new), (_, old)) in fixed(self).iter().zip(fixed(started).iter()) {
             if new != old {
                 return Err(format!(
                     "`{key}` cannot change while running: restart edgevit to apply it"
                 ));
             }
         }
-        let live = |c: &RunConfig| format!("{:?}{:?}", c.classify, c.vit_options());
-        Ok(live(self) != live(running))
+        Ok(())
     }
 
     /// Reads and checks a configuration file.

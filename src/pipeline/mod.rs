@@ -164,7 +164,7 @@ fn classifier_for(
 }
 
 /// Asked for new live settings on a reload (see [`Pipeline::set_reload`]).
-pub type ReloadFn = Box<dyn FnMut() -> Result<Option<(ClassifyConfig, VitOptions)>, String> + Send>;
+pub type ReloadFn = Box<dyn FnMut() -> Result<(ClassifyConfig, VitOptions), String> + Send>;
 
 struct Reload {
     flag: Arc<AtomicBool>,
@@ -274,9 +274,9 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Between frames, when `flag` is set, `reload` is asked for new settings: `Ok(Some)`
-    /// applies them, `Ok(None)` means nothing changed, `Err` is logged and the running
-    /// settings stay (SIGHUP).
+    /// Between frames, when `flag` is set, `reload` is asked for the settings to use: `Ok`
+    /// applies them (the interpretation is rebuilt, which is cheap), `Err` is logged and the
+    /// running settings stay (SIGHUP).
     pub fn set_reload(&mut self, flag: Arc<AtomicBool>, reload: ReloadFn) {
         self.reload = Some(Reload { flag, reload });
     }
@@ -289,8 +289,7 @@ impl Pipeline {
             return;
         }
         match (reload.reload)() {
-            Ok(None) => log::info!("reload: nothing that can change live has changed"),
-            Ok(Some((classify, vit))) => match self.reconfigure(&classify, &vit) {
+            Ok((classify, vit)) => match self.reconfigure(&classify, &vit) {
                 Ok(()) => log::info!("reload: new [classify], [attention], [zoom], [parts] and [token_labels] in use"),
                 Err(e) => log::error!(
                     "reload refused, the running configuration stays: {}",

@@ -195,3 +195,13 @@ pub fn imagenet_input(pixels: &edgevit::tensor::Tensor) -> edgevit::tensor::Tens
         .collect();
     edgevit::tensor::Tensor::new(pixels.shape().to_vec(), data).unwrap()
 }
+
+/// An RGB image as a raw RGB24 frame.
+pub fn rgb_frame(image: &image::RgbImage) -> edgevit::frame::Frame {
+    frame(
+        image.as_raw().clone(),
+        image.width(),
+        image.height(),
+        edgevit::frame::PixelFormat::Rgb24,
+    )
+}
