@@ -25,6 +25,7 @@ fn synthetic_frame(width: u32, height: u32, format: PixelFormat, bytes_per_pixel
             captured_at: SystemTime::now(),
             source: "bench".into(),
             camera: "cam0".into(),
+            camera_index: 0,
             path: None,
             width,
             height,

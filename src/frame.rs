@@ -70,6 +70,8 @@ pub struct FrameMeta {
     pub source: String,
     /// Camera id configured for the source.
     pub camera: String,
+    /// The camera's position in the configuration (a ReID model with SIE takes it).
+    pub camera_index: usize,
     /// The file the frame was read from, when it came from one.
     pub path: Option<PathBuf>,
     pub width: u32,

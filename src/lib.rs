@@ -11,6 +11,7 @@ pub mod bench;
 pub mod config;
 pub mod error;
 pub mod frame;
+pub mod gallery;
 pub mod interpret;
 pub mod model;
 pub mod pipeline;

@@ -129,6 +129,7 @@ fn frame(data: Vec<u8>, width: u32, height: u32, format: PixelFormat) -> Frame {
             captured_at: SystemTime::now(),
             source: "fuzz".into(),
             camera: "cam0".into(),
+            camera_index: 0,
             path: Some("fuzz.img".into()),
             width,
             height,

@@ -67,8 +67,14 @@ pub struct AttentionTensor {
 pub trait InferenceBackend: Send {
     /// Short name for logs and `probe`.
     fn name(&self) -> &'static str;
-    /// Runs the model on one NCHW input and returns every output the manifest names.
-    fn run(&mut self, input: &Tensor) -> Result<Outputs, BackendError>;
+    /// Runs the model on one NCHW input and returns every output the manifest names. `side`
+    /// holds the values of the model's side inputs (`[sie]`: camera, then view); a missing
+    /// value is 0.
+    fn run_with(&mut self, input: &Tensor, side: &[i64]) -> Result<Outputs, BackendError>;
+    /// [`InferenceBackend::run_with`] with every side input at 0.
+    fn run(&mut self, input: &Tensor) -> Result<Outputs, BackendError> {
+        self.run_with(input, &[])
+    }
     /// The attention tensors among the outputs, first block first (found at load for
     /// `outputs.attention = "auto"`).
     fn attention(&self) -> &[AttentionTensor] {

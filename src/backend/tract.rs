@@ -35,6 +35,9 @@ impl Default for TractConfig {
 pub struct TractBackend {
     plan: Arc<TypedRunnableModel>,
     input_shape: Vec<usize>,
+    /// Side inputs (`[sie]`), in the graph's input order after the image: where each one's
+    /// value is in the `side` slice of a run.
+    side_inputs: Vec<usize>,
     output_names: Vec<String>,
     /// The shape of each output where the optimised graph fixes it.
     output_shapes: Vec<Option<Vec<usize>>>,
@@ -63,13 +66,40 @@ impl TractBackend {
             message,
         };
 
-        let input_names = input_names(&model);
-        if input_names != [spec.name.as_str()] {
+        let input_names: Vec<String> = input_names(&model)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let side = package
+            .manifest
+            .sie
+            .as_ref()
+            .map(|sie| sie.inputs())
+            .unwrap_or_default();
+        let mut expected: Vec<&str> = vec![spec.name.as_str()];
+        expected.extend(side.iter().copied());
+        let mut sorted_graph: Vec<&str> = input_names.iter().map(String::as_str).collect();
+        sorted_graph.sort_unstable();
+        expected.sort_unstable();
+        if sorted_graph != expected {
             return Err(mismatch(format!(
-                "the manifest's input is {:?}, the graph's inputs are {:?}",
+                "the manifest's inputs are {:?} (input.name, then [sie]), the graph's inputs are {:?}",
+                std::iter::once(spec.name.as_str())
+                    .chain(side.iter().copied())
+                    .collect::<Vec<_>>(),
+                input_names
+            )));
+        }
+        if input_names[0] != spec.name {
+            return Err(mismatch(format!(
+                "the image input {:?} must be the graph's first input; the graph's inputs are {:?}",
                 spec.name, input_names
             )));
         }
+        let side_inputs: Vec<usize> = input_names[1..]
+            .iter()
+            .map(|name| side.iter().position(|s| s == name).unwrap_or(0))
+            .collect();
         check_input_shape(&model, &spec.shape).map_err(&mismatch)?;
 
         let mut output_names: Vec<String> = package
@@ -99,10 +129,12 @@ impl TractBackend {
             message: format!("{e:#}"),
         };
         let fact = InferenceFact::dt_shape(f32::datum_type(), spec.shape.to_vec());
-        let mut typed = model
-            .with_input_fact(0, fact)
-            .and_then(|m| m.into_typed())
-            .map_err(optimize)?;
+        let mut model = model.with_input_fact(0, fact).map_err(optimize)?;
+        for index in 1..input_names.len() {
+            let side_fact = InferenceFact::dt_shape(i64::datum_type(), [1usize]);
+            model = model.with_input_fact(index, side_fact).map_err(optimize)?;
+        }
+        let mut typed = model.into_typed().map_err(optimize)?;
         let attention = match &package.manifest.outputs.attention {
             AttentionSource::None => Vec::new(),
             AttentionSource::Named(names) => names
@@ -162,6 +194,7 @@ impl TractBackend {
         Ok(TractBackend {
             plan,
             input_shape: spec.shape.to_vec(),
+            side_inputs,
             output_names,
             output_shapes,
             attention,
@@ -297,7 +330,7 @@ impl InferenceBackend for TractBackend {
         self.output_shapes.get(index).cloned().flatten()
     }
 
-    fn run(&mut self, input: &Tensor) -> Result<Outputs, BackendError> {
+    fn run_with(&mut self, input: &Tensor, side: &[i64]) -> Result<Outputs, BackendError> {
         if input.shape() != self.input_shape.as_slice() {
             return Err(BackendError::InputShape {
                 expected: self.input_shape.clone(),
@@ -308,11 +341,14 @@ impl InferenceBackend for TractBackend {
         let tensor = tract_ndarray::ArrayD::from_shape_vec(input.shape(), input.data().to_vec())
             .map_err(|e| BackendError::Run(e.to_string()))?
             .into_tensor();
+        let mut inputs: TVec<TValue> = tvec!(tensor.into_tvalue());
+        for &slot in &self.side_inputs {
+            let value = side.get(slot).copied().unwrap_or(0);
+            inputs.push(tract_ndarray::arr1(&[value]).into_tensor().into_tvalue());
+        }
         let plan = &self.plan;
-        let results = multithread_tract_scope(self.executor.clone(), || {
-            plan.run(tvec!(tensor.into_tvalue()))
-        })
-        .map_err(run_error)?;
+        let results = multithread_tract_scope(self.executor.clone(), || plan.run(inputs))
+            .map_err(run_error)?;
         let tensors = self
             .output_names
             .iter()

@@ -110,8 +110,10 @@ impl InputSpec {
 pub struct OutputSpec {
     /// Class logits, `[1, classes]` (task `classify`).
     pub logits: Option<String>,
-    /// Identity embedding, `[1, dim]` (task `reid`).
-    pub embedding: Option<String>,
+    /// Identity embedding, `[1, dim]` (task `reid`): one tensor, or several that are
+    /// concatenated in this order (TransReID's JPM: the global feature, then the local ones).
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub embedding: Option<Vec<String>>,
     /// The attention probabilities of each block, `[1, heads, tokens, tokens]`, first block
     /// first: tensor names (graph outputs or any node's output, made outputs at load), or
     /// `"auto"` to find the Softmax of every attention block.
@@ -124,6 +126,61 @@ pub struct OutputSpec {
     pub parts: Option<String>,
     /// LV-ViT's per-patch class scores, `[1, patches, classes]` (token labeling).
     pub patch_logits: Option<String>,
+}
+
+/// A tensor name, or a list of them.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match Raw::deserialize(deserializer)? {
+        Raw::One(name) => vec![name],
+        Raw::Many(names) => names,
+    }))
+}
+
+/// `[embedding]`: how several embedding outputs become one vector (task `reid`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingSpec {
+    /// One factor per `outputs.embedding` tensor, applied before the concatenation
+    /// (TransReID divides its local features by their count). Default: 1 for each.
+    #[serde(default)]
+    pub weights: Vec<f32>,
+}
+
+/// `[sie]`: TransReID's Side Information Embedding. The model takes the camera (and the
+/// view) as extra int64 inputs of shape `[1]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SieSpec {
+    /// The graph input that takes the camera index.
+    pub camera: String,
+    /// How many cameras the model knows: indexes 0 to `cameras - 1`.
+    pub cameras: usize,
+    /// The graph input that takes the view index, if the model has one.
+    pub view: Option<String>,
+    /// How many views the model knows.
+    #[serde(default = "one")]
+    pub views: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl SieSpec {
+    /// The side inputs' graph names: the camera's, then the view's.
+    pub fn inputs(&self) -> Vec<&str> {
+        std::iter::once(self.camera.as_str())
+            .chain(self.view.as_deref())
+            .collect()
+    }
 }
 
 /// Where the attention maps come from.
@@ -173,7 +230,7 @@ impl OutputSpec {
         };
         self.logits
             .iter()
-            .chain(self.embedding.iter())
+            .chain(self.embedding.iter().flatten())
             .chain(attention.iter())
             .chain(self.rollout.iter())
             .chain(self.parts.iter())
@@ -212,6 +269,9 @@ pub struct SelfTestSpec {
     /// Largest absolute difference accepted on any element.
     #[serde(default = "default_tolerance")]
     pub tolerance: f32,
+    /// Values of the side inputs (`[sie]`) for the self-test, by input name; 0 when absent.
+    #[serde(default)]
+    pub side: BTreeMap<String, i64>,
 }
 
 fn default_tolerance() -> f32 {
@@ -235,5 +295,8 @@ pub struct Manifest {
     pub outputs: OutputSpec,
     #[serde(default)]
     pub tokens: TokenSpec,
+    #[serde(default)]
+    pub embedding: EmbeddingSpec,
+    pub sie: Option<SieSpec>,
     pub selftest: Option<SelfTestSpec>,
 }

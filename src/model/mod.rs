@@ -4,8 +4,8 @@ mod manifest;
 pub mod selftest;
 
 pub use manifest::{
-    AttentionSource, ColorOrder, InputSpec, Manifest, OutputSpec, ResizePolicy, SelfTestSpec, Task,
-    TokenSpec,
+    AttentionSource, ColorOrder, EmbeddingSpec, InputSpec, Manifest, OutputSpec, ResizePolicy,
+    SelfTestSpec, SieSpec, Task, TokenSpec,
 };
 
 use std::path::{Path, PathBuf};
@@ -180,10 +180,44 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
         Task::Classify if manifest.outputs.logits.is_none() => {
             return Err("task \"classify\" needs outputs.logits".into())
         }
-        Task::Reid if manifest.outputs.embedding.is_none() => {
+        Task::Reid
+            if manifest
+                .outputs
+                .embedding
+                .as_ref()
+                .is_none_or(Vec::is_empty) =>
+        {
             return Err("task \"reid\" needs outputs.embedding".into())
         }
         _ => {}
+    }
+    let embeddings = manifest.outputs.embedding.as_ref().map_or(0, Vec::len);
+    let weights = &manifest.embedding.weights;
+    if !weights.is_empty() && weights.len() != embeddings {
+        return Err(format!(
+            "embedding.weights has {} values but outputs.embedding names {embeddings} tensors",
+            weights.len()
+        ));
+    }
+    if weights.iter().any(|w| !w.is_finite()) {
+        return Err("embedding.weights must be numbers".into());
+    }
+    if let Some(sie) = &manifest.sie {
+        if sie.cameras == 0 || sie.views == 0 {
+            return Err("sie.cameras and sie.views must be at least 1".into());
+        }
+        if let Some(selftest) = &manifest.selftest {
+            let inputs = sie.inputs();
+            if let Some((name, value)) = selftest
+                .side
+                .iter()
+                .find(|(name, _)| !inputs.contains(&name.as_str()))
+            {
+                return Err(format!(
+                    "selftest.side names {name:?} = {value}, which is not one of the [sie] inputs ({inputs:?})"
+                ));
+            }
+        }
     }
     if let Some(selftest) = &manifest.selftest {
         if selftest.tolerance.is_nan() || selftest.tolerance < 0.0 {

@@ -71,7 +71,18 @@ pub fn run(
         return Ok(None);
     };
     let input = Tensor::read_npy(&package.resolve(&spec.input))?;
-    let outputs = backend.run(&input)?;
+    let side: Vec<i64> = package
+        .manifest
+        .sie
+        .as_ref()
+        .map(|sie| {
+            sie.inputs()
+                .iter()
+                .map(|name| spec.side.get(*name).copied().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    let outputs = backend.run_with(&input, &side)?;
     let mut checks = Vec::new();
     for (name, file) in &spec.outputs {
         let expected = Tensor::read_npy(&package.resolve(file))?;

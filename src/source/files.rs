@@ -17,6 +17,9 @@ pub struct ImageFileConfig {
     /// Camera id reported with the results.
     #[serde(default = "default_camera")]
     pub camera: String,
+    /// The camera's index for ReID models with Side Information Embedding (`[sie]`).
+    #[serde(default)]
+    pub camera_index: usize,
 }
 
 /// `kind = "image-dir"`.
@@ -28,6 +31,9 @@ pub struct ImageDirConfig {
     /// Camera id reported with the results.
     #[serde(default = "default_camera")]
     pub camera: String,
+    /// The camera's index for ReID models with Side Information Embedding (`[sie]`).
+    #[serde(default)]
+    pub camera_index: usize,
     /// Start again from the first file after the last (the folder is listed again each pass).
     #[serde(default, rename = "loop")]
     pub repeat: bool,
@@ -97,6 +103,7 @@ fn read_image(path: &Path, meta: &mut FrameMeta) -> Result<Vec<u8>, SourceError>
 pub struct ImageListSource {
     paths: std::vec::IntoIter<PathBuf>,
     camera: String,
+    camera_index: usize,
     seq: u64,
 }
 
@@ -105,18 +112,31 @@ impl ImageListSource {
         ImageListSource {
             paths: paths.into_iter(),
             camera,
+            camera_index: 0,
             seq: 0,
         }
+    }
+
+    /// Sets the camera index of the frames (for ReID models with `[sie]`).
+    pub fn with_camera_index(mut self, index: usize) -> Self {
+        self.camera_index = index;
+        self
     }
 }
 
 /// Reads the next file as frame number `seq` of `source`.
-fn next_file_frame(path: PathBuf, source: String, camera: &str, seq: &mut u64) -> FrameResult {
+fn next_file_frame(
+    path: PathBuf,
+    source: String,
+    camera: (&str, usize),
+    seq: &mut u64,
+) -> FrameResult {
     let mut meta = FrameMeta {
         seq: *seq,
         captured_at: SystemTime::now(),
         source,
-        camera: camera.to_string(),
+        camera: camera.0.to_string(),
+        camera_index: camera.1,
         path: Some(path.clone()),
         width: 0,
         height: 0,
@@ -137,7 +157,12 @@ impl FrameSource for ImageListSource {
     fn next_frame(&mut self) -> Option<FrameResult> {
         let path = self.paths.next()?;
         let source = path.display().to_string();
-        Some(next_file_frame(path, source, &self.camera, &mut self.seq))
+        Some(next_file_frame(
+            path,
+            source,
+            (&self.camera, self.camera_index),
+            &mut self.seq,
+        ))
     }
 }
 
@@ -186,7 +211,7 @@ impl FrameSource for ImageDirSource {
         Some(next_file_frame(
             path,
             self.describe(),
-            &self.config.camera,
+            (&self.config.camera, self.config.camera_index),
             &mut self.seq,
         ))
     }
@@ -211,6 +236,7 @@ mod tests {
         let config = ImageDirConfig {
             path: dir.path().to_path_buf(),
             camera: "door".into(),
+            camera_index: 0,
             repeat: false,
             fps: 0.0,
         };
@@ -233,6 +259,7 @@ mod tests {
         let config = ImageDirConfig {
             path: dir.path().to_path_buf(),
             camera: "c".into(),
+            camera_index: 0,
             repeat: true,
             fps: 0.0,
         };
@@ -266,6 +293,7 @@ mod tests {
         let config = ImageDirConfig {
             path: dir.path().to_path_buf(),
             camera: "c".into(),
+            camera_index: 0,
             repeat: false,
             fps: 0.0,
         };

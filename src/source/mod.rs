@@ -152,9 +152,10 @@ impl SourceConfig {
 /// Opens the configured source.
 pub fn open(config: &SourceConfig) -> Result<Box<dyn FrameSource>, SourceError> {
     Ok(match config {
-        SourceConfig::ImageFile(c) => {
-            Box::new(ImageListSource::new(vec![c.path.clone()], c.camera.clone()))
-        }
+        SourceConfig::ImageFile(c) => Box::new(
+            ImageListSource::new(vec![c.path.clone()], c.camera.clone())
+                .with_camera_index(c.camera_index),
+        ),
         SourceConfig::ImageDir(c) => Box::new(ImageDirSource::open(c)?),
         SourceConfig::Pattern(c) => Box::new(PatternSource::new(c)?),
         SourceConfig::V4l2(c) => Box::new(V4l2Source::open(c)?),

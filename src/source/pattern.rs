@@ -102,6 +102,7 @@ impl FrameSource for PatternSource {
             captured_at: SystemTime::now(),
             source: self.describe(),
             camera: self.config.camera.clone(),
+            camera_index: 0,
             path: None,
             width: self.config.width,
             height: self.config.height,

@@ -164,6 +164,7 @@ pub fn frame(
             captured_at: std::time::SystemTime::now(),
             source: "fixture".into(),
             camera: "cam0".into(),
+            camera_index: 0,
             path: None,
             width,
             height,

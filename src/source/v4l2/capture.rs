@@ -181,6 +181,7 @@ impl Worker {
                     captured_at,
                     source: source.clone(),
                     camera: self.config.id.clone(),
+                    camera_index: self.index,
                     path: None,
                     width: pix.width,
                     height: pix.height,

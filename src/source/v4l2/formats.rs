@@ -354,6 +354,7 @@ mod tests {
                                 captured_at: std::time::SystemTime::now(),
                                 source: "fuzz".into(),
                                 camera: "cam0".into(),
+                                camera_index: 0,
                                 path: None,
                                 width,
                                 height,

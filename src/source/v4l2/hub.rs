@@ -146,6 +146,7 @@ mod tests {
                 captured_at: SystemTime::now(),
                 source: "test".into(),
                 camera: camera.into(),
+                camera_index: 0,
                 path: None,
                 width: 1,
                 height: 1,

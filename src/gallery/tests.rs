@@ -1,0 +1,234 @@
+use super::*;
+
+const DIM: usize = 16;
+
+fn model() -> ModelStamp {
+    ModelStamp {
+        name: "m".into(),
+        dim: DIM,
+    }
+}
+
+/// A unit vector near basis vector `person`, nudged by `noise` in a direction set by `seed`.
+fn view(person: usize, noise: f32, seed: u32) -> Vec<f32> {
+    let mut v = vec![0.0f32; DIM];
+    v[person] = 1.0;
+    for (i, x) in v.iter_mut().enumerate() {
+        *x += noise * ((seed as f32 * 1.7 + i as f32 * 0.9).sin());
+    }
+    normalize(&v).unwrap()
+}
+
+fn config() -> GalleryConfig {
+    GalleryConfig {
+        threshold: 0.7,
+        confirm_frames: 3,
+        ..GalleryConfig::default()
+    }
+}
+
+#[test]
+fn two_people_become_two_identities_confirmed_after_k_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.sqlite");
+    let mut gallery = Gallery::open(&path, &model(), &config()).unwrap();
+    let first = gallery.observe(&view(0, 0.1, 0), "cam0", 1000).unwrap();
+    assert!(first.new && !first.confirmed);
+    assert_eq!(first.identity, "id-000001");
+    let second = gallery.observe(&view(0, 0.1, 1), "cam1", 1100).unwrap();
+    assert!(!second.new && !second.confirmed && second.similarity > 0.9);
+    let third = gallery.observe(&view(0, 0.1, 2), "cam0", 1200).unwrap();
+    assert!(third.confirmed, "confirmed after 3 frames");
+    let other = gallery.observe(&view(5, 0.1, 3), "cam1", 1300).unwrap();
+    assert!(other.new);
+    assert_eq!(other.identity, "id-000002");
+    assert!(other.similarity < 0.7, "{}", other.similarity);
+    assert_eq!(gallery.identities().count(), 2);
+    let seen = gallery.sightings("id-000001").unwrap();
+    assert_eq!(
+        seen.iter()
+            .map(|(c, n, _)| (c.as_str(), *n))
+            .collect::<Vec<_>>(),
+        [("cam0", 2), ("cam1", 1)]
+    );
+}
+
+#[test]
+fn a_tentative_identity_that_never_confirms_is_discarded_and_its_number_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.sqlite");
+    let mut gallery = Gallery::open(&path, &model(), &config()).unwrap();
+    let odd = gallery.observe(&view(3, 0.0, 0), "cam0", 0).unwrap();
+    assert!(odd.new && !odd.confirmed);
+    // 11 s later (tentative_timeout_s = 10) someone else comes: the odd one is gone.
+    let next = gallery.observe(&view(7, 0.0, 0), "cam0", 11_001).unwrap();
+    assert_eq!(next.identity, "id-000002");
+    let ids: Vec<String> = gallery.identities().map(Identity::id).collect();
+    assert_eq!(ids, ["id-000002"]);
+}
+
+#[test]
+fn identities_survive_a_reopen_and_unnamed_ones_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.sqlite");
+    let config = GalleryConfig {
+        confirm_frames: 1,
+        expire_after_h: 1,
+        ..config()
+    };
+    {
+        let mut gallery = Gallery::open(&path, &model(), &config).unwrap();
+        gallery.observe(&view(1, 0.05, 0), "cam0", 0).unwrap();
+        gallery.observe(&view(2, 0.05, 0), "cam0", 0).unwrap();
+        gallery.rename("id-000002", "bob").unwrap();
+    }
+    let mut gallery = Gallery::open(&path, &model(), &config).unwrap();
+    let again = gallery.observe(&view(1, 0.05, 9), "cam1", 1000).unwrap();
+    assert_eq!((again.identity.as_str(), again.new), ("id-000001", false));
+    // Two hours later: the unnamed one has expired, bob has not.
+    let later = gallery
+        .observe(&view(2, 0.05, 4), "cam0", 2 * 3_600_000)
+        .unwrap();
+    assert_eq!(later.name.as_deref(), Some("bob"));
+    assert_eq!(gallery.identities().count(), 1);
+}
+
+#[test]
+fn exemplars_are_capped_by_dropping_the_most_redundant() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = GalleryConfig {
+        max_exemplars: 3,
+        novelty: 1.0,
+        ..config()
+    };
+    let mut gallery = Gallery::open(&dir.path().join("g.sqlite"), &model(), &config).unwrap();
+    for seed in 0..10 {
+        gallery.observe(&view(0, 0.2, seed), "cam0", 0).unwrap();
+    }
+    assert_eq!(gallery.exemplar_count(), 3);
+    let reopened = Gallery::open(&dir.path().join("g.sqlite"), &model(), &config).unwrap();
+    assert_eq!(reopened.exemplar_count(), 3);
+}
+
+#[test]
+fn enrolment_names_the_known_person_and_admin_commands_change_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.sqlite");
+    let config = GalleryConfig {
+        confirm_frames: 1,
+        ..config()
+    };
+    let mut gallery = Gallery::open(&path, &model(), &config).unwrap();
+    let seen = gallery.observe(&view(4, 0.1, 0), "cam0", 0).unwrap();
+    let enrolled = gallery
+        .enroll("alice", &[view(4, 0.1, 1), view(4, 0.1, 2)], 10)
+        .unwrap();
+    assert_eq!(enrolled, Enrolled::Named(seen.identity.clone()));
+    assert_eq!(
+        gallery.enroll("alice", &[view(4, 0.1, 3)], 20).unwrap(),
+        Enrolled::Added(seen.identity.clone())
+    );
+    let carol = gallery.enroll("carol", &[view(9, 0.0, 0)], 30).unwrap();
+    assert_eq!(carol, Enrolled::Created("id-000002".into()));
+    assert!(matches!(
+        gallery.rename("id-000002", "alice"),
+        Err(GalleryError::NameTaken { .. })
+    ));
+    assert!(matches!(
+        gallery.merge("alice", "carol"),
+        Err(GalleryError::Conflict(_))
+    ));
+    let x = gallery.observe(&view(11, 0.0, 0), "cam0", 40).unwrap();
+    assert_eq!(gallery.merge(&x.identity, "carol").unwrap(), "id-000002");
+    assert_eq!(gallery.identities().count(), 2);
+    assert_eq!(gallery.forget("alice").unwrap(), seen.identity);
+    assert!(matches!(
+        gallery.find("alice"),
+        Err(GalleryError::NotFound(_))
+    ));
+
+    // Another process (here: another connection) sees every change, and its changes are
+    // picked up by the running gallery.
+    let mut other = Gallery::open_existing(&path).unwrap();
+    assert_eq!(other.identities().count(), 1);
+    other.rename("carol", "caroline").unwrap();
+    let m = gallery.observe(&view(9, 0.0, 1), "cam0", 50).unwrap();
+    assert_eq!(m.name.as_deref(), Some("caroline"));
+}
+
+#[test]
+fn bad_embeddings_are_refused_and_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gallery = Gallery::open(&dir.path().join("g.sqlite"), &model(), &config()).unwrap();
+    let mut nan = view(0, 0.0, 0);
+    nan[3] = f32::NAN;
+    assert!(matches!(
+        gallery.observe(&nan, "cam0", 0),
+        Err(GalleryError::NonFinite)
+    ));
+    assert!(matches!(
+        gallery.observe(&[1.0; 3], "cam0", 0),
+        Err(GalleryError::Dimension { .. })
+    ));
+    assert_eq!(gallery.exemplar_count(), 0);
+}
+
+#[test]
+fn a_gallery_of_another_model_or_a_foreign_or_damaged_file_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.sqlite");
+    {
+        let mut gallery = Gallery::open(&path, &model(), &config()).unwrap();
+        for person in 0..DIM {
+            gallery.observe(&view(person, 0.0, 0), "cam0", 0).unwrap();
+        }
+    }
+    let other = ModelStamp {
+        name: "other".into(),
+        dim: DIM,
+    };
+    let err = Gallery::open(&path, &other, &config()).err().unwrap();
+    assert!(
+        err.to_string().contains("\"m\" (16-number embeddings)"),
+        "{err}"
+    );
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "not a database at all, but long enough to look like a header .....",
+    )
+    .unwrap();
+    let err = Gallery::open(&text, &model(), &config()).err().unwrap();
+    assert!(matches!(err, GalleryError::Foreign { .. }), "{err}");
+    assert!(std::fs::read_to_string(&text)
+        .unwrap()
+        .starts_with("not a database"));
+
+    let foreign = dir.path().join("foreign.sqlite");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let err = Gallery::open(&foreign, &model(), &config()).err().unwrap();
+    assert!(matches!(err, GalleryError::Foreign { .. }), "{err}");
+
+    // A torn copy (the first half of the file): refused, never replaced.
+    let torn = dir.path().join("torn.sqlite");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&torn, &bytes[..bytes.len() / 2]).unwrap();
+    let err = Gallery::open(&torn, &model(), &config()).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            GalleryError::Corrupt { .. } | GalleryError::Foreign { .. }
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&torn).unwrap(), bytes[..bytes.len() / 2]);
+
+    assert!(matches!(
+        Gallery::open_existing(&dir.path().join("absent.sqlite")),
+        Err(GalleryError::Missing { .. })
+    ));
+}
