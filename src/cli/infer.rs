@@ -4,7 +4,9 @@ use super::args::{at_least_one, probability};
 use super::exit;
 use anyhow::Result;
 use edgevit::backend::{BackendConfig, TractConfig};
-use edgevit::interpret::{ClassifyConfig, PartsConfig, ZoomConfig};
+use edgevit::gallery::GalleryConfig;
+use edgevit::interpret::{ClassifyConfig, PartsConfig, ReidConfig, ZoomConfig};
+use edgevit::model::Task;
 use edgevit::pipeline::{LoadedModel, Pipeline, VitOptions};
 use edgevit::sink::{DrawSink, JsonLinesSink, Sink};
 use edgevit::source::ImageListSource;
@@ -25,9 +27,18 @@ pub struct Args {
     /// Leave out classes whose probability is below this (0 to 1).
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     min_score: f32,
-    /// Camera id to report in each result.
+    /// Camera id to report in each result (and, for ReID, to record the sightings under).
     #[arg(long, default_value = "cam0")]
     camera: String,
+    /// ReID models: the gallery file to match each whole image against (created if absent).
+    #[arg(long, value_name = "PATH")]
+    gallery: Option<PathBuf>,
+    /// ReID models with SIE: the camera index fed to the model.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    camera_index: usize,
+    /// ReID models: also embed each image's mirror image and average the two.
+    #[arg(long)]
+    flip: bool,
     /// Zoom (RAMS-Trans): crop the attended region from the full-resolution image, run the
     /// model on it again and fuse the passes; adds `region` and `passes` to each result.
     #[arg(long)]
@@ -59,13 +70,28 @@ pub fn run(args: Args) -> Result<i32> {
         parts: args.parts.map(|count| PartsConfig { count }),
         ..VitOptions::default()
     };
-    let source = Box::new(ImageListSource::new(args.images, args.camera));
+    let source = Box::new(
+        ImageListSource::new(args.images, args.camera).with_camera_index(args.camera_index),
+    );
     let stdout = Box::new(JsonLinesSink::stdout());
     let sink: Box<dyn Sink> = match &args.draw {
         Some(dir) => Box::new(DrawSink::new(stdout, dir)?),
         None => stdout,
     };
-    let mut pipeline = Pipeline::new(loaded, &classify, &vit, source, sink)?;
+    let mut pipeline = match (loaded.package.manifest.task, &args.gallery) {
+        (Task::Reid, Some(gallery)) => {
+            let reid = ReidConfig {
+                flip: args.flip,
+                ..ReidConfig::default()
+            };
+            Pipeline::new_reid(loaded, &reid, &GalleryConfig::default(), gallery, source, sink)?
+        }
+        (Task::Reid, None) => anyhow::bail!(
+            "{} is a ReID model: give the gallery to match against with --gallery PATH (created if absent)",
+            args.model.display()
+        ),
+        (Task::Classify, _) => Pipeline::new(loaded, &classify, &vit, source, sink)?,
+    };
     let summary = pipeline.run(&AtomicBool::new(false))?;
     Ok(if summary.errors > 0 {
         exit::FAILED_ITEMS

@@ -4,6 +4,7 @@
 
 mod classify;
 pub mod parts;
+pub mod reid;
 pub mod rollout;
 pub mod token_labels;
 pub mod tokens;
@@ -13,6 +14,7 @@ pub use classify::{
     softmax, ClassScore, Classification, Classifier, ClassifyConfig, Pass, ZoomRegion,
 };
 pub use parts::PartsConfig;
+pub use reid::{Crop, Embedder, Identification, ReidConfig, RoiConfig};
 pub use rollout::{AttentionConfig, AttentionMap};
 pub use token_labels::TokenLabelConfig;
 pub use tokens::TokenLayout;
@@ -36,6 +38,8 @@ pub enum InterpretError {
     NonFinite(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Gallery(#[from] crate::gallery::GalleryError),
 }
 
 /// What one frame produced, serialised into the result record.
@@ -43,6 +47,7 @@ pub enum InterpretError {
 #[serde(untagged)]
 pub enum Interpretation {
     Classification(Classification),
+    Identification(Identification),
 }
 
 /// Turns one inference's outputs into an [`Interpretation`].

@@ -2,8 +2,9 @@
 
 use crate::backend::BackendConfig;
 use crate::config;
+use crate::gallery::GalleryConfig;
 use crate::interpret::{
-    AttentionConfig, ClassifyConfig, PartsConfig, TokenLabelConfig, ZoomConfig,
+    AttentionConfig, ClassifyConfig, PartsConfig, ReidConfig, TokenLabelConfig, ZoomConfig,
 };
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
@@ -40,6 +41,12 @@ pub struct RunConfig {
     /// LV-ViT token labeling (models with `outputs.patch_logits`).
     #[serde(default)]
     pub token_labels: TokenLabelConfig,
+    /// Re-identification (models with `task = "reid"`): crops, flip, embedding outputs.
+    #[serde(default)]
+    pub reid: ReidConfig,
+    /// The identity gallery of a ReID model.
+    #[serde(default)]
+    pub gallery: GalleryConfig,
     #[serde(default)]
     pub sink: SinkConfig,
     /// A Prometheus endpoint; absent, none.
@@ -89,6 +96,8 @@ impl RunConfig {
                 ("sink", format!("{:?}", c.sink)),
                 ("state_dir", format!("{:?}", c.state_dir)),
                 ("metrics", format!("{:?}", c.metrics)),
+                ("reid", format!("{:?}", c.reid)),
+                ("gallery", format!("{:?}", c.gallery)),
             ]
         };
         for ((key, new), (_, old)) in fixed(self).iter().zip(fixed(started).iter()) {
@@ -123,6 +132,7 @@ impl RunConfig {
         config.sink.resolve_paths(base);
         config.model.path = base.join(&config.model.path);
         config.state_dir = config.state_dir.map(|dir| base.join(dir));
+        config.gallery.path = config.gallery.path.map(|path| base.join(path));
         Ok(config)
     }
 }

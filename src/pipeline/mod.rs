@@ -3,19 +3,24 @@
 
 mod config;
 mod health;
+mod reid;
 mod sequence;
 mod vit;
 mod warnings;
 
 pub use config::{ConfigError, ModelConfig, RunConfig};
 pub use health::{Health, Snapshot};
+pub use reid::{gallery_path, Camera, ReidStage};
 pub use sequence::{SequenceError, Sequences};
 pub use vit::{FramePasses, StageFailure, VitOptions, VitStage};
 pub use warnings::WarningLimiter;
 
 use crate::backend::{self, BackendConfig, BackendError, InferenceBackend};
 use crate::frame::Frame;
-use crate::interpret::{Classifier, ClassifyConfig, Interpret, InterpretError, Interpretation};
+use crate::gallery::GalleryConfig;
+use crate::interpret::{
+    Classifier, ClassifyConfig, Interpret, InterpretError, Interpretation, ReidConfig,
+};
 use crate::model::selftest::{self, SelfTestError, SelfTestReport};
 use crate::model::{ModelError, ModelPackage, Task};
 use crate::preprocess::{Preprocess, Preprocessor};
@@ -179,14 +184,22 @@ pub struct RunSummary {
     pub errors: u64,
 }
 
+/// What turns the model's outputs into results.
+enum Stage {
+    Classify {
+        interpret: Box<dyn Interpret>,
+        /// Zoom and parts, when asked for, with the classifier their passes use.
+        vit: Option<(VitStage, Classifier)>,
+    },
+    Reid(ReidStage),
+}
+
 /// The stages of one run, wired together.
 pub struct Pipeline {
     source: Box<dyn FrameSource>,
     preprocess: Box<dyn Preprocess>,
     backend: Box<dyn InferenceBackend>,
-    interpret: Box<dyn Interpret>,
-    /// Zoom and parts, when asked for, with the classifier their passes use.
-    vit: Option<(VitStage, Classifier)>,
+    stage: Stage,
     sink: Box<dyn Sink>,
     sequences: Sequences,
     health: Arc<Health>,
@@ -223,7 +236,15 @@ impl Pipeline {
             let names_the_path = matches!(e, SinkError::Open { .. });
             PipelineError::from(e).at_key(names_the_path, "sink.path")
         })?;
-        let mut pipeline = Self::new(model, &config.classify, &config.vit_options(), source, sink)?;
+        let mut pipeline = match model.package.manifest.task {
+            Task::Classify => {
+                Self::new(model, &config.classify, &config.vit_options(), source, sink)?
+            }
+            Task::Reid => {
+                let path = gallery_path(&config.gallery, config.state_dir.as_deref())?;
+                Self::new_reid(model, &config.reid, &config.gallery, &path, source, sink)?
+            }
+        };
         if let Some(dir) = &config.state_dir {
             pipeline.sequences = Sequences::persistent(dir);
         }
@@ -242,11 +263,43 @@ impl Pipeline {
             Some(stage) => Some((stage, model.classifier(classify, vit)?)),
             None => None,
         };
-        Ok(Pipeline {
+        Ok(Self::assemble(
+            model,
+            Stage::Classify { interpret, vit },
+            source,
+            sink,
+        ))
+    }
+
+    /// A pipeline for a `reid` package, matching in the gallery at `gallery_path`.
+    pub fn new_reid(
+        model: LoadedModel,
+        reid: &ReidConfig,
+        gallery: &GalleryConfig,
+        gallery_path: &Path,
+        source: Box<dyn FrameSource>,
+        sink: Box<dyn Sink>,
+    ) -> Result<Self, PipelineError> {
+        let stage = ReidStage::new(
+            &model.package,
+            model.backend.as_ref(),
+            reid,
+            gallery,
+            gallery_path,
+        )?;
+        Ok(Self::assemble(model, Stage::Reid(stage), source, sink))
+    }
+
+    fn assemble(
+        model: LoadedModel,
+        stage: Stage,
+        source: Box<dyn FrameSource>,
+        sink: Box<dyn Sink>,
+    ) -> Self {
+        Pipeline {
             source,
             preprocess: Box::new(Preprocessor::new(&model.package.manifest.input)),
-            interpret,
-            vit,
+            stage,
             sink,
             sequences: Sequences::in_memory(),
             health: Arc::new(Health::new()),
@@ -257,7 +310,7 @@ impl Pipeline {
             model: model.package.name().to_string(),
             task: model.package.manifest.task,
             backend: model.backend,
-        })
+        }
     }
 
     /// Rebuilds the interpretation (classification, attention, zoom, parts, token labels) with
@@ -267,10 +320,17 @@ impl Pipeline {
         classify: &ClassifyConfig,
         vit: &VitOptions,
     ) -> Result<(), PipelineError> {
+        if let Stage::Reid(_) = self.stage {
+            // [reid] and [gallery] are compared with the running ones before this (a
+            // change needs a restart): nothing of a ReID run changes live.
+            return Ok(());
+        }
         let classifier = classifier_for(&self.package, classify, vit)?;
         let stage = VitStage::new(&self.package, self.backend.as_ref(), vit)?;
-        self.interpret = Box::new(classifier.clone());
-        self.vit = stage.map(|s| (s, classifier));
+        self.stage = Stage::Classify {
+            interpret: Box::new(classifier.clone()),
+            vit: stage.map(|s| (s, classifier)),
+        };
         Ok(())
     }
 
@@ -363,28 +423,36 @@ impl Pipeline {
                 Some(SourceEvent::Frame(next)) => next,
             };
             summary.frames += 1;
-            let mut record = match next {
-                Ok(frame) => self.process(&frame),
-                Err(failed) => {
-                    self.error_record(FrameInfo::from_meta(&failed.meta), "source", &failed.error)
-                }
+            let (source_seq, camera) = match &next {
+                Ok(frame) => (frame.meta.seq, frame.meta.camera.clone()),
+                Err(failed) => (failed.meta.seq, failed.meta.camera.clone()),
             };
-            let frame = record.frame_mut();
-            let source_seq = frame.seq;
-            frame.seq = self.sequences.issue(&frame.camera, frame.seq)?;
-            match record {
-                Record::Result(_) => summary.results += 1,
-                Record::Error(ref e) => {
-                    summary.errors += 1;
-                    warnings.warn(format!(
-                        "frame {} of {}: {}",
-                        e.frame.seq, e.frame.source, e.error.message
-                    ));
+            let records = match next {
+                Ok(frame) => self.process_frame(&frame),
+                Err(failed) => vec![self.error_record(
+                    FrameInfo::from_meta(&failed.meta),
+                    "source",
+                    &failed.error,
+                )],
+            };
+            // One number per frame: the records of a frame's crops share it.
+            let seq = self.sequences.issue(&camera, source_seq)?;
+            for mut record in records {
+                record.frame_mut().seq = seq;
+                match record {
+                    Record::Result(_) => summary.results += 1,
+                    Record::Error(ref e) => {
+                        summary.errors += 1;
+                        warnings.warn(format!(
+                            "frame {} of {}: {}",
+                            e.frame.seq, e.frame.source, e.error.message
+                        ));
+                    }
                 }
+                self.sink.emit(&record)?;
+                self.count(&record, source_seq);
             }
-            self.sink.emit(&record)?;
             self.health.frame();
-            self.count(&record, source_seq);
         }
         warnings.finish();
         self.sink.flush()?;
@@ -392,8 +460,74 @@ impl Pipeline {
         Ok(summary)
     }
 
-    /// Runs one frame through the stages.
-    pub fn process(&mut self, frame: &Frame) -> Record {
+    /// Runs one frame through the stages: one record, or one per crop for ReID.
+    pub fn process_frame(&mut self, frame: &Frame) -> Vec<Record> {
+        if matches!(self.stage, Stage::Reid(_)) {
+            self.identify(frame)
+        } else {
+            vec![self.classify(frame)]
+        }
+    }
+
+    /// Identifies each crop of a frame (a ReID model).
+    fn identify(&mut self, frame: &Frame) -> Vec<Record> {
+        let info = FrameInfo::from_meta(&frame.meta);
+        let start = Instant::now();
+        let raster = match self.preprocess.decode(frame) {
+            Ok(r) => r,
+            Err(e) => return vec![self.error_record(info, "preprocess", &e)],
+        };
+        let Stage::Reid(stage) = &mut self.stage else {
+            return Vec::new();
+        };
+        let crops = stage.crops(&frame.meta.camera, raster.width, raster.height);
+        let camera = Camera {
+            id: &frame.meta.camera,
+            index: frame.meta.camera_index,
+        };
+        let now_ms = frame
+            .meta
+            .captured_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let found = stage.identify(
+            &raster,
+            &crops,
+            &camera,
+            now_ms,
+            self.preprocess.as_mut(),
+            self.backend.as_mut(),
+        );
+        let each_ms = elapsed_ms(start) / found.len().max(1) as f64;
+        found
+            .into_iter()
+            .map(|result| match result {
+                Ok(identified) => Record::Result(ResultRecord {
+                    frame: info.clone(),
+                    model: self.model.clone(),
+                    task: self.task,
+                    result: Interpretation::Identification(identified),
+                    // Crops go through preprocessing, inference and matching in turn: the
+                    // frame's time is shared out among them, as inference.
+                    latency_ms: Latency {
+                        pre: 0.0,
+                        infer: each_ms,
+                        post: 0.0,
+                    },
+                }),
+                Err(StageFailure::Preprocess(e)) => {
+                    self.error_record(info.clone(), "preprocess", &e)
+                }
+                Err(StageFailure::Infer(e)) => self.error_record(info.clone(), "infer", &e),
+                Err(StageFailure::Interpret(e)) => {
+                    self.error_record(info.clone(), "interpret", &e)
+                }
+            })
+            .collect()
+    }
+
+    /// Runs one frame through the stages of a classification model.
+    fn classify(&mut self, frame: &Frame) -> Record {
         let info = FrameInfo::from_meta(&frame.meta);
         let start = Instant::now();
         let prepared = self
@@ -410,9 +544,18 @@ impl Pipeline {
             Err(e) => return self.error_record(info, "infer", &e),
         };
         let inferred = Instant::now();
-        let result = match &self.vit {
-            None => self.interpret.interpret(&outputs),
-            Some((stage, classifier)) => {
+        let result = match &self.stage {
+            Stage::Reid(_) => Err(InterpretError::Config(
+                "a ReID model's frames are identified, not classified".into(),
+            )),
+            Stage::Classify {
+                interpret,
+                vit: None,
+            } => interpret.interpret(&outputs),
+            Stage::Classify {
+                vit: Some((stage, classifier)),
+                ..
+            } => {
                 let extended = classifier
                     .probabilities(&outputs)
                     .map_err(StageFailure::from)
@@ -470,4 +613,8 @@ impl Pipeline {
             },
         })
     }
+}
+
+fn elapsed_ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }

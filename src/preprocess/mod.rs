@@ -86,6 +86,24 @@ pub trait Preprocess: Send {
 }
 
 impl Raster {
+    /// The mirror image (left and right swapped).
+    pub fn flipped(&self) -> Raster {
+        let channels = self.channels as usize;
+        let row = self.width as usize * channels;
+        let mut data = Vec::with_capacity(self.data.len());
+        for line in self.data.chunks_exact(row.max(1)) {
+            for pixel in line.chunks_exact(channels.max(1)).rev() {
+                data.extend_from_slice(pixel);
+            }
+        }
+        Raster {
+            width: self.width,
+            height: self.height,
+            channels: self.channels,
+            data,
+        }
+    }
+
     /// The pixels of `[x0, x1) x [y0, y1)`, clamped to the raster (never empty).
     pub fn crop(&self, x0: u32, y0: u32, x1: u32, y1: u32) -> Raster {
         let x0 = x0.min(self.width.saturating_sub(1));

@@ -28,7 +28,6 @@ impl DrawSink {
         let Some(input) = &record.frame.input else {
             return Ok(());
         };
-        let Interpretation::Classification(result) = &record.result;
         let write_error = |e: image::ImageError| SinkError::Write {
             sink: self.dir.display().to_string(),
             source: std::io::Error::other(e.to_string()),
@@ -50,6 +49,13 @@ impl DrawSink {
         };
         // Thick enough to see, thin enough not to hide what is inside.
         let width = (picture.width().max(picture.height()) / 150).max(1);
+        let result = match &record.result {
+            Interpretation::Classification(result) => result,
+            Interpretation::Identification(identified) => {
+                rectangle(&mut picture, scaled(identified.bounds), [20, 200, 60], width);
+                return self.save(picture, record);
+            }
+        };
         for part in result.parts.iter().flatten() {
             rectangle(&mut picture, scaled(part.bounds), [255, 210, 0], width);
         }
@@ -61,13 +67,25 @@ impl DrawSink {
                 width + 1,
             );
         }
-        let stem = Path::new(input).file_stem().map_or_else(
-            || format!("frame-{}", record.frame.seq),
-            |s| s.to_string_lossy().into_owned(),
-        );
+        self.save(picture, record)
+    }
+
+    fn save(&self, picture: image::RgbImage, record: &ResultRecord) -> Result<(), SinkError> {
+        let stem = record
+            .frame
+            .input
+            .as_deref()
+            .and_then(|input| Path::new(input).file_stem())
+            .map_or_else(
+                || format!("frame-{}", record.frame.seq),
+                |s| s.to_string_lossy().into_owned(),
+            );
         picture
             .save(self.dir.join(format!("{stem}.png")))
-            .map_err(write_error)
+            .map_err(|e| SinkError::Write {
+                sink: self.dir.display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })
     }
 }
 

@@ -110,7 +110,8 @@ impl EventTracker {
                 .first()
                 .filter(|t| t.score >= self.config.min_score)
                 .map(|t| (t.index, t.label.clone(), t.score)),
-            Record::Error(_) => None,
+            // Identities have events of their own (`identity_events`).
+            Record::Result(_) | Record::Error(_) => None,
         };
         let config = &self.config;
         let state = self.cameras.entry(frame.camera.clone()).or_default();

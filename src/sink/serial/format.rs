@@ -104,6 +104,17 @@ fn csv(record: &Record) -> String {
                     }
                     None => line.push_str(",,"),
                 },
+                // The identity's number where the class index goes, its name (or id) as label.
+                Interpretation::Identification(i) => {
+                    let number = i.identity.trim_start_matches("id-").trim_start_matches('0');
+                    let _ = write!(
+                        line,
+                        "{},{},{:.4}",
+                        if number.is_empty() { "0" } else { number },
+                        field(i.name.as_deref().unwrap_or(&i.identity)),
+                        i.similarity
+                    );
+                }
             }
         }
         Record::Error(ErrorRecord { frame, error, .. }) => {

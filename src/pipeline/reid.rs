@@ -1,0 +1,179 @@
+//! The ReID stage: each crop of a frame (the camera's ROIs, or the whole frame) is cut from the
+//! native-resolution frame, embedded (with its mirror image when `flip` is on, with the
+//! camera's SIE index when the model takes one) and matched in the board's gallery.
+
+use super::vit::StageFailure;
+use super::PipelineError;
+use crate::backend::InferenceBackend;
+use crate::gallery::{Gallery, GalleryConfig, ModelStamp};
+use crate::interpret::reid::{check_rois, crops_for};
+use crate::interpret::{Crop, Embedder, Identification, InterpretError, ReidConfig};
+use crate::model::{ModelPackage, SieSpec};
+use crate::preprocess::{Preprocess, Raster};
+use std::path::Path;
+
+/// Embeds crops and matches them in the gallery.
+pub struct ReidStage {
+    embedder: Embedder,
+    gallery: Gallery,
+    config: ReidConfig,
+    sie: Option<SieSpec>,
+}
+
+/// Where a frame came from, for the side inputs and the sightings.
+pub struct Camera<'a> {
+    pub id: &'a str,
+    pub index: usize,
+}
+
+impl ReidStage {
+    /// Sets up the stage for a `reid` package, opening (or creating) the gallery at `path`.
+    pub fn new(
+        package: &ModelPackage,
+        backend: &dyn InferenceBackend,
+        config: &ReidConfig,
+        gallery: &GalleryConfig,
+        path: &Path,
+    ) -> Result<Self, PipelineError> {
+        check_rois(&config.rois).map_err(InterpretError::Config)?;
+        gallery.check().map_err(InterpretError::Config)?;
+        let embedder = Embedder::new(package, config)?;
+        let dim = embedder.dim(backend).ok_or_else(|| {
+            InterpretError::Config(
+                "the size of the model's embedding is not fixed in its graph".into(),
+            )
+        })?;
+        let stamp = ModelStamp {
+            name: package.name().to_string(),
+            dim,
+        };
+        let gallery = Gallery::open(path, &stamp, gallery).map_err(InterpretError::from)?;
+        log::info!(
+            "gallery {}: {} identities, {} exemplars ({}-number embeddings)",
+            gallery.path().display(),
+            gallery.identities().count(),
+            gallery.exemplar_count(),
+            dim
+        );
+        Ok(ReidStage {
+            embedder,
+            gallery,
+            config: config.clone(),
+            sie: package.manifest.sie.clone(),
+        })
+    }
+
+    /// The crops of a frame of `camera` sized `width x height`.
+    pub fn crops(&self, camera: &str, width: u32, height: u32) -> Vec<Crop> {
+        crops_for(&self.config.rois, camera, width, height)
+    }
+
+    /// The unit-length embedding of one crop.
+    pub fn embed(
+        &self,
+        raster: &Raster,
+        crop: &Crop,
+        camera: &Camera,
+        preprocess: &mut dyn Preprocess,
+        backend: &mut dyn InferenceBackend,
+    ) -> Result<Vec<f32>, StageFailure> {
+        let side = self.side_inputs(camera.index, crop.view)?;
+        let b = crop.bounds;
+        let cut = raster.crop(b.x0, b.y0, b.x1, b.y1);
+        let views = if self.config.flip {
+            let mirror = cut.flipped();
+            vec![cut, mirror]
+        } else {
+            vec![cut]
+        };
+        let embeddings = views
+            .iter()
+            .map(|view| {
+                let prepared = preprocess
+                    .prepare_raster(view)
+                    .map_err(StageFailure::Preprocess)?;
+                let outputs = backend
+                    .run_with(&prepared.tensor, &side)
+                    .map_err(StageFailure::Infer)?;
+                Ok(self.embedder.concatenate(&outputs)?)
+            })
+            .collect::<Result<Vec<_>, StageFailure>>()?;
+        Ok(self.embedder.finish(&embeddings)?)
+    }
+
+    /// Identifies each crop of a frame; `now_ms` is the frame's time (ms since 1970).
+    pub fn identify(
+        &mut self,
+        raster: &Raster,
+        crops: &[Crop],
+        camera: &Camera,
+        now_ms: i64,
+        preprocess: &mut dyn Preprocess,
+        backend: &mut dyn InferenceBackend,
+    ) -> Vec<Result<Identification, StageFailure>> {
+        crops
+            .iter()
+            .map(|crop| {
+                let embedding = self.embed(raster, crop, camera, preprocess, backend)?;
+                let found = self
+                    .gallery
+                    .observe(&embedding, camera.id, now_ms)
+                    .map_err(InterpretError::from)?;
+                Ok(Identification {
+                    roi: crop.roi.clone(),
+                    bounds: crop.bounds,
+                    identity: found.identity,
+                    name: found.name,
+                    similarity: found.similarity,
+                    new: found.new,
+                    confirmed: found.confirmed,
+                    embedding: self.config.publish_embedding.then_some(embedding),
+                })
+            })
+            .collect()
+    }
+
+    /// The SIE values for a camera and view, refused when the model does not know them.
+    fn side_inputs(&self, camera: usize, view: usize) -> Result<Vec<i64>, InterpretError> {
+        let Some(sie) = &self.sie else {
+            return Ok(Vec::new());
+        };
+        if camera >= sie.cameras {
+            return Err(InterpretError::Config(format!(
+                "camera index {camera} is beyond the {} cameras the model's SIE knows (sie.cameras); the cameras are numbered in configuration order from 0",
+                sie.cameras
+            )));
+        }
+        if view >= sie.views {
+            return Err(InterpretError::Config(format!(
+                "view {view} is beyond the {} views the model's SIE knows (sie.views)",
+                sie.views
+            )));
+        }
+        let mut side = vec![camera as i64];
+        if sie.view.is_some() {
+            side.push(view as i64);
+        }
+        Ok(side)
+    }
+
+    pub fn gallery(&self) -> &Gallery {
+        &self.gallery
+    }
+}
+
+/// The gallery file of a run: `gallery.path`, else `gallery.sqlite` in `state_dir`.
+pub fn gallery_path(
+    gallery: &GalleryConfig,
+    state_dir: Option<&Path>,
+) -> Result<std::path::PathBuf, PipelineError> {
+    gallery
+        .path
+        .clone()
+        .or_else(|| state_dir.map(|dir| dir.join("gallery.sqlite")))
+        .ok_or_else(|| {
+            PipelineError::from(InterpretError::Config(
+                "a ReID model needs a gallery file: set `gallery.path`, or `state_dir` (the gallery is then state_dir/gallery.sqlite)".into(),
+            ))
+        })
+}
