@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod check;
+mod gallery;
 mod infer;
 pub mod logging;
 mod models;
@@ -46,6 +47,11 @@ enum Command {
     /// Check a configuration completely without capturing: it parses, the model loads and
     /// passes its self-test, the files and devices it names exist; exit code 1 on FAIL.
     Check(check::Args),
+    /// The identities of a ReID gallery: enroll, list, rename, merge, forget.
+    Gallery {
+        #[command(subcommand)]
+        command: gallery::Command,
+    },
     /// Inspect model packages.
     Models {
         #[command(subcommand)]
@@ -69,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(args),
         Command::Models { command } => models::run(command),
+        Command::Gallery { command } => gallery::run(command),
         Command::Probe(args) => probe::run(args),
         Command::Snapshot(args) => snapshot::run(args),
         Command::Bench(args) => bench::run(args),

@@ -247,10 +247,26 @@ mod tests {
         let rois = [roi("cam0", "door", [600, 10, 900, 400])];
         let crops = crops_for(&rois, "cam0", 640, 480);
         assert_eq!(crops[0].roi, "door");
-        assert_eq!(crops[0].bounds, PixelBox { x0: 600, y0: 10, x1: 640, y1: 400 });
+        assert_eq!(
+            crops[0].bounds,
+            PixelBox {
+                x0: 600,
+                y0: 10,
+                x1: 640,
+                y1: 400
+            }
+        );
         let whole = crops_for(&rois, "cam1", 320, 240);
         assert_eq!(whole[0].roi, "frame");
-        assert_eq!(whole[0].bounds, PixelBox { x0: 0, y0: 0, x1: 320, y1: 240 });
+        assert_eq!(
+            whole[0].bounds,
+            PixelBox {
+                x0: 0,
+                y0: 0,
+                x1: 320,
+                y1: 240
+            }
+        );
         assert!(check_rois(&[roi("c", "a", [5, 5, 5, 9])]).is_err());
         assert!(check_rois(&[roi("c", "a", [0, 0, 1, 1]), roi("c", "a", [0, 0, 2, 2])]).is_err());
     }

@@ -515,12 +515,9 @@ impl Pipeline {
                         post: 0.0,
                     },
                 }),
-                Err(StageFailure::Preprocess(e)) => {
-                    self.error_record(info.clone(), "preprocess", &e)
-                }
-                Err(StageFailure::Infer(e)) => self.error_record(info.clone(), "infer", &e),
-                Err(StageFailure::Interpret(e)) => {
-                    self.error_record(info.clone(), "interpret", &e)
+                Err(failure) => {
+                    let (stage, error) = failure.parts();
+                    self.error_record(info.clone(), stage, error)
                 }
             })
             .collect()

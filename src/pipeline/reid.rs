@@ -160,6 +160,10 @@ impl ReidStage {
     pub fn gallery(&self) -> &Gallery {
         &self.gallery
     }
+
+    pub fn gallery_mut(&mut self) -> &mut Gallery {
+        &mut self.gallery
+    }
 }
 
 /// The gallery file of a run: `gallery.path`, else `gallery.sqlite` in `state_dir`.

@@ -43,6 +43,17 @@ pub enum StageFailure {
     Interpret(InterpretError),
 }
 
+impl StageFailure {
+    /// The stage's name in error records, and the error.
+    pub fn parts(&self) -> (&'static str, &(dyn std::error::Error + 'static)) {
+        match self {
+            StageFailure::Preprocess(e) => ("preprocess", e),
+            StageFailure::Infer(e) => ("infer", e),
+            StageFailure::Interpret(e) => ("interpret", e),
+        }
+    }
+}
+
 impl From<InterpretError> for StageFailure {
     fn from(e: InterpretError) -> Self {
         StageFailure::Interpret(e)

@@ -52,7 +52,12 @@ impl DrawSink {
         let result = match &record.result {
             Interpretation::Classification(result) => result,
             Interpretation::Identification(identified) => {
-                rectangle(&mut picture, scaled(identified.bounds), [20, 200, 60], width);
+                rectangle(
+                    &mut picture,
+                    scaled(identified.bounds),
+                    [20, 200, 60],
+                    width,
+                );
                 return self.save(picture, record);
             }
         };

@@ -1,0 +1,239 @@
+//! `edgevit gallery ...`: the identities of a ReID gallery: enrol named people from images,
+//! list, rename, merge, forget. Safe while `edgevit run` uses the same gallery: SQLite orders
+//! the writes and the running service picks the changes up.
+
+use anyhow::{Context, Result};
+use edgevit::gallery::{Enrolled, Gallery};
+use edgevit::interpret::Crop;
+use edgevit::interpret::PixelBox;
+use edgevit::model::Task;
+use edgevit::pipeline::{gallery_path, Camera, LoadedModel, ReidStage, RunConfig};
+use edgevit::preprocess::{Preprocess, Preprocessor};
+use edgevit::source::{FrameSource, ImageListSource};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Enrol a named person from images of them (each whole image is one view).
+    Enroll(EnrollArgs),
+    /// List the identities: id, name, confirmed, frames seen, exemplars, last camera.
+    List(ListArgs),
+    /// Name an identity (named identities never expire).
+    Rename {
+        #[command(flatten)]
+        at: At,
+        /// The identity: its id (id-000042) or its name.
+        who: String,
+        new_name: String,
+    },
+    /// Make two identities one; the older id is kept.
+    Merge {
+        #[command(flatten)]
+        at: At,
+        a: String,
+        b: String,
+    },
+    /// Delete an identity with its exemplars and sightings.
+    Forget {
+        #[command(flatten)]
+        at: At,
+        who: String,
+    },
+}
+
+/// Which gallery: the one a configuration uses, or a file.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct At {
+    /// The run configuration whose gallery to use (`gallery.path`, else state_dir/gallery.sqlite).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The gallery file.
+    #[arg(long, value_name = "PATH")]
+    gallery: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct EnrollArgs {
+    /// The run configuration: its model, `[reid]` and `[gallery]` are used.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// The person's name.
+    #[arg(long)]
+    name: String,
+    /// The camera index fed to a model with SIE.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    camera_index: usize,
+    /// Images of the person (PNG, JPEG, BMP), each cropped to the person.
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    at: At,
+    /// One JSON object per identity instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl At {
+    fn path(&self) -> Result<PathBuf> {
+        match (&self.gallery, &self.config) {
+            (Some(path), _) => Ok(path.clone()),
+            (None, Some(config)) => {
+                let config = RunConfig::load(config)?;
+                Ok(gallery_path(&config.gallery, config.state_dir.as_deref())?)
+            }
+            (None, None) => anyhow::bail!("give --config FILE or --gallery PATH"),
+        }
+    }
+
+    fn open(&self) -> Result<Gallery> {
+        Ok(Gallery::open_existing(&self.path()?)?)
+    }
+}
+
+pub fn run(command: Command) -> Result<i32> {
+    match command {
+        Command::Enroll(args) => enroll(args),
+        Command::List(args) => list(args),
+        Command::Rename { at, who, new_name } => {
+            let id = at.open()?.rename(&who, &new_name)?;
+            println!("{id} is now {new_name:?}");
+            Ok(super::exit::OK)
+        }
+        Command::Merge { at, a, b } => {
+            let kept = at.open()?.merge(&a, &b)?;
+            println!("{a} and {b} are now {kept}");
+            Ok(super::exit::OK)
+        }
+        Command::Forget { at, who } => {
+            let id = at.open()?.forget(&who)?;
+            println!("{id} forgotten");
+            Ok(super::exit::OK)
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn enroll(args: EnrollArgs) -> Result<i32> {
+    let config = RunConfig::load(&args.config)?;
+    let model = LoadedModel::load(&config.model.path, &config.backend)?;
+    if model.package.manifest.task != Task::Reid {
+        anyhow::bail!(
+            "model {:?} is not a ReID model (task = \"{}\")",
+            model.package.name(),
+            model.package.manifest.task.name()
+        );
+    }
+    let path = gallery_path(&config.gallery, config.state_dir.as_deref())?;
+    let LoadedModel {
+        package,
+        mut backend,
+        ..
+    } = model;
+    let mut stage = ReidStage::new(
+        &package,
+        backend.as_ref(),
+        &config.reid,
+        &config.gallery,
+        &path,
+    )?;
+    let mut preprocess = Preprocessor::new(&package.manifest.input);
+    let camera = Camera {
+        id: "enroll",
+        index: args.camera_index,
+    };
+    let mut source = ImageListSource::new(args.images.clone(), "enroll".into());
+    let mut embeddings = Vec::new();
+    while let Some(frame) = source.next_frame() {
+        let frame = frame.map_err(|failed| anyhow::Error::new(failed.error))?;
+        let image = frame.meta.path.clone().unwrap_or_default();
+        let raster = preprocess
+            .decode(&frame)
+            .with_context(|| format!("cannot read {}", image.display()))?;
+        let whole = Crop {
+            roi: "enroll".into(),
+            bounds: PixelBox {
+                x0: 0,
+                y0: 0,
+                x1: raster.width,
+                y1: raster.height,
+            },
+            view: 0,
+        };
+        let embedding = stage
+            .embed(&raster, &whole, &camera, &mut preprocess, backend.as_mut())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: {}",
+                    image.display(),
+                    edgevit::error::chain(e.parts().1)
+                )
+            })?;
+        embeddings.push(embedding);
+    }
+    let outcome = stage
+        .gallery_mut()
+        .enroll(&args.name, &embeddings, now_ms())?;
+    let count = embeddings.len();
+    match outcome {
+        Enrolled::Created(id) => println!("{id} {:?}: new, {count} images", args.name),
+        Enrolled::Named(id) => println!(
+            "{id} {:?}: the images match this identity, seen before; it has the name now ({count} images added)",
+            args.name
+        ),
+        Enrolled::Added(id) => println!("{id} {:?}: {count} images added", args.name),
+    }
+    Ok(super::exit::OK)
+}
+
+fn list(args: ListArgs) -> Result<i32> {
+    let gallery = args.at.open()?;
+    let mut exemplars = std::collections::HashMap::new();
+    for identity in gallery.identities() {
+        exemplars.insert(identity.key, gallery.exemplars(&identity.id())?.len());
+    }
+    if args.json {
+        for identity in gallery.identities() {
+            let mut value = serde_json::to_value(identity)?;
+            value["id"] = identity.id().into();
+            value["exemplars"] = exemplars.get(&identity.key).copied().unwrap_or(0).into();
+            println!("{value}");
+        }
+        return Ok(super::exit::OK);
+    }
+    println!(
+        "gallery {} (model {:?}, {}-number embeddings)",
+        gallery.path().display(),
+        gallery.model().name,
+        gallery.model().dim
+    );
+    println!(
+        "{:<10} {:<16} {:<9} {:>7} {:>9}  last seen",
+        "id", "name", "confirmed", "frames", "exemplars"
+    );
+    for identity in gallery.identities() {
+        let last = humantime::format_rfc3339_seconds(
+            UNIX_EPOCH + std::time::Duration::from_millis(identity.last_seen_ms.max(0) as u64),
+        );
+        println!(
+            "{:<10} {:<16} {:<9} {:>7} {:>9}  {last} on {}",
+            identity.id(),
+            identity.name.as_deref().unwrap_or("-"),
+            if identity.confirmed { "yes" } else { "no" },
+            identity.hits,
+            exemplars.get(&identity.key).copied().unwrap_or(0),
+            identity.last_camera.as_deref().unwrap_or("-"),
+        );
+    }
+    Ok(super::exit::OK)
+}
