@@ -6,7 +6,8 @@
 use super::exit;
 use anyhow::Result;
 use edgevit::error::chain;
-use edgevit::pipeline::{LoadedModel, RunConfig, VitStage};
+use edgevit::model::Task;
+use edgevit::pipeline::{gallery_path, LoadedModel, ReidStage, RunConfig, VitStage};
 use edgevit::sink::SinkConfig;
 use edgevit::source::SourceConfig;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,9 @@ fn check_model(config: &RunConfig, report: &mut Report) {
             model.backend.name()
         ),
     );
+    if model.package.manifest.task == Task::Reid {
+        return check_reid(config, &model, report);
+    }
     let vit = config.vit_options();
     if let Err(e) = model.classifier(&config.classify, &vit) {
         report.fail("classify", chain(&e));
@@ -93,6 +97,42 @@ fn check_model(config: &RunConfig, report: &mut Report) {
         ),
         Ok(None) => {}
         Err(e) => report.fail("zoom/parts", chain(&e)),
+    }
+}
+
+/// The gallery is opened (and so checked: ours, undamaged, made with this model) when it
+/// exists; otherwise its folder must be writable, since `run` creates it.
+fn check_reid(config: &RunConfig, model: &LoadedModel, report: &mut Report) {
+    let path = match gallery_path(&config.gallery, config.state_dir.as_deref()) {
+        Ok(path) => path,
+        Err(e) => return report.fail("gallery.path", chain(&e)),
+    };
+    if !path.exists() {
+        if let Err(e) = edgevit::interpret::reid::check_rois(&config.reid.rois)
+            .and_then(|()| config.gallery.check())
+        {
+            return report.fail("reid", e);
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        return check_writable_dir("gallery.path", dir, report);
+    }
+    match ReidStage::new(
+        &model.package,
+        model.backend.as_ref(),
+        &config.reid,
+        &config.gallery,
+        &path,
+    ) {
+        Ok(stage) => report.ok(
+            "gallery.path",
+            format!(
+                "{}: {} identities, {} exemplars",
+                path.display(),
+                stage.gallery().identities().count(),
+                stage.gallery().exemplar_count()
+            ),
+        ),
+        Err(e) => report.fail("gallery.path", chain(&e)),
     }
 }
 

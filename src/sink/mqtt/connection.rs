@@ -16,6 +16,7 @@ use super::tls;
 use super::topics::Topics;
 use super::MqttConfig;
 use crate::error::Report;
+use crate::model::Task;
 use crate::sink::spool::Spool;
 use rumqttc::{
     Client, ConnectReturnCode, Connection, ConnectionError, Event, LastWill, MqttOptions, Outgoing,
@@ -36,7 +37,7 @@ pub struct Shared {
     pub connected: AtomicBool,
     pub stop: AtomicBool,
     /// Cameras seen so far, for discovery; `new_camera` says the list grew.
-    pub cameras: Mutex<Vec<String>>,
+    pub cameras: Mutex<Vec<(String, Task)>>,
     pub new_camera: AtomicBool,
     pub stats: Mutex<StatsWindow>,
 }
@@ -328,10 +329,14 @@ fn session(
         }
         if config.discovery.enabled && shared.new_camera.swap(false, Ordering::SeqCst) {
             let cameras = lock(&shared.cameras).clone();
-            for camera in cameras {
-                for (topic, payload) in
-                    discovery::camera_messages(&config.discovery, topics, &config.device, &camera)
-                {
+            for (camera, task) in cameras {
+                for (topic, payload) in discovery::camera_messages(
+                    &config.discovery,
+                    topics,
+                    &config.device,
+                    &camera,
+                    task,
+                ) {
                     if publish(
                         client,
                         &mut delivery,

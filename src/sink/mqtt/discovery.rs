@@ -5,6 +5,7 @@
 //! announces `online` on `<prefix>/status`.
 
 use super::topics::{level, Topics};
+use crate::model::Task;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -49,6 +50,7 @@ pub fn camera_messages(
     topics: &Topics,
     device: &str,
     camera: &str,
+    task: Task,
 ) -> Vec<(String, Value)> {
     let node = format!("edgevit_{}", level(device));
     let object = level(camera);
@@ -82,6 +84,31 @@ pub fn camera_messages(
             fields,
         )
     };
+    if task == Task::Reid {
+        let identity = topics.identity(camera);
+        return vec![
+            entity(
+                "sensor",
+                "identity",
+                format!("{camera} last identity"),
+                json!({
+                    "state_topic": identity,
+                    "value_template": "{{ value_json.label }}",
+                    "json_attributes_topic": identity,
+                    "icon": "mdi:account-search",
+                }),
+            ),
+            entity(
+                "event",
+                "identity_event",
+                format!("{camera} identity event"),
+                json!({
+                    "state_topic": identity,
+                    "event_types": ["start", "update", "end"],
+                }),
+            ),
+        ];
+    }
     vec![
         entity(
             "sensor",
@@ -124,13 +151,26 @@ mod tests {
     fn payloads_have_unique_ids_availability_and_one_device() {
         let topics = Topics::new("edgevit", "door");
         let config = DiscoveryConfig::default();
-        let mut messages = camera_messages(&config, &topics, "door", "cam0");
-        messages.extend(camera_messages(&config, &topics, "door", "cam1"));
+        let mut messages = camera_messages(&config, &topics, "door", "cam0", Task::Classify);
+        messages.extend(camera_messages(
+            &config,
+            &topics,
+            "door",
+            "cam1",
+            Task::Classify,
+        ));
+        messages.extend(camera_messages(
+            &config,
+            &topics,
+            "door",
+            "cam2",
+            Task::Reid,
+        ));
         let ids: std::collections::HashSet<&str> = messages
             .iter()
             .map(|(_, p)| p["unique_id"].as_str().unwrap())
             .collect();
-        assert_eq!(ids.len(), 6, "unique ids");
+        assert_eq!(ids.len(), 8, "unique ids");
         for (topic, payload) in &messages {
             assert!(
                 topic.starts_with("homeassistant/") && topic.ends_with("/config"),
@@ -150,5 +190,11 @@ mod tests {
         assert_eq!(topic, "homeassistant/event/edgevit_door/cam0_event/config");
         assert_eq!(event["event_types"], json!(["start", "update", "end"]));
         assert_eq!(event["state_topic"], "edgevit/door/cam0/event");
+        let (topic, identity) = &messages[6];
+        assert_eq!(
+            topic,
+            "homeassistant/sensor/edgevit_door/cam2_identity/config"
+        );
+        assert_eq!(identity["state_topic"], "edgevit/door/cam2/identity");
     }
 }

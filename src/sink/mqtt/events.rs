@@ -43,36 +43,67 @@ impl Default for EventConfig {
     }
 }
 
-/// One message on `<prefix>/<device>/<camera>/event`.
+/// One message on `<prefix>/<device>/<camera>/event` (classes) or `.../identity` (identities).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventMessage {
     /// `start`, `update` or `end` (`event_type` repeats it for Home Assistant's event entity).
+    /// For identities: `start` when one appears at a camera's ROI, `end` when it has left.
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub event_type: &'static str,
-    /// `<camera>-<run>-<seq of the frame that started it>`: unique across restarts.
+    /// `<camera>-<run>-<seq of the frame that started it>` (with `-<roi>` for identities):
+    /// unique across restarts.
     pub id: String,
     pub camera: String,
+    /// The ROI (identities only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roi: Option<String>,
+    /// The identity's id, `id-000042` (identities only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The class label; for an identity its name, else its id.
     pub label: String,
+    /// The class index; for an identity its number.
     pub index: usize,
-    /// Best score seen during the event.
+    /// Best score (similarity for identities) seen during the event.
     pub score: f32,
     /// The frame that caused this message.
     pub seq: u64,
     pub ts: String,
 }
 
+/// What a tracker follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Subject {
+    /// The top-1 class of each camera.
+    #[default]
+    Classes,
+    /// The confirmed identity in each ROI of each camera.
+    Identities,
+}
+
+/// One frame's observation of one slot (a camera, or a camera's ROI).
+struct Seen {
+    index: usize,
+    label: String,
+    identity: Option<String>,
+    score: f32,
+}
+
 #[derive(Debug, Clone)]
 struct Current {
     id: String,
     label: String,
+    identity: Option<String>,
     index: usize,
     best: f32,
     misses: u32,
 }
 
 #[derive(Debug, Default)]
-struct CameraState {
+struct SlotState {
+    camera: String,
+    roi: Option<String>,
     current: Option<Current>,
     /// The latest frame seen (`seq`, `ts`): an event ended by a stop ends there.
     last: Option<(u64, String)>,
@@ -80,46 +111,95 @@ struct CameraState {
     candidate: Option<(usize, u32)>,
 }
 
-/// Per-camera event state.
+/// Per-slot event state.
 #[derive(Debug, Default)]
 pub struct EventTracker {
     config: EventConfig,
-    cameras: HashMap<String, CameraState>,
+    subject: Subject,
+    slots: HashMap<(String, Option<String>), SlotState>,
 }
 
 impl EventTracker {
     pub fn new(config: EventConfig) -> Self {
+        Self::of(Subject::Classes, config)
+    }
+
+    pub fn of(subject: Subject, config: EventConfig) -> Self {
         EventTracker {
             config: EventConfig {
                 frames: config.frames.max(1),
                 ..config
             },
-            cameras: HashMap::new(),
+            subject,
+            slots: HashMap::new(),
         }
     }
 
-    /// The events one record causes (error records count as frames without the label).
+    /// What a record shows of its slot: `None` when it is not this tracker's kind of record.
+    /// The inner `None` is a frame without the label (an error record counts as one for
+    /// classes; an unconfirmed identity for identities).
+    fn seen(&self, record: &Record) -> Option<(Option<String>, Option<Seen>)> {
+        match (self.subject, record) {
+            (
+                Subject::Classes,
+                Record::Result(ResultRecord {
+                    result: Interpretation::Classification(c),
+                    ..
+                }),
+            ) => Some((
+                None,
+                c.top
+                    .first()
+                    .filter(|t| t.score >= self.config.min_score)
+                    .map(|t| Seen {
+                        index: t.index,
+                        label: t.label.clone(),
+                        identity: None,
+                        score: t.score,
+                    }),
+            )),
+            (Subject::Classes, Record::Error(_)) => Some((None, None)),
+            (
+                Subject::Identities,
+                Record::Result(ResultRecord {
+                    result: Interpretation::Identification(i),
+                    ..
+                }),
+            ) => Some((
+                Some(i.roi.clone()),
+                i.confirmed.then(|| Seen {
+                    index: identity_number(&i.identity),
+                    label: i.name.clone().unwrap_or_else(|| i.identity.clone()),
+                    identity: Some(i.identity.clone()),
+                    score: i.similarity,
+                }),
+            )),
+            _ => None,
+        }
+    }
+
+    /// The events one record causes.
     pub fn observe(&mut self, record: &Record) -> Vec<EventMessage> {
-        let frame = record.frame();
-        let best = match record {
-            Record::Result(ResultRecord {
-                result: Interpretation::Classification(c),
-                ..
-            }) => c
-                .top
-                .first()
-                .filter(|t| t.score >= self.config.min_score)
-                .map(|t| (t.index, t.label.clone(), t.score)),
-            // Identities have events of their own (`identity_events`).
-            Record::Result(_) | Record::Error(_) => None,
+        let Some((roi, best)) = self.seen(record) else {
+            return Vec::new();
         };
+        let frame = record.frame();
         let config = &self.config;
-        let state = self.cameras.entry(frame.camera.clone()).or_default();
+        let state = self
+            .slots
+            .entry((frame.camera.clone(), roi.clone()))
+            .or_insert_with(|| SlotState {
+                camera: frame.camera.clone(),
+                roi: roi.clone(),
+                ..SlotState::default()
+            });
         let message = |kind: &'static str, c: &Current| EventMessage {
             kind,
             event_type: kind,
             id: c.id.clone(),
             camera: frame.camera.clone(),
+            roi: roi.clone(),
+            identity: c.identity.clone(),
             label: c.label.clone(),
             index: c.index,
             score: c.best,
@@ -129,16 +209,18 @@ impl EventTracker {
         let mut out = Vec::new();
         state.last = Some((frame.seq, frame.ts.clone()));
         state.candidate = match (&best, state.candidate) {
-            (Some((index, _, _)), Some((seen, n))) if seen == *index => Some((seen, n + 1)),
-            (Some((index, _, _)), _) => Some((*index, 1)),
+            (Some(seen), Some((index, n))) if seen.index == index => Some((index, n + 1)),
+            (Some(seen), _) => Some((seen.index, 1)),
             (None, _) => None,
         };
         if let Some(current) = &mut state.current {
             match &best {
-                Some((index, _, score)) if *index == current.index => {
+                Some(seen) if seen.index == current.index => {
                     current.misses = 0;
-                    if *score >= current.best + config.update_step {
-                        current.best = *score;
+                    // A renamed identity keeps its event; the name follows.
+                    current.label.clone_from(&seen.label);
+                    if seen.score >= current.best + config.update_step {
+                        current.best = seen.score;
                         out.push(message("update", current));
                     }
                 }
@@ -153,13 +235,18 @@ impl EventTracker {
             }
         }
         if state.current.is_none() {
-            if let (Some((index, label, score)), Some((_, n))) = (best, state.candidate) {
+            if let (Some(seen), Some((_, n))) = (best, state.candidate) {
                 if n >= config.frames {
+                    let mut id = format!("{}-{}-{}", frame.camera, frame.run, frame.seq);
+                    if let Some(roi) = &roi {
+                        id = format!("{id}-{roi}");
+                    }
                     let current = Current {
-                        id: format!("{}-{}-{}", frame.camera, frame.run, frame.seq),
-                        label,
-                        index,
-                        best: score,
+                        id,
+                        label: seen.label,
+                        identity: seen.identity,
+                        index: seen.index,
+                        best: seen.score,
                         misses: 0,
                     };
                     out.push(message("start", &current));
@@ -173,11 +260,11 @@ impl EventTracker {
     /// Ends every open event (a clean stop): subscribers see each `start` closed by an `end`,
     /// at the last frame its camera delivered.
     pub fn finish(&mut self) -> Vec<EventMessage> {
-        let mut cameras: Vec<_> = self.cameras.iter_mut().collect();
-        cameras.sort_by(|a, b| a.0.cmp(b.0));
-        cameras
+        let mut slots: Vec<_> = self.slots.iter_mut().collect();
+        slots.sort_by(|a, b| a.0.cmp(b.0));
+        slots
             .into_iter()
-            .filter_map(|(camera, state)| {
+            .filter_map(|(_, state)| {
                 let current = state.current.take()?;
                 let (seq, ts) = state.last.clone().unwrap_or_default();
                 state.candidate = None;
@@ -185,7 +272,9 @@ impl EventTracker {
                     kind: "end",
                     event_type: "end",
                     id: current.id,
-                    camera: camera.clone(),
+                    camera: state.camera.clone(),
+                    roi: state.roi.clone(),
+                    identity: current.identity,
                     label: current.label,
                     index: current.index,
                     score: current.best,
@@ -195,6 +284,14 @@ impl EventTracker {
             })
             .collect()
     }
+}
+
+/// 42 for `id-000042`.
+fn identity_number(identity: &str) -> usize {
+    identity
+        .trim_start_matches("id-")
+        .parse()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -291,5 +388,63 @@ mod tests {
         assert_eq!((ended[0].kind, ended[0].seq), ("end", 3));
         assert_eq!(ended[0].id, "gate-r1-2");
         assert!(t.finish().is_empty(), "a second stop sends nothing more");
+    }
+
+    fn sighting(seq: u64, roi: &str, identity: &str, confirmed: bool) -> Record {
+        let Record::Result(mut r) = record(seq, None) else {
+            unreachable!()
+        };
+        r.task = Task::Reid;
+        r.result = Interpretation::Identification(crate::interpret::Identification {
+            roi: roi.into(),
+            bounds: crate::interpret::PixelBox {
+                x0: 0,
+                y0: 0,
+                x1: 1,
+                y1: 1,
+            },
+            identity: identity.into(),
+            name: None,
+            similarity: 0.9,
+            new: false,
+            confirmed,
+            embedding: None,
+        });
+        Record::Result(r)
+    }
+
+    #[test]
+    fn identities_start_when_confirmed_per_roi_and_end_when_gone() {
+        let mut t = EventTracker::of(Subject::Identities, EventConfig::default());
+        let mut out = Vec::new();
+        let frames = [
+            ("door", "id-000001", false),
+            ("door", "id-000001", true),
+            ("hall", "id-000002", true),
+            ("door", "id-000001", true),
+            ("door", "id-000001", true), // third confirmed frame at the door: start
+            ("door", "id-000003", false),
+            ("door", "id-000003", false),
+            ("door", "id-000003", false), // third frame without it: end
+        ];
+        for (seq, (roi, id, confirmed)) in frames.iter().enumerate() {
+            for e in t.observe(&sighting(seq as u64, roi, id, *confirmed)) {
+                out.push(format!(
+                    "{}:{}:{}@{}",
+                    e.kind,
+                    e.roi.unwrap_or_default(),
+                    e.identity.unwrap_or_default(),
+                    e.seq
+                ));
+            }
+        }
+        assert_eq!(out, ["start:door:id-000001@4", "end:door:id-000001@7"]);
+        // Classification records mean nothing to it, and it means nothing to classes.
+        assert!(t.observe(&record(9, Some((1, 0.9)))).is_empty());
+        let mut classes = EventTracker::new(EventConfig::default());
+        assert!((0..5)
+            .flat_map(|seq| classes.observe(&sighting(seq, "door", "id-000001", true)))
+            .next()
+            .is_none());
     }
 }

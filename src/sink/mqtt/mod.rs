@@ -18,7 +18,7 @@ mod topics;
 
 pub use config::{MqttConfig, SetupError};
 pub use discovery::DiscoveryConfig;
-pub use events::{EventConfig, EventMessage, EventTracker};
+pub use events::{EventConfig, EventMessage, EventTracker, Subject};
 pub use tls::TlsConfig;
 pub use topics::Topics;
 
@@ -32,6 +32,7 @@ use std::thread::JoinHandle;
 pub struct MqttSink {
     topics: Topics,
     events: EventTracker,
+    identities: EventTracker,
     shared: Arc<Shared>,
     io: Option<JoinHandle<()>>,
     describe: String,
@@ -76,6 +77,7 @@ impl MqttSink {
         Ok(MqttSink {
             topics,
             events: EventTracker::new(config.events.clone()),
+            identities: EventTracker::of(Subject::Identities, config.events.clone()),
             shared,
             io: Some(io),
             describe: format!(
@@ -112,6 +114,9 @@ impl Sink for MqttSink {
         for event in self.events.observe(record) {
             entries.push(entry(&self.topics.event(camera), &event)?);
         }
+        for event in self.identities.observe(record) {
+            entries.push(entry(&self.topics.identity(camera), &event)?);
+        }
         {
             let mut spool = connection::lock(&self.shared.spool);
             for entry in &entries {
@@ -119,10 +124,13 @@ impl Sink for MqttSink {
             }
         }
         connection::lock(&self.shared.stats).record(record);
-        let mut cameras = connection::lock(&self.shared.cameras);
-        if !cameras.contains(camera) {
-            cameras.push(camera.clone());
-            self.shared.new_camera.store(true, Ordering::SeqCst);
+        // Announced once its first result says what it reports (labels or identities).
+        if let Record::Result(result) = record {
+            let mut cameras = connection::lock(&self.shared.cameras);
+            if !cameras.iter().any(|(known, _)| known == camera) {
+                cameras.push((camera.clone(), result.task));
+                self.shared.new_camera.store(true, Ordering::SeqCst);
+            }
         }
         Ok(())
     }
@@ -145,10 +153,13 @@ impl Sink for MqttSink {
     /// published `stopped`.
     fn flush(&mut self) -> Result<(), SinkError> {
         if self.io.is_some() {
-            let ends = self.events.finish();
             let mut spool = connection::lock(&self.shared.spool);
-            for event in &ends {
-                let entry = entry(&self.topics.event(&event.camera), event)?;
+            for event in self.events.finish() {
+                let entry = entry(&self.topics.event(&event.camera), &event)?;
+                spool.append(&entry).map_err(SinkError::Spool)?;
+            }
+            for event in self.identities.finish() {
+                let entry = entry(&self.topics.identity(&event.camera), &event)?;
                 spool.append(&entry).map_err(SinkError::Spool)?;
             }
         }

@@ -23,6 +23,11 @@ impl Topics {
         format!("{}/{}/event", self.base, level(camera))
     }
 
+    /// Debounced `start` / `update` / `end` of the identities in `camera`'s ROIs.
+    pub fn identity(&self, camera: &str) -> String {
+        format!("{}/{}/identity", self.base, level(camera))
+    }
+
     /// Periodic statistics.
     pub fn stats(&self) -> String {
         format!("{}/stats", self.base)
