@@ -36,6 +36,12 @@ pub enum GalleryError {
         gallery: ModelStamp,
         model: ModelStamp,
     },
+    #[error("cannot create gallery {path}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("gallery {path}")]
     Sql {
         path: PathBuf,

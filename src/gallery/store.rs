@@ -90,6 +90,15 @@ impl Store {
             source,
         };
         let unreadable = |source: rusqlite::Error| classify_open_error(path, source);
+        if fresh {
+            // The state directory may not exist yet (outside systemd's StateDirectory=).
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| GalleryError::Create {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            }
+        }
         let connection = Connection::open(path).map_err(unreadable)?;
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
@@ -450,6 +459,10 @@ fn classify_open_error(path: &Path, source: rusqlite::Error) -> GalleryError {
         Some(ErrorCode::DatabaseCorrupt) => GalleryError::Corrupt {
             path: path.to_path_buf(),
             why: source.to_string(),
+        },
+        Some(ErrorCode::CannotOpen) => GalleryError::Create {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("SQLite cannot open or create the file there"),
         },
         _ => GalleryError::Sql {
             path: path.to_path_buf(),

@@ -1,0 +1,338 @@
+//! Re-identification end to end with a real ReID model (OSNet x0.25 from ../shared): two
+//! people, each under crops, scaling, mirroring, light, blur and JPEG re-encoding, seen by two
+//! cameras, become exactly two identities that stay the same over the sequence, across a
+//! restart and after a SIGKILL; an enrolled name is reported for its person.
+
+mod common;
+
+use image::{DynamicImage, RgbImage};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const PEOPLE: [(&str, &str); 2] = [
+    ("astronaut", "reference/images/astronaut.png"),
+    ("grace", "reference/images/grace_hopper.bmp"),
+];
+
+/// The OSNet package (a manifest beside nothing: the ONNX file stays in ../shared).
+fn osnet(shared: &Path, dir: &Path) -> PathBuf {
+    let onnx = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
+    common::write_manifest(
+        &dir.join("osnet"),
+        &common::reference_manifest(
+            "osnet_x0_25_msmt17",
+            "reid",
+            &onnx,
+            "name = \"images\"\nshape = [1, 3, 256, 128]\ncolor = \"rgb\"\n\
+             mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]",
+            "embedding = \"output\"",
+        ),
+    )
+}
+
+fn crop(image: &RgbImage, left: f32, top: f32, width: f32, height: f32) -> RgbImage {
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    image::imageops::crop_imm(
+        image,
+        (left * w) as u32,
+        (top * h) as u32,
+        (width * w) as u32,
+        (height * h) as u32,
+    )
+    .to_image()
+}
+
+fn light(image: &RgbImage, factor: f32) -> RgbImage {
+    let mut out = image.clone();
+    for p in out.pixels_mut() {
+        for c in &mut p.0 {
+            *c = (*c as f32 * factor).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+/// The views of one person a camera sees: `(name, image, as JPEG)`.
+fn views(person: &RgbImage, mirrored: bool) -> Vec<(&'static str, RgbImage, bool)> {
+    let base = if mirrored {
+        image::imageops::flip_horizontal(person)
+    } else {
+        person.clone()
+    };
+    vec![
+        ("whole", base.clone(), false),
+        ("shifted", crop(&base, 0.06, 0.04, 0.9, 0.9), false),
+        ("scaled", crop(&base, 0.1, 0.1, 0.8, 0.8), false),
+        ("mirror", image::imageops::flip_horizontal(&base), false),
+        ("bright", light(&base, 1.3), false),
+        ("dark", light(&base, 0.7), false),
+        ("blur", image::imageops::blur(&base, 2.0), false),
+        ("jpeg", base, true),
+    ]
+}
+
+/// Writes each person's views for one camera into `dir`, the two people interleaved;
+/// returns which person each file shows.
+fn camera_folder(shared: &Path, dir: &Path, mirrored: bool) -> BTreeMap<String, &'static str> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut truth = BTreeMap::new();
+    for (p, (person, file)) in PEOPLE.iter().enumerate() {
+        let image = image::open(shared.join(file)).unwrap().to_rgb8();
+        for (v, (view, picture, jpeg)) in views(&image, mirrored).into_iter().enumerate() {
+            let name = format!(
+                "{v:02}-{p}-{person}-{view}.{}",
+                if jpeg { "jpg" } else { "png" }
+            );
+            let path = dir.join(&name);
+            if jpeg {
+                let mut bytes = Vec::new();
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 50)
+                    .encode_image(&DynamicImage::ImageRgb8(picture))
+                    .unwrap();
+                std::fs::write(&path, bytes).unwrap();
+            } else {
+                picture.save(&path).unwrap();
+            }
+            truth.insert(path.display().to_string(), *person);
+        }
+    }
+    truth
+}
+
+fn config(dir: &Path, model: &Path, camera: &str, index: usize, images: &Path) -> PathBuf {
+    let path = dir.join(format!("{camera}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "state_dir = \"{}\"\n[model]\npath = \"{}\"\n[source]\nkind = \"image-dir\"\n\
+             path = \"{}\"\ncamera = \"{camera}\"\ncamera_index = {index}\n",
+            dir.join("state").display(),
+            model.display(),
+            images.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `edgevit run` and returns its records.
+fn run(config: &Path) -> Vec<Value> {
+    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    common::json_lines(&output)
+}
+
+/// person -> the identities given to that person's views once confirmed.
+fn identities(
+    records: &[Value],
+    truth: &BTreeMap<String, &str>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in records {
+        assert_eq!(r["task"], "reid", "{r}");
+        let person = truth[r["input"].as_str().unwrap()];
+        eprintln!(
+            "{:<44} {} {:.3} new={} confirmed={}",
+            r["input"].as_str().unwrap().rsplit('/').next().unwrap(),
+            r["identity"],
+            r["similarity"].as_f64().unwrap(),
+            r["new"],
+            r["confirmed"]
+        );
+        if r["confirmed"] == true {
+            seen.entry(person.to_string())
+                .or_default()
+                .insert(r["identity"].as_str().unwrap().to_string());
+        }
+    }
+    seen
+}
+
+fn confirmed_in_gallery(config: &Path) -> Vec<Value> {
+    let output = common::edgevit(&[
+        "gallery",
+        "list",
+        "--config",
+        config.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    common::json_lines(&output)
+        .into_iter()
+        .filter(|i| i["confirmed"] == true)
+        .collect()
+}
+
+#[test]
+fn two_people_over_two_cameras_are_two_identities_through_restarts_and_a_sigkill() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = osnet(&shared, tmp.path());
+    let mut truth = camera_folder(&shared, &tmp.path().join("cam0"), false);
+    truth.extend(camera_folder(&shared, &tmp.path().join("cam1"), true));
+    let cam0 = config(tmp.path(), &model, "cam0", 0, &tmp.path().join("cam0"));
+    let cam1 = config(tmp.path(), &model, "cam1", 1, &tmp.path().join("cam1"));
+
+    let first = run(&cam0);
+    let second = run(&cam1);
+    let mut all = first.clone();
+    all.extend(second.iter().cloned());
+    let by_person = identities(&all, &truth);
+    assert_eq!(by_person.len(), 2, "both people confirmed: {by_person:?}");
+    for (person, ids) in &by_person {
+        assert_eq!(
+            ids.len(),
+            1,
+            "{person} has one identity over both cameras: {ids:?}"
+        );
+    }
+    let astronaut = by_person["astronaut"].iter().next().unwrap().clone();
+    let grace = by_person["grace"].iter().next().unwrap().clone();
+    assert_ne!(astronaut, grace);
+    // Cross-camera: cam1's first view of each person is already known (not new).
+    for r in &second {
+        assert_eq!(r["new"], false, "cam1 knows everyone from cam0: {r}");
+    }
+    let gallery = confirmed_in_gallery(&cam0);
+    assert_eq!(gallery.len(), 2, "{gallery:?}");
+
+    // The figures the README quotes: the worst same-person and best other-person similarity.
+    let same = all
+        .iter()
+        .filter(|r| r["new"] == false)
+        .map(|r| r["similarity"].as_f64().unwrap())
+        .fold(1.0, f64::min);
+    let other = all
+        .iter()
+        .filter(|r| r["new"] == true)
+        .map(|r| r["similarity"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    eprintln!("OSNet: same person >= {same:.3}, the other person <= {other:.3}");
+    assert!(same > other, "the threshold has room: {same} vs {other}");
+
+    // A restart: the same ids, nothing new.
+    let again = run(&cam0);
+    for r in &again {
+        let person = truth[r["input"].as_str().unwrap()];
+        let expected = if person == "astronaut" {
+            &astronaut
+        } else {
+            &grace
+        };
+        assert_eq!(r["identity"].as_str(), Some(expected.as_str()), "{r}");
+        assert_eq!(r["new"], false);
+    }
+
+    // A SIGKILL in the middle of a stream of writes leaves a gallery that opens, whole.
+    let looping = tmp.path().join("loop.toml");
+    std::fs::write(
+        &looping,
+        std::fs::read_to_string(&cam1).unwrap() + "loop = true\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(["run", "--config", looping.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::io::BufReader::new(stdout).lines().take(25).count();
+    assert_eq!(lines, 25);
+    common::signal(&child, "KILL");
+    child.wait().unwrap();
+    let after = run(&cam1);
+    assert!(after.iter().all(|r| r["new"] == false));
+    assert_eq!(confirmed_in_gallery(&cam1).len(), 2);
+
+    // Enrolment names the known person; the name is then reported.
+    let enroll = common::edgevit(&[
+        "gallery",
+        "enroll",
+        "--config",
+        cam0.to_str().unwrap(),
+        "--name",
+        "Grace Hopper",
+        shared
+            .join("reference/images/grace_hopper.bmp")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(enroll.status.success(), "{}", common::stderr(&enroll));
+    let said = String::from_utf8_lossy(&enroll.stdout);
+    assert!(
+        said.contains(&grace) && said.contains("seen before"),
+        "{said}"
+    );
+    let named = run(&cam1);
+    for r in &named {
+        let person = truth[r["input"].as_str().unwrap()];
+        let name = r["name"].as_str();
+        assert_eq!(name, (person == "grace").then_some("Grace Hopper"), "{r}");
+    }
+}
+
+#[test]
+fn a_damaged_or_foreign_gallery_is_refused_and_kept() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = osnet(&shared, tmp.path());
+    let image = shared.join("reference/images/astronaut.png");
+    let gallery = tmp.path().join("gallery.sqlite");
+    std::fs::write(&gallery, b"these are someone's notes, not a gallery\n").unwrap();
+    let output = common::edgevit(&[
+        "infer",
+        "--model",
+        model.to_str().unwrap(),
+        "--gallery",
+        gallery.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    common::assert_clean_failure(
+        &output,
+        &["is not an edgevit gallery", "will not overwrite"],
+    );
+    assert_eq!(
+        std::fs::read(&gallery).unwrap(),
+        b"these are someone's notes, not a gallery\n"
+    );
+
+    // A gallery made with another model (the bundled TransReID-style one) is refused.
+    let other = tmp.path().join("other.sqlite");
+    let made = common::edgevit(&[
+        "infer",
+        "--model",
+        common::repo()
+            .join("models/transreid-tiny")
+            .to_str()
+            .unwrap(),
+        "--gallery",
+        other.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", common::stderr(&made));
+    let output = common::edgevit(&[
+        "infer",
+        "--model",
+        model.to_str().unwrap(),
+        "--gallery",
+        other.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
+    common::assert_clean_failure(
+        &output,
+        &[
+            "was made with model \"transreid-tiny\" (320-number embeddings)",
+            "512-number",
+        ],
+    );
+}
