@@ -8,6 +8,7 @@
 //! whenever another process (`edgevit gallery ...`) changed it.
 
 mod config;
+pub mod fleet;
 pub mod index;
 pub mod store;
 
@@ -17,7 +18,26 @@ pub use store::ModelStamp;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use store::Store;
+use std::sync::{Mutex, MutexGuard};
+use store::{Store, Tombstone};
+
+/// Orders the changes of the galleries of one process (the capture loop's, and the MQTT
+/// thread's that merges the fleet's identities): each change reloads what the other committed,
+/// then commits, with nothing in between. Other processes are ordered by SQLite's own lock.
+static WRITES: Mutex<()> = Mutex::new(());
+
+fn writing() -> MutexGuard<'static, ()> {
+    WRITES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Milliseconds since 1970.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
 
 /// Why the gallery could not be used or changed.
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +83,18 @@ pub enum GalleryError {
 /// A stored identity.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Identity {
-    /// The identity's number: its id is `id-` and the number in six digits.
+    /// Its row in the gallery file.
     #[serde(skip)]
     pub key: i64,
+    /// The id reported for it: `id-000042`, or `id-<device>-000042` on a board of a fleet.
+    #[serde(rename = "id")]
+    pub label: String,
+    /// The device that minted it (empty on a board outside a fleet).
+    pub origin: String,
     pub name: Option<String>,
+    /// When its name last changed (or it was made), and on which device.
+    pub updated_ms: i64,
+    pub updated_by: String,
     pub confirmed: bool,
     /// Frames that matched it.
     pub hits: i64,
@@ -78,12 +106,8 @@ pub struct Identity {
 impl Identity {
     /// `id-000042`.
     pub fn id(&self) -> String {
-        label(self.key)
+        self.label.clone()
     }
-}
-
-fn label(key: i64) -> String {
-    format!("id-{key:06}")
 }
 
 /// What one embedding was matched to.
@@ -116,7 +140,10 @@ pub struct Gallery {
     store: Store,
     stamp: ModelStamp,
     config: GalleryConfig,
+    /// This board's name in a fleet (the MQTT `device`); empty outside one.
+    device: String,
     identities: BTreeMap<i64, Identity>,
+    tombstones: BTreeMap<String, Tombstone>,
     index: FlatIndex,
     last_sweep_ms: i64,
 }
@@ -148,7 +175,9 @@ impl Gallery {
             store,
             stamp,
             config: config.clone(),
+            device: String::new(),
             identities: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
             last_sweep_ms: i64::MIN,
         };
         gallery.reload()?;
@@ -157,6 +186,20 @@ impl Gallery {
 
     pub fn path(&self) -> &Path {
         self.store.path()
+    }
+
+    /// Makes this the gallery of board `device` in a fleet: the ids it mints name it
+    /// (`id-<device>-000042`), so that two boards never mint the same id.
+    pub fn set_device(&mut self, device: &str) {
+        self.device = device.to_string();
+    }
+
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    pub fn config(&self) -> &GalleryConfig {
+        &self.config
     }
 
     pub fn model(&self) -> &ModelStamp {
@@ -188,6 +231,11 @@ impl Gallery {
             .identities
             .into_iter()
             .map(|identity| (identity.key, identity))
+            .collect();
+        self.tombstones = contents
+            .tombstones
+            .into_iter()
+            .map(|t| (t.label.clone(), t))
             .collect();
         self.index = FlatIndex::new(self.stamp.dim);
         for exemplar in contents.exemplars {
@@ -231,6 +279,7 @@ impl Gallery {
         now_ms: i64,
     ) -> Result<Match, GalleryError> {
         self.check(embedding)?;
+        let _writing = writing();
         self.refresh()?;
         self.sweep(now_ms)?;
         let hit = self.index.best(embedding);
@@ -263,7 +312,7 @@ impl Gallery {
         now_ms: i64,
     ) -> Result<Match, GalleryError> {
         let Some(mut identity) = self.identities.get(&key).cloned() else {
-            return Err(GalleryError::NotFound(label(key)));
+            return Err(GalleryError::NotFound(format!("number {key}")));
         };
         identity.hits += 1;
         identity.last_seen_ms = now_ms;
@@ -305,9 +354,19 @@ impl Gallery {
         camera: &str,
         now_ms: i64,
     ) -> Result<Identity, GalleryError> {
+        let device = self.device.clone();
         let (identity, rows) = self.store.write(|w| {
+            let key = w.next_id()?;
             let identity = Identity {
-                key: w.next_id()?,
+                key,
+                label: if device.is_empty() {
+                    format!("id-{key:06}")
+                } else {
+                    format!("id-{device}-{key:06}")
+                },
+                origin: device.clone(),
+                updated_ms: now_ms,
+                updated_by: device.clone(),
                 name: name.map(str::to_string),
                 confirmed,
                 hits: 1,
@@ -345,7 +404,7 @@ impl Gallery {
 
     /// Discards unconfirmed identities left unseen for `tentative_timeout_s`, and unnamed ones
     /// unseen for `expire_after_h`; at most once a second.
-    pub fn sweep(&mut self, now_ms: i64) -> Result<(), GalleryError> {
+    fn sweep(&mut self, now_ms: i64) -> Result<(), GalleryError> {
         if now_ms.saturating_sub(self.last_sweep_ms) < 1000 {
             return Ok(());
         }
@@ -386,18 +445,18 @@ impl Gallery {
 
     /// The identity named by an id (`id-000042`) or a name.
     pub fn find(&self, who: &str) -> Result<i64, GalleryError> {
-        let by_id = who
-            .strip_prefix("id-")
-            .and_then(|n| n.parse::<i64>().ok())
-            .filter(|key| self.identities.contains_key(key));
-        by_id
-            .or_else(|| {
-                self.identities
-                    .values()
-                    .find(|i| i.name.as_deref() == Some(who))
-                    .map(|i| i.key)
-            })
+        let ids = self.identities.values();
+        ids.clone()
+            .find(|i| i.label == who)
+            .or_else(|| ids.clone().find(|i| i.name.as_deref() == Some(who)))
+            .map(|i| i.key)
             .ok_or_else(|| GalleryError::NotFound(who.to_string()))
+    }
+
+    fn label_of(&self, key: i64) -> String {
+        self.identities
+            .get(&key)
+            .map_or_else(|| format!("number {key}"), |i| i.label.clone())
     }
 
     fn check_name_free(&self, name: &str, except: Option<i64>) -> Result<(), GalleryError> {
@@ -427,12 +486,13 @@ impl Gallery {
         for embedding in embeddings {
             self.check(embedding)?;
         }
+        let _writing = writing();
         self.refresh()?;
         let views: Vec<&[f32]> = embeddings.iter().map(Vec::as_slice).collect();
         if let Ok(key) = self.find(name) {
             if self.identities.get(&key).and_then(|i| i.name.as_deref()) == Some(name) {
                 self.add_exemplars(key, &views, now_ms)?;
-                return Ok(Enrolled::Added(label(key)));
+                return Ok(Enrolled::Added(self.label_of(key)));
             }
         }
         // The person may already be known, unnamed: most images matching one identity name it.
@@ -456,10 +516,12 @@ impl Gallery {
             if let Some(mut identity) = self.identities.get(&key).cloned() {
                 identity.name = Some(name.to_string());
                 identity.confirmed = true;
+                identity.updated_ms = now_ms;
+                identity.updated_by = self.device.clone();
                 self.store.write(|w| w.update_identity(&identity))?;
                 self.identities.insert(key, identity);
                 self.add_exemplars(key, &views, now_ms)?;
-                return Ok(Enrolled::Named(label(key)));
+                return Ok(Enrolled::Named(self.label_of(key)));
             }
         }
         let identity = self.mint(Some(name), true, &views, "enroll", now_ms)?;
@@ -486,6 +548,7 @@ impl Gallery {
 
     /// Gives an identity a name (it then never expires); returns its id.
     pub fn rename(&mut self, who: &str, name: &str) -> Result<String, GalleryError> {
+        let _writing = writing();
         self.refresh()?;
         let key = self.find(who)?;
         if name.trim().is_empty() {
@@ -497,13 +560,17 @@ impl Gallery {
         };
         identity.name = Some(name.to_string());
         identity.confirmed = true;
+        identity.updated_ms = now_ms();
+        identity.updated_by = self.device.clone();
+        let id = identity.label.clone();
         self.store.write(|w| w.update_identity(&identity))?;
         self.identities.insert(key, identity);
-        Ok(label(key))
+        Ok(id)
     }
 
     /// Makes two identities one; the older id is kept. Returns it.
     pub fn merge(&mut self, a: &str, b: &str) -> Result<String, GalleryError> {
+        let _writing = writing();
         self.refresh()?;
         let (ka, kb) = (self.find(a)?, self.find(b)?);
         if ka == kb {
@@ -514,11 +581,16 @@ impl Gallery {
         let (Some(ia), Some(ib)) = (self.identities.get(&ka), self.identities.get(&kb)) else {
             return Err(GalleryError::NotFound(b.to_string()));
         };
-        let (keep, gone) = if (ia.created_ms, ia.key) <= (ib.created_ms, ib.key) {
+        let (keep, gone) = if (ia.created_ms, &ia.label) <= (ib.created_ms, &ib.label) {
             (ia.clone(), ib.clone())
         } else {
             (ib.clone(), ia.clone())
         };
+        self.join(keep, gone)
+    }
+
+    /// Makes `gone` part of `keep` (kept: its id, its creation time); returns `keep`'s id.
+    fn join(&mut self, keep: Identity, gone: Identity) -> Result<String, GalleryError> {
         if let (Some(x), Some(y)) = (&keep.name, &gone.name) {
             if x != y {
                 return Err(GalleryError::Conflict(format!(
@@ -538,13 +610,22 @@ impl Gallery {
             } else {
                 keep.last_camera.clone()
             },
+            updated_ms: keep.updated_ms.max(gone.updated_ms),
             ..keep.clone()
+        };
+        let tombstone = Tombstone {
+            label: gone.label.clone(),
+            merged_into: Some(keep.label.clone()),
+            ts_ms: now_ms(),
+            by: self.device.clone(),
         };
         self.store.write(|w| {
             w.move_identity(gone.key, keep.key)?;
             w.delete_identity(gone.key)?;
+            w.tombstone(&tombstone)?;
             w.update_identity(&merged)
         })?;
+        self.tombstones.insert(tombstone.label.clone(), tombstone);
         self.index.reassign(gone.key, keep.key);
         self.identities.remove(&gone.key);
         self.identities.insert(keep.key, merged);
@@ -554,12 +635,24 @@ impl Gallery {
 
     /// Deletes an identity with its exemplars and sightings; returns its id.
     pub fn forget(&mut self, who: &str) -> Result<String, GalleryError> {
+        let _writing = writing();
         self.refresh()?;
         let key = self.find(who)?;
-        self.store.write(|w| w.delete_identity(key))?;
+        let tombstone = Tombstone {
+            label: self.label_of(key),
+            merged_into: None,
+            ts_ms: now_ms(),
+            by: self.device.clone(),
+        };
+        self.store.write(|w| {
+            w.delete_identity(key)?;
+            w.tombstone(&tombstone)
+        })?;
         self.identities.remove(&key);
         self.index.remove_identity(key);
-        Ok(label(key))
+        self.tombstones
+            .insert(tombstone.label.clone(), tombstone.clone());
+        Ok(tombstone.label)
     }
 }
 

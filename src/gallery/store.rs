@@ -19,7 +19,11 @@ const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE identity (
     id INTEGER PRIMARY KEY,
-    name TEXT UNIQUE,
+    label TEXT NOT NULL UNIQUE,
+    origin TEXT NOT NULL,
+    name TEXT,
+    updated_ms INTEGER NOT NULL,
+    updated_by TEXT NOT NULL,
     confirmed INTEGER NOT NULL,
     hits INTEGER NOT NULL,
     created_ms INTEGER NOT NULL,
@@ -34,6 +38,12 @@ CREATE TABLE exemplar (
     ts_ms INTEGER NOT NULL
 );
 CREATE INDEX exemplar_identity ON exemplar(identity);
+CREATE TABLE tombstone (
+    label TEXT PRIMARY KEY,
+    merged_into TEXT,
+    ts_ms INTEGER NOT NULL,
+    by TEXT NOT NULL
+);
 CREATE TABLE sighting (
     identity INTEGER NOT NULL REFERENCES identity(id) ON DELETE CASCADE,
     camera TEXT NOT NULL,
@@ -62,6 +72,18 @@ pub struct StoredExemplar {
 pub struct Contents {
     pub identities: Vec<Identity>,
     pub exemplars: Vec<StoredExemplar>,
+    pub tombstones: Vec<Tombstone>,
+}
+
+/// An identity that was forgotten, or merged into another: kept so that the fleet hears of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub label: String,
+    /// The identity it became one with; `None`: forgotten.
+    pub merged_into: Option<String>,
+    pub ts_ms: i64,
+    /// The device that forgot or merged it.
+    pub by: String,
 }
 
 /// An open gallery file.
@@ -261,19 +283,23 @@ impl Store {
         let mut statement = self
             .connection
             .prepare(
-                "SELECT id, name, confirmed, hits, created_ms, last_seen_ms, last_camera FROM identity ORDER BY id",
+                "SELECT id, label, origin, name, updated_ms, updated_by, confirmed, hits, created_ms, last_seen_ms, last_camera FROM identity ORDER BY id",
             )
             .map_err(&sql)?;
         let identities = statement
             .query_map([], |r| {
                 Ok(Identity {
                     key: r.get(0)?,
-                    name: r.get(1)?,
-                    confirmed: r.get(2)?,
-                    hits: r.get(3)?,
-                    created_ms: r.get(4)?,
-                    last_seen_ms: r.get(5)?,
-                    last_camera: r.get(6)?,
+                    label: r.get(1)?,
+                    origin: r.get(2)?,
+                    name: r.get(3)?,
+                    updated_ms: r.get(4)?,
+                    updated_by: r.get(5)?,
+                    confirmed: r.get(6)?,
+                    hits: r.get(7)?,
+                    created_ms: r.get(8)?,
+                    last_seen_ms: r.get(9)?,
+                    last_camera: r.get(10)?,
                 })
             })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
@@ -307,9 +333,25 @@ impl Store {
                 embedding,
             });
         }
+        let mut statement = self
+            .connection
+            .prepare("SELECT label, merged_into, ts_ms, by FROM tombstone ORDER BY label")
+            .map_err(&sql)?;
+        let tombstones = statement
+            .query_map([], |r| {
+                Ok(Tombstone {
+                    label: r.get(0)?,
+                    merged_into: r.get(1)?,
+                    ts_ms: r.get(2)?,
+                    by: r.get(3)?,
+                })
+            })
+            .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(&sql)?;
         Ok(Contents {
             identities,
             exemplars,
+            tombstones,
         })
     }
 
@@ -353,10 +395,14 @@ impl Writer<'_> {
 
     pub fn insert_identity(&self, identity: &Identity) -> rusqlite::Result<()> {
         self.tx.execute(
-            "INSERT INTO identity (id, name, confirmed, hits, created_ms, last_seen_ms, last_camera) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO identity (id, label, origin, name, updated_ms, updated_by, confirmed, hits, created_ms, last_seen_ms, last_camera) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 identity.key,
+                identity.label,
+                identity.origin,
                 identity.name,
+                identity.updated_ms,
+                identity.updated_by,
                 identity.confirmed,
                 identity.hits,
                 identity.created_ms,
@@ -369,14 +415,33 @@ impl Writer<'_> {
 
     pub fn update_identity(&self, identity: &Identity) -> rusqlite::Result<()> {
         self.tx.execute(
-            "UPDATE identity SET name = ?2, confirmed = ?3, hits = ?4, last_seen_ms = ?5, last_camera = ?6 WHERE id = ?1",
+            "UPDATE identity SET name = ?2, confirmed = ?3, hits = ?4, last_seen_ms = ?5, last_camera = ?6, label = ?7, origin = ?8, updated_ms = ?9, updated_by = ?10, created_ms = ?11 WHERE id = ?1",
             params![
                 identity.key,
                 identity.name,
                 identity.confirmed,
                 identity.hits,
                 identity.last_seen_ms,
-                identity.last_camera
+                identity.last_camera,
+                identity.label,
+                identity.origin,
+                identity.updated_ms,
+                identity.updated_by,
+                identity.created_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records that `label` was forgotten or merged (replacing an earlier record of it).
+    pub fn tombstone(&self, tombstone: &Tombstone) -> rusqlite::Result<()> {
+        self.tx.execute(
+            "INSERT OR REPLACE INTO tombstone (label, merged_into, ts_ms, by) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                tombstone.label,
+                tombstone.merged_into,
+                tombstone.ts_ms,
+                tombstone.by
             ],
         )?;
         Ok(())

@@ -232,3 +232,85 @@ fn a_gallery_of_another_model_or_a_foreign_or_damaged_file_is_refused_and_kept()
         Err(GalleryError::Missing { .. })
     ));
 }
+
+/// Hands every message of `from`'s fleet state to `to`.
+fn exchange(from: &Gallery, to: &mut Gallery) -> Vec<fleet::Applied> {
+    from.fleet_state()
+        .iter()
+        .map(|m| to.apply_remote(from.device(), m).unwrap())
+        .collect()
+}
+
+#[test]
+fn two_boards_agree_on_ids_renames_and_forgets_through_their_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = GalleryConfig {
+        confirm_frames: 1,
+        ..config()
+    };
+    let board = |name: &str| {
+        let mut g = Gallery::open(
+            &dir.path().join(format!("{name}.sqlite")),
+            &model(),
+            &config,
+        )
+        .unwrap();
+        g.set_device(name);
+        g
+    };
+    let (mut door, mut hall) = (board("door"), board("hall"));
+    // Both boards mint the same person before hearing of each other; door first.
+    let at_door = door.observe(&view(0, 0.05, 0), "cam0", 1_000).unwrap();
+    let at_hall = hall.observe(&view(0, 0.05, 1), "cam0", 2_000).unwrap();
+    assert_eq!(at_door.identity, "id-door-000001");
+    assert_eq!(at_hall.identity, "id-hall-000001");
+    // Someone only the door has seen.
+    let only = door.observe(&view(6, 0.05, 0), "cam0", 3_000).unwrap();
+
+    // The hall hears the door: the older id wins, the other person is learnt.
+    let applied = exchange(&door, &mut hall);
+    assert!(applied.contains(&fleet::Applied::Relabelled {
+        from: "id-hall-000001".into(),
+        to: "id-door-000001".into()
+    }));
+    assert!(applied.contains(&fleet::Applied::Added(only.identity.clone())));
+    // The door hears the hall: nothing of its own changes.
+    exchange(&hall, &mut door);
+    let ids = |g: &Gallery| {
+        let mut v: Vec<String> = g.identities().map(Identity::id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&door), ids(&hall));
+    assert_eq!(ids(&door), ["id-door-000001", "id-door-000002"]);
+    // Either board now calls either person by the same id.
+    let seen = hall.observe(&view(6, 0.05, 7), "cam1", 4_000).unwrap();
+    assert_eq!(seen.identity, only.identity);
+    assert!(!seen.new);
+
+    // A rename at the hall reaches the door; a forget at the door reaches the hall.
+    hall.rename("id-door-000001", "alice").unwrap();
+    assert!(exchange(&hall, &mut door).contains(&fleet::Applied::Renamed("id-door-000001".into())));
+    assert_eq!(
+        door.observe(&view(0, 0.05, 9), "cam0", 5_000)
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("alice")
+    );
+    door.forget(&only.identity).unwrap();
+    assert!(exchange(&door, &mut hall).contains(&fleet::Applied::Removed(only.identity.clone())));
+    assert_eq!(ids(&hall), ["id-door-000001"]);
+    // A board ignores its own messages and other models'.
+    let own = door.fleet_state();
+    assert!(matches!(
+        door.apply_remote("door", &own[0]).unwrap(),
+        fleet::Applied::Ignored(_)
+    ));
+    let mut foreign = own[0].clone();
+    foreign.model = "other".into();
+    assert!(matches!(
+        hall.apply_remote("door", &foreign).unwrap(),
+        fleet::Applied::Ignored(_)
+    ));
+}

@@ -1,0 +1,338 @@
+//! Several boards agreeing on who is who, through the MQTT broker they already use (no
+//! coordinator of our own).
+//!
+//! Each board publishes, retained, one message per confirmed identity it minted or renamed,
+//! and one per identity it forgot or merged (a tombstone), on `<prefix>/gallery/<device>/<id>`.
+//! Every board subscribes to `<prefix>/gallery/#` and merges what the others publish:
+//! - an unknown identity is stored with its id, name and exemplars, so the person is
+//!   recognised with the same id here;
+//! - an identity that matches one of ours (two boards minted the same person before they heard
+//!   of each other) makes the two one, and the **older** id is kept on both boards: each board
+//!   applies the same rule when it hears of the other's, so they agree without talking it over;
+//! - a name change applies when it is newer than the name we have (last writer wins);
+//! - a tombstone removes the identity (forgotten), or joins it to the one it was merged into.
+//!
+//! Retained messages make a board that starts, or comes back, learn the fleet's state at once.
+//! Any broker or cluster (Mosquitto bridges, EMQX) carries them unchanged.
+
+use super::index::FlatIndex;
+use super::store::Tombstone;
+use super::{now_ms, writing, Gallery, GalleryError, Identity};
+use serde::{Deserialize, Serialize};
+
+/// Exemplars sent with an identity: enough to recognise the person on another board.
+const SHARED_EXEMPLARS: usize = 8;
+
+/// One retained message on `<prefix>/gallery/<device>/<id>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetIdentity {
+    pub id: String,
+    /// The device that minted it.
+    pub origin: String,
+    pub name: Option<String>,
+    /// The model and embedding size the exemplars come from: other models' are ignored.
+    pub model: String,
+    pub dim: usize,
+    pub created_ms: i64,
+    /// When the name last changed, and where.
+    pub updated_ms: i64,
+    pub updated_by: String,
+    #[serde(default)]
+    pub exemplars: Vec<Vec<f32>>,
+    /// A tombstone: the identity was forgotten (`merged_into` absent) or merged.
+    #[serde(default)]
+    pub removed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+}
+
+/// What applying a message did (for logs and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Ignored(&'static str),
+    Added(String),
+    Renamed(String),
+    /// One of ours was the same person, minted later: it now has the fleet's older id.
+    Relabelled {
+        from: String,
+        to: String,
+    },
+    Removed(String),
+    Merged {
+        gone: String,
+        into: String,
+    },
+}
+
+impl Gallery {
+    /// The messages this board publishes: its confirmed identities that it minted or last
+    /// renamed, and its tombstones. Keyed by id; a tombstone replaces the identity's message.
+    pub fn fleet_state(&self) -> Vec<FleetIdentity> {
+        let mut out: Vec<FleetIdentity> = self
+            .identities
+            .values()
+            .filter(|i| i.confirmed && (i.origin == self.device || i.updated_by == self.device))
+            .map(|i| self.message(i))
+            .collect();
+        out.extend(
+            self.tombstones
+                .values()
+                .filter(|t| t.by == self.device)
+                .map(|t| FleetIdentity {
+                    id: t.label.clone(),
+                    origin: String::new(),
+                    name: None,
+                    model: self.stamp.name.clone(),
+                    dim: self.stamp.dim,
+                    created_ms: 0,
+                    updated_ms: t.ts_ms,
+                    updated_by: t.by.clone(),
+                    exemplars: Vec::new(),
+                    removed: true,
+                    merged_into: t.merged_into.clone(),
+                }),
+        );
+        out
+    }
+
+    fn message(&self, identity: &Identity) -> FleetIdentity {
+        FleetIdentity {
+            id: identity.label.clone(),
+            origin: identity.origin.clone(),
+            name: identity.name.clone(),
+            model: self.stamp.name.clone(),
+            dim: self.stamp.dim,
+            created_ms: identity.created_ms,
+            updated_ms: identity.updated_ms,
+            updated_by: identity.updated_by.clone(),
+            exemplars: self
+                .index
+                .embeddings(identity.key)
+                .take(SHARED_EXEMPLARS)
+                .map(<[f32]>::to_vec)
+                .collect(),
+            removed: false,
+            merged_into: None,
+        }
+    }
+
+    /// Merges a message that board `from` published.
+    pub fn apply_remote(
+        &mut self,
+        from: &str,
+        message: &FleetIdentity,
+    ) -> Result<Applied, GalleryError> {
+        if from == self.device {
+            return Ok(Applied::Ignored("our own message"));
+        }
+        if message.model != self.stamp.name || message.dim != self.stamp.dim {
+            return Ok(Applied::Ignored("another model's identity"));
+        }
+        let _writing = writing();
+        self.refresh()?;
+        let mine = self.find_label(&message.id);
+        if message.removed {
+            return self.apply_tombstone(message, mine);
+        }
+        if self.tombstones.contains_key(&message.id) {
+            return Ok(Applied::Ignored("forgotten or merged here"));
+        }
+        let exemplars: Vec<&[f32]> = message
+            .exemplars
+            .iter()
+            .filter(|e| e.len() == self.stamp.dim && e.iter().all(|v| v.is_finite()))
+            .map(Vec::as_slice)
+            .collect();
+        if let Some(key) = mine {
+            return self.apply_update(key, message);
+        }
+        // Someone we know already, under the id this board minted?
+        if let Some(key) = self.same_person(&exemplars, &message.origin) {
+            let Some(ours) = self.identities.get(&key).cloned() else {
+                return Ok(Applied::Ignored("gone meanwhile"));
+            };
+            if (ours.created_ms, &ours.label) <= (message.created_ms, &message.id) {
+                // Ours is older: the other board relabels its own when it hears of ours.
+                return Ok(Applied::Ignored(
+                    "the same person as an older identity here",
+                ));
+            }
+            let from_label = ours.label.clone();
+            let relabelled = Identity {
+                label: message.id.clone(),
+                origin: message.origin.clone(),
+                created_ms: message.created_ms,
+                name: newer_name(&ours, message),
+                updated_ms: ours.updated_ms.max(message.updated_ms),
+                updated_by: if message.updated_ms > ours.updated_ms {
+                    message.updated_by.clone()
+                } else {
+                    ours.updated_by.clone()
+                },
+                confirmed: true,
+                ..ours
+            };
+            let tombstone = Tombstone {
+                label: from_label.clone(),
+                merged_into: Some(message.id.clone()),
+                ts_ms: now_ms(),
+                by: self.device.clone(),
+            };
+            self.store.write(|w| {
+                w.update_identity(&relabelled)?;
+                w.tombstone(&tombstone)
+            })?;
+            self.tombstones.insert(tombstone.label.clone(), tombstone);
+            self.identities.insert(key, relabelled);
+            self.add_exemplars(key, &exemplars, message.created_ms)?;
+            return Ok(Applied::Relabelled {
+                from: from_label,
+                to: message.id.clone(),
+            });
+        }
+        let identity = self.store.write(|w| {
+            let identity = Identity {
+                key: w.next_id()?,
+                label: message.id.clone(),
+                origin: message.origin.clone(),
+                name: message.name.clone(),
+                updated_ms: message.updated_ms,
+                updated_by: message.updated_by.clone(),
+                confirmed: true,
+                hits: 0,
+                created_ms: message.created_ms,
+                last_seen_ms: message.updated_ms.max(message.created_ms),
+                last_camera: None,
+            };
+            w.insert_identity(&identity)?;
+            Ok(identity)
+        })?;
+        self.identities.insert(identity.key, identity.clone());
+        self.add_exemplars(identity.key, &exemplars, message.created_ms)?;
+        Ok(Applied::Added(identity.label))
+    }
+
+    fn find_label(&self, label: &str) -> Option<i64> {
+        self.identities
+            .values()
+            .find(|i| i.label == label)
+            .map(|i| i.key)
+    }
+
+    /// A newer name from the fleet.
+    fn apply_update(&mut self, key: i64, message: &FleetIdentity) -> Result<Applied, GalleryError> {
+        let Some(mut identity) = self.identities.get(&key).cloned() else {
+            return Ok(Applied::Ignored("gone meanwhile"));
+        };
+        if message.updated_ms <= identity.updated_ms || message.name == identity.name {
+            return Ok(Applied::Ignored("nothing newer"));
+        }
+        identity.name = message.name.clone();
+        identity.updated_ms = message.updated_ms;
+        identity.updated_by = message.updated_by.clone();
+        self.store.write(|w| w.update_identity(&identity))?;
+        let label = identity.label.clone();
+        self.identities.insert(key, identity);
+        Ok(Applied::Renamed(label))
+    }
+
+    fn apply_tombstone(
+        &mut self,
+        message: &FleetIdentity,
+        mine: Option<i64>,
+    ) -> Result<Applied, GalleryError> {
+        let Some(key) = mine else {
+            return Ok(Applied::Ignored("not here"));
+        };
+        let Some(gone) = self.identities.get(&key).cloned() else {
+            return Ok(Applied::Ignored("gone meanwhile"));
+        };
+        let into = message
+            .merged_into
+            .as_deref()
+            .and_then(|label| self.find_label(label))
+            .and_then(|k| self.identities.get(&k).cloned());
+        match (&message.merged_into, into) {
+            (Some(_), Some(keep)) => {
+                let into = self.join(keep, gone.clone())?;
+                Ok(Applied::Merged {
+                    gone: gone.label,
+                    into,
+                })
+            }
+            // Merged into one we have not heard of yet: it keeps its exemplars under that id.
+            (Some(label), None) => {
+                let relabelled = Identity {
+                    label: label.clone(),
+                    ..gone.clone()
+                };
+                self.store.write(|w| w.update_identity(&relabelled))?;
+                self.identities.insert(key, relabelled);
+                Ok(Applied::Relabelled {
+                    from: gone.label,
+                    to: label.clone(),
+                })
+            }
+            (None, _) => {
+                // Forgotten on another board: forgotten here too, and said again by us if it
+                // was ours (our retained message for it must not bring it back).
+                let tombstone = Tombstone {
+                    label: gone.label.clone(),
+                    merged_into: None,
+                    ts_ms: message.updated_ms,
+                    by: if gone.origin == self.device {
+                        self.device.clone()
+                    } else {
+                        message.updated_by.clone()
+                    },
+                };
+                self.store.write(|w| {
+                    w.delete_identity(key)?;
+                    w.tombstone(&tombstone)
+                })?;
+                self.identities.remove(&key);
+                self.index.remove_identity(key);
+                self.tombstones.insert(tombstone.label.clone(), tombstone);
+                Ok(Applied::Removed(gone.label))
+            }
+        }
+    }
+
+    /// The identity here, not minted by `origin`, that most of `exemplars` match.
+    fn same_person(&self, exemplars: &[&[f32]], origin: &str) -> Option<i64> {
+        let mut votes: std::collections::BTreeMap<i64, usize> = Default::default();
+        let candidates = self.candidates(origin);
+        for exemplar in exemplars {
+            if let Some(hit) = candidates.best(exemplar) {
+                if hit.similarity >= self.config.threshold {
+                    *votes.entry(hit.identity).or_default() += 1;
+                }
+            }
+        }
+        votes
+            .into_iter()
+            .filter(|(_, n)| 2 * n > exemplars.len())
+            .max_by_key(|(_, n)| *n)
+            .map(|(key, _)| key)
+    }
+
+    /// The exemplars of identities that `origin` did not mint (its own it knows already).
+    fn candidates(&self, origin: &str) -> FlatIndex {
+        let mut index = FlatIndex::new(self.stamp.dim);
+        for identity in self.identities.values().filter(|i| i.origin != origin) {
+            for (row, embedding) in self.index.embeddings(identity.key).enumerate() {
+                index.push(identity.key, row as i64, embedding);
+            }
+        }
+        index
+    }
+}
+
+/// The name of whichever side changed it last.
+fn newer_name(ours: &Identity, message: &FleetIdentity) -> Option<String> {
+    if message.updated_ms > ours.updated_ms {
+        message.name.clone().or_else(|| ours.name.clone())
+    } else {
+        ours.name.clone().or_else(|| message.name.clone())
+    }
+}
