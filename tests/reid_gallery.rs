@@ -6,11 +6,14 @@
 mod common;
 
 use image::{DynamicImage, RgbImage};
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const PEOPLE: [(&str, &str); 2] = [
     ("astronaut", "reference/images/astronaut.png"),
@@ -335,4 +338,175 @@ fn a_damaged_or_foreign_gallery_is_refused_and_kept() {
             "512-number",
         ],
     );
+}
+
+/// A board's configuration: its camera folder, its own gallery, the shared broker.
+fn board(dir: &Path, model: &Path, name: &str, camera: &str, images: &Path, port: u16) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "state_dir = \"{state}\"\n[model]\npath = \"{model}\"\n\
+             [source]\nkind = \"image-dir\"\npath = \"{images}\"\ncamera = \"{camera}\"\n\
+             [gallery]\nfleet = true\n\
+             [sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ndevice = \"{name}\"\n\
+             [sink.spool]\npath = \"{spool}\"\n",
+            state = dir.join(name).display(),
+            model = model.display(),
+            images = images.display(),
+            spool = dir.join(name).join("spool").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The `identity` (and `name`) of each record, from the spool-free view: the gallery list.
+fn listed(config: &Path) -> BTreeMap<String, Option<String>> {
+    confirmed_in_gallery(config)
+        .into_iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().to_string(),
+                i["name"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_boards_through_one_broker_agree_on_the_ids_and_a_rename() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let port = common::broker::free_port();
+    std::fs::create_dir_all(tmp.path().join("broker")).unwrap();
+    let Some(_broker) = common::broker::Broker::start(&tmp.path().join("broker"), port) else {
+        return;
+    };
+    let model = osnet(&shared, tmp.path());
+    camera_folder(&shared, &tmp.path().join("door-cam"), false);
+    camera_folder(&shared, &tmp.path().join("hall-cam"), true);
+    let door = board(
+        tmp.path(),
+        &model,
+        "door",
+        "front",
+        &tmp.path().join("door-cam"),
+        port,
+    );
+    let hall = board(
+        tmp.path(),
+        &model,
+        "hall",
+        "back",
+        &tmp.path().join("hall-cam"),
+        port,
+    );
+
+    let results = Results::subscribe(port);
+    run_quiet(&door);
+    let door_ids = listed(&door);
+    assert_eq!(door_ids.len(), 2, "{door_ids:?}");
+    assert!(
+        door_ids.keys().all(|id| id.starts_with("id-door-")),
+        "{door_ids:?}"
+    );
+
+    run_quiet(&hall);
+    let hall_records = results.of("back", 16);
+    let said: Vec<&str> = hall_records
+        .iter()
+        .map(|r| r["identity"].as_str().unwrap_or("?"))
+        .collect();
+    eprintln!("the hall said: {said:?}");
+    let hall_ids = listed(&hall);
+    assert_eq!(hall_ids, door_ids, "the hall uses the door's (older) ids");
+    // Once the door's identities have arrived, the hall reports them.
+    let last = hall_records.last().unwrap();
+    assert!(
+        door_ids.contains_key(last["identity"].as_str().unwrap()),
+        "{last}"
+    );
+
+    // A rename at the door reaches the hall.
+    let astronaut = door_ids.keys().next().unwrap().clone();
+    let renamed = common::edgevit(&[
+        "gallery",
+        "rename",
+        "--config",
+        door.to_str().unwrap(),
+        &astronaut,
+        "alice",
+    ]);
+    assert!(renamed.status.success(), "{}", common::stderr(&renamed));
+    run_quiet(&door);
+    run_quiet(&hall);
+    assert_eq!(listed(&hall)[&astronaut].as_deref(), Some("alice"));
+}
+
+/// Runs a board to the end of its images; its records went to the broker.
+fn run_quiet(config: &Path) {
+    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+}
+
+/// A subscriber to every board's results, collecting the payloads.
+struct Results(Arc<Mutex<Vec<Value>>>);
+
+impl Results {
+    fn subscribe(port: u16) -> Results {
+        let (client, mut connection) =
+            Client::new(MqttOptions::new("reid-results", "127.0.0.1", port), 64);
+        client
+            .subscribe("edgevit/+/+/result", QoS::AtLeastOnce)
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for event in connection.iter() {
+                match event {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = tx.send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if let Ok(v) = serde_json::from_slice(&p.payload) {
+                            sink.lock().unwrap().push(v);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("subscribed to the results");
+        Results(seen)
+    }
+
+    /// The records of `camera`, once `n` have arrived.
+    fn of(&self, camera: &str, n: usize) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got: Vec<Value> = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|r| r["camera"] == camera)
+                .cloned()
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} of {n} records of {camera} arrived",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }

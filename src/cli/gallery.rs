@@ -3,11 +3,11 @@
 //! the writes and the running service picks the changes up.
 
 use anyhow::{Context, Result};
-use edgevit::gallery::{Enrolled, Gallery};
+use edgevit::gallery::{Enrolled, Gallery, GalleryConfig};
 use edgevit::interpret::Crop;
 use edgevit::interpret::PixelBox;
 use edgevit::model::Task;
-use edgevit::pipeline::{gallery_path, Camera, LoadedModel, ReidStage, RunConfig};
+use edgevit::pipeline::{fleet_device, gallery_path, Camera, LoadedModel, ReidStage, RunConfig};
 use edgevit::preprocess::{Preprocess, Preprocessor};
 use edgevit::source::{FrameSource, ImageListSource};
 use std::path::PathBuf;
@@ -92,7 +92,10 @@ impl At {
     }
 
     fn open(&self) -> Result<Gallery> {
-        Ok(Gallery::open_existing(&self.path()?)?)
+        Ok(Gallery::open_existing(
+            &self.path()?,
+            &GalleryConfig::default(),
+        )?)
     }
 }
 
@@ -147,6 +150,9 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
         &config.gallery,
         &path,
     )?;
+    if let Some(device) = fleet_device(&config) {
+        stage.gallery_mut().set_device(&device);
+    }
     let mut preprocess = Preprocessor::new(&package.manifest.input);
     let camera = Camera {
         id: "enroll",

@@ -34,6 +34,11 @@ pub struct GalleryConfig {
     /// Named identities (enrolled, or renamed) never expire.
     #[serde(default = "default_expire_after_h")]
     pub expire_after_h: u64,
+    /// Share identities with the other boards on the same MQTT broker (`[sink] kind =
+    /// "mqtt"`), so that a person has one id on every board. Ids then name the board that
+    /// minted them (`id-<device>-000042`).
+    #[serde(default)]
+    pub fleet: bool,
 }
 
 fn default_threshold() -> f32 {
@@ -65,6 +70,7 @@ impl Default for GalleryConfig {
             max_exemplars: default_max_exemplars(),
             novelty: default_novelty(),
             expire_after_h: default_expire_after_h(),
+            fleet: false,
         }
     }
 }

@@ -159,9 +159,10 @@ impl Gallery {
         Self::open_with(path, Some(model), config)
     }
 
-    /// Opens an existing gallery whatever its model (to list, rename, merge, forget).
-    pub fn open_existing(path: &Path) -> Result<Self, GalleryError> {
-        Self::open_with(path, None, &GalleryConfig::default())
+    /// Opens an existing gallery whatever its model (to list, rename, merge, forget; the
+    /// MQTT thread of a fleet).
+    pub fn open_existing(path: &Path, config: &GalleryConfig) -> Result<Self, GalleryError> {
+        Self::open_with(path, None, config)
     }
 
     fn open_with(
@@ -245,8 +246,9 @@ impl Gallery {
         Ok(())
     }
 
-    /// Picks up changes that another process committed (a `gallery` command while we run).
-    fn refresh(&mut self) -> Result<(), GalleryError> {
+    /// Picks up changes that another process, or another connection, committed (a `gallery`
+    /// command while we run; the fleet's merges).
+    pub fn refresh(&mut self) -> Result<(), GalleryError> {
         if self.store.changed_elsewhere()? {
             log::info!(
                 "gallery {} was changed by another process; reloaded",

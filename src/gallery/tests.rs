@@ -149,7 +149,7 @@ fn enrolment_names_the_known_person_and_admin_commands_change_the_file() {
 
     // Another process (here: another connection) sees every change, and its changes are
     // picked up by the running gallery.
-    let mut other = Gallery::open_existing(&path).unwrap();
+    let mut other = Gallery::open_existing(&path, &GalleryConfig::default()).unwrap();
     assert_eq!(other.identities().count(), 1);
     other.rename("carol", "caroline").unwrap();
     let m = gallery.observe(&view(9, 0.0, 1), "cam0", 50).unwrap();
@@ -228,7 +228,7 @@ fn a_gallery_of_another_model_or_a_foreign_or_damaged_file_is_refused_and_kept()
     assert_eq!(std::fs::read(&torn).unwrap(), bytes[..bytes.len() / 2]);
 
     assert!(matches!(
-        Gallery::open_existing(&dir.path().join("absent.sqlite")),
+        Gallery::open_existing(&dir.path().join("absent.sqlite"), &GalleryConfig::default()),
         Err(GalleryError::Missing { .. })
     ));
 }

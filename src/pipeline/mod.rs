@@ -168,6 +168,39 @@ fn classifier_for(
     }
 }
 
+/// The sink configuration to open, with the gallery to share when `[gallery] fleet` is on,
+/// and the board's name in the fleet.
+fn fleet(
+    config: &RunConfig,
+    task: Task,
+) -> Result<(sink::SinkConfig, Option<String>), PipelineError> {
+    let mut sink_config = config.sink.clone();
+    if task != Task::Reid || !config.gallery.fleet {
+        return Ok((sink_config, None));
+    }
+    let sink::SinkConfig::Mqtt(mqtt) = &mut sink_config else {
+        return Err(InterpretError::Config(
+            "gallery.fleet shares identities through the MQTT broker: it needs [sink] kind = \"mqtt\"".into(),
+        )
+        .into());
+    };
+    mqtt.fleet = Some(crate::sink::mqtt::FleetLink {
+        gallery: gallery_path(&config.gallery, config.state_dir.as_deref())?,
+        config: config.gallery.clone(),
+    });
+    let device = mqtt.device.clone();
+    Ok((sink_config, Some(device)))
+}
+
+/// The board's name in its fleet (`[gallery] fleet` with an MQTT sink): the ids it mints
+/// carry it.
+pub fn fleet_device(config: &RunConfig) -> Option<String> {
+    match &config.sink {
+        sink::SinkConfig::Mqtt(mqtt) if config.gallery.fleet => Some(mqtt.device.clone()),
+        _ => None,
+    }
+}
+
 /// Asked for new live settings on a reload (see [`Pipeline::set_reload`]).
 pub type ReloadFn = Box<dyn FnMut() -> Result<(ClassifyConfig, VitOptions), String> + Send>;
 
@@ -232,7 +265,8 @@ impl Pipeline {
             );
             PipelineError::from(e).at_key(names_the_path, "source.path")
         })?;
-        let sink = sink::open(&config.sink).map_err(|e| {
+        let (sink_config, fleet_device) = fleet(config, model.package.manifest.task)?;
+        let sink = sink::open(&sink_config).map_err(|e| {
             let names_the_path = matches!(e, SinkError::Open { .. });
             PipelineError::from(e).at_key(names_the_path, "sink.path")
         })?;
@@ -242,7 +276,12 @@ impl Pipeline {
             }
             Task::Reid => {
                 let path = gallery_path(&config.gallery, config.state_dir.as_deref())?;
-                Self::new_reid(model, &config.reid, &config.gallery, &path, source, sink)?
+                let mut pipeline =
+                    Self::new_reid(model, &config.reid, &config.gallery, &path, source, sink)?;
+                if let (Stage::Reid(stage), Some(device)) = (&mut pipeline.stage, &fleet_device) {
+                    stage.gallery_mut().set_device(device);
+                }
+                pipeline
             }
         };
         if let Some(dir) = &config.state_dir {

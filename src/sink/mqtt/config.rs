@@ -63,6 +63,10 @@ pub struct MqttConfig {
     /// Home Assistant discovery.
     #[serde(default)]
     pub discovery: DiscoveryConfig,
+    /// The gallery shared with the fleet (`[gallery] fleet = true`); set by the pipeline,
+    /// not read from the file.
+    #[serde(skip)]
+    pub fleet: Option<super::fleet::FleetLink>,
 }
 
 fn default_stats_interval() -> u64 {

@@ -11,6 +11,7 @@
 
 use super::delivery::{Carried, Delivery};
 use super::discovery;
+use super::fleet::FleetSync;
 use super::stats::StatsWindow;
 use super::tls;
 use super::topics::Topics;
@@ -109,6 +110,10 @@ impl Backoff {
 pub fn run(config: MqttConfig, options: MqttOptions, topics: Topics, shared: Arc<Shared>) {
     let mut backoff = Backoff::new(&config);
     let mut drain_deadline: Option<Instant> = None;
+    let mut fleet = config
+        .fleet
+        .clone()
+        .map(|link| FleetSync::new(link, &config.prefix, &config.device));
     loop {
         let (client, mut connection) = Client::new(options.clone(), config.inflight + 8);
         let outcome = session(
@@ -118,6 +123,7 @@ pub fn run(config: MqttConfig, options: MqttOptions, topics: Topics, shared: Arc
             &client,
             &mut connection,
             &mut drain_deadline,
+            fleet.as_mut(),
         );
         shared.connected.store(false, Ordering::SeqCst);
         let wait = match outcome {
@@ -214,6 +220,7 @@ fn session(
     client: &Client,
     connection: &mut Connection,
     drain_deadline: &mut Option<Instant>,
+    mut fleet: Option<&mut FleetSync>,
 ) -> Session {
     let mut delivery = Delivery::default();
     let mut connected = false;
@@ -256,6 +263,12 @@ fn session(
                 {
                     return Session::Lost(QUEUE_FULL.into());
                 }
+                if let Some(fleet) = fleet.as_deref_mut() {
+                    fleet.connected();
+                    if let Err(e) = client.try_subscribe(fleet.filter(), QoS::AtLeastOnce) {
+                        log::warn!("mqtt: cannot subscribe to the fleet's gallery: {e}");
+                    }
+                }
                 // A broker that lost the session lost the subscription too: always subscribe.
                 if config.discovery.enabled {
                     let status = config.discovery.status_topic();
@@ -265,6 +278,10 @@ fn session(
                     shared.new_camera.store(true, Ordering::SeqCst);
                 }
             }
+            Ok(Ok(Event::Incoming(Packet::Publish(message))))
+                if fleet
+                    .as_deref_mut()
+                    .is_some_and(|f| f.received(&message.topic, &message.payload)) => {}
             Ok(Ok(Event::Incoming(Packet::Publish(message)))) => {
                 let online = message.payload.as_ref() == b"online";
                 if message.topic == config.discovery.status_topic() && online {
@@ -308,7 +325,25 @@ fn session(
         if !connected || disconnecting {
             continue;
         }
-        if stopping(shared, drain_deadline, config) {
+        let stop = stopping(shared, drain_deadline, config);
+        if let Some(fleet) = fleet.as_deref_mut() {
+            // On a stop, what changed last goes out before `stopped`.
+            for (topic, payload) in fleet.due(stop) {
+                if publish(
+                    client,
+                    &mut delivery,
+                    &topic,
+                    payload,
+                    true,
+                    Carried::Control,
+                )
+                .is_err()
+                {
+                    return Session::Lost(QUEUE_FULL.into());
+                }
+            }
+        }
+        if stop {
             let pending = lock(&shared.spool).pending();
             if pending > 0 {
                 log::warn!("mqtt: stopping with {pending} results not yet delivered; they stay in the spool");

@@ -12,6 +12,7 @@ mod connection;
 mod delivery;
 mod discovery;
 mod events;
+mod fleet;
 mod stats;
 mod tls;
 mod topics;
@@ -19,6 +20,7 @@ mod topics;
 pub use config::{MqttConfig, SetupError};
 pub use discovery::DiscoveryConfig;
 pub use events::{EventConfig, EventMessage, EventTracker, Subject};
+pub use fleet::FleetLink;
 pub use tls::TlsConfig;
 pub use topics::Topics;
 

@@ -1,0 +1,151 @@
+//! The MQTT side of a fleet's shared gallery (see `gallery::fleet` for the rules): this
+//! board's identities go out retained on `<prefix>/gallery/<device>/<id>`, the other boards'
+//! come in on `<prefix>/gallery/+/+` and are merged into the gallery file. The I/O thread owns
+//! one of these; it opens the gallery file itself (SQLite orders its writes with the capture
+//! loop's).
+
+use crate::gallery::fleet::{Applied, FleetIdentity};
+use crate::gallery::{Gallery, GalleryConfig, GalleryError};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How often the gallery is looked at for changes to publish.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// What the sink needs to take part in a fleet: the gallery the ReID stage uses.
+#[derive(Debug, Clone)]
+pub struct FleetLink {
+    pub gallery: PathBuf,
+    pub config: GalleryConfig,
+}
+
+/// The fleet state of one I/O thread.
+pub struct FleetSync {
+    link: FleetLink,
+    prefix: String,
+    device: String,
+    gallery: Option<Gallery>,
+    /// What the broker holds of ours: id -> payload.
+    published: HashMap<String, String>,
+    next_check: Instant,
+}
+
+impl FleetSync {
+    pub fn new(link: FleetLink, prefix: &str, device: &str) -> Self {
+        FleetSync {
+            link,
+            prefix: prefix.trim_end_matches('/').to_string(),
+            device: device.to_string(),
+            gallery: None,
+            published: HashMap::new(),
+            next_check: Instant::now(),
+        }
+    }
+
+    /// Where every board's identities are.
+    pub fn filter(&self) -> String {
+        format!("{}/gallery/+/+", self.prefix)
+    }
+
+    fn topic(&self, id: &str) -> String {
+        format!(
+            "{}/gallery/{}/{}",
+            self.prefix,
+            super::topics::level(&self.device),
+            super::topics::level(id)
+        )
+    }
+
+    /// A new session: the broker may have lost what we published; say it all again.
+    pub fn connected(&mut self) {
+        self.published.clear();
+        self.next_check = Instant::now();
+    }
+
+    /// The gallery, opened on first use (the capture loop creates the file).
+    fn gallery(&mut self) -> Option<&mut Gallery> {
+        if self.gallery.is_none() {
+            match Gallery::open_existing(&self.link.gallery, &self.link.config) {
+                Ok(mut gallery) => {
+                    gallery.set_device(&self.device);
+                    self.gallery = Some(gallery);
+                }
+                Err(GalleryError::Missing { .. }) => return None,
+                Err(e) => {
+                    log::warn!(
+                        "mqtt: fleet: cannot open the gallery: {}",
+                        crate::error::Report(&e)
+                    );
+                    return None;
+                }
+            }
+        }
+        self.gallery.as_mut()
+    }
+
+    /// Merges a message from the fleet; `false` when the topic is not a gallery topic.
+    pub fn received(&mut self, topic: &str, payload: &[u8]) -> bool {
+        let Some(rest) = topic.strip_prefix(&format!("{}/gallery/", self.prefix)) else {
+            return false;
+        };
+        let Some((from, _)) = rest.split_once('/') else {
+            return true;
+        };
+        if payload.is_empty() || from == super::topics::level(&self.device) {
+            return true;
+        }
+        let message: FleetIdentity = match serde_json::from_slice(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("mqtt: fleet: {topic} is not a gallery message: {e}");
+                return true;
+            }
+        };
+        let from = from.to_string();
+        let Some(gallery) = self.gallery() else {
+            return true;
+        };
+        match gallery.apply_remote(&from, &message) {
+            Ok(Applied::Ignored(why)) => log::debug!("fleet: {} from {from}: {why}", message.id),
+            Ok(applied) => log::info!("fleet: {} from {from}: {applied:?}", message.id),
+            Err(e) => log::warn!(
+                "mqtt: fleet: cannot merge {} from {from}: {}",
+                message.id,
+                crate::error::Report(&e)
+            ),
+        }
+        true
+    }
+
+    /// The retained messages to publish now: what changed since the last call (everything
+    /// after a reconnect). `force` skips the wait between looks (a stop).
+    pub fn due(&mut self, force: bool) -> Vec<(String, Vec<u8>)> {
+        if !force && Instant::now() < self.next_check {
+            return Vec::new();
+        }
+        self.next_check = Instant::now() + CHECK_EVERY;
+        let Some(gallery) = self.gallery() else {
+            return Vec::new();
+        };
+        if let Err(e) = gallery.refresh() {
+            log::warn!(
+                "mqtt: fleet: cannot read the gallery: {}",
+                crate::error::Report(&e)
+            );
+            return Vec::new();
+        }
+        let state = gallery.fleet_state();
+        let mut out = Vec::new();
+        for message in state {
+            let Ok(payload) = serde_json::to_string(&message) else {
+                continue;
+            };
+            if self.published.get(&message.id) != Some(&payload) {
+                out.push((self.topic(&message.id), payload.clone().into_bytes()));
+                self.published.insert(message.id, payload);
+            }
+        }
+        out
+    }
+}
