@@ -222,9 +222,9 @@ enum Stage {
     Classify {
         interpret: Box<dyn Interpret>,
         /// Zoom and parts, when asked for, with the classifier their passes use.
-        vit: Option<(VitStage, Classifier)>,
+        vit: Option<Box<(VitStage, Classifier)>>,
     },
-    Reid(ReidStage),
+    Reid(Box<ReidStage>),
 }
 
 /// The stages of one run, wired together.
@@ -299,7 +299,7 @@ impl Pipeline {
     ) -> Result<Self, PipelineError> {
         let interpret = model.interpreter(classify, vit)?;
         let vit = match VitStage::new(&model.package, model.backend.as_ref(), vit)? {
-            Some(stage) => Some((stage, model.classifier(classify, vit)?)),
+            Some(stage) => Some(Box::new((stage, model.classifier(classify, vit)?))),
             None => None,
         };
         Ok(Self::assemble(
@@ -326,7 +326,12 @@ impl Pipeline {
             gallery,
             gallery_path,
         )?;
-        Ok(Self::assemble(model, Stage::Reid(stage), source, sink))
+        Ok(Self::assemble(
+            model,
+            Stage::Reid(Box::new(stage)),
+            source,
+            sink,
+        ))
     }
 
     fn assemble(
@@ -368,7 +373,7 @@ impl Pipeline {
         let stage = VitStage::new(&self.package, self.backend.as_ref(), vit)?;
         self.stage = Stage::Classify {
             interpret: Box::new(classifier.clone()),
-            vit: stage.map(|s| (s, classifier)),
+            vit: stage.map(|s| Box::new((s, classifier))),
         };
         Ok(())
     }
@@ -588,10 +593,8 @@ impl Pipeline {
                 interpret,
                 vit: None,
             } => interpret.interpret(&outputs),
-            Stage::Classify {
-                vit: Some((stage, classifier)),
-                ..
-            } => {
+            Stage::Classify { vit: Some(vit), .. } => {
+                let (stage, classifier) = vit.as_ref();
                 let extended = classifier
                     .probabilities(&outputs)
                     .map_err(StageFailure::from)
