@@ -7,7 +7,7 @@ use super::exit;
 use anyhow::Result;
 use edgevit::error::chain;
 use edgevit::model::Task;
-use edgevit::pipeline::{gallery_path, LoadedModel, ReidStage, RunConfig, VitStage};
+use edgevit::pipeline::{fleet_device, gallery_path, LoadedModel, ReidStage, RunConfig, VitStage};
 use edgevit::sink::SinkConfig;
 use edgevit::source::SourceConfig;
 use std::path::{Path, PathBuf};
@@ -103,6 +103,12 @@ fn check_model(config: &RunConfig, report: &mut Report) {
 /// The gallery is opened (and so checked: ours, undamaged, made with this model) when it
 /// exists; otherwise its folder must be writable, since `run` creates it.
 fn check_reid(config: &RunConfig, model: &LoadedModel, report: &mut Report) {
+    if config.gallery.fleet && fleet_device(config).is_none() {
+        report.fail(
+            "gallery.fleet",
+            "shares identities through the MQTT broker: it needs [sink] kind = \"mqtt\"",
+        );
+    }
     let path = match gallery_path(&config.gallery, config.state_dir.as_deref()) {
         Ok(path) => path,
         Err(e) => return report.fail("gallery.path", chain(&e)),
