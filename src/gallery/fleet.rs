@@ -20,8 +20,9 @@ use super::store::Tombstone;
 use super::{now_ms, writing, Gallery, GalleryError, Identity};
 use serde::{Deserialize, Serialize};
 
-/// Exemplars sent with an identity: enough to recognise the person on another board.
-const SHARED_EXEMPLARS: usize = 8;
+/// Exemplars sent with an identity: enough to recognise the person on another board, few
+/// enough to keep a message small (512 numbers each: 2.7 kB of base64).
+const SHARED_EXEMPLARS: usize = 6;
 
 /// One retained message on `<prefix>/gallery/<device>/<id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,7 +38,8 @@ pub struct FleetIdentity {
     /// When the name last changed, and where.
     pub updated_ms: i64,
     pub updated_by: String,
-    #[serde(default)]
+    /// Unit-length embeddings, each as base64 of little-endian f32s.
+    #[serde(default, with = "base64_vectors")]
     pub exemplars: Vec<Vec<f32>>,
     /// A tombstone: the identity was forgotten (`merged_into` absent) or merged.
     #[serde(default)]
@@ -286,13 +288,7 @@ impl Gallery {
                         message.updated_by.clone()
                     },
                 };
-                self.store.write(|w| {
-                    w.delete_identity(key)?;
-                    w.tombstone(&tombstone)
-                })?;
-                self.identities.remove(&key);
-                self.index.remove_identity(key);
-                self.tombstones.insert(tombstone.label.clone(), tombstone);
+                self.remove(key, tombstone)?;
                 Ok(Applied::Removed(gone.label))
             }
         }
@@ -325,6 +321,34 @@ impl Gallery {
             }
         }
         index
+    }
+}
+
+/// Embeddings as base64 strings of little-endian f32s: a third of the size of JSON numbers,
+/// and exact.
+mod base64_vectors {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(vectors: &[Vec<f32>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            vectors
+                .iter()
+                .map(|v| STANDARD.encode(crate::gallery::index::to_blob(v))),
+        )
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f32>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| {
+                let bytes = STANDARD.decode(text).map_err(serde::de::Error::custom)?;
+                crate::gallery::index::from_blob(&bytes, bytes.len() / 4)
+                    .filter(|_| bytes.len() % 4 == 0)
+                    .ok_or_else(|| serde::de::Error::custom("not a whole number of f32s"))
+            })
+            .collect()
     }
 }
 

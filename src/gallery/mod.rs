@@ -170,7 +170,11 @@ impl Gallery {
         model: Option<&ModelStamp>,
         config: &GalleryConfig,
     ) -> Result<Self, GalleryError> {
-        let (store, stamp) = Store::open(path, model)?;
+        // Two threads of one process may both find the file absent and create it.
+        let (store, stamp) = {
+            let _writing = writing();
+            Store::open(path, model)?
+        };
         let mut gallery = Gallery {
             index: FlatIndex::new(stamp.dim),
             store,
@@ -646,15 +650,21 @@ impl Gallery {
             ts_ms: now_ms(),
             by: self.device.clone(),
         };
+        let label = tombstone.label.clone();
+        self.remove(key, tombstone)?;
+        Ok(label)
+    }
+
+    /// Deletes identity `key`, leaving `tombstone` for the fleet.
+    fn remove(&mut self, key: i64, tombstone: Tombstone) -> Result<(), GalleryError> {
         self.store.write(|w| {
             w.delete_identity(key)?;
             w.tombstone(&tombstone)
         })?;
         self.identities.remove(&key);
         self.index.remove_identity(key);
-        self.tombstones
-            .insert(tombstone.label.clone(), tombstone.clone());
-        Ok(tombstone.label)
+        self.tombstones.insert(tombstone.label.clone(), tombstone);
+        Ok(())
     }
 }
 

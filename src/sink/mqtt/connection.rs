@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(50);
 
+/// The largest MQTT packet sent or accepted: 1 MiB (Mosquitto accepts up to 256 MB).
+pub const MAX_PACKET: usize = 1 << 20;
+
 /// Why a session is dropped when rumqttc takes no more requests (logged in `publish`).
 const QUEUE_FULL: &str = "dropping the connection: a publish could not be queued";
 
@@ -53,6 +56,8 @@ pub struct Prepared {
 
 pub fn options(config: &MqttConfig, topics: &Topics, prepared: &Prepared) -> MqttOptions {
     let mut options = MqttOptions::new(config.client_id(), &config.host, config.port);
+    // rumqttc's default (10 kB) is smaller than a fleet identity with its exemplars.
+    options.set_max_packet_size(MAX_PACKET, MAX_PACKET);
     options.set_keep_alive(Duration::from_secs(config.keep_alive_s.max(5)));
     options.set_clean_session(true);
     options.set_last_will(LastWill::new(
@@ -278,6 +283,11 @@ fn session(
                     shared.new_camera.store(true, Ordering::SeqCst);
                 }
             }
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                if let Some(fleet) = fleet.as_deref_mut() {
+                    fleet.subscribed();
+                }
+            }
             Ok(Ok(Event::Incoming(Packet::Publish(message))))
                 if fleet
                     .as_deref_mut()
@@ -325,7 +335,10 @@ fn session(
         if !connected || disconnecting {
             continue;
         }
-        let stop = stopping(shared, drain_deadline, config);
+        // A stop waits (within the drain time) until the fleet's identities have been heard.
+        let stop = stopping(shared, drain_deadline, config)
+            && (fleet.as_deref().is_none_or(FleetSync::settled)
+                || drain_deadline.is_some_and(|d| Instant::now() >= d));
         if let Some(fleet) = fleet.as_deref_mut() {
             // On a stop, what changed last goes out before `stopped`.
             for (topic, payload) in fleet.due(stop) {

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 /// How often the gallery is looked at for changes to publish.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How long after the broker accepted the subscription a stop waits, so that the retained
+/// identities it sends are merged before we go (a short run would otherwise end unheard).
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// What the sink needs to take part in a fleet: the gallery the ReID stage uses.
 #[derive(Debug, Clone)]
@@ -29,6 +32,10 @@ pub struct FleetSync {
     /// What the broker holds of ours: id -> payload.
     published: HashMap<String, String>,
     next_check: Instant,
+    /// When the broker acknowledged the subscription of this session.
+    subscribed_at: Option<Instant>,
+    /// Messages heard before the capture loop created the gallery file: merged once it has.
+    waiting: Vec<(String, FleetIdentity)>,
 }
 
 impl FleetSync {
@@ -40,6 +47,8 @@ impl FleetSync {
             gallery: None,
             published: HashMap::new(),
             next_check: Instant::now(),
+            subscribed_at: None,
+            waiting: Vec::new(),
         }
     }
 
@@ -61,6 +70,12 @@ impl FleetSync {
     pub fn connected(&mut self) {
         self.published.clear();
         self.next_check = Instant::now();
+        self.subscribed_at = None;
+    }
+
+    /// The broker acknowledged a subscription; its retained messages follow.
+    pub fn subscribed(&mut self) {
+        self.subscribed_at.get_or_insert_with(Instant::now);
     }
 
     /// The gallery, opened on first use (the capture loop creates the file).
@@ -102,20 +117,39 @@ impl FleetSync {
                 return true;
             }
         };
-        let from = from.to_string();
-        let Some(gallery) = self.gallery() else {
-            return true;
-        };
-        match gallery.apply_remote(&from, &message) {
-            Ok(Applied::Ignored(why)) => log::debug!("fleet: {} from {from}: {why}", message.id),
-            Ok(applied) => log::info!("fleet: {} from {from}: {applied:?}", message.id),
-            Err(e) => log::warn!(
-                "mqtt: fleet: cannot merge {} from {from}: {}",
-                message.id,
-                crate::error::Report(&e)
-            ),
-        }
+        self.waiting.push((from.to_string(), message));
+        self.merge_waiting();
         true
+    }
+
+    /// Merges what was heard, once the gallery file exists.
+    fn merge_waiting(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.waiting);
+        let Some(gallery) = self.gallery() else {
+            self.waiting = waiting;
+            return;
+        };
+        for (from, message) in waiting {
+            match gallery.apply_remote(&from, &message) {
+                Ok(Applied::Ignored(why)) => {
+                    log::debug!("fleet: {} from {from}: {why}", message.id)
+                }
+                Ok(applied) => log::info!("fleet: {} from {from}: {applied:?}", message.id),
+                Err(e) => log::warn!(
+                    "mqtt: fleet: cannot merge {} from {from}: {}",
+                    message.id,
+                    crate::error::Report(&e)
+                ),
+            }
+        }
+    }
+
+    /// Whether the fleet's retained identities have arrived and been merged.
+    pub fn settled(&self) -> bool {
+        self.waiting.is_empty() && self.subscribed_at.is_some_and(|at| at.elapsed() >= SETTLE)
     }
 
     /// The retained messages to publish now: what changed since the last call (everything
@@ -125,6 +159,7 @@ impl FleetSync {
             return Vec::new();
         }
         self.next_check = Instant::now() + CHECK_EVERY;
+        self.merge_waiting();
         let Some(gallery) = self.gallery() else {
             return Vec::new();
         };
@@ -141,6 +176,14 @@ impl FleetSync {
             let Ok(payload) = serde_json::to_string(&message) else {
                 continue;
             };
+            if payload.len() + 512 > super::connection::MAX_PACKET {
+                log::warn!(
+                    "mqtt: fleet: {} is too large to publish ({} bytes)",
+                    message.id,
+                    payload.len()
+                );
+                continue;
+            }
             if self.published.get(&message.id) != Some(&payload) {
                 out.push((self.topic(&message.id), payload.clone().into_bytes()));
                 self.published.insert(message.id, payload);
