@@ -533,3 +533,51 @@ impl Results {
         }
     }
 }
+
+/// The camera index reaches the model's SIE input (random weights: it changes the embedding a
+/// lot), and an index the model does not know is an error record naming the setting.
+#[test]
+fn the_camera_index_feeds_sie_and_an_unknown_one_is_refused() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let gallery = tmp.path().join("g.sqlite");
+    let image = shared.join("reference/images/astronaut.png");
+    let model = common::repo().join("models/transreid-tiny");
+    let infer = |index: &str, flip: bool| {
+        let mut args = vec![
+            "infer",
+            "--model",
+            model.to_str().unwrap(),
+            "--gallery",
+            gallery.to_str().unwrap(),
+            "--camera-index",
+            index,
+            image.to_str().unwrap(),
+        ];
+        if flip {
+            args.push("--flip");
+        }
+        let output = common::edgevit(&args);
+        (output.status.code(), common::json_lines(&output).remove(0))
+    };
+    let (_, first) = infer("0", false);
+    let (_, again) = infer("0", false);
+    let (_, other) = infer("3", false);
+    let (_, flipped) = infer("0", true);
+    assert_eq!(again["identity"], first["identity"]);
+    assert!(again["similarity"].as_f64().unwrap() > 0.999, "{again}");
+    let across = other["similarity"].as_f64().unwrap();
+    assert!(across < 0.99, "camera 3 is embedded differently: {other}");
+    let mirrored = flipped["similarity"].as_f64().unwrap();
+    assert!(
+        mirrored < 0.9999,
+        "--flip averages in the mirror image: {flipped}"
+    );
+    let (code, refused) = infer("4", false);
+    assert_eq!(code, Some(1));
+    assert_eq!(refused["error"]["stage"], "interpret");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("sie.cameras"), "{message}");
+}
