@@ -27,3 +27,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # qemu, busybox, cpio, kmod, xz and v4l-utils for the vivid camera VM.
 bash tools/vivid-vm/install-deps.sh --with-v4l-utils
+# ONNX Runtime's C library for the `ort` backend's tests: the one inside the PyPI wheel (no
+# Debian package has it), unpacked to /opt/edgevit-test/onnxruntime.
+ORT_VERSION=1.31.1
+ORT_DIR=/opt/edgevit-test/onnxruntime
+if [ ! -e "$ORT_DIR/libonnxruntime.so.$ORT_VERSION" ]; then
+    work=$(mktemp -d)
+    python3 -m pip download --quiet --no-deps --only-binary=:all: "onnxruntime==$ORT_VERSION" -d "$work"
+    python3 -m zipfile -e "$work"/onnxruntime-*.whl "$work/unpacked"
+    mkdir -p "$ORT_DIR"
+    cp "$work"/unpacked/onnxruntime/capi/libonnxruntime*.so* "$ORT_DIR/"
+    rm -rf "$work"
+fi

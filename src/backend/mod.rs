@@ -2,8 +2,12 @@
 //!
 //! The CPU backend is tract; vendor NPU backends implement the same [`InferenceBackend`] trait.
 
+#[cfg(feature = "ort")]
+pub mod ort;
 mod tract;
 
+#[cfg(feature = "ort")]
+pub use self::ort::{OrtBackend, OrtConfig};
 pub use self::tract::{TractBackend, TractConfig};
 
 use crate::config;
@@ -30,6 +34,13 @@ pub enum BackendError {
     Run(String),
     #[error("invalid backend configuration: {0}")]
     Config(String),
+    #[error("cannot load the inference library {path}: {message}")]
+    Library { path: PathBuf, message: String },
+    #[error("execution provider {provider} cannot be used: {message}")]
+    Provider {
+        provider: &'static str,
+        message: String,
+    },
 }
 
 /// The named output tensors of one inference.
@@ -93,6 +104,9 @@ pub trait InferenceBackend: Send {
 pub enum BackendConfig {
     /// tract on the CPU.
     Tract(TractConfig),
+    /// ONNX Runtime (CPU, CUDA, TensorRT), loaded at run time.
+    #[cfg(feature = "ort")]
+    Ort(OrtConfig),
 }
 
 impl Default for BackendConfig {
@@ -109,7 +123,14 @@ impl TryFrom<toml::Table> for BackendConfig {
             "tract" => Ok(BackendConfig::Tract(config::parse_section(
                 "backend", table,
             )?)),
-            other => Err(config::unknown_kind("backend", other, &["tract"])),
+            #[cfg(feature = "ort")]
+            "ort" => Ok(BackendConfig::Ort(config::parse_section("backend", table)?)),
+            #[cfg(not(feature = "ort"))]
+            "ort" => Err(
+                "`backend.kind = \"ort\"`: this edgevit was built without ONNX Runtime (build with `--features ort`)"
+                    .into(),
+            ),
+            other => Err(config::unknown_kind("backend", other, &["tract", "ort"])),
         }
     }
 }
@@ -121,6 +142,8 @@ pub fn open(
 ) -> Result<Box<dyn InferenceBackend>, BackendError> {
     match config {
         BackendConfig::Tract(tract) => Ok(Box::new(TractBackend::load(package, tract)?)),
+        #[cfg(feature = "ort")]
+        BackendConfig::Ort(config) => Ok(Box::new(OrtBackend::load(package, config)?)),
     }
 }
 
@@ -144,8 +167,23 @@ pub fn available() -> Vec<BackendAvailability> {
             status: "not built into this binary (Rockchip NPU)".to_string(),
         },
         BackendAvailability {
-            name: "onnxruntime",
-            status: "not built into this binary (TensorRT / CUDA on Jetson)".to_string(),
+            name: "ort",
+            status: ort_status(),
         },
     ]
+}
+
+/// What `probe` says of ONNX Runtime.
+#[cfg(feature = "ort")]
+fn ort_status() -> String {
+    match self::ort::probe(&OrtConfig::default()) {
+        Ok(status) => status,
+        Err(e) => format!("built in, but {}", crate::error::chain(&e)),
+    }
+}
+
+#[cfg(not(feature = "ort"))]
+fn ort_status() -> String {
+    "not built into this binary (ONNX Runtime: CPU, CUDA, TensorRT; build with --features ort)"
+        .to_string()
 }

@@ -1,4 +1,48 @@
-//! Checks of flag values, so that a bad value is reported against the flag that carried it.
+//! Checks of flag values, so that a bad value is reported against the flag that carried it,
+//! and the backend flags that several commands share.
+
+use edgevit::backend::{BackendConfig, TractConfig};
+use std::path::PathBuf;
+
+/// `--backend`, `--threads`, `--library`.
+#[derive(clap::Args, Clone)]
+pub struct BackendArgs {
+    /// Inference backend: `tract` (CPU, built in) or `ort` (ONNX Runtime, in builds with
+    /// `--features ort`; CPU provider).
+    #[arg(long, default_value = "tract", value_parser = ["tract", "ort"])]
+    backend: String,
+    /// Threads: tract's matrix products, or ONNX Runtime's CPU provider.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    threads: usize,
+    /// `--backend ort`: the ONNX Runtime library (default: $ORT_DYLIB_PATH, else the system's
+    /// libonnxruntime.so).
+    #[arg(long, value_name = "PATH")]
+    library: Option<PathBuf>,
+}
+
+impl BackendArgs {
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub fn config(&self) -> anyhow::Result<BackendConfig> {
+        match self.backend.as_str() {
+            #[cfg(feature = "ort")]
+            "ort" => Ok(BackendConfig::Ort(edgevit::backend::OrtConfig {
+                library: self.library.clone(),
+                threads: self.threads,
+                ..Default::default()
+            })),
+            #[cfg(not(feature = "ort"))]
+            "ort" => anyhow::bail!(
+                "--backend ort: this edgevit was built without ONNX Runtime (build with --features ort)"
+            ),
+            _ => Ok(BackendConfig::Tract(TractConfig {
+                threads: self.threads,
+            })),
+        }
+    }
+}
 
 /// A whole number of at least 1.
 pub fn at_least_one(text: &str) -> Result<usize, String> {

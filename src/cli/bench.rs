@@ -1,8 +1,7 @@
 //! `edgevit bench`: inference latency of model packages, with ratios to the first.
 
-use super::args::at_least_one;
+use super::args::{at_least_one, BackendArgs};
 use super::exit;
-use super::infer::tract;
 use anyhow::Result;
 use edgevit::bench;
 use edgevit::pipeline::LoadedModel;
@@ -13,9 +12,8 @@ pub struct Args {
     /// Model package folders; the first is the baseline of `ratio_to_first`.
     #[arg(required = true, value_name = "DIR")]
     models: Vec<PathBuf>,
-    /// Threads for tract's matrix products.
-    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
-    threads: usize,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Untimed inferences before measuring (0 for none).
     #[arg(long, default_value_t = 5)]
     warmup: usize,
@@ -27,7 +25,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<i32> {
     let mut baseline = None;
     for dir in args.models {
-        let mut loaded = LoadedModel::load(&dir, &tract(args.threads))?;
+        let mut loaded = LoadedModel::load(&dir, &args.backend.config()?)?;
         let input = bench::synthetic_input(loaded.package.manifest.input.shape);
         let timing = bench::measure(
             loaded.backend.as_mut(),
@@ -40,7 +38,7 @@ pub fn run(args: Args) -> Result<i32> {
             "model": loaded.package.name(),
             "path": dir.display().to_string(),
             "backend": loaded.backend.name(),
-            "threads": args.threads,
+            "threads": args.backend.threads(),
             "timing": timing,
             "ratio_to_first": bench::round3(timing.median_ms / base),
         });

@@ -1,6 +1,6 @@
 //! `edgevit infer`: image files through a model, one JSON line each on stdout.
 
-use super::args::{at_least_one, probability};
+use super::args::{at_least_one, probability, BackendArgs};
 use super::exit;
 use anyhow::Result;
 use edgevit::backend::{BackendConfig, TractConfig};
@@ -18,9 +18,8 @@ pub struct Args {
     /// Model package folder (the one holding model.toml).
     #[arg(long, value_name = "DIR")]
     model: PathBuf,
-    /// Threads for tract's matrix products.
-    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
-    threads: usize,
+    #[command(flatten)]
+    backend: BackendArgs,
     /// Classes to report per image, best first.
     #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     top_k: usize,
@@ -60,7 +59,7 @@ pub fn tract(threads: usize) -> BackendConfig {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let loaded = LoadedModel::load(&args.model, &tract(args.threads))?;
+    let loaded = LoadedModel::load(&args.model, &args.backend.config()?)?;
     let classify = ClassifyConfig {
         top_k: args.top_k,
         min_score: args.min_score,

@@ -1,6 +1,6 @@
 //! `edgevit models ...`: inspect model packages.
 
-use super::args::at_least_one;
+use super::args::BackendArgs;
 use super::exit;
 use super::infer::tract;
 use anyhow::{Context, Result};
@@ -15,9 +15,8 @@ pub enum Command {
         /// Model package folder (the one holding model.toml).
         #[arg(value_name = "DIR")]
         dir: PathBuf,
-        /// Threads for tract's matrix products.
-        #[arg(long, default_value_t = 1, value_parser = at_least_one)]
-        threads: usize,
+        #[command(flatten)]
+        backend: BackendArgs,
     },
     /// Show the attention that zoom and parts use: each block's tensor (found by
     /// `attention = "auto"` or named in model.toml), heads, tokens, and the token layout.
@@ -33,7 +32,7 @@ pub enum Command {
 
 pub fn run(command: Command) -> Result<i32> {
     match command {
-        Command::Check { dir, threads } => check(dir, threads),
+        Command::Check { dir, backend } => check(dir, &backend),
         Command::Attention { dir, json } => attention(dir, json),
     }
 }
@@ -95,10 +94,10 @@ fn attention(dir: PathBuf, json: bool) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn check(dir: PathBuf, threads: usize) -> Result<i32> {
+fn check(dir: PathBuf, backend: &BackendArgs) -> Result<i32> {
     let package = ModelPackage::open(&dir)?;
     // Loading checks the manifest against the graph: input name and shape, output names.
-    let mut backend = edgevit::backend::open(&package, &tract(threads))?;
+    let mut backend = edgevit::backend::open(&package, &backend.config()?)?;
     edgevit::pipeline::check_labels(&package, backend.as_ref())?;
     let manifest = &package.manifest;
     println!(

@@ -220,8 +220,12 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
         }
     }
     if let Some(selftest) = &manifest.selftest {
-        if selftest.tolerance.is_nan() || selftest.tolerance < 0.0 {
-            return Err("selftest.tolerance must be a non-negative number".into());
+        let tolerances =
+            std::iter::once(selftest.tolerance).chain(selftest.backend_tolerance.values().copied());
+        if tolerances.clone().any(|t| t.is_nan() || t < 0.0) {
+            return Err(
+                "selftest.tolerance and backend_tolerance must be non-negative numbers".into(),
+            );
         }
         let known = manifest.outputs.graph_names();
         if let Some(unknown) = selftest

@@ -103,7 +103,7 @@ pub fn run(
     }
     Ok(Some(SelfTestReport {
         model: package.name().to_string(),
-        tolerance: spec.tolerance,
+        tolerance: spec.tolerance_for(backend.name()),
         checks,
     }))
 }

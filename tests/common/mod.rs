@@ -37,6 +37,22 @@ pub fn missing(what: &str) -> ! {
     )
 }
 
+/// The ONNX Runtime library the `ort` backend's tests load: `$EDGEVIT_ORT_LIBRARY`, else the
+/// one `tools/install-test-deps.sh` unpacks from the PyPI wheel.
+pub fn ort_library() -> PathBuf {
+    if let Some(path) = std::env::var_os("EDGEVIT_ORT_LIBRARY") {
+        return PathBuf::from(path);
+    }
+    let path = PathBuf::from("/opt/edgevit-test/onnxruntime/libonnxruntime.so.1.31.1");
+    if !path.exists() {
+        missing(&format!(
+            "{} (ONNX Runtime's library, or set EDGEVIT_ORT_LIBRARY)",
+            path.display()
+        ));
+    }
+    path
+}
+
 /// Runs the `edgevit` binary.
 pub fn edgevit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edgevit"))

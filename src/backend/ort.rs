@@ -1,0 +1,514 @@
+//! ONNX Runtime through the `ort` crate (feature `ort`), loaded at run time: CPU, CUDA and
+//! TensorRT execution providers (Jetson boards), with nothing downloaded at build time.
+//!
+//! The library is `[backend] library`, else `$ORT_DYLIB_PATH`, else the system's
+//! `libonnxruntime.so`. It is loaded once per process.
+
+use super::{BackendError, InferenceBackend, Outputs};
+use crate::model::{AttentionSource, ModelPackage};
+use crate::tensor::Tensor;
+use ort::ep::{self, ExecutionProvider};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::TensorElementType;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// `[backend] kind = "ort"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrtConfig {
+    /// The ONNX Runtime library; default `$ORT_DYLIB_PATH`, else `libonnxruntime.so` from
+    /// the system's library path.
+    #[serde(default)]
+    pub library: Option<PathBuf>,
+    /// Execution providers, most preferred first: `tensorrt`, `cuda`, `cpu`.
+    #[serde(default = "default_providers")]
+    pub providers: Vec<Provider>,
+    /// A provider that cannot be registered is an error; with `fallback = true` the next one
+    /// is tried instead, and the one that runs is logged as a warning.
+    #[serde(default)]
+    pub fallback: bool,
+    /// Threads of the CPU provider (intra-op).
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Graph optimisation: `disable`, `basic` (exactly the graph's arithmetic), `extended` or
+    /// `all` (ONNX Runtime's default: also fuses DequantizeLinear -> MatMul into int8
+    /// kernels, which computes another function than the graph says; see the self-test).
+    #[serde(default)]
+    pub optimization: Optimization,
+    /// TensorRT options.
+    #[serde(default)]
+    pub tensorrt: TensorRtConfig,
+    /// The CUDA device (and TensorRT's).
+    #[serde(default)]
+    pub device: i32,
+}
+
+/// An execution provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Tensorrt,
+    Cuda,
+    Cpu,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Tensorrt => "tensorrt",
+            Provider::Cuda => "cuda",
+            Provider::Cpu => "cpu",
+        }
+    }
+}
+
+/// Graph optimisation level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimization {
+    Disable,
+    Basic,
+    Extended,
+    #[default]
+    All,
+}
+
+/// `[backend.tensorrt]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorRtConfig {
+    /// Where built engines are kept between runs (building one takes minutes on a Jetson).
+    #[serde(default)]
+    pub engine_cache: Option<PathBuf>,
+    /// Let TensorRT run layers in fp16.
+    #[serde(default)]
+    pub fp16: bool,
+    /// TensorRT's workspace, bytes; its own default when absent.
+    #[serde(default)]
+    pub workspace_bytes: Option<usize>,
+}
+
+fn default_providers() -> Vec<Provider> {
+    vec![Provider::Cpu]
+}
+
+fn default_threads() -> usize {
+    1
+}
+
+impl Default for OrtConfig {
+    fn default() -> Self {
+        OrtConfig {
+            library: None,
+            providers: default_providers(),
+            fallback: false,
+            threads: default_threads(),
+            optimization: Optimization::default(),
+            tensorrt: TensorRtConfig::default(),
+            device: 0,
+        }
+    }
+}
+
+/// The library this process loaded, and its version.
+static LOADED: OnceLock<(PathBuf, String)> = OnceLock::new();
+/// ONNX Runtime allows one environment per process: made once, shared by every session.
+static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
+
+/// The library to load: the setting, else `$ORT_DYLIB_PATH`, else the system's.
+pub fn library_path(config: &OrtConfig) -> PathBuf {
+    config
+        .library
+        .clone()
+        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
+}
+
+/// Loads ONNX Runtime (once per process) and makes its environment.
+fn environment(config: &OrtConfig) -> Result<ort::environment::Environment, BackendError> {
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = MAKING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let path = library_path(config);
+    if let Some((loaded, _)) = LOADED.get() {
+        if let Some(environment) = ENVIRONMENT.get().filter(|_| *loaded == path) {
+            return Ok(environment.clone());
+        }
+        if *loaded != path {
+            return Err(BackendError::Config(format!(
+                "ONNX Runtime was already loaded from {} in this process; {} cannot be loaded beside it",
+                loaded.display(),
+                path.display()
+            )));
+        }
+    }
+    let builder = ort::init_from(&path).map_err(|e| BackendError::Library {
+        path: path.clone(),
+        message: format!(
+            "{e} (set `backend.library` or ORT_DYLIB_PATH to libonnxruntime.so of ONNX Runtime 1.{} or later)",
+            ort::MINOR_VERSION
+        ),
+    })?;
+    let environment = builder
+        .with_name("edgevit")
+        .build()
+        .map_err(|e| BackendError::Library {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    let version = version(&path).unwrap_or_else(|| "of unknown version".into());
+    let _ = LOADED.set((path, version));
+    Ok(ENVIRONMENT.get_or_init(|| environment).clone())
+}
+
+/// The library's own version string (`1.31.1`), read through its C API's entry point.
+fn version(path: &Path) -> Option<String> {
+    // SAFETY: the library is already loaded by `ort` (this only takes another reference to
+    // it); `OrtGetApiBase` is its documented entry point, returning a static table whose
+    // `GetVersionString` returns a static NUL-terminated string.
+    unsafe {
+        let library = libloading::Library::new(path).ok()?;
+        let entry: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> =
+            library.get(b"OrtGetApiBase").ok()?;
+        let base = entry();
+        if base.is_null() {
+            return None;
+        }
+        let text = ((*base).GetVersionString)();
+        if text.is_null() {
+            return None;
+        }
+        Some(
+            std::ffi::CStr::from_ptr(text)
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+/// A model in an ONNX Runtime session.
+pub struct OrtBackend {
+    session: Session,
+    input: String,
+    input_shape: Vec<usize>,
+    /// Side inputs (`[sie]`), each with where its value is in a run's `side` slice.
+    side_inputs: Vec<(String, usize)>,
+    outputs: Vec<String>,
+    output_shapes: Vec<Option<Vec<usize>>>,
+    /// The execution provider that registered first.
+    provider: Provider,
+}
+
+impl OrtBackend {
+    pub fn load(package: &ModelPackage, config: &OrtConfig) -> Result<Self, BackendError> {
+        let path = package.onnx_path();
+        if config.threads == 0 {
+            return Err(BackendError::Config(
+                "backend.threads must be at least 1".into(),
+            ));
+        }
+        if config.providers.is_empty() {
+            return Err(BackendError::Config(
+                "backend.providers must name at least one of tensorrt, cuda, cpu".into(),
+            ));
+        }
+        let environment = environment(config)?;
+        let optimize = |e: ort::Error| BackendError::Optimize {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let builder = Session::builder(&environment).map_err(optimize)?;
+        let builder = builder
+            .with_optimization_level(level(config.optimization))
+            .map_err(|e| optimize(e.into()))?;
+        let builder = builder
+            .with_intra_threads(config.threads)
+            .map_err(|e| optimize(e.into()))?;
+        let mut builder = builder
+            .with_inter_threads(1)
+            .map_err(|e| optimize(e.into()))?;
+        let provider = register(&mut builder, config)?;
+        let session = builder
+            .commit_from_file(&path)
+            .map_err(|e| BackendError::Load {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        let mismatch = |message: String| BackendError::Mismatch {
+            path: path.clone(),
+            message,
+        };
+        let spec = &package.manifest.input;
+        let side: Vec<&str> = package
+            .manifest
+            .sie
+            .as_ref()
+            .map(|sie| sie.inputs())
+            .unwrap_or_default();
+        let graph_inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        let mut expected: Vec<&str> = std::iter::once(spec.name.as_str())
+            .chain(side.iter().copied())
+            .collect();
+        let mut sorted = graph_inputs.clone();
+        sorted.sort_unstable();
+        expected.sort_unstable();
+        if sorted != expected {
+            return Err(mismatch(format!(
+                "the manifest's inputs are {:?} (input.name, then [sie]), the graph's inputs are {graph_inputs:?}",
+                std::iter::once(spec.name.as_str())
+                    .chain(side.iter().copied())
+                    .collect::<Vec<_>>()
+            )));
+        }
+        if let Some(image) = session.inputs().iter().find(|i| i.name() == spec.name) {
+            check_image_input(image.dtype(), &spec.shape).map_err(&mismatch)?;
+        }
+        let outputs: Vec<String> = package
+            .manifest
+            .outputs
+            .graph_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let available: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+        if let Some(missing) = outputs.iter().find(|n| !available.contains(&n.as_str())) {
+            return Err(mismatch(format!(
+                "the manifest names output {missing:?}, which is not an output of the graph {available:?}; \
+                 ONNX Runtime returns graph outputs only (attention maps must be exported as outputs for this backend, \
+                 e.g. with tools/add_attention_outputs.py)"
+            )));
+        }
+        if package.manifest.outputs.attention == AttentionSource::Auto {
+            return Err(mismatch(
+                "`outputs.attention = \"auto\"` finds the attention inside the graph, which only the tract backend can read; \
+                 for ONNX Runtime, export the attention maps as graph outputs and name them in outputs.attention"
+                    .into(),
+            ));
+        }
+        let output_shapes = outputs
+            .iter()
+            .map(|name| {
+                session
+                    .outputs()
+                    .iter()
+                    .find(|o| o.name() == name)
+                    .and_then(|o| o.dtype().tensor_shape())
+                    .and_then(|shape| {
+                        shape
+                            .iter()
+                            .map(|&d| usize::try_from(d).ok())
+                            .collect::<Option<Vec<usize>>>()
+                    })
+            })
+            .collect();
+        let side_inputs = graph_inputs
+            .iter()
+            .filter(|name| **name != spec.name)
+            .map(|name| {
+                let slot = side.iter().position(|s| s == name).unwrap_or(0);
+                (name.to_string(), slot)
+            })
+            .collect();
+        Ok(OrtBackend {
+            input: spec.name.clone(),
+            input_shape: spec.shape.to_vec(),
+            side_inputs,
+            outputs,
+            output_shapes,
+            provider,
+            session,
+        })
+    }
+
+    /// The execution provider in use.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+}
+
+fn level(optimization: Optimization) -> GraphOptimizationLevel {
+    match optimization {
+        Optimization::Disable => GraphOptimizationLevel::Disable,
+        Optimization::Basic => GraphOptimizationLevel::Level1,
+        Optimization::Extended => GraphOptimizationLevel::Level2,
+        Optimization::All => GraphOptimizationLevel::All,
+    }
+}
+
+/// Registers the configured providers in order; returns the first that registered.
+fn register(
+    builder: &mut ort::session::builder::SessionBuilder,
+    config: &OrtConfig,
+) -> Result<Provider, BackendError> {
+    let mut refused = Vec::new();
+    for &provider in &config.providers {
+        let result = match provider {
+            Provider::Cpu => ep::CPU::default().register(builder),
+            Provider::Cuda => ep::CUDA::default()
+                .with_device_id(config.device)
+                .register(builder),
+            Provider::Tensorrt => {
+                let mut trt = ep::TensorRT::default()
+                    .with_device_id(config.device)
+                    .with_fp16(config.tensorrt.fp16);
+                if let Some(dir) = &config.tensorrt.engine_cache {
+                    trt = trt
+                        .with_engine_cache(true)
+                        .with_engine_cache_path(dir.display());
+                }
+                if let Some(bytes) = config.tensorrt.workspace_bytes {
+                    trt = trt.with_max_workspace_size(bytes);
+                }
+                trt.register(builder)
+            }
+        };
+        match result {
+            Ok(()) => {
+                if !refused.is_empty() {
+                    log::warn!(
+                        "ONNX Runtime runs on the {} provider: {} could not be used ({})",
+                        provider.name(),
+                        refused
+                            .iter()
+                            .map(|(p, _): &(Provider, String)| p.name())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        refused
+                            .iter()
+                            .map(|(p, why)| format!("{}: {why}", p.name()))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                } else {
+                    log::info!("ONNX Runtime runs on the {} provider", provider.name());
+                }
+                return Ok(provider);
+            }
+            Err(e) if config.fallback => refused.push((provider, e.to_string())),
+            Err(e) => {
+                return Err(BackendError::Provider {
+                    provider: provider.name(),
+                    message: format!(
+                        "{e} (the library offers {}; set `backend.fallback = true` to go on with the next provider)",
+                        providers().join(", ")
+                    ),
+                })
+            }
+        }
+    }
+    Err(BackendError::Provider {
+        provider: "every configured",
+        message: refused
+            .iter()
+            .map(|(p, why)| format!("{}: {why}", p.name()))
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}
+
+/// The execution providers the loaded library was built with.
+pub fn providers() -> Vec<&'static str> {
+    [
+        ("tensorrt", ep::TensorRT::is_available()),
+        ("cuda", ep::CUDA::is_available()),
+        ("cpu", ep::CPU::is_available()),
+    ]
+    .into_iter()
+    .filter(|(_, available)| matches!(available, Ok(true)))
+    .map(|(name, _)| name)
+    .collect()
+}
+
+/// `edgevit probe`: which library would load, its version and providers.
+pub fn probe(config: &OrtConfig) -> Result<String, BackendError> {
+    environment(config)?;
+    let (path, version) = LOADED
+        .get()
+        .cloned()
+        .unwrap_or_else(|| (library_path(config), "of unknown version".into()));
+    Ok(format!(
+        "available: ONNX Runtime {version} from {} (providers: {})",
+        path.display(),
+        providers().join(", ")
+    ))
+}
+
+/// Compares the manifest's input shape with the graph's (symbolic dimensions match any).
+fn check_image_input(dtype: &ort::value::ValueType, expected: &[usize; 4]) -> Result<(), String> {
+    if dtype.tensor_type() != Some(TensorElementType::Float32) {
+        return Err(format!(
+            "the image input must be float32, the graph's is {:?}",
+            dtype.tensor_type()
+        ));
+    }
+    let Some(shape) = dtype.tensor_shape() else {
+        return Ok(());
+    };
+    let dims: Vec<i64> = shape.iter().copied().collect();
+    let differs = dims.len() != 4
+        || dims
+            .iter()
+            .zip(expected)
+            .any(|(graph, want)| *graph >= 0 && *graph != *want as i64);
+    if differs {
+        return Err(format!(
+            "the manifest's input.shape is {expected:?}, the graph's input is {dims:?}"
+        ));
+    }
+    Ok(())
+}
+
+impl InferenceBackend for OrtBackend {
+    fn name(&self) -> &'static str {
+        "ort"
+    }
+
+    fn output_shape(&self, name: &str) -> Option<Vec<usize>> {
+        let index = self.outputs.iter().position(|n| n == name)?;
+        self.output_shapes.get(index).cloned().flatten()
+    }
+
+    fn run_with(&mut self, input: &Tensor, side: &[i64]) -> Result<Outputs, BackendError> {
+        if input.shape() != self.input_shape.as_slice() {
+            return Err(BackendError::InputShape {
+                expected: self.input_shape.clone(),
+                actual: input.shape().to_vec(),
+            });
+        }
+        let run = |e: ort::Error| BackendError::Run(e.to_string());
+        let image = ort::value::Tensor::from_array((input.shape().to_vec(), input.data().to_vec()))
+            .map_err(run)?;
+        let mut inputs: Vec<(String, ort::session::SessionInputValue)> =
+            vec![(self.input.clone(), image.into())];
+        for (name, slot) in &self.side_inputs {
+            let value = side.get(*slot).copied().unwrap_or(0);
+            let tensor =
+                ort::value::Tensor::from_array((vec![1usize], vec![value])).map_err(run)?;
+            inputs.push((name.clone(), tensor.into()));
+        }
+        let results = self.session.run(inputs).map_err(run)?;
+        let mut tensors = Vec::with_capacity(self.outputs.len());
+        for name in &self.outputs {
+            let value = results
+                .get(name)
+                .ok_or_else(|| BackendError::Run(format!("no output {name:?}")))?;
+            let (shape, data) = value.try_extract_tensor::<f32>().map_err(run)?;
+            let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+            let tensor =
+                Tensor::new(shape, data.to_vec()).map_err(|e| BackendError::Run(e.to_string()))?;
+            tensors.push((name.clone(), tensor));
+        }
+        Ok(Outputs::new(tensors))
+    }
+}
+
+/// Whether `path` looks like an ONNX Runtime library at all (for `check`).
+pub fn library_exists(config: &OrtConfig) -> (PathBuf, bool) {
+    let path = library_path(config);
+    let exists = path.is_absolute() && Path::new(&path).exists();
+    (path, exists)
+}

@@ -1,0 +1,311 @@
+//! The `ort` backend (ONNX Runtime, loaded at run time) against the real library: the one in the
+//! PyPI `onnxruntime` wheel (`tools/install-test-deps.sh` unpacks it), on the CPU provider.
+//! Its outputs equal tract's on every bundled model, vit4mnist and OSNet; its errors name the
+//! library, the path or the provider at fault. CUDA and TensorRT are not on this machine.
+#![cfg(feature = "ort")]
+
+mod common;
+
+use edgevit::backend::ort::{Optimization, OrtConfig};
+use edgevit::backend::{BackendConfig, InferenceBackend};
+use edgevit::model::ModelPackage;
+use edgevit::pipeline::LoadedModel;
+use edgevit::preprocess::{Preprocess, Preprocessor};
+use edgevit::source::{FrameSource, ImageListSource};
+use edgevit::tensor::Tensor;
+use std::path::{Path, PathBuf};
+
+fn ort_backend(optimization: Optimization) -> BackendConfig {
+    BackendConfig::Ort(OrtConfig {
+        library: Some(common::ort_library()),
+        optimization,
+        ..OrtConfig::default()
+    })
+}
+
+/// A copy of a bundled package without `attention = "auto"` (it names tensors inside the
+/// graph, which only tract can read).
+fn without_inner_attention(name: &str, dest: &Path) -> PathBuf {
+    let dir = dest.join(name);
+    common::copy_package(&common::repo().join("models").join(name), &dir);
+    let manifest = dir.join("model.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("attention = \"auto\"\n", "")).unwrap();
+    dir
+}
+
+/// The self-test input of a package with its side inputs, as the self-test runs it.
+fn selftest_input(package: &ModelPackage) -> (Tensor, Vec<i64>) {
+    let spec = package.manifest.selftest.as_ref().unwrap();
+    let input = Tensor::read_npy(&package.resolve(&spec.input)).unwrap();
+    let side = package
+        .manifest
+        .sie
+        .as_ref()
+        .map(|sie| {
+            sie.inputs()
+                .iter()
+                .map(|name| spec.side.get(*name).copied().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    (input, side)
+}
+
+fn worst_difference(
+    a: &mut dyn InferenceBackend,
+    b: &mut dyn InferenceBackend,
+    package: &ModelPackage,
+) -> (String, f32) {
+    let (input, side) = selftest_input(package);
+    let (x, y) = (
+        a.run_with(&input, &side).unwrap(),
+        b.run_with(&input, &side).unwrap(),
+    );
+    let mut worst = (String::new(), 0.0f32);
+    for name in package.manifest.outputs.graph_names() {
+        let d = x
+            .get(name)
+            .unwrap()
+            .max_abs_diff(y.get(name).unwrap())
+            .unwrap_or_else(|| panic!("{name}: shapes differ"));
+        if d > worst.1 || d.is_nan() {
+            worst = (name.to_string(), d);
+        }
+    }
+    worst
+}
+
+#[test]
+fn every_bundled_model_gives_tracts_outputs_and_passes_its_self_test() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in [
+        "vit-mnist",
+        "vit-tiny-int8",
+        "vit-mnist-canvas",
+        "vit-mnist-transfg",
+        "vit-mnist-lvvit",
+        "transreid-tiny",
+    ] {
+        let dir = without_inner_attention(name, tmp.path());
+        let mut tract = LoadedModel::load(&dir, &BackendConfig::default()).unwrap();
+        // `basic` computes the graph's own arithmetic: the self-test (ONNX Runtime's outputs
+        // at that level) holds at the package's tolerance, and so does the comparison.
+        let mut exact = LoadedModel::load(&dir, &ort_backend(Optimization::Basic))
+            .unwrap_or_else(|e| panic!("{name}: {}", edgevit::error::chain(&e)));
+        assert_eq!(exact.backend.name(), "ort");
+        let tolerance = tract.package.manifest.selftest.as_ref().unwrap().tolerance;
+        let (output, d) = worst_difference(
+            tract.backend.as_mut(),
+            exact.backend.as_mut(),
+            &tract.package,
+        );
+        eprintln!(
+            "{name}: ort (basic) vs tract: worst {d:e} on {output:?} (tolerance {tolerance:e})"
+        );
+        assert!(d <= tolerance, "{name}: {output} differs by {d}");
+        // `all` (ONNX Runtime's default) fuses more; report how far that moves the outputs.
+        let mut fused = LoadedModel::load(&dir, &ort_backend(Optimization::All));
+        match &mut fused {
+            Ok(fused) => {
+                let (output, d) = worst_difference(
+                    tract.backend.as_mut(),
+                    fused.backend.as_mut(),
+                    &tract.package,
+                );
+                eprintln!("{name}: ort (all) vs tract: worst {d:e} on {output:?}");
+            }
+            Err(e) => eprintln!("{name}: ort (all) refused: {}", edgevit::error::chain(e)),
+        }
+    }
+}
+
+#[test]
+fn vit4mnist_and_osnet_agree_with_tract() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let onnx = shared.join("reference/vit4mnist/vit4mnist.onnx");
+    let dir = common::write_manifest(
+        &tmp.path().join("vit4mnist"),
+        &common::vit4mnist_manifest(&onnx),
+    );
+    let mut tract = LoadedModel::load(&dir, &BackendConfig::default()).unwrap();
+    let mut ort = LoadedModel::load(&dir, &ort_backend(Optimization::All)).unwrap();
+    let mut preprocess = Preprocessor::new(&tract.package.manifest.input);
+    let dev = shared.join("reference/mnist-dev");
+    let labels: std::collections::HashMap<String, usize> =
+        std::fs::read_to_string(dev.join("labels.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let (f, v) = l.split_once(',').unwrap();
+                (f.to_string(), v.trim().parse().unwrap())
+            })
+            .collect();
+    let mut files: Vec<&String> = labels.keys().collect();
+    files.sort();
+    let paths = files.iter().map(|f| dev.join(f)).collect();
+    let mut source = ImageListSource::new(paths, "dev".into());
+    let (mut right_tract, mut right_ort, mut worst) = (0, 0, 0.0f32);
+    let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+    let mut i = 0;
+    while let Some(frame) = source.next_frame() {
+        let input = preprocess.prepare(&frame.unwrap()).unwrap();
+        let a = tract.backend.run(&input).unwrap();
+        let b = ort.backend.run(&input).unwrap();
+        let (a, b) = (a.get("logits").unwrap(), b.get("logits").unwrap());
+        worst = worst.max(a.max_abs_diff(b).unwrap());
+        let label = labels[files[i].as_str()];
+        right_tract += usize::from(argmax(a.data()) == label);
+        right_ort += usize::from(argmax(b.data()) == label);
+        i += 1;
+    }
+    assert_eq!(i, 300);
+    eprintln!(
+        "vit4mnist on 300 mnist-dev digits: tract {right_tract}, ort {right_ort} right; logits differ by at most {worst:e}"
+    );
+    assert_eq!(right_tract, right_ort);
+    assert!(worst < 1e-4, "{worst}");
+
+    let osnet = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
+    let dir = common::write_manifest(
+        &tmp.path().join("osnet"),
+        &common::reference_manifest(
+            "osnet",
+            "reid",
+            &osnet,
+            "name = \"images\"\nshape = [1, 3, 256, 128]\ncolor = \"rgb\"\n\
+             mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]",
+            "embedding = \"output\"",
+        ),
+    );
+    let mut tract = LoadedModel::load(&dir, &BackendConfig::default()).unwrap();
+    let mut ort = LoadedModel::load(&dir, &ort_backend(Optimization::All)).unwrap();
+    let mut preprocess = Preprocessor::new(&tract.package.manifest.input);
+    for image in ["astronaut.png", "grace_hopper.bmp"] {
+        let picture = image::open(shared.join("reference/images").join(image))
+            .unwrap()
+            .to_rgb8();
+        let input = preprocess.prepare(&common::rgb_frame(&picture)).unwrap();
+        let a = tract.backend.run(&input).unwrap();
+        let b = ort.backend.run(&input).unwrap();
+        let d = a
+            .get("output")
+            .unwrap()
+            .max_abs_diff(b.get("output").unwrap())
+            .unwrap();
+        eprintln!("osnet {image}: ort vs tract {d:e}");
+        assert!(d < 1e-3, "{image}: {d}");
+    }
+}
+
+/// A configuration running the bundled default model on one sample through ORT.
+fn config(dir: &Path, backend: &str) -> PathBuf {
+    common::write_config(
+        dir,
+        &format!(
+            "[source]\nkind = \"image-file\"\npath = \"{}\"\n[model]\npath = \"{{model}}\"\n[backend]\nkind = \"ort\"\n{backend}\n",
+            common::repo()
+                .join("models/vit-mnist/samples/digit-7-8.png")
+                .display()
+        ),
+    )
+}
+
+fn run(config: &Path) -> std::process::Output {
+    common::edgevit(&["run", "--config", config.to_str().unwrap()])
+}
+
+#[test]
+fn a_missing_library_a_wrong_file_and_an_absent_provider_are_clear_errors() {
+    let library = common::ort_library();
+    let tmp = tempfile::tempdir().unwrap();
+
+    let output = run(&config(
+        tmp.path(),
+        "library = \"/nonexistent/libonnxruntime.so\"",
+    ));
+    assert_eq!(output.status.code(), Some(2));
+    common::assert_clean_failure(
+        &output,
+        &[
+            "cannot load the inference library /nonexistent/libonnxruntime.so",
+            "ORT_DYLIB_PATH",
+        ],
+    );
+
+    let not_a_library = tmp.path().join("libonnxruntime.so");
+    std::fs::write(&not_a_library, "not a shared object").unwrap();
+    let output = run(&config(
+        tmp.path(),
+        &format!("library = \"{}\"", not_a_library.display()),
+    ));
+    common::assert_clean_failure(
+        &output,
+        &["cannot load the inference library", "libonnxruntime.so"],
+    );
+
+    // This machine's library has no CUDA: an error naming the provider, or with
+    // `fallback = true` a warning and the CPU.
+    let output = run(&config(
+        tmp.path(),
+        &format!(
+            "library = \"{}\"\nproviders = [\"cuda\", \"cpu\"]",
+            library.display()
+        ),
+    ));
+    common::assert_clean_failure(
+        &output,
+        &["execution provider cuda cannot be used", "fallback"],
+    );
+    let output = run(&config(
+        tmp.path(),
+        &format!(
+            "library = \"{}\"\nproviders = [\"cuda\", \"cpu\"]\nfallback = true",
+            library.display()
+        ),
+    ));
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let stderr = common::stderr(&output);
+    assert!(
+        stderr.contains("runs on the cpu provider: cuda could not be used"),
+        "{stderr}"
+    );
+    let record = &common::json_lines(&output)[0];
+    assert_eq!(record["top"][0]["label"], "7", "{record}");
+
+    // Attention found inside the graph is tract's alone: said so.
+    let canvas = common::repo().join("models/vit-mnist-canvas");
+    let output = common::edgevit(&[
+        "models",
+        "check",
+        canvas.to_str().unwrap(),
+        "--backend",
+        "ort",
+        "--library",
+        library.to_str().unwrap(),
+    ]);
+    common::assert_clean_failure(
+        &output,
+        &["only the tract backend can read", "graph outputs"],
+    );
+}
+
+#[test]
+fn probe_lists_the_library_and_its_providers() {
+    let library = common::ort_library();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(["probe"])
+        .env("ORT_DYLIB_PATH", &library)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(&format!("ONNX Runtime 1.31.1 from {}", library.display())),
+        "{text}"
+    );
+    assert!(text.contains("providers: cpu"), "{text}");
+}
