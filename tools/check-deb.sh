@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Checks an edgevit .deb: its contents, then installs it with dpkg into a throwaway root and
+# runs it there (`edgevit check` on the installed configuration, then the service's own
+# command for a few seconds). Needs root (dpkg --root, chroot). `.ci/run` calls it on the
+# package made from the test build:
+#
+#   cargo deb --no-build --profile dev -o target/deb/ && bash tools/check-deb.sh target/deb/edgevit_*.deb
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deb=${1:?usage: check-deb.sh PACKAGE.deb}
+fail() { echo "check-deb: FAIL: $*" >&2; exit 1; }
+
+# 1. Contents.
+contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
+for path in /usr/bin/edgevit /etc/edgevit/edgevit.toml /lib/systemd/system/edgevit.service \
+    /usr/share/doc/edgevit/README.md /usr/share/doc/edgevit/copyright \
+    /usr/share/edgevit/models/vit-mnist/model.toml /usr/share/edgevit/models/vit-mnist/model.onnx \
+    /usr/share/edgevit/models/vit-mnist/labels.txt /usr/share/edgevit/models/vit-mnist/selftest/logits.npy \
+    /usr/share/edgevit/models/vit-mnist/samples/digit-7-8.png \
+    /usr/share/edgevit/models/transreid-tiny/model.onnx /usr/share/doc/edgevit/board-configs/rk3588.toml; do
+    grep -qxF "$path" <<<"$contents" || fail "$path is not in the package"
+done
+dpkg-deb -f "$deb" Depends | grep -q libc6 || fail "no libc6 dependency"
+[ "$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)" = "/etc/edgevit/edgevit.toml" ] \
+    || fail "/etc/edgevit/edgevit.toml is not a conffile"
+if dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -qE 'postinst|prerm|postrm|preinst'; then
+    fail "maintainer scripts: enabling the service is left to the user"
+fi
+cmp <(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./lib/systemd/system/edgevit.service) deploy/edgevit.service \
+    || fail "the packaged unit differs from deploy/edgevit.service"
+echo "check-deb: contents ok ($(wc -l <<<"$contents") entries)"
+
+# 2. Install into a throwaway root with dpkg.
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates" "$root/var/lib/dpkg/triggers"
+touch "$root/var/lib/dpkg/status" "$root/var/lib/dpkg/available"
+dpkg --root="$root" --log=/dev/null --force-depends -i "$deb" >/dev/null 2>&1
+dpkg --root="$root" -s edgevit | grep -q "^Status: install ok installed" || fail "dpkg did not install it"
+# What the package depends on (the C library), and the state directory systemd would make.
+for lib in $(ldd "$root/usr/bin/edgevit" | grep -oE '/[^ ]+'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+done
+mkdir -p "$root/var/lib/edgevit"
+
+# 3. Start it there: the installed configuration checks, and the service's command runs.
+check=$(chroot "$root" /usr/bin/edgevit check --config /etc/edgevit/edgevit.toml 2>/dev/null) \
+    || { echo "$check"; fail "edgevit check failed in the installed root"; }
+grep -q "^PASS /etc/edgevit/edgevit.toml" <<<"$check" || { echo "$check"; fail "no PASS"; }
+echo "$check"
+out=$(timeout -s INT 4 chroot "$root" /usr/bin/edgevit run --config /etc/edgevit/edgevit.toml 2>/dev/null || true)
+results=$(grep -c '"task":"classify"' <<<"$out" || true)
+[ "$results" -ge 2 ] || { echo "$out"; fail "the installed service gave $results results in 4 s"; }
+echo "check-deb: installed into a throwaway root; edgevit check PASS; the service's command gave $results results in 4 s"
