@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod frame;
 pub mod gallery;
+pub mod gpio;
 pub mod interpret;
 pub mod model;
 pub mod pipeline;

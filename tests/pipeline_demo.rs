@@ -245,3 +245,83 @@ fn record_numbers_continue_across_restarts_with_a_state_dir() {
     let stored = std::fs::read_to_string(tmp.path().join("state/seq/bars.seq")).unwrap();
     assert_eq!(stored.trim(), "8");
 }
+
+/// A trigger that lets `edges` frames through, each after a short wait, then asks the loop to
+/// stop; it records what the pipeline's health said while it waited.
+struct Pulses {
+    edges: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    health: std::sync::Arc<edgevit::pipeline::Health>,
+    seen_waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl edgevit::pipeline::FrameTrigger for Pulses {
+    fn wait(
+        &mut self,
+        _stop: &std::sync::atomic::AtomicBool,
+        _timeout: std::time::Duration,
+    ) -> Result<bool, String> {
+        use std::sync::atomic::Ordering;
+        let snapshot = self.health.snapshot();
+        if snapshot.waiting_for_trigger && snapshot.alive(std::time::Duration::from_millis(1)) {
+            self.seen_waiting.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.edges == 0 {
+            self.stop.store(true, Ordering::SeqCst);
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        self.edges -= 1;
+        Ok(true)
+    }
+}
+
+#[test]
+fn a_trigger_lets_one_frame_through_per_edge_and_waiting_is_not_a_stall() {
+    use edgevit::pipeline::{LoadedModel, Pipeline, VitOptions};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let model = LoadedModel::load(&common::default_model(), &Default::default()).unwrap();
+    let samples: Vec<_> = std::fs::read_dir(common::default_model().join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(samples.len() >= 5);
+    let source = Box::new(edgevit::source::ImageListSource::new(
+        samples,
+        "gate".into(),
+    ));
+    let out = tmp.path().join("records.jsonl");
+    let sink = Box::new(edgevit::sink::JsonLinesSink::append_to(&out).unwrap());
+    let mut pipeline = Pipeline::new(
+        model,
+        &Default::default(),
+        &VitOptions::default(),
+        source,
+        sink,
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen_waiting = Arc::new(AtomicUsize::new(0));
+    pipeline.set_trigger(Box::new(Pulses {
+        edges: 3,
+        stop: Arc::clone(&stop),
+        health: pipeline.health(),
+        seen_waiting: Arc::clone(&seen_waiting),
+    }));
+    let summary = pipeline.run(&stop).unwrap();
+    assert_eq!(
+        summary.frames, 3,
+        "one frame per edge, not all of the folder"
+    );
+    let records = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(records.lines().count(), 3);
+    // Between edges the loop is waiting, and alive for the watchdog even with no recent frame.
+    assert!(seen_waiting.load(Ordering::SeqCst) >= 3);
+    assert!(pipeline
+        .health()
+        .snapshot()
+        .status(0.0)
+        .contains("3 frames"));
+}

@@ -48,6 +48,19 @@ pub fn run(args: Args) -> Result<i32> {
     if let Some(dir) = &config.state_dir {
         check_writable_dir("state_dir", dir, &mut report);
     }
+    if let Some(gpio) = &config.gpio {
+        if gpio.chip.exists() {
+            report.ok("gpio.chip", gpio.chip.display().to_string());
+        } else {
+            report.fail(
+                "gpio.chip",
+                format!(
+                    "{} does not exist (`gpiodetect` lists the chips)",
+                    gpio.chip.display()
+                ),
+            );
+        }
+    }
     if report.failed == 0 {
         println!("PASS {}", args.config.display());
         Ok(exit::OK)

@@ -2,10 +2,12 @@
 
 use super::exit;
 use anyhow::{Context, Result};
+use edgevit::gpio::{CdevPin, GpioConfig, StatusLed, Trigger};
 use edgevit::pipeline::{Pipeline, RunConfig};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,6 +22,11 @@ pub fn run(args: Args) -> Result<i32> {
     if let Some(metrics) = &config.metrics {
         pipeline.serve_metrics(metrics)?;
     }
+    let led_stop = Arc::new(AtomicBool::new(false));
+    let led = match &config.gpio {
+        Some(gpio) => gpio_lines(gpio, &mut pipeline, &led_stop)?,
+        None => None,
+    };
     // SIGHUP (systemctl reload): re-read the file; the interpretation sections change live,
     // anything else is refused with a message and the running configuration stays.
     let hangup = Arc::new(AtomicBool::new(false));
@@ -48,6 +55,10 @@ pub fn run(args: Args) -> Result<i32> {
     if let Some(notifier) = notifier {
         notifier.stopping();
     }
+    led_stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Some(led) = led {
+        let _ = led.join();
+    }
     let summary = summary?;
     log::info!(
         "done: {} frames, {} results, {} errors",
@@ -56,4 +67,36 @@ pub fn run(args: Args) -> Result<i32> {
         summary.errors
     );
     Ok(exit::OK)
+}
+
+/// Requests the trigger and LED lines of `[gpio]`: the trigger gates the pipeline, the LED is
+/// driven by its own thread from the pipeline's health.
+fn gpio_lines(
+    gpio: &GpioConfig,
+    pipeline: &mut Pipeline,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<std::thread::JoinHandle<()>>> {
+    if let Some(trigger) = &gpio.trigger {
+        let pin = CdevPin::input(&gpio.chip, trigger.line, trigger.active_low)
+            .context("`gpio.trigger`")?;
+        pipeline.set_trigger(Box::new(Trigger::new(
+            pin,
+            trigger.edge,
+            Duration::from_millis(trigger.debounce_ms),
+        )));
+        log::info!(
+            "frames are taken on {:?} edges of line {} of {}",
+            trigger.edge,
+            trigger.line,
+            gpio.chip.display()
+        );
+    }
+    let Some(led) = &gpio.status_led else {
+        return Ok(None);
+    };
+    let pin = CdevPin::output(&gpio.chip, led.line, led.active_low).context("`gpio.status_led`")?;
+    let thread =
+        edgevit::gpio::led::spawn(StatusLed::new(pin), pipeline.health(), Arc::clone(stop))
+            .context("cannot start the status LED thread")?;
+    Ok(Some(thread))
 }

@@ -52,6 +52,9 @@ pub struct RunConfig {
     /// A Prometheus endpoint; absent, none.
     #[serde(default)]
     pub metrics: Option<crate::service::MetricsConfig>,
+    /// A trigger input and a status LED on GPIO lines; absent, none.
+    #[serde(default)]
+    pub gpio: Option<crate::gpio::GpioConfig>,
     /// Where edgevit keeps state across restarts (per-camera record sequence numbers). Unset:
     /// numbering starts at 0 in every run. The systemd unit uses `/var/lib/edgevit`.
     #[serde(default)]
@@ -96,6 +99,7 @@ impl RunConfig {
                 ("sink", format!("{:?}", c.sink)),
                 ("state_dir", format!("{:?}", c.state_dir)),
                 ("metrics", format!("{:?}", c.metrics)),
+                ("gpio", format!("{:?}", c.gpio)),
                 ("reid", format!("{:?}", c.reid)),
                 ("gallery", format!("{:?}", c.gallery)),
             ]

@@ -21,6 +21,10 @@ struct State {
     frames: u64,
     /// Cameras that reported a state; cameras never heard of count as expected to deliver.
     cameras: BTreeMap<String, CameraState>,
+    /// Whether the sink reaches its broker (sinks that have one).
+    broker_connected: Option<bool>,
+    /// The loop's last look at the trigger while waiting for an edge.
+    trigger_wait: Option<Instant>,
 }
 
 /// One look at the pipeline.
@@ -30,6 +34,10 @@ pub struct Snapshot {
     pub since_last_frame: Duration,
     pub online: Vec<String>,
     pub offline: Vec<String>,
+    /// The sink's broker, for sinks that have one.
+    pub broker_connected: Option<bool>,
+    /// The loop is waiting for a trigger edge (it turns, but lets no frame through).
+    pub waiting_for_trigger: bool,
 }
 
 impl Default for Health {
@@ -61,6 +69,16 @@ impl Health {
         self.state().cameras.insert(camera.to_string(), state);
     }
 
+    /// Whether the sink reaches its broker.
+    pub fn delivery(&self, connected: bool) {
+        self.state().broker_connected = Some(connected);
+    }
+
+    /// The loop is waiting for the trigger and still turning.
+    pub fn waiting_for_trigger(&self) {
+        self.state().trigger_wait = Some(Instant::now());
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot_at(Instant::now())
     }
@@ -81,6 +99,12 @@ impl Health {
             since_last_frame: since,
             online: by(CameraState::Online),
             offline: by(CameraState::Offline),
+            broker_connected: state.broker_connected,
+            // A look within the last second: the loop has not stalled inside the wait.
+            waiting_for_trigger: state.trigger_wait.is_some_and(|at| {
+                now.saturating_duration_since(at) < Duration::from_secs(1)
+                    && state.last_frame.is_none_or(|frame| at > frame)
+            }),
         }
     }
 }
@@ -89,7 +113,7 @@ impl Snapshot {
     /// Alive: a frame within `window`, or cameras that are all offline (reconnecting).
     pub fn alive(&self, window: Duration) -> bool {
         let waiting_for_cameras = !self.offline.is_empty() && self.online.is_empty();
-        self.since_last_frame < window || waiting_for_cameras
+        self.since_last_frame < window || waiting_for_cameras || self.waiting_for_trigger
     }
 
     /// systemd's `STATUS=` line.
@@ -103,6 +127,12 @@ impl Snapshot {
                 "; offline (reconnecting): {}",
                 self.offline.join(", ")
             ));
+        }
+        if self.waiting_for_trigger {
+            text.push_str("; waiting for the trigger");
+        }
+        if self.broker_connected == Some(false) {
+            text.push_str("; broker unreachable (results spooled)");
         }
         text
     }

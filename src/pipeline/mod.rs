@@ -65,6 +65,8 @@ pub enum PipelineError {
     NoAttention { model: String },
     #[error("task {0:?} is not supported by this build yet")]
     UnsupportedTask(&'static str),
+    #[error("the GPIO trigger failed: {0}")]
+    Trigger(String),
 }
 
 impl PipelineError {
@@ -201,6 +203,21 @@ pub fn fleet_device(config: &RunConfig) -> Option<String> {
     }
 }
 
+/// Lets frames through on an edge (a GPIO trigger).
+pub trait FrameTrigger: Send {
+    /// Blocks until an edge (`Ok(true)`), or until `stop` is set or `timeout` passed.
+    fn wait(&mut self, stop: &AtomicBool, timeout: Duration) -> Result<bool, String>;
+}
+
+impl<P> FrameTrigger for crate::gpio::Trigger<P>
+where
+    P: embedded_hal::digital::InputPin + Send,
+{
+    fn wait(&mut self, stop: &AtomicBool, timeout: Duration) -> Result<bool, String> {
+        crate::gpio::Trigger::wait(self, stop, timeout).map_err(|e| format!("{e:?}"))
+    }
+}
+
 /// Asked for new live settings on a reload (see [`Pipeline::set_reload`]).
 pub type ReloadFn = Box<dyn FnMut() -> Result<(ClassifyConfig, VitOptions), String> + Send>;
 
@@ -239,6 +256,8 @@ pub struct Pipeline {
     /// The package, to rebuild the interpretation on a reload.
     package: ModelPackage,
     reload: Option<Reload>,
+    /// Frames are let through one per edge (`[gpio.trigger]`).
+    trigger: Option<Box<dyn FrameTrigger>>,
     metrics: Option<Arc<Metrics>>,
     /// The source's last frame number per camera: a jump is frames dropped before us.
     last_source_seq: std::collections::HashMap<String, u64>,
@@ -349,6 +368,7 @@ impl Pipeline {
             health: Arc::new(Health::new()),
             package: model.package.clone(),
             reload: None,
+            trigger: None,
             metrics: None,
             last_source_seq: std::collections::HashMap::new(),
             model: model.package.name().to_string(),
@@ -404,6 +424,29 @@ impl Pipeline {
         }
     }
 
+    /// Lets one frame through per trigger edge, instead of every frame.
+    pub fn set_trigger(&mut self, trigger: Box<dyn FrameTrigger>) {
+        self.trigger = Some(trigger);
+    }
+
+    /// Waits for the trigger (when there is one); `false` when the loop should stop.
+    fn wait_for_trigger(&mut self, stop: &AtomicBool) -> Result<bool, PipelineError> {
+        let Some(trigger) = self.trigger.as_mut() else {
+            return Ok(true);
+        };
+        loop {
+            self.health.waiting_for_trigger();
+            match trigger.wait(stop, Duration::from_millis(200)) {
+                Ok(true) => return Ok(true),
+                Ok(false) if stop.load(Ordering::Relaxed) => return Ok(false),
+                Ok(false) => {}
+                Err(why) => {
+                    return Err(PipelineError::Trigger(why));
+                }
+            }
+        }
+    }
+
     /// Serves Prometheus metrics about this pipeline (`[metrics]`).
     pub fn serve_metrics(&mut self, config: &MetricsConfig) -> std::io::Result<()> {
         let metrics = Arc::new(Metrics::new(&self.model, self.backend.name()));
@@ -453,6 +496,9 @@ impl Pipeline {
         let mut warnings = WarningLimiter::new(Duration::from_secs(10), 5);
         while !stop.load(Ordering::Relaxed) {
             self.reload_if_asked();
+            if !self.wait_for_trigger(stop)? {
+                break;
+            }
             let next = match self.source.next_event(stop) {
                 None => break,
                 Some(SourceEvent::Camera(status)) => {
@@ -495,6 +541,9 @@ impl Pipeline {
                 }
                 self.sink.emit(&record)?;
                 self.count(&record, source_seq);
+            }
+            if let Some((connected, _, _)) = self.sink.delivery() {
+                self.health.delivery(connected);
             }
             self.health.frame();
         }
