@@ -37,19 +37,7 @@ fn without_inner_attention(name: &str, dest: &Path) -> PathBuf {
 /// The self-test input of a package with its side inputs, as the self-test runs it.
 fn selftest_input(package: &ModelPackage) -> (Tensor, Vec<i64>) {
     let spec = package.manifest.selftest.as_ref().unwrap();
-    let input = Tensor::read_npy(&package.resolve(&spec.input)).unwrap();
-    let side = package
-        .manifest
-        .sie
-        .as_ref()
-        .map(|sie| {
-            sie.inputs()
-                .iter()
-                .map(|name| spec.side.get(*name).copied().unwrap_or(0))
-                .collect()
-        })
-        .unwrap_or_default();
-    (input, side)
+    edgevit::model::selftest::stored_input(package, spec).unwrap()
 }
 
 fn worst_difference(
@@ -170,18 +158,7 @@ fn vit4mnist_and_osnet_agree_with_tract() {
     assert_eq!(right_tract, right_ort);
     assert!(worst < 1e-4, "{worst}");
 
-    let osnet = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
-    let dir = common::write_manifest(
-        &tmp.path().join("osnet"),
-        &common::reference_manifest(
-            "osnet",
-            "reid",
-            &osnet,
-            "name = \"images\"\nshape = [1, 3, 256, 128]\ncolor = \"rgb\"\n\
-             mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]",
-            "embedding = \"output\"",
-        ),
-    );
+    let dir = common::osnet_package(&shared, tmp.path());
     let mut tract = LoadedModel::load(&dir, &BackendConfig::default()).unwrap();
     let mut ort = LoadedModel::load(&dir, &ort_backend(Optimization::All)).unwrap();
     let mut preprocess = Preprocessor::new(&tract.package.manifest.input);

@@ -9,23 +9,10 @@ use edgevit::preprocess::{Preprocess, Preprocessor};
 use edgevit::tensor::Tensor;
 use std::path::Path;
 
-/// The manifest of the third-party OSNet model at `onnx` (see ../shared/README.md).
-fn manifest(onnx: &Path) -> String {
-    common::reference_manifest(
-        "osnet_x0_25_msmt17",
-        "reid",
-        onnx,
-        "name = \"images\"\nshape = [1, 3, 256, 128]\ncolor = \"rgb\"\n\
-         mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]",
-        "embedding = \"output\"",
-    )
-}
-
 /// OSNet from `shared`, packaged and loaded into tract.
 fn load_osnet(shared: &Path) -> (ModelPackage, Box<dyn backend::InferenceBackend>) {
     let tmp = tempfile::tempdir().unwrap();
-    let onnx = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
-    let dir = common::write_manifest(tmp.path(), &manifest(&onnx));
+    let dir = common::osnet_package(shared, tmp.path());
     let package = ModelPackage::open(&dir).unwrap();
     let backend = backend::open(&package, &BackendConfig::default()).unwrap();
     (package, backend)

@@ -22,18 +22,7 @@ const PEOPLE: [(&str, &str); 2] = [
 
 /// The OSNet package (a manifest beside nothing: the ONNX file stays in ../shared).
 fn osnet(shared: &Path, dir: &Path) -> PathBuf {
-    let onnx = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
-    common::write_manifest(
-        &dir.join("osnet"),
-        &common::reference_manifest(
-            "osnet_x0_25_msmt17",
-            "reid",
-            &onnx,
-            "name = \"images\"\nshape = [1, 3, 256, 128]\ncolor = \"rgb\"\n\
-             mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]",
-            "embedding = \"output\"",
-        ),
-    )
+    common::osnet_package(shared, dir)
 }
 
 fn crop(image: &RgbImage, left: f32, top: f32, width: f32, height: f32) -> RgbImage {

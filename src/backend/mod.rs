@@ -187,3 +187,66 @@ fn ort_status() -> String {
     "not built into this binary (ONNX Runtime: CPU, CUDA, TensorRT; build with --features ort)"
         .to_string()
 }
+
+/// The side inputs (`[sie]`) among a graph's inputs, in the graph's order, each with its slot
+/// in a run's `side` values; `Err` says how the graph's inputs differ from the manifest's.
+pub(crate) fn side_inputs(
+    package: &ModelPackage,
+    graph_inputs: &[&str],
+) -> Result<Vec<(String, usize)>, String> {
+    let image = package.manifest.input.name.as_str();
+    let side: Vec<&str> = package
+        .manifest
+        .sie
+        .as_ref()
+        .map(|sie| sie.inputs())
+        .unwrap_or_default();
+    let declared: Vec<&str> = std::iter::once(image).chain(side.iter().copied()).collect();
+    let (mut want, mut have) = (declared.clone(), graph_inputs.to_vec());
+    want.sort_unstable();
+    have.sort_unstable();
+    if want != have {
+        return Err(format!(
+            "the manifest's inputs are {declared:?} (input.name, then [sie]), the graph's inputs are {graph_inputs:?}"
+        ));
+    }
+    Ok(graph_inputs
+        .iter()
+        .filter(|name| **name != image)
+        .map(|name| {
+            let slot = side.iter().position(|s| s == name).unwrap_or(0);
+            (name.to_string(), slot)
+        })
+        .collect())
+}
+
+/// Refuses 0 threads.
+pub(crate) fn check_threads(threads: usize) -> Result<(), BackendError> {
+    if threads == 0 {
+        return Err(BackendError::Config(
+            "backend.threads must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an input tensor of another shape than the model's.
+pub(crate) fn check_input(expected: &[usize], input: &Tensor) -> Result<(), BackendError> {
+    if input.shape() == expected {
+        return Ok(());
+    }
+    Err(BackendError::InputShape {
+        expected: expected.to_vec(),
+        actual: input.shape().to_vec(),
+    })
+}
+
+/// The shape of output `name` among `names`, where the backend fixed it at load.
+pub(crate) fn known_shape(
+    names: &[String],
+    shapes: &[Option<Vec<usize>>],
+    name: &str,
+) -> Option<Vec<usize>> {
+    let index = names.iter().position(|n| n == name)?;
+    shapes.get(index).cloned().flatten()
+}

@@ -206,11 +206,7 @@ pub struct OrtBackend {
 impl OrtBackend {
     pub fn load(package: &ModelPackage, config: &OrtConfig) -> Result<Self, BackendError> {
         let path = package.onnx_path();
-        if config.threads == 0 {
-            return Err(BackendError::Config(
-                "backend.threads must be at least 1".into(),
-            ));
-        }
+        super::check_threads(config.threads)?;
         if config.providers.is_empty() {
             return Err(BackendError::Config(
                 "backend.providers must name at least one of tensorrt, cuda, cpu".into(),
@@ -243,27 +239,8 @@ impl OrtBackend {
             message,
         };
         let spec = &package.manifest.input;
-        let side: Vec<&str> = package
-            .manifest
-            .sie
-            .as_ref()
-            .map(|sie| sie.inputs())
-            .unwrap_or_default();
         let graph_inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
-        let mut expected: Vec<&str> = std::iter::once(spec.name.as_str())
-            .chain(side.iter().copied())
-            .collect();
-        let mut sorted = graph_inputs.clone();
-        sorted.sort_unstable();
-        expected.sort_unstable();
-        if sorted != expected {
-            return Err(mismatch(format!(
-                "the manifest's inputs are {:?} (input.name, then [sie]), the graph's inputs are {graph_inputs:?}",
-                std::iter::once(spec.name.as_str())
-                    .chain(side.iter().copied())
-                    .collect::<Vec<_>>()
-            )));
-        }
+        let side_inputs = super::side_inputs(package, &graph_inputs).map_err(&mismatch)?;
         if let Some(image) = session.inputs().iter().find(|i| i.name() == spec.name) {
             check_image_input(image.dtype(), &spec.shape).map_err(&mismatch)?;
         }
@@ -303,14 +280,6 @@ impl OrtBackend {
                             .map(|&d| usize::try_from(d).ok())
                             .collect::<Option<Vec<usize>>>()
                     })
-            })
-            .collect();
-        let side_inputs = graph_inputs
-            .iter()
-            .filter(|name| **name != spec.name)
-            .map(|name| {
-                let slot = side.iter().position(|s| s == name).unwrap_or(0);
-                (name.to_string(), slot)
             })
             .collect();
         Ok(OrtBackend {
@@ -468,17 +437,11 @@ impl InferenceBackend for OrtBackend {
     }
 
     fn output_shape(&self, name: &str) -> Option<Vec<usize>> {
-        let index = self.outputs.iter().position(|n| n == name)?;
-        self.output_shapes.get(index).cloned().flatten()
+        super::known_shape(&self.outputs, &self.output_shapes, name)
     }
 
     fn run_with(&mut self, input: &Tensor, side: &[i64]) -> Result<Outputs, BackendError> {
-        if input.shape() != self.input_shape.as_slice() {
-            return Err(BackendError::InputShape {
-                expected: self.input_shape.clone(),
-                actual: input.shape().to_vec(),
-            });
-        }
+        super::check_input(&self.input_shape, input)?;
         let run = |e: ort::Error| BackendError::Run(e.to_string());
         let image = ort::value::Tensor::from_array((input.shape().to_vec(), input.data().to_vec()))
             .map_err(run)?;

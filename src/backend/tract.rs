@@ -48,11 +48,7 @@ pub struct TractBackend {
 impl TractBackend {
     pub fn load(package: &ModelPackage, config: &TractConfig) -> Result<Self, BackendError> {
         let path = package.onnx_path();
-        if config.threads == 0 {
-            return Err(BackendError::Config(
-                "backend.threads must be at least 1".into(),
-            ));
-        }
+        super::check_threads(config.threads)?;
         let spec = &package.manifest.input;
         let mut model =
             tract_onnx::onnx()
@@ -70,36 +66,18 @@ impl TractBackend {
             .into_iter()
             .map(str::to_string)
             .collect();
-        let side = package
-            .manifest
-            .sie
-            .as_ref()
-            .map(|sie| sie.inputs())
-            .unwrap_or_default();
-        let mut expected: Vec<&str> = vec![spec.name.as_str()];
-        expected.extend(side.iter().copied());
-        let mut sorted_graph: Vec<&str> = input_names.iter().map(String::as_str).collect();
-        sorted_graph.sort_unstable();
-        expected.sort_unstable();
-        if sorted_graph != expected {
-            return Err(mismatch(format!(
-                "the manifest's inputs are {:?} (input.name, then [sie]), the graph's inputs are {:?}",
-                std::iter::once(spec.name.as_str())
-                    .chain(side.iter().copied())
-                    .collect::<Vec<_>>(),
-                input_names
-            )));
-        }
+        let graph_inputs: Vec<&str> = input_names.iter().map(String::as_str).collect();
+        let side_inputs: Vec<usize> = super::side_inputs(package, &graph_inputs)
+            .map_err(&mismatch)?
+            .into_iter()
+            .map(|(_, slot)| slot)
+            .collect();
         if input_names[0] != spec.name {
             return Err(mismatch(format!(
                 "the image input {:?} must be the graph's first input; the graph's inputs are {:?}",
                 spec.name, input_names
             )));
         }
-        let side_inputs: Vec<usize> = input_names[1..]
-            .iter()
-            .map(|name| side.iter().position(|s| s == name).unwrap_or(0))
-            .collect();
         check_input_shape(&model, &spec.shape).map_err(&mismatch)?;
 
         let mut output_names: Vec<String> = package
@@ -326,17 +304,11 @@ impl InferenceBackend for TractBackend {
     }
 
     fn output_shape(&self, name: &str) -> Option<Vec<usize>> {
-        let index = self.output_names.iter().position(|n| n == name)?;
-        self.output_shapes.get(index).cloned().flatten()
+        super::known_shape(&self.output_names, &self.output_shapes, name)
     }
 
     fn run_with(&mut self, input: &Tensor, side: &[i64]) -> Result<Outputs, BackendError> {
-        if input.shape() != self.input_shape.as_slice() {
-            return Err(BackendError::InputShape {
-                expected: self.input_shape.clone(),
-                actual: input.shape().to_vec(),
-            });
-        }
+        super::check_input(&self.input_shape, input)?;
         let run_error = |e: TractError| BackendError::Run(format!("{e:#}"));
         let tensor = tract_ndarray::ArrayD::from_shape_vec(input.shape(), input.data().to_vec())
             .map_err(|e| BackendError::Run(e.to_string()))?

@@ -70,18 +70,7 @@ pub fn run(
     let Some(spec) = &package.manifest.selftest else {
         return Ok(None);
     };
-    let input = Tensor::read_npy(&package.resolve(&spec.input))?;
-    let side: Vec<i64> = package
-        .manifest
-        .sie
-        .as_ref()
-        .map(|sie| {
-            sie.inputs()
-                .iter()
-                .map(|name| spec.side.get(*name).copied().unwrap_or(0))
-                .collect()
-        })
-        .unwrap_or_default();
+    let (input, side) = stored_input(package, spec)?;
     let outputs = backend.run_with(&input, &side)?;
     let mut checks = Vec::new();
     for (name, file) in &spec.outputs {
@@ -106,6 +95,27 @@ pub fn run(
         tolerance: spec.tolerance_for(backend.name()),
         checks,
     }))
+}
+
+/// The self-test's stored input, and the values of the side inputs (`[sie]`, 0 where
+/// `[selftest] side` gives none), in the order `run_with` takes them.
+pub fn stored_input(
+    package: &ModelPackage,
+    spec: &crate::model::SelfTestSpec,
+) -> Result<(Tensor, Vec<i64>), SelfTestError> {
+    let input = Tensor::read_npy(&package.resolve(&spec.input))?;
+    let side = package
+        .manifest
+        .sie
+        .as_ref()
+        .map(|sie| {
+            sie.inputs()
+                .iter()
+                .map(|name| spec.side.get(*name).copied().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((input, side))
 }
 
 /// Runs the self-test and turns a difference beyond the tolerance into an error.

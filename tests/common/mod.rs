@@ -108,6 +108,24 @@ pub fn vit4mnist_manifest(onnx: &Path) -> String {
     )
 }
 
+/// The manifest of the third-party OSNet ReID model at `onnx` (see ../shared/README.md).
+pub fn osnet_manifest(onnx: &Path) -> String {
+    reference_manifest(
+        "osnet_x0_25_msmt17",
+        "reid",
+        onnx,
+        "name = \"images\"\nshape = [1, 3, 256, 128]\ncolor = \"rgb\"\n\
+         mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]",
+        "embedding = \"output\"",
+    )
+}
+
+/// OSNet from `shared`, packaged in `dir/osnet`.
+pub fn osnet_package(shared: &Path, dir: &Path) -> PathBuf {
+    let onnx = shared.join("reference/osnet/osnet_x0_25_msmt17.onnx");
+    write_manifest(&dir.join("osnet"), &osnet_manifest(&onnx))
+}
+
 /// The bundled default model package.
 pub fn default_model() -> PathBuf {
     repo().join("models/vit-mnist")
