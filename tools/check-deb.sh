@@ -30,6 +30,28 @@ cmp <(dpkg-deb --fsys-tarfile "$deb" | tar -xO ./lib/systemd/system/edgevit.serv
     || fail "the packaged unit differs from deploy/edgevit.service"
 echo "check-deb: contents ok ($(wc -l <<<"$contents") entries)"
 
+# The binary: for the package's architecture, needing no newer C library than it declares.
+arch=$(dpkg-deb -f "$deb" Architecture)
+unpacked=$(mktemp -d)
+dpkg-deb -x "$deb" "$unpacked"
+machine=$(od -An -tx1 -j18 -N2 "$unpacked/usr/bin/edgevit" | tr -d ' \n')
+case "$arch" in
+    amd64) want_machine=3e00 objdump=objdump ;;
+    arm64) want_machine=b700 objdump=aarch64-linux-gnu-objdump ;;
+    *) fail "unexpected architecture $arch" ;;
+esac
+[ "$machine" = "$want_machine" ] || fail "/usr/bin/edgevit is not an $arch program (ELF machine $machine)"
+needed=$("$objdump" -T "$unpacked/usr/bin/edgevit" | grep -oE 'GLIBC_[0-9.]+' | sed 's/GLIBC_//' | sort -V | tail -1)
+declared=$(dpkg-deb -f "$deb" Depends | sed -nE 's/.*libc6 \(>= ([0-9.]+)\).*/\1/p')
+[ "$(printf '%s\n%s\n' "$needed" "$declared" | sort -V | tail -1)" = "$declared" ] \
+    || fail "the binary needs glibc $needed, the package declares libc6 >= $declared"
+rm -rf "$unpacked"
+echo "check-deb: $arch binary, glibc >= $needed needed, libc6 >= $declared declared"
+if [ "$arch" != "$(dpkg --print-architecture)" ]; then
+    echo "check-deb: $arch package: contents and binary checked; installing and starting it is for its board"
+    exit 0
+fi
+
 # 2. Install into a throwaway root with dpkg.
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT

@@ -15,7 +15,9 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "install-test-deps.sh: must run as root (apt-get install): sudo bash $0" >&2
     exit 1
 fi
-packages=(mosquitto gcc linux-libc-dev systemd)
+# gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user: the aarch64 cross build and its
+# tests under qemu-aarch64 (.ci/run).
+packages=(mosquitto gcc linux-libc-dev systemd gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 missing=()
 for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
