@@ -113,10 +113,15 @@ impl Default for OrtConfig {
     }
 }
 
-/// The library this process loaded, and its version.
-static LOADED: OnceLock<(PathBuf, String)> = OnceLock::new();
-/// ONNX Runtime allows one environment per process: made once, shared by every session.
-static ENVIRONMENT: OnceLock<ort::environment::Environment> = OnceLock::new();
+/// The ONNX Runtime this process loaded: ONNX Runtime allows one environment per process,
+/// made once and shared by every session.
+struct Loaded {
+    path: PathBuf,
+    version: String,
+    environment: ort::environment::Environment,
+}
+
+static LOADED: OnceLock<Loaded> = OnceLock::new();
 
 /// The library to load: the setting, else `$ORT_DYLIB_PATH`, else the system's.
 pub fn library_path(config: &OrtConfig) -> PathBuf {
@@ -128,23 +133,21 @@ pub fn library_path(config: &OrtConfig) -> PathBuf {
 }
 
 /// Loads ONNX Runtime (once per process) and makes its environment.
-fn environment(config: &OrtConfig) -> Result<ort::environment::Environment, BackendError> {
+fn load(config: &OrtConfig) -> Result<&'static Loaded, BackendError> {
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = MAKING
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let path = library_path(config);
-    if let Some((loaded, _)) = LOADED.get() {
-        if let Some(environment) = ENVIRONMENT.get().filter(|_| *loaded == path) {
-            return Ok(environment.clone());
-        }
-        if *loaded != path {
+    if let Some(loaded) = LOADED.get() {
+        if loaded.path != path {
             return Err(BackendError::Config(format!(
                 "ONNX Runtime was already loaded from {} in this process; {} cannot be loaded beside it",
-                loaded.display(),
+                loaded.path.display(),
                 path.display()
             )));
         }
+        return Ok(loaded);
     }
     let builder = ort::init_from(&path).map_err(|e| BackendError::Library {
         path: path.clone(),
@@ -161,8 +164,11 @@ fn environment(config: &OrtConfig) -> Result<ort::environment::Environment, Back
             message: e.to_string(),
         })?;
     let version = version(&path).unwrap_or_else(|| "of unknown version".into());
-    let _ = LOADED.set((path, version));
-    Ok(ENVIRONMENT.get_or_init(|| environment).clone())
+    Ok(LOADED.get_or_init(|| Loaded {
+        path,
+        version,
+        environment,
+    }))
 }
 
 /// The library's own version string (`1.31.1`), read through its C API's entry point.
@@ -212,12 +218,12 @@ impl OrtBackend {
                 "backend.providers must name at least one of tensorrt, cuda, cpu".into(),
             ));
         }
-        let environment = environment(config)?;
+        let environment = &load(config)?.environment;
         let optimize = |e: ort::Error| BackendError::Optimize {
             path: path.clone(),
             message: e.to_string(),
         };
-        let builder = Session::builder(&environment).map_err(optimize)?;
+        let builder = Session::builder(environment).map_err(optimize)?;
         let builder = builder
             .with_optimization_level(level(config.optimization))
             .map_err(|e| optimize(e.into()))?;
@@ -244,13 +250,7 @@ impl OrtBackend {
         if let Some(image) = session.inputs().iter().find(|i| i.name() == spec.name) {
             check_image_input(image.dtype(), &spec.shape).map_err(&mismatch)?;
         }
-        let outputs: Vec<String> = package
-            .manifest
-            .outputs
-            .graph_names()
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let outputs = package.manifest.outputs.owned_graph_names();
         let available: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
         if let Some(missing) = outputs.iter().find(|n| !available.contains(&n.as_str())) {
             return Err(mismatch(format!(
@@ -394,14 +394,11 @@ pub fn providers() -> Vec<&'static str> {
 
 /// `edgevit probe`: which library would load, its version and providers.
 pub fn probe(config: &OrtConfig) -> Result<String, BackendError> {
-    environment(config)?;
-    let (path, version) = LOADED
-        .get()
-        .cloned()
-        .unwrap_or_else(|| (library_path(config), "of unknown version".into()));
+    let loaded = load(config)?;
     Ok(format!(
-        "available: ONNX Runtime {version} from {} (providers: {})",
-        path.display(),
+        "available: ONNX Runtime {} from {} (providers: {})",
+        loaded.version,
+        loaded.path.display(),
         providers().join(", ")
     ))
 }

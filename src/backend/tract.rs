@@ -80,13 +80,7 @@ impl TractBackend {
         }
         check_input_shape(&model, &spec.shape).map_err(&mismatch)?;
 
-        let mut output_names: Vec<String> = package
-            .manifest
-            .outputs
-            .graph_names()
-            .into_iter()
-            .map(str::to_string)
-            .collect();
+        let mut output_names = package.manifest.outputs.owned_graph_names();
         // A name may be a graph output or any tensor inside the graph (attention maps of an
         // export that only has `logits` as output): tract makes it an output.
         let available = output_labels(&model);

@@ -251,16 +251,17 @@ impl Gallery {
     }
 
     /// Picks up changes that another process, or another connection, committed (a `gallery`
-    /// command while we run; the fleet's merges).
-    pub fn refresh(&mut self) -> Result<(), GalleryError> {
-        if self.store.changed_elsewhere()? {
-            log::info!(
-                "gallery {} was changed by another process; reloaded",
-                self.path().display()
-            );
-            self.reload()?;
+    /// command while we run; the fleet's merges); `true` when there were some.
+    pub fn refresh(&mut self) -> Result<bool, GalleryError> {
+        if !self.store.changed_elsewhere()? {
+            return Ok(false);
         }
-        Ok(())
+        log::debug!(
+            "gallery {} was changed by another connection; reloaded",
+            self.path().display()
+        );
+        self.reload()?;
+        Ok(true)
     }
 
     fn check(&self, embedding: &[f32]) -> Result<(), GalleryError> {

@@ -473,7 +473,15 @@ impl Pipeline {
             }
             Record::Error(e) => metrics.record(camera, None, Some(e.error.stage)),
         }
-        if let Some((connected, pending, dropped)) = self.sink.delivery() {
+    }
+
+    /// The sink's delivery state, once per frame, for the health (LED) and the metrics.
+    fn report_delivery(&self) {
+        let Some((connected, pending, dropped)) = self.sink.delivery() else {
+            return;
+        };
+        self.health.delivery(connected);
+        if let Some(metrics) = &self.metrics {
             metrics.delivery(connected, pending, dropped);
         }
     }
@@ -542,9 +550,7 @@ impl Pipeline {
                 self.sink.emit(&record)?;
                 self.count(&record, source_seq);
             }
-            if let Some((connected, _, _)) = self.sink.delivery() {
-                self.health.delivery(connected);
-            }
+            self.report_delivery();
             self.health.frame();
         }
         warnings.finish();
