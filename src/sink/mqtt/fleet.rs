@@ -10,9 +10,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// How often the gallery is looked at for changes to publish (a look reloads the gallery when
-/// the capture loop has written to it, which it does at every identified frame).
-const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How often the gallery is looked at for changes to publish.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How long after the broker accepted the subscription a stop waits, so that the retained
 /// identities it sends are merged before we go (a short run would otherwise end unheard).
 const SETTLE: Duration = Duration::from_millis(500);
@@ -37,8 +36,6 @@ pub struct FleetSync {
     subscribed_at: Option<Instant>,
     /// Messages heard before the capture loop created the gallery file: merged once it has.
     waiting: Vec<(String, FleetIdentity)>,
-    /// The fleet state may differ from what was published: a new session, a merge here.
-    dirty: bool,
 }
 
 impl FleetSync {
@@ -52,7 +49,6 @@ impl FleetSync {
             next_check: Instant::now(),
             subscribed_at: None,
             waiting: Vec::new(),
-            dirty: true,
         }
     }
 
@@ -73,7 +69,6 @@ impl FleetSync {
     /// A new session: the broker may have lost what we published; say it all again.
     pub fn connected(&mut self) {
         self.published.clear();
-        self.dirty = true;
         self.next_check = Instant::now();
         self.subscribed_at = None;
     }
@@ -137,16 +132,12 @@ impl FleetSync {
             self.waiting = waiting;
             return;
         };
-        let mut applied_any = false;
         for (from, message) in waiting {
             match gallery.apply_remote(&from, &message) {
                 Ok(Applied::Ignored(why)) => {
                     log::debug!("fleet: {} from {from}: {why}", message.id)
                 }
-                Ok(applied) => {
-                    log::info!("fleet: {} from {from}: {applied:?}", message.id);
-                    applied_any = true;
-                }
+                Ok(applied) => log::info!("fleet: {} from {from}: {applied:?}", message.id),
                 Err(e) => log::warn!(
                     "mqtt: fleet: cannot merge {} from {from}: {}",
                     message.id,
@@ -154,7 +145,6 @@ impl FleetSync {
                 ),
             }
         }
-        self.dirty |= applied_any;
     }
 
     /// Whether the fleet's retained identities have arrived and been merged.
@@ -170,25 +160,19 @@ impl FleetSync {
         }
         self.next_check = Instant::now() + CHECK_EVERY;
         self.merge_waiting();
-        let dirty = self.dirty;
         let Some(gallery) = self.gallery() else {
             return Vec::new();
         };
-        let changed = match gallery.refresh() {
-            Ok(changed) => changed,
-            Err(e) => {
-                log::warn!(
-                    "mqtt: fleet: cannot read the gallery: {}",
-                    crate::error::Report(&e)
-                );
-                return Vec::new();
-            }
-        };
-        if !dirty && !changed {
+        // A look reloads the gallery when the capture loop has written to it (every
+        // identified frame); the messages are compared with what was published.
+        if let Err(e) = gallery.refresh() {
+            log::warn!(
+                "mqtt: fleet: cannot read the gallery: {}",
+                crate::error::Report(&e)
+            );
             return Vec::new();
         }
         let state = gallery.fleet_state();
-        self.dirty = false;
         let mut out = Vec::new();
         for message in state {
             let Ok(payload) = serde_json::to_string(&message) else {
