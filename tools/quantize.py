@@ -189,13 +189,15 @@ def evaluate(path, f32_path, xs, runs=30, labels=None):
     tr = rt.tract_runnable(path, xs[0].shape)
     ref_sess = rt.ort_session(f32_path, threads=1)
     worst_tract, worst_all, worst_f32 = {}, 0.0, 0.0
-    agree, correct_t, correct_o = 0, 0, 0
+    agree, correct_t, correct_o, correct_a = 0, 0, 0, 0
     for i, x in enumerate(xs):
         o = rt.ort_run(sess, x)
         t = rt.tract_run(tr, x, names)
         for k, v in rt.max_abs_diff(o, t).items():
             worst_tract[k] = max(worst_tract.get(k, 0.0), v)
         a = rt.ort_run(sess_all, x)["logits"]
+        if labels is not None:
+            correct_a += int(a.argmax() == labels[i])
         worst_all = max(worst_all, float(np.abs(a - t["logits"]).max()))
         f = rt.ort_run(ref_sess, x)["logits"]
         worst_f32 = max(worst_f32, float(np.abs(o["logits"] - f).max()))
@@ -218,6 +220,7 @@ def evaluate(path, f32_path, xs, runs=30, labels=None):
     if labels is not None:
         out["accuracy_tract"] = correct_t / len(xs)
         out["accuracy_ort"] = correct_o / len(xs)
+        out["accuracy_ort_level_all"] = correct_a / len(xs)
     return out
 
 

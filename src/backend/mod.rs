@@ -4,10 +4,14 @@
 
 #[cfg(feature = "ort")]
 pub mod ort;
+#[cfg(feature = "rknn")]
+pub mod rknn;
 mod tract;
 
 #[cfg(feature = "ort")]
 pub use self::ort::{OrtBackend, OrtConfig};
+#[cfg(feature = "rknn")]
+pub use self::rknn::{RknnBackend, RknnConfig};
 pub use self::tract::{TractBackend, TractConfig};
 
 use crate::config;
@@ -36,6 +40,8 @@ pub enum BackendError {
     Config(String),
     #[error("cannot load the inference library {path}: {message}")]
     Library { path: PathBuf, message: String },
+    #[error("no backend of backend.fallback could load the model: {0}")]
+    NoneLoaded(String),
     #[error("execution provider {provider} cannot be used: {message}")]
     Provider {
         provider: &'static str,
@@ -99,6 +105,10 @@ pub trait InferenceBackend: Send {
 }
 
 /// `[backend]`: which backend runs the model.
+///
+/// One backend: `kind = "tract" | "ort" | "rknn"` with its settings beside it. Several, tried
+/// in order at start until one loads the model and passes its self-test:
+/// `fallback = ["rknn", "tract"]`, each backend's settings in `[backend.<kind>]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "toml::Table")]
 pub enum BackendConfig {
@@ -107,6 +117,11 @@ pub enum BackendConfig {
     /// ONNX Runtime (CPU, CUDA, TensorRT), loaded at run time.
     #[cfg(feature = "ort")]
     Ort(OrtConfig),
+    /// Rockchip NPU through the RKNN runtime, loaded at run time.
+    #[cfg(feature = "rknn")]
+    Rknn(RknnConfig),
+    /// These backends in order (none of them a `Fallback`).
+    Fallback(Vec<BackendConfig>),
 }
 
 impl Default for BackendConfig {
@@ -115,27 +130,118 @@ impl Default for BackendConfig {
     }
 }
 
+/// The backends `kind` can name.
+const KINDS: [&str; 3] = ["tract", "ort", "rknn"];
+
+impl BackendConfig {
+    /// The backend's kind (`fallback` for a list).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::Tract(_) => "tract",
+            #[cfg(feature = "ort")]
+            BackendConfig::Ort(_) => "ort",
+            #[cfg(feature = "rknn")]
+            BackendConfig::Rknn(_) => "rknn",
+            BackendConfig::Fallback(_) => "fallback",
+        }
+    }
+
+    /// The single backends to try, in order.
+    pub fn candidates(&self) -> &[BackendConfig] {
+        match self {
+            BackendConfig::Fallback(order) => order,
+            single => std::slice::from_ref(single),
+        }
+    }
+
+    fn parse_kind(section: &str, kind: &str, table: toml::Table) -> Result<Self, String> {
+        match kind {
+            "tract" => Ok(BackendConfig::Tract(config::parse_section(section, table)?)),
+            #[cfg(feature = "ort")]
+            "ort" => Ok(BackendConfig::Ort(config::parse_section(section, table)?)),
+            #[cfg(not(feature = "ort"))]
+            "ort" => Err(not_built(section, "ort", "ONNX Runtime")),
+            #[cfg(feature = "rknn")]
+            "rknn" => Ok(BackendConfig::Rknn(config::parse_section(section, table)?)),
+            #[cfg(not(feature = "rknn"))]
+            "rknn" => Err(not_built(section, "rknn", "the Rockchip NPU runtime")),
+            other => Err(config::unknown_kind(section, other, &KINDS)),
+        }
+    }
+
+    /// `fallback = [...]` with `[backend.<kind>]` tables.
+    fn parse_order(order: Vec<toml::Value>, mut table: toml::Table) -> Result<Self, String> {
+        if table.contains_key("kind") {
+            return Err(
+                "`backend.kind` and a `backend.fallback` list do not go together: the list names the backends to try, in order"
+                    .into(),
+            );
+        }
+        if order.is_empty() {
+            return Err("`backend.fallback` must name at least one backend".into());
+        }
+        let mut candidates = Vec::with_capacity(order.len());
+        let mut seen = Vec::new();
+        for value in order {
+            let Some(kind) = value.as_str().map(str::to_string) else {
+                return Err(format!(
+                    "`backend.fallback` must list backend names ({}), got {value}",
+                    KINDS.join(", ")
+                ));
+            };
+            if seen.contains(&kind) {
+                return Err(format!("`backend.fallback` names {kind:?} twice"));
+            }
+            let section = format!("backend.{kind}");
+            let settings = match table.remove(&kind) {
+                None => toml::Table::new(),
+                Some(toml::Value::Table(settings)) => settings,
+                Some(other) => {
+                    return Err(format!(
+                        "`{section}` must be a table of that backend's settings, got {other}"
+                    ))
+                }
+            };
+            candidates.push(Self::parse_kind(&section, &kind, settings)?);
+            seen.push(kind);
+        }
+        if let Some(key) = table.keys().next() {
+            return Err(format!(
+                "`backend.{key}`: with a `backend.fallback` list, each backend's settings go in its own table ([backend.{}] ...)",
+                seen[0]
+            ));
+        }
+        Ok(BackendConfig::Fallback(candidates))
+    }
+}
+
+/// The error for a backend this build left out.
+#[cfg(any(not(feature = "ort"), not(feature = "rknn")))]
+fn not_built(section: &str, feature: &str, what: &str) -> String {
+    format!(
+        "`{section}`: this edgevit was built without {what} (build with `--features {feature}`)"
+    )
+}
+
 impl TryFrom<toml::Table> for BackendConfig {
     type Error = String;
 
     fn try_from(mut table: toml::Table) -> Result<Self, String> {
-        match config::take_kind("backend", &mut table)?.as_str() {
-            "tract" => Ok(BackendConfig::Tract(config::parse_section(
-                "backend", table,
-            )?)),
-            #[cfg(feature = "ort")]
-            "ort" => Ok(BackendConfig::Ort(config::parse_section("backend", table)?)),
-            #[cfg(not(feature = "ort"))]
-            "ort" => Err(
-                "`backend.kind = \"ort\"`: this edgevit was built without ONNX Runtime (build with `--features ort`)"
-                    .into(),
-            ),
-            other => Err(config::unknown_kind("backend", other, &["tract", "ort"])),
+        // A list is the order of backends; `fallback = true` inside `kind = "ort"` is ONNX
+        // Runtime's fallback between execution providers.
+        if let Some(toml::Value::Array(_)) = table.get("fallback") {
+            let Some(toml::Value::Array(order)) = table.remove("fallback") else {
+                unreachable!("checked just above");
+            };
+            return Self::parse_order(order, table);
         }
+        let kind = config::take_kind("backend", &mut table)?;
+        Self::parse_kind("backend", &kind, table)
     }
 }
 
-/// Loads the package's model into the configured backend.
+/// Loads the package's model into the configured backend (the first of a fallback list that
+/// loads it; [`crate::pipeline::LoadedModel::load`] also runs each one's self-test).
 pub fn open(
     package: &ModelPackage,
     config: &BackendConfig,
@@ -144,6 +250,26 @@ pub fn open(
         BackendConfig::Tract(tract) => Ok(Box::new(TractBackend::load(package, tract)?)),
         #[cfg(feature = "ort")]
         BackendConfig::Ort(config) => Ok(Box::new(OrtBackend::load(package, config)?)),
+        #[cfg(feature = "rknn")]
+        BackendConfig::Rknn(config) => Ok(Box::new(RknnBackend::load(package, config)?)),
+        BackendConfig::Fallback(order) => {
+            let mut refused = Vec::new();
+            for candidate in order {
+                match open(package, candidate) {
+                    Ok(backend) => return Ok(backend),
+                    Err(e) => {
+                        log::warn!(
+                            "backend {} cannot load model {:?}: {}",
+                            candidate.kind(),
+                            package.name(),
+                            crate::error::chain(&e)
+                        );
+                        refused.push(format!("{}: {}", candidate.kind(), crate::error::chain(&e)));
+                    }
+                }
+            }
+            Err(BackendError::NoneLoaded(refused.join("; ")))
+        }
     }
 }
 
@@ -154,7 +280,7 @@ pub struct BackendAvailability {
     pub status: String,
 }
 
-/// The backends edgevit knows of; only tract is built in so far.
+/// The backends edgevit knows of, and whether each can run here.
 pub fn available() -> Vec<BackendAvailability> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     vec![
@@ -163,14 +289,28 @@ pub fn available() -> Vec<BackendAvailability> {
             status: format!("available (CPU, {cores} cores)"),
         },
         BackendAvailability {
-            name: "rknpu",
-            status: "not built into this binary (Rockchip NPU)".to_string(),
-        },
-        BackendAvailability {
             name: "ort",
             status: ort_status(),
         },
+        BackendAvailability {
+            name: "rknn",
+            status: rknn_status(),
+        },
     ]
+}
+
+/// What `probe` says of the RKNN runtime.
+#[cfg(feature = "rknn")]
+fn rknn_status() -> String {
+    match self::rknn::probe(&RknnConfig::default()) {
+        Ok(status) => status,
+        Err(e) => format!("built in, but {}", crate::error::chain(&e)),
+    }
+}
+
+#[cfg(not(feature = "rknn"))]
+fn rknn_status() -> String {
+    "not built into this binary (Rockchip NPU; build with --features rknn)".to_string()
 }
 
 /// What `probe` says of ONNX Runtime.
@@ -249,4 +389,69 @@ pub(crate) fn known_shape(
 ) -> Option<Vec<usize>> {
     let index = names.iter().position(|n| n == name)?;
     shapes.get(index).cloned().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<BackendConfig, String> {
+        let table: toml::Table = text.parse().map_err(|e| format!("{e}"))?;
+        BackendConfig::try_from(table)
+    }
+
+    #[test]
+    fn a_fallback_list_takes_each_backends_settings_from_its_table() {
+        let config = parse("fallback = [\"tract\"]\n[tract]\nthreads = 2\n").unwrap();
+        match config.candidates() {
+            [BackendConfig::Tract(tract)] => assert_eq!(tract.threads, 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(config.kind(), "fallback");
+        let single = parse("kind = \"tract\"\nthreads = 3\n").unwrap();
+        assert!(matches!(single.candidates(), [BackendConfig::Tract(t)] if t.threads == 3));
+    }
+
+    #[test]
+    fn bad_fallback_lists_say_what_is_wrong() {
+        let cases = [
+            ("fallback = []\n", "at least one backend"),
+            (
+                "fallback = [\"tract\", \"tract\"]\n",
+                "names \"tract\" twice",
+            ),
+            ("fallback = [1]\n", "must list backend names"),
+            (
+                "fallback = [\"gpu\"]\n",
+                "`backend.gpu.kind`: unknown variant `gpu`",
+            ),
+            (
+                "kind = \"tract\"\nfallback = [\"tract\"]\n",
+                "do not go together",
+            ),
+            (
+                "fallback = [\"tract\"]\nthreads = 2\n",
+                "`backend.threads`: with a `backend.fallback` list",
+            ),
+            (
+                "fallback = [\"tract\"]\ntract = 2\n",
+                "`backend.tract` must be a table",
+            ),
+            (
+                "fallback = [\"tract\"]\n[tract]\nthread = 2\n",
+                "unknown field `thread`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = parse(text).expect_err(text);
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[cfg(not(feature = "rknn"))]
+    #[test]
+    fn a_backend_left_out_of_the_build_says_which_feature_brings_it() {
+        let error = parse("fallback = [\"rknn\", \"tract\"]\n").unwrap_err();
+        assert!(error.contains("--features rknn"), "{error}");
+    }
 }

@@ -7,15 +7,16 @@ use std::path::PathBuf;
 /// `--backend`, `--threads`, `--library`.
 #[derive(clap::Args, Clone)]
 pub struct BackendArgs {
-    /// Inference backend: `tract` (CPU, built in) or `ort` (ONNX Runtime, in builds with
-    /// `--features ort`; CPU provider).
-    #[arg(long, default_value = "tract", value_parser = ["tract", "ort"])]
+    /// Inference backend: `tract` (CPU, built in), `ort` (ONNX Runtime, in builds with
+    /// `--features ort`; CPU provider) or `rknn` (Rockchip NPU, in builds with `--features
+    /// rknn`; the package's `.rknn` file).
+    #[arg(long, default_value = "tract", value_parser = ["tract", "ort", "rknn"])]
     backend: String,
     /// Threads: tract's matrix products, or ONNX Runtime's CPU provider.
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     threads: usize,
     /// `--backend ort`: the ONNX Runtime library (default: $ORT_DYLIB_PATH, else the system's
-    /// libonnxruntime.so).
+    /// libonnxruntime.so); `--backend rknn`: the RKNN runtime (default: librknnrt.so).
     #[arg(long, value_name = "PATH")]
     library: Option<PathBuf>,
 }
@@ -36,6 +37,15 @@ impl BackendArgs {
             #[cfg(not(feature = "ort"))]
             "ort" => anyhow::bail!(
                 "--backend ort: this edgevit was built without ONNX Runtime (build with --features ort)"
+            ),
+            #[cfg(feature = "rknn")]
+            "rknn" => Ok(BackendConfig::Rknn(edgevit::backend::RknnConfig {
+                library: self.library.clone(),
+                ..Default::default()
+            })),
+            #[cfg(not(feature = "rknn"))]
+            "rknn" => anyhow::bail!(
+                "--backend rknn: this edgevit was built without the Rockchip NPU runtime (build with --features rknn)"
             ),
             _ => Ok(BackendConfig::Tract(TractConfig {
                 threads: self.threads,

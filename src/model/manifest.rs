@@ -319,4 +319,54 @@ pub struct Manifest {
     pub embedding: EmbeddingSpec,
     pub sie: Option<SieSpec>,
     pub selftest: Option<SelfTestSpec>,
+    /// The model converted for Rockchip NPUs (`rknn = "model.rknn"`, or a table), used by
+    /// the `rknn` backend.
+    #[serde(default, deserialize_with = "file_or_table")]
+    pub rknn: Option<RknnSpec>,
+}
+
+/// `rknn`: the `.rknn` file that rknn-toolkit2 made from this package's ONNX model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RknnSpec {
+    /// The `.rknn` file, relative to the manifest.
+    pub file: PathBuf,
+    /// What the converted model takes; see [`RknnInput`].
+    #[serde(default)]
+    pub input: RknnInput,
+}
+
+/// The input a converted model takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RknnInput {
+    /// 8-bit pixels, NHWC, with `input.mean` and `input.std` baked in at conversion
+    /// (rknn-toolkit2's `mean_values` and `std_values`): the NPU normalises.
+    #[default]
+    Uint8,
+    /// The normalised float tensor, NHWC (converted with mean 0 and std 1).
+    Float,
+}
+
+/// `rknn = "file"`, or `[rknn]` with `file` and `input`.
+fn file_or_table<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<RknnSpec>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        File(PathBuf),
+        Table(RknnSpec),
+    }
+    Ok(Some(match Raw::deserialize(deserializer).map_err(|_| {
+        serde::de::Error::custom(
+            "expected a file name (rknn = \"model.rknn\") or a table with `file` and `input` (\"uint8\" or \"float\")",
+        )
+    })? {
+        Raw::File(file) => RknnSpec {
+            file,
+            input: RknnInput::default(),
+        },
+        Raw::Table(spec) => spec,
+    }))
 }

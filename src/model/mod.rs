@@ -5,7 +5,7 @@ pub mod selftest;
 
 pub use manifest::{
     AttentionSource, ColorOrder, EmbeddingSpec, InputSpec, Manifest, OutputSpec, ResizePolicy,
-    SelfTestSpec, SieSpec, Task, TokenSpec,
+    RknnInput, RknnSpec, SelfTestSpec, SieSpec, Task, TokenSpec,
 };
 
 use std::path::{Path, PathBuf};

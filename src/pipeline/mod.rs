@@ -110,11 +110,54 @@ pub struct LoadedModel {
 
 impl LoadedModel {
     /// Opens the package, loads it into the backend and refuses it if its self-test fails.
+    /// With a `fallback` list, each backend is tried in order until one loads the model and
+    /// passes the self-test; each refusal is logged with its reason.
     pub fn load(dir: &Path, config: &BackendConfig) -> Result<Self, PipelineError> {
         let package = ModelPackage::open(dir)?;
+        let candidates = config.candidates();
+        let mut refused = Vec::new();
+        for (position, candidate) in candidates.iter().enumerate() {
+            match Self::load_on(package.clone(), candidate) {
+                Ok(model) => {
+                    if !refused.is_empty() {
+                        log::warn!(
+                            "model {:?} runs on the {} backend (after {})",
+                            model.package.name(),
+                            model.backend.name(),
+                            refused.join("; ")
+                        );
+                    }
+                    return Ok(model);
+                }
+                Err(e) if position + 1 < candidates.len() => {
+                    let reason = crate::error::chain(&e);
+                    log::warn!(
+                        "backend {} cannot run model {:?}, trying the next one: {reason}",
+                        candidate.kind(),
+                        package.name()
+                    );
+                    refused.push(format!("{}: {reason}", candidate.kind()));
+                }
+                Err(e) if refused.is_empty() => return Err(e),
+                Err(e) => {
+                    refused.push(format!("{}: {}", candidate.kind(), crate::error::chain(&e)));
+                    return Err(BackendError::NoneLoaded(refused.join("; ")).into());
+                }
+            }
+        }
+        Err(BackendError::NoneLoaded("backend.fallback is empty".into()).into())
+    }
+
+    /// Loads the package into one backend and runs its self-test there.
+    fn load_on(package: ModelPackage, config: &BackendConfig) -> Result<Self, PipelineError> {
         let mut backend = backend::open(&package, config)?;
         check_labels(&package, backend.as_ref())?;
         let selftest = selftest::enforce(&package, backend.as_mut())?;
+        log::info!(
+            "model {:?} runs on the {} backend",
+            package.name(),
+            backend.name()
+        );
         if let Some(report) = &selftest {
             if let Some(worst) = report.worst() {
                 log::info!(
@@ -604,6 +647,7 @@ impl Pipeline {
                 Ok(identified) => Record::Result(ResultRecord {
                     frame: info.clone(),
                     model: self.model.clone(),
+                    backend: self.backend.name(),
                     task: self.task,
                     result: Interpretation::Identification(identified),
                     // Crops go through preprocessing, inference and matching in turn: the
@@ -682,6 +726,7 @@ impl Pipeline {
         Record::Result(ResultRecord {
             frame: info,
             model: self.model.clone(),
+            backend: self.backend.name(),
             task: self.task,
             result,
             latency_ms: Latency {

@@ -28,6 +28,14 @@ impl Normalization {
         Normalization { factors }
     }
 
+    /// The 8-bit pixel value (before rounding) that normalises to `value` in channel
+    /// `channel`: for runtimes that normalise themselves (an RKNN model with its mean and
+    /// std baked in takes pixels).
+    pub fn pixel(&self, channel: usize, value: f32) -> f32 {
+        let (mul, add) = self.factors[channel.min(self.factors.len() - 1)];
+        (value - add) / mul
+    }
+
     /// Lays out `raster` (grey, or RGB) as `[1, C, H, W]` in the model's channel order.
     pub fn to_nchw(&self, raster: &Raster, color: ColorOrder) -> Tensor {
         let (w, h) = (raster.width as usize, raster.height as usize);

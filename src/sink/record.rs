@@ -65,6 +65,8 @@ pub struct ResultRecord {
     #[serde(flatten)]
     pub frame: FrameInfo,
     pub model: String,
+    /// The backend that ran the model (with `backend.fallback`, the one that loaded).
+    pub backend: &'static str,
     pub task: Task,
     #[serde(flatten)]
     pub result: Interpretation,

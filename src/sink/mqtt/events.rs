@@ -312,6 +312,7 @@ mod tests {
                 input: None,
             },
             model: "m".into(),
+            backend: "tract",
             task: Task::Classify,
             result: Interpretation::Classification(Classification {
                 top: top

@@ -29,6 +29,7 @@ fn result_with(seq: u64, top: Vec<ClassScore>) -> Record {
     Record::Result(ResultRecord {
         frame: frame(seq, "cam0"),
         model: "vit-mnist".into(),
+        backend: "tract",
         task: Task::Classify,
         result: Interpretation::Classification(Classification {
             top,
