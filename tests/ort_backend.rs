@@ -70,6 +70,7 @@ fn every_bundled_model_gives_tracts_outputs_and_passes_its_self_test() {
     for name in [
         "vit-mnist",
         "vit-tiny-int8",
+        "vit-tiny-qdq",
         "vit-mnist-canvas",
         "vit-mnist-transfg",
         "vit-mnist-lvvit",

@@ -77,6 +77,7 @@ fn bundled_models_pass_their_self_tests() {
     for required in [
         "vit-mnist",
         "vit-tiny-int8",
+        "vit-tiny-qdq",
         "vit-mnist-canvas",
         "vit-mnist-transfg",
         "vit-mnist-lvvit",

@@ -3,7 +3,7 @@
 #   bash tools/build_models.sh venv          # tools/.venv from tools/requirements.txt
 #   bash tools/build_models.sh vit-mnist     # train + export + int8 + package models/vit-mnist
 #   bash tools/build_models.sh bad-qdq       # tests/fixtures/bad-qdq (needs vit-mnist's checkpoint)
-#   bash tools/build_models.sh vit-tiny      # models/vit-tiny-f32 and models/vit-tiny-int8
+#   bash tools/build_models.sh vit-tiny      # models/vit-tiny-f32, models/vit-tiny-int8 and models/vit-tiny-qdq
 #   bash tools/build_models.sh vit-mnist-canvas # train + package models/vit-mnist-canvas (zoom showcase)
 #   bash tools/build_models.sh parts         # models/vit-mnist-transfg and models/vit-mnist-lvvit
 #   bash tools/build_models.sh zoom-figures  # the README's zoom figures (release build of edgevit)
@@ -11,6 +11,7 @@
 #   bash tools/build_models.sh osnet-ref     # tests/fixtures/osnet_ort (needs shared/)
 #   bash tools/build_models.sh vit4mnist-ref # tests/fixtures/vit4mnist_ort (needs shared/)
 #   bash tools/build_models.sh bench         # ORT + tract latency of the vit-tiny packages
+#   bash tools/build_models.sh rknn          # models/vit-mnist/model.rknn (+ vit4mnist's figures; own venv)
 #   bash tools/build_models.sh all
 # Intermediate files go to tools/work/ (git-ignored).
 set -euo pipefail
@@ -48,11 +49,17 @@ bad_qdq() {
 vit_tiny() {
   $PY tools/export_vit.py --timm vit_tiny_patch16_224 --seed 0 --attention -o "$W/vit-tiny-f32.onnx"
   $PY tools/quantize.py --form weight-only "$W/vit-tiny-f32.onnx" "$W/vit-tiny-int8.onnx"
+  $PY tools/quantize.py --form qdq-constb-pc-sym --calib random "$W/vit-tiny-f32.onnx" "$W/vit-tiny-qdq.onnx"
   local common=(--color rgb --mean 0.485 0.456 0.406 --std 0.229 0.224 0.225 --resize center-crop --synthetic-image --attention)
   $PY tools/make_package.py --name vit-tiny-f32 --onnx "$W/vit-tiny-f32.onnx" --out models/vit-tiny-f32 "${common[@]}" \
     --description "timm vit_tiny_patch16_224 with RANDOM seeded weights (seed 0, not trained: predictions are meaningless), f32, with per-layer attention outputs; for benchmarks"
   $PY tools/make_package.py --name vit-tiny-int8 --onnx "$W/vit-tiny-int8.onnx" --out models/vit-tiny-int8 "${common[@]}" \
     --description "timm vit_tiny_patch16_224 with RANDOM seeded weights (seed 0, not trained), weight-only int8 (int8 weights + DequantizeLinear, f32 compute), with per-layer attention outputs; for benchmarks"
+  # tract differs from ONNX Runtime's reference by up to 0.063 on this form: a tolerance of 0.15
+  # (the default rule, x20 rounded up to a power of ten, would give 1.0).
+  $PY tools/make_package.py --name vit-tiny-qdq --onnx "$W/vit-tiny-qdq.onnx" --out models/vit-tiny-qdq "${common[@]}" \
+    --tolerance 0.15 \
+    --description "timm vit_tiny_patch16_224 with RANDOM seeded weights (seed 0, not trained), static QDQ int8 (tools/quantize.py --form qdq-constb-pc-sym: the weight MatMuls with int8 weights per channel and int8 symmetric activations; the attention MatMuls and Softmax stay f32), with per-layer attention outputs; the int8 form that ONNX Runtime runs faster than f32"
 }
 
 vit_mnist_canvas() {
@@ -89,6 +96,21 @@ bench() {
   done
 }
 
+# rknn-toolkit2 pins its own torch, onnx and onnxruntime: it gets a venv of its own.
+rknn() {
+  local venv=tools/.venv-rknn
+  [ -x "$venv/bin/python" ] || { python3 -m venv "$venv"; "$venv/bin/pip" install rknn-toolkit2==2.5.0; }
+  [ -f "$W/vit-mnist-f32.onnx" ] || $PY tools/fold_dequantize.py models/vit-mnist/model.onnx "$W/vit-mnist-f32.onnx"
+  "$venv/bin/python" tools/rknn_convert.py --package models/vit-mnist --onnx "$W/vit-mnist-f32.onnx" \
+    --out models/vit-mnist/model.rknn --json models/vit-mnist/model.rknn.json
+  local shared="${EDGEVIT_SHARED_DIR:-../shared}"
+  mkdir -p "$W/vit4mnist"
+  sed "s|^onnx = .*|onnx = \"$(cd "$shared" && pwd)/reference/vit4mnist/vit4mnist.onnx\"|" \
+    tools/vit4mnist.toml > "$W/vit4mnist/model.toml"
+  "$venv/bin/python" tools/rknn_convert.py --package "$W/vit4mnist" \
+    --onnx "$shared/reference/vit4mnist/vit4mnist.onnx" --out "$W/vit4mnist.rknn" --json "$W/vit4mnist.rknn.json"
+}
+
 case "${1:-}" in
   venv) venv ;;
   vit-mnist) vit_mnist ;;
@@ -101,6 +123,7 @@ case "${1:-}" in
   osnet-ref) shift; $PY tools/osnet_ort_reference.py "$@" ;;
   vit4mnist-ref) shift; vit4mnist_ref "$@" ;;
   bench) bench ;;
+  rknn) rknn ;;
   all) venv; vit_mnist; bad_qdq; vit_tiny; vit_mnist_canvas; parts_models; vit4mnist_ref; bench ;;
-  *) sed -n '2,15p' "$0"; exit 2 ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
 esac
