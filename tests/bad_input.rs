@@ -16,7 +16,7 @@ fn missing_onnx_file_is_named() {
     let dir = edited_default_package(tmp.path(), |m| {
         m.insert("onnx".into(), "nowhere.onnx".into());
     });
-    assert_clean_failure(&check(&dir), &["cannot load ONNX model", "nowhere.onnx"]);
+    assert_clean_failure(&check(&dir), &["cannot load model", "nowhere.onnx"]);
 }
 
 #[test]
@@ -30,7 +30,7 @@ fn corrupt_onnx_file_is_refused() {
         b"\x08\x07this is not a protobuf model\xff\xff",
     )
     .unwrap();
-    assert_clean_failure(&check(&dir), &["cannot load ONNX model", "corrupt.onnx"]);
+    assert_clean_failure(&check(&dir), &["cannot load model", "corrupt.onnx"]);
 }
 
 #[test]

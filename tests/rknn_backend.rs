@@ -308,6 +308,14 @@ fn a_fallback_list_runs_the_first_backend_that_loads_and_says_which() {
         err.contains("backend rknn cannot run model") && err.contains(missing.to_str().unwrap()),
         "the refusal is logged with its reason: {err}"
     );
+    // probe says which backend of the list runs the model.
+    let config = tmp.path().join("edgevit.toml");
+    let output = common::edgevit(&["probe", "--config", config.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("model vit-mnist: runs on tract (tried in order: [\"rknn\",\"tract\"])"),
+        "{stdout}"
+    );
 }
 
 fn load_error(package: &Path, config: RknnConfig) -> String {
@@ -391,7 +399,10 @@ fn wrong_runtimes_models_and_settings_are_clear_errors() {
     );
 
     // A package with no converted model.
-    let plain = ModelPackage::open(&common::default_model()).unwrap();
+    let plain = common::edited_default_package(&tmp.path().join("plain"), |manifest| {
+        manifest.remove("rknn");
+    });
+    let plain = ModelPackage::open(&plain).unwrap();
     let error = match RknnBackend::load(&plain, &rknn(&library, CoreMask::Auto)) {
         Ok(_) => panic!("should be refused"),
         Err(e) => edgevit::error::chain(&e),

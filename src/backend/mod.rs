@@ -23,7 +23,7 @@ use std::path::PathBuf;
 /// Why a backend could not load or run a model.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    #[error("cannot load ONNX model {path}: {message}")]
+    #[error("cannot load model {path}: {message}")]
     Load { path: PathBuf, message: String },
     #[error("model {path} does not match its manifest: {message}")]
     Mismatch { path: PathBuf, message: String },
