@@ -5,7 +5,7 @@ use anyhow::Result;
 use edgevit::error::chain;
 use edgevit::pipeline::{LoadedModel, RunConfig};
 use edgevit::source::v4l2::probe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 /// Which backend of the configuration runs its model, or why none does.
-fn chosen_backend(path: &PathBuf) -> Result<serde_json::Value> {
+fn chosen_backend(path: &Path) -> Result<serde_json::Value> {
     let config = RunConfig::load(path)?;
     let tried: Vec<&str> = config
         .backend
@@ -43,7 +43,7 @@ fn chosen_backend(path: &PathBuf) -> Result<serde_json::Value> {
 pub fn run(args: Args) -> Result<i32> {
     let devices = probe::probe_devices();
     let backends = edgevit::backend::available();
-    let model = args.config.as_ref().map(chosen_backend).transpose()?;
+    let model = args.config.as_deref().map(chosen_backend).transpose()?;
     if args.json {
         let mut doc = serde_json::json!({ "devices": devices, "backends": backends });
         if let Some(model) = &model {
