@@ -670,11 +670,16 @@ impl Pipeline {
     fn classify(&mut self, frame: &Frame) -> Record {
         let info = FrameInfo::from_meta(&frame.meta);
         let start = Instant::now();
-        let prepared = self
-            .preprocess
-            .decode(frame)
-            .and_then(|raster| Ok((self.preprocess.prepare_raster(&raster)?, raster)));
-        let (prepared, raster) = match prepared {
+        // The native pixels are kept only for the stages that go back to them (zoom, parts).
+        let needs_native = matches!(&self.stage, Stage::Classify { vit: Some(_), .. });
+        let prepared = if needs_native {
+            self.preprocess
+                .decode(frame)
+                .and_then(|raster| Ok((self.preprocess.prepare_raster(&raster)?, Some(raster))))
+        } else {
+            self.preprocess.prepare_frame(frame).map(|p| (p, None))
+        };
+        let (prepared, native) = match prepared {
             Ok(p) => p,
             Err(e) => return self.error_record(info, "preprocess", &e),
         };
@@ -694,6 +699,13 @@ impl Pipeline {
             } => interpret.interpret(&outputs),
             Stage::Classify { vit: Some(vit), .. } => {
                 let (stage, classifier) = vit.as_ref();
+                let raster = match native {
+                    Some(raster) => raster,
+                    None => match self.preprocess.decode(frame) {
+                        Ok(raster) => raster,
+                        Err(e) => return self.error_record(info, "preprocess", &e),
+                    },
+                };
                 let extended = classifier
                     .probabilities(&outputs)
                     .map_err(StageFailure::from)

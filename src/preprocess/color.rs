@@ -9,7 +9,7 @@ fn clamp_u8(v: i32) -> u8 {
     v.clamp(0, 255) as u8
 }
 
-fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
+pub(super) fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
     // Y below 16 (footroom) is black, as OpenCV treats it.
     let c = 298 * (y as i32 - 16).max(0);
     let d = u as i32 - 128;

@@ -7,6 +7,7 @@ mod decode;
 mod mjpeg;
 mod normalize;
 mod resize;
+mod yuv;
 
 pub use color::{nv12_to_rgb, rgb_to_gray, yuyv_to_rgb};
 pub use decode::decode;
@@ -79,9 +80,14 @@ pub trait Preprocess: Send {
     fn decode(&self, frame: &Frame) -> Result<Raster, PreprocessError>;
     /// Fits decoded pixels (a frame, or a crop of one) to the model input.
     fn prepare_raster(&mut self, raster: &Raster) -> Result<Prepared, PreprocessError>;
-    fn prepare(&mut self, frame: &Frame) -> Result<Tensor, PreprocessError> {
+    /// A frame straight to the model input, when its native pixels are not needed (no zoom,
+    /// parts or crops): implementations may take a shorter way.
+    fn prepare_frame(&mut self, frame: &Frame) -> Result<Prepared, PreprocessError> {
         let raster = self.decode(frame)?;
-        Ok(self.prepare_raster(&raster)?.tensor)
+        self.prepare_raster(&raster)
+    }
+    fn prepare(&mut self, frame: &Frame) -> Result<Tensor, PreprocessError> {
+        Ok(self.prepare_frame(frame)?.tensor)
     }
 }
 
@@ -135,6 +141,7 @@ pub struct Preprocessor {
     height: u32,
     normalization: Normalization,
     resizer: fast_image_resize::Resizer,
+    scratch: yuv::Scratch,
 }
 
 impl Preprocessor {
@@ -146,6 +153,7 @@ impl Preprocessor {
             height: spec.height() as u32,
             normalization: Normalization::from_spec(spec),
             resizer: fast_image_resize::Resizer::new(),
+            scratch: yuv::Scratch::default(),
         }
     }
 }
@@ -153,6 +161,44 @@ impl Preprocessor {
 impl Preprocess for Preprocessor {
     fn decode(&self, frame: &Frame) -> Result<Raster, PreprocessError> {
         decode(frame, self.color)
+    }
+
+    /// Camera YUV that shrinks at least twofold is resampled before it is converted (see
+    /// `yuv.rs`); everything else is decoded at full size first.
+    fn prepare_frame(&mut self, frame: &Frame) -> Result<Prepared, PreprocessError> {
+        let meta = &frame.meta;
+        let placement = Placement::new(
+            self.policy,
+            meta.width,
+            meta.height,
+            self.width,
+            self.height,
+        );
+        let resampled = yuv::resample(
+            &mut self.resizer,
+            &mut self.scratch,
+            frame,
+            &placement,
+            self.width,
+            self.height,
+        );
+        let Some(resampled) = resampled else {
+            let raster = self.decode(frame)?;
+            return self.prepare_raster(&raster);
+        };
+        let mut input = resampled?;
+        if self.color == ColorOrder::Gray {
+            input = Raster {
+                data: rgb_to_gray(&input.data),
+                channels: 1,
+                ..input
+            };
+        }
+        Ok(Prepared {
+            tensor: self.normalization.to_nchw(&input, self.color),
+            placement,
+            input,
+        })
     }
 
     fn prepare_raster(&mut self, raster: &Raster) -> Result<Prepared, PreprocessError> {

@@ -139,29 +139,48 @@ pub fn resize(
     resizer
         .resize(&src, &mut dst, &options)
         .map_err(|e| PreprocessError::Resize(e.to_string()))?;
-    let resized = dst.into_vec();
-    if tw == width && th == height {
-        return Ok(Raster {
-            width,
-            height,
-            channels: image.channels,
-            data: resized,
-        });
-    }
-    let channels = image.channels as usize;
-    let mut canvas = vec![0u8; width as usize * height as usize * channels];
-    let (x0, y0) = (target.x as usize, target.y as usize);
-    let row_len = tw as usize * channels;
-    for (row, line) in resized.chunks_exact(row_len).enumerate() {
-        let start = ((y0 + row) * width as usize + x0) * channels;
-        canvas[start..start + row_len].copy_from_slice(line);
-    }
-    Ok(Raster {
+    Ok(place(
+        dst.into_vec(),
+        image.channels,
+        &placement,
         width,
         height,
-        channels: image.channels,
+    ))
+}
+
+/// `resized` (the pixels of `placement.target`, `channels` per pixel) in a `width x height`
+/// raster, on black where the target leaves room (letterbox).
+pub(super) fn place(
+    resized: Vec<u8>,
+    channels: u8,
+    placement: &Placement,
+    width: u32,
+    height: u32,
+) -> Raster {
+    let target = placement.target;
+    let tw = target.width as u32;
+    if tw == width && target.height as u32 == height {
+        return Raster {
+            width,
+            height,
+            channels,
+            data: resized,
+        };
+    }
+    let channels_n = channels as usize;
+    let mut canvas = vec![0u8; width as usize * height as usize * channels_n];
+    let (x0, y0) = (target.x as usize, target.y as usize);
+    let row_len = tw as usize * channels_n;
+    for (row, line) in resized.chunks_exact(row_len.max(1)).enumerate() {
+        let start = ((y0 + row) * width as usize + x0) * channels_n;
+        canvas[start..start + row_len].copy_from_slice(line);
+    }
+    Raster {
+        width,
+        height,
+        channels,
         data: canvas,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,158 @@
+//! `cargo bench --bench kernels` (criterion): the preprocessing kernels and the post-processing
+//! around the model, each beside the baseline it replaces or is compared with.
+//!
+//! - camera frame -> normalised 224x224 tensor: YUYV and NV12 at 720p and 1080p, the
+//!   resample-then-convert path (`prepare_frame`) against the full conversion first
+//!   (`decode` + `prepare_raster`, the baseline); MJPEG 1080p decoding;
+//! - attention rollout of a ViT-S/14-sized model (12 blocks, 6 heads, 257 tokens);
+//! - gallery search over 10k exemplars of 512 numbers.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use edgevit::frame::{Frame, FrameMeta, PixelFormat};
+use edgevit::gallery::index::FlatIndex;
+use edgevit::interpret::rollout::rollout_row;
+use edgevit::model::{ColorOrder, InputSpec, ResizePolicy};
+use edgevit::preprocess::{Preprocess, Preprocessor};
+use std::hint::black_box;
+use std::time::SystemTime;
+
+fn frame(width: u32, height: u32, format: PixelFormat, data: Vec<u8>) -> Frame {
+    Frame {
+        meta: FrameMeta {
+            seq: 0,
+            captured_at: SystemTime::now(),
+            source: "bench".into(),
+            camera: "cam0".into(),
+            camera_index: 0,
+            path: None,
+            width,
+            height,
+            format,
+        },
+        data,
+    }
+}
+
+/// A `width x height` raw frame of `format` holding a repeating ramp.
+fn raw_frame(width: u32, height: u32, format: PixelFormat) -> Frame {
+    let bytes = match format {
+        PixelFormat::Yuyv => width * height * 2,
+        PixelFormat::Nv12 => width * height * 3 / 2,
+        _ => width * height * 3,
+    };
+    frame(
+        width,
+        height,
+        format,
+        (0..bytes).map(|i| (i % 251) as u8).collect(),
+    )
+}
+
+/// A 1080p JPEG of a smooth scene, as a camera's MJPEG frame.
+fn mjpeg_frame() -> Frame {
+    let (w, h) = (1920u32, 1080u32);
+    let image = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+        .encode_image(&image)
+        .expect("encode");
+    frame(w, h, PixelFormat::Mjpeg, jpeg)
+}
+
+fn imagenet(resize: ResizePolicy) -> InputSpec {
+    InputSpec {
+        name: "input".into(),
+        shape: [1, 3, 224, 224],
+        color: ColorOrder::Rgb,
+        scale: 255.0,
+        mean: vec![0.485, 0.456, 0.406],
+        std: vec![0.229, 0.224, 0.225],
+        resize,
+    }
+}
+
+fn preprocessing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("frame_to_224_tensor");
+    let spec = imagenet(ResizePolicy::Stretch);
+    for (format, w, h) in [
+        (PixelFormat::Yuyv, 1280, 720),
+        (PixelFormat::Yuyv, 1920, 1080),
+        (PixelFormat::Nv12, 1920, 1080),
+    ] {
+        let input = raw_frame(w, h, format);
+        let label = format!("{}_{w}x{h}", format.name());
+        let mut full = Preprocessor::new(&spec);
+        group.bench_with_input(
+            BenchmarkId::new("convert_then_resize", &label),
+            &input,
+            |b, f| {
+                b.iter(|| {
+                    let raster = full.decode(f).expect("decode");
+                    black_box(full.prepare_raster(&raster).expect("prepare"))
+                })
+            },
+        );
+        let mut fast = Preprocessor::new(&spec);
+        group.bench_with_input(
+            BenchmarkId::new("resample_then_convert", &label),
+            &input,
+            |b, f| b.iter(|| black_box(fast.prepare_frame(f).expect("prepare"))),
+        );
+    }
+    let rgb = raw_frame(1920, 1080, PixelFormat::Rgb24);
+    let mut pre = Preprocessor::new(&spec);
+    group.bench_function("rgb24_1920x1080", |b| {
+        b.iter(|| black_box(pre.prepare_frame(&rgb).expect("prepare")))
+    });
+    let mjpeg = mjpeg_frame();
+    group.bench_function("mjpeg_1920x1080", |b| {
+        b.iter(|| black_box(pre.prepare_frame(&mjpeg).expect("prepare")))
+    });
+    group.finish();
+}
+
+fn post_processing(c: &mut Criterion) {
+    let (blocks, heads, tokens) = (12usize, 6usize, 257usize);
+    let mut state = 1u32;
+    let attention: Vec<Vec<f32>> = (0..blocks)
+        .map(|_| {
+            let mut data: Vec<f32> = (0..heads * tokens * tokens)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (state >> 8) as f32 / (1u32 << 24) as f32
+                })
+                .collect();
+            for row in data.chunks_exact_mut(tokens) {
+                let sum: f32 = row.iter().sum();
+                row.iter_mut().for_each(|v| *v /= sum);
+            }
+            data
+        })
+        .collect();
+    let views: Vec<(&[f32], usize)> = attention.iter().map(|a| (a.as_slice(), heads)).collect();
+    c.bench_function("rollout_vit_s_12x6x257", |b| {
+        b.iter(|| black_box(rollout_row(&views, tokens)))
+    });
+
+    let dim = 512;
+    let mut index = FlatIndex::new(dim);
+    let vector = |seed: usize| -> Vec<f32> {
+        let v: Vec<f32> = (0..dim)
+            .map(|i| (((seed * 31 + i * 17) % 1000) as f32 / 500.0) - 1.0)
+            .collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect()
+    };
+    for row in 0..10_000 {
+        index.push((row / 20) as i64, row as i64, &vector(row));
+    }
+    let query = vector(123_457);
+    c.bench_function("gallery_search_10k_x_512", |b| {
+        b.iter(|| black_box(index.best(&query)))
+    });
+}
+
+criterion_group!(benches, preprocessing, post_processing);
+criterion_main!(benches);
