@@ -100,7 +100,7 @@ const MAX_SIDE: u32 = 16_384;
 const MAX_DECODE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The frame's bytes, checked to hold a whole raw frame of its format and size.
-fn raw_bytes(frame: &Frame) -> Result<&[u8], PreprocessError> {
+pub(super) fn raw_bytes(frame: &Frame) -> Result<&[u8], PreprocessError> {
     let meta = &frame.meta;
     let unusable = PreprocessError::FrameDimensions {
         format: meta.format.name(),

@@ -9,6 +9,7 @@
 //! conversion runs.
 
 use super::color::yuv_to_rgb;
+use super::decode::raw_bytes;
 use super::resize::{place, Placement};
 use super::{PreprocessError, Raster};
 use crate::frame::{Frame, PixelFormat};
@@ -71,8 +72,7 @@ fn resample_planes(
     let mut rgb = Vec::with_capacity(pixels * 3);
     match meta.format {
         PixelFormat::Yuyv => {
-            let needed = w as usize * h as usize * 2;
-            let data = raw(frame, needed)?;
+            let data = raw_bytes(frame)?;
             let pairs = ImageRef::new(w / 2, h, data, PixelType::U8x4).map_err(|e| error(&e))?;
             scratch.luma.resize(pixels * 4, 0);
             let mut out = Image::from_slice_u8(tw, th, &mut scratch.luma, PixelType::U8x4)
@@ -88,7 +88,7 @@ fn resample_planes(
         }
         PixelFormat::Nv12 => {
             let luma_len = w as usize * h as usize;
-            let data = raw(frame, luma_len + luma_len / 2)?;
+            let data = raw_bytes(frame)?;
             let (luma, chroma) = data.split_at(luma_len);
             let y_plane = ImageRef::new(w, h, luma, PixelType::U8).map_err(|e| error(&e))?;
             let uv_plane = ImageRef::new(w / 2, h / 2, &chroma[..luma_len / 2], PixelType::U8x2)
@@ -132,18 +132,6 @@ fn options(x: f64, y: f64, width: f64, height: f64) -> ResizeOptions {
         // The fourth channel of a pixel pair is V, not alpha.
         .use_alpha(false)
         .crop(x, y, width, height)
-}
-
-/// The frame's bytes, refused when there are fewer than a frame of its size needs.
-fn raw(frame: &Frame, needed: usize) -> Result<&[u8], PreprocessError> {
-    let meta = &frame.meta;
-    frame.data.get(..needed).ok_or(PreprocessError::FrameSize {
-        format: meta.format.name(),
-        width: meta.width,
-        height: meta.height,
-        expected: needed,
-        actual: frame.data.len(),
-    })
 }
 
 #[cfg(test)]
