@@ -19,6 +19,38 @@ pub struct ModelConfig {
     pub path: PathBuf,
 }
 
+/// `[pipeline]`: how the loop runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Model instances working on successive frames, each on its own thread with its own
+    /// backend (and memory: one model each). More than one raises throughput where one
+    /// instance cannot use the cores (tract runs best on one thread per instance); results
+    /// stay in frame order. ReID models run with one.
+    #[serde(default = "one_worker", deserialize_with = "at_least_one")]
+    pub workers: usize,
+}
+
+fn one_worker() -> usize {
+    1
+}
+
+fn at_least_one<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<usize, D::Error> {
+    let n = usize::deserialize(deserializer)?;
+    if n == 0 {
+        return Err(serde::de::Error::custom("must be at least 1"));
+    }
+    Ok(n)
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            workers: one_worker(),
+        }
+    }
+}
+
 /// The whole configuration file. Relative paths are relative to the file's folder.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +59,9 @@ pub struct RunConfig {
     pub model: ModelConfig,
     #[serde(default)]
     pub backend: BackendConfig,
+    /// Threads and model instances of the loop.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
     #[serde(default)]
     pub classify: ClassifyConfig,
     /// How the attention map is made (for zoom and parts).
@@ -96,6 +131,7 @@ impl RunConfig {
                 ("source", format!("{:?}", c.source)),
                 ("model", format!("{:?}", c.model)),
                 ("backend", format!("{:?}", c.backend)),
+                ("pipeline", format!("{:?}", c.pipeline)),
                 ("sink", format!("{:?}", c.sink)),
                 ("state_dir", format!("{:?}", c.state_dir)),
                 ("metrics", format!("{:?}", c.metrics)),

@@ -1,37 +1,36 @@
-//! The capture loop: source -> preprocess -> backend -> interpret -> sink, one frame at a time.
-//! A frame that fails in any stage becomes an error record; the loop goes on.
+//! The capture loop: source -> preprocess -> backend -> interpret -> sink, with the stages of
+//! successive frames overlapping on their own threads (`flow.rs`), one or several model
+//! instances (`worker.rs`). A frame that fails in any stage becomes an error record; the loop
+//! goes on.
 
 mod config;
+mod flow;
 mod health;
 mod reid;
 mod sequence;
 mod vit;
 mod warnings;
+mod worker;
 
-pub use config::{ConfigError, ModelConfig, RunConfig};
+pub use config::{ConfigError, ModelConfig, PipelineConfig, RunConfig};
 pub use health::{Health, Snapshot};
 pub use reid::{gallery_path, Camera, ReidStage};
 pub use sequence::{SequenceError, Sequences};
 pub use vit::{FramePasses, StageFailure, VitOptions, VitStage};
 pub use warnings::WarningLimiter;
 
+use self::worker::{Stage, Worker};
 use crate::backend::{self, BackendConfig, BackendError, InferenceBackend};
 use crate::frame::Frame;
 use crate::gallery::GalleryConfig;
-use crate::interpret::{
-    Classifier, ClassifyConfig, Interpret, InterpretError, Interpretation, ReidConfig,
-};
+use crate::interpret::{Classifier, ClassifyConfig, Interpret, InterpretError, ReidConfig};
 use crate::model::selftest::{self, SelfTestError, SelfTestReport};
 use crate::model::{ModelError, ModelPackage, Task};
-use crate::preprocess::{Preprocess, Preprocessor};
 use crate::service::{Metrics, MetricsConfig};
-use crate::sink::{
-    self, CameraStatusRecord, ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord,
-    Sink, SinkError,
-};
-use crate::source::{self, CameraState, FrameSource, SourceError, SourceEvent};
+use crate::sink::{self, Record, Sink, SinkError};
+use crate::source::{self, FrameSource, SourceError};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +66,8 @@ pub enum PipelineError {
     UnsupportedTask(&'static str),
     #[error("the GPIO trigger failed: {0}")]
     Trigger(String),
+    #[error("cannot run the loop's threads: {0}")]
+    Thread(String),
 }
 
 impl PipelineError {
@@ -277,27 +278,14 @@ pub struct RunSummary {
     pub errors: u64,
 }
 
-/// What turns the model's outputs into results.
-enum Stage {
-    Classify {
-        interpret: Box<dyn Interpret>,
-        /// Zoom and parts, when asked for, with the classifier their passes use.
-        vit: Option<Box<(VitStage, Classifier)>>,
-    },
-    Reid(Box<ReidStage>),
-}
-
 /// The stages of one run, wired together.
 pub struct Pipeline {
     source: Box<dyn FrameSource>,
-    preprocess: Box<dyn Preprocess>,
-    backend: Box<dyn InferenceBackend>,
-    stage: Stage,
+    /// At least one; several for `[pipeline] workers` (classification models).
+    workers: Vec<Worker>,
     sink: Box<dyn Sink>,
     sequences: Sequences,
     health: Arc<Health>,
-    /// The package, to rebuild the interpretation on a reload.
-    package: ModelPackage,
     reload: Option<Reload>,
     /// Frames are let through one per edge (`[gpio.trigger]`).
     trigger: Option<Box<dyn FrameTrigger>>,
@@ -305,7 +293,6 @@ pub struct Pipeline {
     /// The source's last frame number per camera: a jump is frames dropped before us.
     last_source_seq: std::collections::HashMap<String, u64>,
     model: String,
-    task: Task,
 }
 
 impl Pipeline {
@@ -332,15 +319,31 @@ impl Pipeline {
             let names_the_path = matches!(e, SinkError::Open { .. });
             PipelineError::from(e).at_key(names_the_path, "sink.path")
         })?;
+        let workers = config.pipeline.workers;
         let mut pipeline = match model.package.manifest.task {
             Task::Classify => {
-                Self::new(model, &config.classify, &config.vit_options(), source, sink)?
+                let vit = config.vit_options();
+                let mut pipeline = Self::new(model, &config.classify, &vit, source, sink)?;
+                for _ in 1..workers {
+                    let model = LoadedModel::load(&config.model.path, &config.backend)?;
+                    pipeline
+                        .workers
+                        .push(Worker::classify_model(model, &config.classify, &vit)?);
+                }
+                pipeline
             }
             Task::Reid => {
+                if workers > 1 {
+                    log::warn!(
+                        "pipeline.workers = {workers}: a ReID model runs with one worker (its gallery learns from the frames in order)"
+                    );
+                }
                 let path = gallery_path(&config.gallery, config.state_dir.as_deref())?;
                 let mut pipeline =
                     Self::new_reid(model, &config.reid, &config.gallery, &path, source, sink)?;
-                if let (Stage::Reid(stage), Some(device)) = (&mut pipeline.stage, &fleet_device) {
+                if let (Stage::Reid(stage), Some(device)) =
+                    (&mut pipeline.workers[0].stage, &fleet_device)
+                {
                     stage.gallery_mut().set_device(device);
                 }
                 pipeline
@@ -359,17 +362,8 @@ impl Pipeline {
         source: Box<dyn FrameSource>,
         sink: Box<dyn Sink>,
     ) -> Result<Self, PipelineError> {
-        let interpret = model.interpreter(classify, vit)?;
-        let vit = match VitStage::new(&model.package, model.backend.as_ref(), vit)? {
-            Some(stage) => Some(Box::new((stage, model.classifier(classify, vit)?))),
-            None => None,
-        };
-        Ok(Self::assemble(
-            model,
-            Stage::Classify { interpret, vit },
-            source,
-            sink,
-        ))
+        let worker = Worker::classify_model(model, classify, vit)?;
+        Ok(Self::assemble(worker, source, sink))
     }
 
     /// A pipeline for a `reid` package, matching in the gallery at `gallery_path`.
@@ -381,63 +375,35 @@ impl Pipeline {
         source: Box<dyn FrameSource>,
         sink: Box<dyn Sink>,
     ) -> Result<Self, PipelineError> {
-        let stage = ReidStage::new(
-            &model.package,
-            model.backend.as_ref(),
-            reid,
-            gallery,
-            gallery_path,
-        )?;
-        Ok(Self::assemble(
-            model,
-            Stage::Reid(Box::new(stage)),
-            source,
-            sink,
-        ))
+        let worker = Worker::reid_model(model, reid, gallery, gallery_path)?;
+        Ok(Self::assemble(worker, source, sink))
     }
 
-    fn assemble(
-        model: LoadedModel,
-        stage: Stage,
-        source: Box<dyn FrameSource>,
-        sink: Box<dyn Sink>,
-    ) -> Self {
+    fn assemble(worker: Worker, source: Box<dyn FrameSource>, sink: Box<dyn Sink>) -> Self {
         Pipeline {
             source,
-            preprocess: Box::new(Preprocessor::new(&model.package.manifest.input)),
-            stage,
+            model: worker.package.name().to_string(),
+            workers: vec![worker],
             sink,
             sequences: Sequences::in_memory(),
             health: Arc::new(Health::new()),
-            package: model.package.clone(),
             reload: None,
             trigger: None,
             metrics: None,
             last_source_seq: std::collections::HashMap::new(),
-            model: model.package.name().to_string(),
-            task: model.package.manifest.task,
-            backend: model.backend,
         }
     }
 
-    /// Rebuilds the interpretation (classification, attention, zoom, parts, token labels) with
-    /// new settings; on an error the old ones stay.
+    /// Rebuilds the interpretation (classification, attention, zoom, parts, token labels) of
+    /// every worker with new settings; on an error the old ones stay.
     pub fn reconfigure(
         &mut self,
         classify: &ClassifyConfig,
         vit: &VitOptions,
     ) -> Result<(), PipelineError> {
-        if let Stage::Reid(_) = self.stage {
-            // [reid] and [gallery] are compared with the running ones before this (a
-            // change needs a restart): nothing of a ReID run changes live.
-            return Ok(());
+        for worker in &mut self.workers {
+            worker.reconfigure(classify, vit)?;
         }
-        let classifier = classifier_for(&self.package, classify, vit)?;
-        let stage = VitStage::new(&self.package, self.backend.as_ref(), vit)?;
-        self.stage = Stage::Classify {
-            interpret: Box::new(classifier.clone()),
-            vit: stage.map(|s| Box::new((s, classifier))),
-        };
         Ok(())
     }
 
@@ -448,85 +414,17 @@ impl Pipeline {
         self.reload = Some(Reload { flag, reload });
     }
 
-    fn reload_if_asked(&mut self) {
-        let Some(reload) = self.reload.as_mut() else {
-            return;
-        };
-        if !reload.flag.swap(false, Ordering::SeqCst) {
-            return;
-        }
-        match (reload.reload)() {
-            Ok((classify, vit)) => match self.reconfigure(&classify, &vit) {
-                Ok(()) => log::info!("reload: new [classify], [attention], [zoom], [parts] and [token_labels] in use"),
-                Err(e) => log::error!(
-                    "reload refused, the running configuration stays: {}",
-                    crate::error::Report(&e)
-                ),
-            },
-            Err(why) => log::error!("reload refused, the running configuration stays: {why}"),
-        }
-    }
-
     /// Lets one frame through per trigger edge, instead of every frame.
     pub fn set_trigger(&mut self, trigger: Box<dyn FrameTrigger>) {
         self.trigger = Some(trigger);
     }
 
-    /// Waits for the trigger (when there is one); `false` when the loop should stop.
-    fn wait_for_trigger(&mut self, stop: &AtomicBool) -> Result<bool, PipelineError> {
-        let Some(trigger) = self.trigger.as_mut() else {
-            return Ok(true);
-        };
-        loop {
-            self.health.waiting_for_trigger();
-            match trigger.wait(stop, Duration::from_millis(200)) {
-                Ok(true) => return Ok(true),
-                Ok(false) if stop.load(Ordering::Relaxed) => return Ok(false),
-                Ok(false) => {}
-                Err(why) => {
-                    return Err(PipelineError::Trigger(why));
-                }
-            }
-        }
-    }
-
     /// Serves Prometheus metrics about this pipeline (`[metrics]`).
     pub fn serve_metrics(&mut self, config: &MetricsConfig) -> std::io::Result<()> {
-        let metrics = Arc::new(Metrics::new(&self.model, self.backend.name()));
+        let metrics = Arc::new(Metrics::new(&self.model, self.workers[0].backend.name()));
         crate::service::metrics::serve(config, Arc::clone(&metrics))?;
         self.metrics = Some(metrics);
         Ok(())
-    }
-
-    /// Counts one record, and the frames the source skipped before it, in the metrics.
-    fn count(&mut self, record: &Record, source_seq: u64) {
-        let Some(metrics) = &self.metrics else {
-            return;
-        };
-        let camera = &record.frame().camera;
-        if let Some(last) = self.last_source_seq.insert(camera.clone(), source_seq) {
-            if source_seq > last + 1 {
-                metrics.dropped(camera, source_seq - last - 1);
-            }
-        }
-        match record {
-            Record::Result(r) => {
-                let l = r.latency_ms;
-                metrics.record(camera, Some([l.pre, l.infer, l.post]), None);
-            }
-            Record::Error(e) => metrics.record(camera, None, Some(e.error.stage)),
-        }
-    }
-
-    /// The sink's delivery state, once per frame, for the health (LED) and the metrics.
-    fn report_delivery(&self) {
-        let Some((connected, pending, dropped)) = self.sink.delivery() else {
-            return;
-        };
-        self.health.delivery(connected);
-        if let Some(metrics) = &self.metrics {
-            metrics.delivery(connected, pending, dropped);
-        }
     }
 
     /// What the loop reports about itself (for systemd's watchdog and status).
@@ -534,235 +432,41 @@ impl Pipeline {
         Arc::clone(&self.health)
     }
 
-    /// Runs until the source ends or `stop` is set. Only a sink that cannot deliver stops it
-    /// early, since its records would otherwise be lost silently.
+    /// How many model instances process frames.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Runs until the source ends or `stop` is set; see `flow.rs` for the threads. Only a
+    /// sink that cannot deliver stops it early, since its records would otherwise be lost
+    /// silently. Every frame read before a stop is processed and delivered.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<RunSummary, PipelineError> {
         log::info!(
-            "running {:?} on {} to {}",
+            "running {:?} on {} to {} ({} worker{})",
             self.model,
             self.source.describe(),
-            self.sink.describe()
+            self.sink.describe(),
+            self.workers.len(),
+            if self.workers.len() == 1 { "" } else { "s" }
         );
-        let mut summary = RunSummary::default();
-        let mut warnings = WarningLimiter::new(Duration::from_secs(10), 5);
-        while !stop.load(Ordering::Relaxed) {
-            self.reload_if_asked();
-            if !self.wait_for_trigger(stop)? {
-                break;
-            }
-            let next = match self.source.next_event(stop) {
-                None => break,
-                Some(SourceEvent::Camera(status)) => {
-                    self.health.camera(&status.camera, status.state);
-                    if let Some(metrics) = &self.metrics {
-                        metrics.camera(&status.camera, status.state == CameraState::Online);
-                    }
-                    self.sink
-                        .camera_status(&CameraStatusRecord::from(&status))?;
-                    continue;
-                }
-                Some(SourceEvent::Frame(next)) => next,
-            };
-            summary.frames += 1;
-            let (source_seq, camera) = match &next {
-                Ok(frame) => (frame.meta.seq, frame.meta.camera.clone()),
-                Err(failed) => (failed.meta.seq, failed.meta.camera.clone()),
-            };
-            let records = match next {
-                Ok(frame) => self.process_frame(&frame),
-                Err(failed) => vec![self.error_record(
-                    FrameInfo::from_meta(&failed.meta),
-                    "source",
-                    &failed.error,
-                )],
-            };
-            // One number per frame: the records of a frame's crops share it.
-            let seq = self.sequences.issue(&camera, source_seq)?;
-            for mut record in records {
-                record.frame_mut().seq = seq;
-                match record {
-                    Record::Result(_) => summary.results += 1,
-                    Record::Error(ref e) => {
-                        summary.errors += 1;
-                        warnings.warn(format!(
-                            "frame {} of {}: {}",
-                            e.frame.seq, e.frame.source, e.error.message
-                        ));
-                    }
-                }
-                self.sink.emit(&record)?;
-                self.count(&record, source_seq);
-            }
-            self.report_delivery();
-            self.health.frame();
-        }
-        warnings.finish();
-        self.sink.flush()?;
-        self.sequences.close()?;
-        Ok(summary)
+        let parts = flow::Parts {
+            source: self.source.as_mut(),
+            trigger: &mut self.trigger,
+            workers: &mut self.workers,
+            sink: self.sink.as_mut(),
+            sequences: &mut self.sequences,
+            health: &self.health,
+            metrics: self.metrics.as_deref(),
+            reload: &mut self.reload,
+            last_source_seq: &mut self.last_source_seq,
+        };
+        flow::run(parts, stop)
     }
 
-    /// Runs one frame through the stages: one record, or one per crop for ReID.
+    /// Runs one frame through the stages of the first worker: one record, or one per crop for
+    /// ReID.
     pub fn process_frame(&mut self, frame: &Frame) -> Vec<Record> {
-        if matches!(self.stage, Stage::Reid(_)) {
-            self.identify(frame)
-        } else {
-            vec![self.classify(frame)]
-        }
-    }
-
-    /// Identifies each crop of a frame (a ReID model).
-    fn identify(&mut self, frame: &Frame) -> Vec<Record> {
-        let info = FrameInfo::from_meta(&frame.meta);
-        let start = Instant::now();
-        let raster = match self.preprocess.decode(frame) {
-            Ok(r) => r,
-            Err(e) => return vec![self.error_record(info, "preprocess", &e)],
-        };
-        let Stage::Reid(stage) = &mut self.stage else {
-            return Vec::new();
-        };
-        let crops = stage.crops(&frame.meta.camera, raster.width, raster.height);
-        let camera = Camera {
-            id: &frame.meta.camera,
-            index: frame.meta.camera_index,
-        };
-        let now_ms = frame
-            .meta
-            .captured_at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let found = stage.identify(
-            &raster,
-            &crops,
-            &camera,
-            now_ms,
-            self.preprocess.as_mut(),
-            self.backend.as_mut(),
-        );
-        let each_ms = elapsed_ms(start) / found.len().max(1) as f64;
-        found
-            .into_iter()
-            .map(|result| match result {
-                Ok(identified) => Record::Result(ResultRecord {
-                    frame: info.clone(),
-                    model: self.model.clone(),
-                    backend: self.backend.name(),
-                    task: self.task,
-                    result: Interpretation::Identification(identified),
-                    // Crops go through preprocessing, inference and matching in turn: the
-                    // frame's time is shared out among them, as inference.
-                    latency_ms: Latency {
-                        pre: 0.0,
-                        infer: each_ms,
-                        post: 0.0,
-                    },
-                }),
-                Err(failure) => {
-                    let (stage, error) = failure.parts();
-                    self.error_record(info.clone(), stage, error)
-                }
-            })
-            .collect()
-    }
-
-    /// Runs one frame through the stages of a classification model.
-    fn classify(&mut self, frame: &Frame) -> Record {
-        let info = FrameInfo::from_meta(&frame.meta);
-        let start = Instant::now();
-        // The native pixels are kept only for the stages that go back to them (zoom, parts).
-        let needs_native = matches!(&self.stage, Stage::Classify { vit: Some(_), .. });
-        let prepared = if needs_native {
-            self.preprocess
-                .decode(frame)
-                .and_then(|raster| Ok((self.preprocess.prepare_raster(&raster)?, Some(raster))))
-        } else {
-            self.preprocess.prepare_frame(frame).map(|p| (p, None))
-        };
-        let (prepared, native) = match prepared {
-            Ok(p) => p,
-            Err(e) => return self.error_record(info, "preprocess", &e),
-        };
-        let preprocessed = Instant::now();
-        let outputs = match self.backend.run(&prepared.tensor) {
-            Ok(o) => o,
-            Err(e) => return self.error_record(info, "infer", &e),
-        };
-        let inferred = Instant::now();
-        let result = match &self.stage {
-            Stage::Reid(_) => Err(InterpretError::Config(
-                "a ReID model's frames are identified, not classified".into(),
-            )),
-            Stage::Classify {
-                interpret,
-                vit: None,
-            } => interpret.interpret(&outputs),
-            Stage::Classify { vit: Some(vit), .. } => {
-                let (stage, classifier) = vit.as_ref();
-                let raster = match native {
-                    Some(raster) => raster,
-                    None => match self.preprocess.decode(frame) {
-                        Ok(raster) => raster,
-                        Err(e) => return self.error_record(info, "preprocess", &e),
-                    },
-                };
-                let extended = classifier
-                    .probabilities(&outputs)
-                    .map_err(StageFailure::from)
-                    .and_then(|p| {
-                        let frame = FramePasses {
-                            raster: &raster,
-                            prepared: &prepared,
-                            preprocess: self.preprocess.as_mut(),
-                            backend: self.backend.as_mut(),
-                            classifier,
-                        };
-                        stage.extend(&outputs, p, frame)
-                    });
-                match extended {
-                    Ok(c) => Ok(Interpretation::Classification(c)),
-                    Err(StageFailure::Interpret(e)) => Err(e),
-                    Err(StageFailure::Preprocess(e)) => {
-                        return self.error_record(info, "preprocess", &e)
-                    }
-                    Err(StageFailure::Infer(e)) => return self.error_record(info, "infer", &e),
-                }
-            }
-        };
-        let result = match result {
-            Ok(r) => r,
-            Err(e) => return self.error_record(info, "interpret", &e),
-        };
-        let done = Instant::now();
-        let ms = |a: Instant, b: Instant| ((b - a).as_secs_f64() * 1e6).round() / 1e3;
-        Record::Result(ResultRecord {
-            frame: info,
-            model: self.model.clone(),
-            backend: self.backend.name(),
-            task: self.task,
-            result,
-            latency_ms: Latency {
-                pre: ms(start, preprocessed),
-                infer: ms(preprocessed, inferred),
-                post: ms(inferred, done),
-            },
-        })
-    }
-
-    fn error_record(
-        &self,
-        frame: FrameInfo,
-        stage: &'static str,
-        error: &(dyn std::error::Error + 'static),
-    ) -> Record {
-        Record::Error(ErrorRecord {
-            frame,
-            model: self.model.clone(),
-            error: ErrorDetail {
-                stage,
-                message: crate::error::chain(error),
-            },
-        })
+        self.workers[0].process_frame(frame)
     }
 }
 

@@ -27,7 +27,7 @@ pub struct Scratch {
 /// twofold on both axes by `placement`.
 pub fn applies(frame: &Frame, placement: &Placement) -> bool {
     let meta = &frame.meta;
-    let even = meta.width % 2 == 0 && meta.height % 2 == 0;
+    let even = meta.width.is_multiple_of(2) && meta.height.is_multiple_of(2);
     let (source, target) = (placement.source, placement.target);
     let shrinks = source.width >= 2.0 * target.width && source.height >= 2.0 * target.height;
     matches!(meta.format, PixelFormat::Yuyv | PixelFormat::Nv12) && even && shrinks
@@ -154,7 +154,7 @@ mod tests {
     /// A scene with smooth gradients, hard edges and fine detail.
     fn scene(x: u32, y: u32) -> [f32; 3] {
         let (fx, fy) = (x as f32, y as f32);
-        let checker = if (x / 40 + y / 40) % 2 == 0 {
+        let checker = if (x / 40 + y / 40).is_multiple_of(2) {
             CHECK
         } else {
             0.0
