@@ -8,57 +8,16 @@
 //! - gallery search over 10k exemplars of 512 numbers.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use edgevit::frame::{Frame, FrameMeta, PixelFormat};
+use edgevit::bench::frames::synthetic_frame;
+use edgevit::frame::{Frame, PixelFormat};
 use edgevit::gallery::index::FlatIndex;
 use edgevit::interpret::rollout::rollout_row;
 use edgevit::model::{ColorOrder, InputSpec, ResizePolicy};
 use edgevit::preprocess::{Preprocess, Preprocessor};
 use std::hint::black_box;
-use std::time::SystemTime;
 
-fn frame(width: u32, height: u32, format: PixelFormat, data: Vec<u8>) -> Frame {
-    Frame {
-        meta: FrameMeta {
-            seq: 0,
-            captured_at: SystemTime::now(),
-            source: "bench".into(),
-            camera: "cam0".into(),
-            camera_index: 0,
-            path: None,
-            width,
-            height,
-            format,
-        },
-        data,
-    }
-}
-
-/// A `width x height` raw frame of `format` holding a repeating ramp.
-fn raw_frame(width: u32, height: u32, format: PixelFormat) -> Frame {
-    let bytes = match format {
-        PixelFormat::Yuyv => width * height * 2,
-        PixelFormat::Nv12 => width * height * 3 / 2,
-        _ => width * height * 3,
-    };
-    frame(
-        width,
-        height,
-        format,
-        (0..bytes).map(|i| (i % 251) as u8).collect(),
-    )
-}
-
-/// A 1080p JPEG of a smooth scene, as a camera's MJPEG frame.
-fn mjpeg_frame() -> Frame {
-    let (w, h) = (1920u32, 1080u32);
-    let image = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
-    });
-    let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
-        .encode_image(&image)
-        .expect("encode");
-    frame(w, h, PixelFormat::Mjpeg, jpeg)
+fn frame(width: u32, height: u32, format: PixelFormat) -> Frame {
+    synthetic_frame(width, height, format).expect("a synthetic frame")
 }
 
 fn imagenet(resize: ResizePolicy) -> InputSpec {
@@ -81,7 +40,7 @@ fn preprocessing(c: &mut Criterion) {
         (PixelFormat::Yuyv, 1920, 1080),
         (PixelFormat::Nv12, 1920, 1080),
     ] {
-        let input = raw_frame(w, h, format);
+        let input = frame(w, h, format);
         let label = format!("{}_{w}x{h}", format.name());
         let mut full = Preprocessor::new(&spec);
         group.bench_with_input(
@@ -101,12 +60,12 @@ fn preprocessing(c: &mut Criterion) {
             |b, f| b.iter(|| black_box(fast.prepare_frame(f).expect("prepare"))),
         );
     }
-    let rgb = raw_frame(1920, 1080, PixelFormat::Rgb24);
+    let rgb = frame(1920, 1080, PixelFormat::Rgb24);
     let mut pre = Preprocessor::new(&spec);
     group.bench_function("rgb24_1920x1080", |b| {
         b.iter(|| black_box(pre.prepare_frame(&rgb).expect("prepare")))
     });
-    let mjpeg = mjpeg_frame();
+    let mjpeg = frame(1920, 1080, PixelFormat::Mjpeg);
     group.bench_function("mjpeg_1920x1080", |b| {
         b.iter(|| black_box(pre.prepare_frame(&mjpeg).expect("prepare")))
     });

@@ -1,17 +1,23 @@
-//! `edgevit bench`: inference latency of model packages, with ratios to the first.
+//! `edgevit bench`: inference latency of model packages, with ratios to the first; with
+//! `--frames N`, the whole pipeline on synthetic camera frames, stage by stage and end to end.
 
 use super::args::{at_least_one, BackendArgs};
 use super::exit;
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use edgevit::bench;
+use edgevit::bench::pipeline::{PipelineBench, PipelineReport};
+use edgevit::frame::PixelFormat;
 use edgevit::pipeline::LoadedModel;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model package folders; the first is the baseline of `ratio_to_first`.
-    #[arg(required = true, value_name = "DIR")]
+    /// Model package folders; the first is the baseline of `ratio_to_first` (inference alone).
+    #[arg(value_name = "DIR")]
     models: Vec<PathBuf>,
+    /// The model package of the whole-pipeline benchmark (`--frames`); or give it as DIR.
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
     #[command(flatten)]
     backend: BackendArgs,
     /// Untimed inferences before measuring (0 for none).
@@ -20,9 +26,47 @@ pub struct Args {
     /// Timed inferences per model.
     #[arg(long, default_value_t = 30, value_parser = at_least_one)]
     iterations: usize,
+    /// Runs the whole pipeline on N synthetic frames: each stage timed (convert, resize,
+    /// normalize, infer, interpret, publish), then the loop on its threads end to end.
+    #[arg(long, value_name = "N", value_parser = at_least_one)]
+    frames: Option<usize>,
+    /// `--frames`: the frames' size.
+    #[arg(long, default_value = "1920x1080", value_parser = frame_size)]
+    size: (u32, u32),
+    /// `--frames`: the frames' pixel format.
+    #[arg(long, default_value = "yuyv", value_parser = ["yuyv", "nv12", "mjpeg", "rgb", "gray"])]
+    format: String,
+    /// `--frames`: model instances in the end-to-end run (`[pipeline] workers`).
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    workers: usize,
+    /// `--frames`: also write the whole report, every frame's latency included, as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// `--frames`: draw the stages and the latency over the frames as an SVG picture.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+/// `WIDTHxHEIGHT`.
+fn frame_size(text: &str) -> Result<(u32, u32), String> {
+    let parsed = text
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)));
+    match parsed {
+        Some((w, h)) if w >= 8 && h >= 8 && w <= 8192 && h <= 8192 => Ok((w, h)),
+        _ => Err(format!(
+            "{text:?} is not a frame size: WIDTHxHEIGHT, each 8 to 8192 (e.g. 1920x1080)"
+        )),
+    }
 }
 
 pub fn run(args: Args) -> Result<i32> {
+    if args.frames.is_some() {
+        return run_pipeline(args);
+    }
+    if args.models.is_empty() {
+        bail!("name at least one model package (DIR), or --frames N with --model DIR");
+    }
     let mut baseline = None;
     for dir in args.models {
         let mut loaded = LoadedModel::load(&dir, &args.backend.config()?)?;
@@ -45,4 +89,52 @@ pub fn run(args: Args) -> Result<i32> {
         println!("{line}");
     }
     Ok(exit::OK)
+}
+
+fn run_pipeline(args: Args) -> Result<i32> {
+    let model = match (&args.model, args.models.as_slice()) {
+        (Some(model), []) => model.clone(),
+        (None, [model]) => model.clone(),
+        (None, []) => bail!("--frames needs the model package: --model DIR"),
+        _ => bail!("--frames measures one model package: give one DIR or --model DIR"),
+    };
+    let format = match args.format.as_str() {
+        "nv12" => PixelFormat::Nv12,
+        "mjpeg" => PixelFormat::Mjpeg,
+        "rgb" => PixelFormat::Rgb24,
+        "gray" => PixelFormat::Gray8,
+        _ => PixelFormat::Yuyv,
+    };
+    let frames = args.frames.unwrap_or(1);
+    let setup = PipelineBench {
+        model,
+        backend: args.backend.config()?,
+        frames,
+        width: args.size.0,
+        height: args.size.1,
+        format,
+        workers: args.workers,
+    };
+    // Drawn on a terminal only.
+    let bar = indicatif::ProgressBar::new(frames as u64);
+    let report = bench::pipeline::run(&setup, |done| bar.set_position(done as u64))?;
+    bar.finish_and_clear();
+    println!("{}", summary(&report));
+    if let Some(path) = &args.json {
+        bench::pipeline::write_json(&report, path)
+            .with_context(|| format!("--json {}", path.display()))?;
+    }
+    if let Some(path) = &args.plot {
+        bench::plot::write_svg(&report, path).map_err(anyhow::Error::msg)?;
+    }
+    Ok(exit::OK)
+}
+
+/// The report without the per-frame list, on one line.
+fn summary(report: &PipelineReport) -> serde_json::Value {
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("frame_ms");
+    }
+    value
 }

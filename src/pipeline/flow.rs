@@ -15,11 +15,11 @@
 
 use super::worker::Worker;
 use super::{
-    elapsed_ms, ClassifyConfig, FrameTrigger, Health, PipelineError, Reload, RunSummary,
-    Sequences, VitOptions, WarningLimiter,
+    elapsed_ms, ClassifyConfig, FrameTrigger, Health, PipelineError, Reload, RunSummary, Sequences,
+    VitOptions, WarningLimiter,
 };
 use crate::frame::Frame;
-use crate::preprocess::{Preprocess, PreprocessError, Prepared, Preprocessor};
+use crate::preprocess::{Prepared, Preprocess, PreprocessError, Preprocessor};
 use crate::service::Metrics;
 use crate::sink::{CameraStatusRecord, FrameInfo, Record, Sink};
 use crate::source::{CameraState, CameraStatus, FrameResult, FrameSource, SourceEvent};
@@ -116,14 +116,18 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
             let halt = &halt;
             std::thread::Builder::new()
                 .name("edgevit-reader".into())
-                .spawn_scoped(scope, move || read(source, trigger, health, halt, jobs, preprocess))
+                .spawn_scoped(scope, move || {
+                    read(source, trigger, health, halt, jobs, preprocess)
+                })
                 .map_err(|e| PipelineError::Thread(e.to_string()))?
         };
         for (index, worker) in workers.iter_mut().enumerate() {
             let (queue, done, settings) = (Arc::clone(&queue), done.clone(), &settings);
             std::thread::Builder::new()
                 .name(format!("edgevit-worker-{index}"))
-                .spawn_scoped(scope, move || work(worker, index == 0, &queue, &done, settings))
+                .spawn_scoped(scope, move || {
+                    work(worker, index == 0, &queue, &done, settings)
+                })
                 .map_err(|e| PipelineError::Thread(e.to_string()))?;
         }
         // The workers hold the only handles now: the queue closes when the last one stops.

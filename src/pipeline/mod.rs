@@ -326,9 +326,7 @@ impl Pipeline {
                 let mut pipeline = Self::new(model, &config.classify, &vit, source, sink)?;
                 for _ in 1..workers {
                     let model = LoadedModel::load(&config.model.path, &config.backend)?;
-                    pipeline
-                        .workers
-                        .push(Worker::classify_model(model, &config.classify, &vit)?);
+                    pipeline.add_worker(model, &config.classify, &vit)?;
                 }
                 pipeline
             }
@@ -364,6 +362,26 @@ impl Pipeline {
     ) -> Result<Self, PipelineError> {
         let worker = Worker::classify_model(model, classify, vit)?;
         Ok(Self::assemble(worker, source, sink))
+    }
+
+    /// Another model instance working on successive frames (a classification model; see
+    /// `[pipeline] workers`).
+    pub fn add_worker(
+        &mut self,
+        model: LoadedModel,
+        classify: &ClassifyConfig,
+        vit: &VitOptions,
+    ) -> Result<(), PipelineError> {
+        if matches!(self.workers[0].stage, Stage::Reid(_)) {
+            return Err(InterpretError::Config(
+                "a ReID model runs with one worker: its gallery learns from the frames in order"
+                    .into(),
+            )
+            .into());
+        }
+        self.workers
+            .push(Worker::classify_model(model, classify, vit)?);
+        Ok(())
     }
 
     /// A pipeline for a `reid` package, matching in the gallery at `gallery_path`.

@@ -2,8 +2,8 @@
 //! one or several of these (`[pipeline] workers`), each with its own backend.
 
 use super::{
-    classifier_for, elapsed_ms, Camera, FramePasses, LoadedModel, PipelineError, ReidStage, StageFailure, VitOptions,
-    VitStage,
+    classifier_for, elapsed_ms, Camera, FramePasses, LoadedModel, PipelineError, ReidStage,
+    StageFailure, VitOptions, VitStage,
 };
 use crate::backend::InferenceBackend;
 use crate::frame::Frame;
@@ -12,7 +12,7 @@ use crate::interpret::{
     Classifier, ClassifyConfig, Interpret, InterpretError, Interpretation, ReidConfig,
 };
 use crate::model::{ModelPackage, Task};
-use crate::preprocess::{Preprocess, PreprocessError, Prepared, Preprocessor, Raster};
+use crate::preprocess::{Prepared, Preprocess, PreprocessError, Preprocessor, Raster};
 use crate::sink::{ErrorDetail, ErrorRecord, FrameInfo, Latency, Record, ResultRecord};
 use std::path::Path;
 use std::time::Instant;

@@ -18,6 +18,7 @@ pub use resize::{resize, Placement, Region};
 use crate::frame::Frame;
 use crate::model::{ColorOrder, InputSpec, ResizePolicy};
 use crate::tensor::Tensor;
+use std::time::{Duration, Instant};
 
 /// Why a frame could not be turned into a tensor.
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +167,39 @@ impl Preprocess for Preprocessor {
     /// Camera YUV that shrinks at least twofold is resampled before it is converted (see
     /// `yuv.rs`); everything else is decoded at full size first.
     fn prepare_frame(&mut self, frame: &Frame) -> Result<Prepared, PreprocessError> {
+        self.prepare_frame_timed(frame, &mut StepTimes::default())
+    }
+
+    fn prepare_raster(&mut self, raster: &Raster) -> Result<Prepared, PreprocessError> {
+        self.prepare_raster_timed(raster, &mut StepTimes::default())
+    }
+}
+
+/// Time spent in each preprocessing step of one frame (for `edgevit bench`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepTimes {
+    /// Decoding or colour conversion.
+    pub convert: Duration,
+    pub resize: Duration,
+    /// Scale, mean and std into the NCHW tensor.
+    pub normalize: Duration,
+}
+
+/// The time since `*since`, which then moves to now.
+pub(crate) fn lap(since: &mut Instant) -> Duration {
+    let now = Instant::now();
+    let elapsed = now - *since;
+    *since = now;
+    elapsed
+}
+
+impl Preprocessor {
+    /// [`Preprocess::prepare_frame`], adding the time of each step to `times`.
+    pub fn prepare_frame_timed(
+        &mut self,
+        frame: &Frame,
+        times: &mut StepTimes,
+    ) -> Result<Prepared, PreprocessError> {
         let meta = &frame.meta;
         let placement = Placement::new(
             self.policy,
@@ -181,12 +215,16 @@ impl Preprocess for Preprocessor {
             &placement,
             self.width,
             self.height,
+            times,
         );
         let Some(resampled) = resampled else {
+            let mut clock = Instant::now();
             let raster = self.decode(frame)?;
-            return self.prepare_raster(&raster);
+            times.convert += lap(&mut clock);
+            return self.prepare_raster_timed(&raster, times);
         };
         let mut input = resampled?;
+        let mut clock = Instant::now();
         if self.color == ColorOrder::Gray {
             input = Raster {
                 data: rgb_to_gray(&input.data),
@@ -194,14 +232,22 @@ impl Preprocess for Preprocessor {
                 ..input
             };
         }
+        times.convert += lap(&mut clock);
+        let tensor = self.normalization.to_nchw(&input, self.color);
+        times.normalize += lap(&mut clock);
         Ok(Prepared {
-            tensor: self.normalization.to_nchw(&input, self.color),
+            tensor,
             placement,
             input,
         })
     }
 
-    fn prepare_raster(&mut self, raster: &Raster) -> Result<Prepared, PreprocessError> {
+    fn prepare_raster_timed(
+        &mut self,
+        raster: &Raster,
+        times: &mut StepTimes,
+    ) -> Result<Prepared, PreprocessError> {
+        let mut clock = Instant::now();
         let resized = resize(
             &mut self.resizer,
             raster,
@@ -209,8 +255,11 @@ impl Preprocess for Preprocessor {
             self.width,
             self.height,
         )?;
+        times.resize += lap(&mut clock);
+        let tensor = self.normalization.to_nchw(&resized, self.color);
+        times.normalize += lap(&mut clock);
         Ok(Prepared {
-            tensor: self.normalization.to_nchw(&resized, self.color),
+            tensor,
             placement: Placement::new(
                 self.policy,
                 raster.width,

@@ -11,10 +11,11 @@
 use super::color::yuv_to_rgb;
 use super::decode::raw_bytes;
 use super::resize::{place, Placement};
-use super::{PreprocessError, Raster};
+use super::{lap, PreprocessError, Raster, StepTimes};
 use crate::frame::{Frame, PixelFormat};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use std::time::Instant;
 
 /// Reused buffers for the resampled planes.
 #[derive(Debug, Default)]
@@ -43,12 +44,13 @@ pub fn resample(
     placement: &Placement,
     width: u32,
     height: u32,
+    times: &mut StepTimes,
 ) -> Option<Result<Raster, PreprocessError>> {
     if !applies(frame, placement) {
         return None;
     }
     Some(resample_planes(
-        resizer, scratch, frame, placement, width, height,
+        resizer, scratch, frame, placement, width, height, times,
     ))
 }
 
@@ -59,8 +61,10 @@ fn resample_planes(
     placement: &Placement,
     width: u32,
     height: u32,
+    times: &mut StepTimes,
 ) -> Result<Raster, PreprocessError> {
     let meta = &frame.meta;
+    let mut clock = Instant::now();
     let (w, h) = (meta.width, meta.height);
     let (tw, th) = (
         placement.target.width as u32,
@@ -81,6 +85,7 @@ fn resample_planes(
             resizer
                 .resize(&pairs, &mut out, &options)
                 .map_err(|e| error(&e))?;
+            times.resize += lap(&mut clock);
             for p in out.buffer().chunks_exact(4) {
                 let y = ((p[0] as u16 + p[2] as u16 + 1) >> 1) as u8;
                 rgb.extend_from_slice(&yuv_to_rgb(y, p[1], p[3]));
@@ -112,6 +117,7 @@ fn resample_planes(
             resizer
                 .resize(&uv_plane, &mut uv_out, &half)
                 .map_err(|e| error(&e))?;
+            times.resize += lap(&mut clock);
             for (y, uv) in y_out.buffer().iter().zip(uv_out.buffer().chunks_exact(2)) {
                 rgb.extend_from_slice(&yuv_to_rgb(*y, uv[0], uv[1]));
             }
@@ -123,7 +129,9 @@ fn resample_planes(
             )))
         }
     }
-    Ok(place(rgb, 3, placement, width, height))
+    let placed = place(rgb, 3, placement, width, height);
+    times.convert += lap(&mut clock);
+    Ok(placed)
 }
 
 fn options(x: f64, y: f64, width: f64, height: f64) -> ResizeOptions {
@@ -137,81 +145,11 @@ fn options(x: f64, y: f64, width: f64, height: f64) -> ResizeOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::FrameMeta;
     use crate::model::{ColorOrder, InputSpec, ResizePolicy};
     use crate::preprocess::{Preprocess, Preprocessor};
 
-    /// BT.601 limited range, the inverse of the conversion the cameras' frames get.
-    fn rgb_to_yuv(r: f32, g: f32, b: f32) -> [u8; 3] {
-        let y = 16.0 + 0.257 * r + 0.504 * g + 0.098 * b;
-        let u = 128.0 - 0.148 * r - 0.291 * g + 0.439 * b;
-        let v = 128.0 + 0.439 * r - 0.368 * g - 0.071 * b;
-        [y, u, v].map(|c| c.round().clamp(0.0, 255.0) as u8)
-    }
-
-    /// The checkerboard's step: hard edges.
-    const CHECK: f32 = 60.0;
-    /// A scene with smooth gradients, hard edges and fine detail.
-    fn scene(x: u32, y: u32) -> [f32; 3] {
-        let (fx, fy) = (x as f32, y as f32);
-        let checker = if (x / 40 + y / 40).is_multiple_of(2) {
-            CHECK
-        } else {
-            0.0
-        };
-        let ripple = 40.0 * ((fx * 0.05).sin() * (fy * 0.07).cos());
-        [
-            (fx * 0.15 + checker + ripple).clamp(0.0, 255.0),
-            (fy * 0.3 + ripple + 30.0).clamp(0.0, 255.0),
-            (200.0 - fx * 0.1 + checker).clamp(0.0, 255.0),
-        ]
-    }
-
     fn frame(format: PixelFormat, w: u32, h: u32) -> Frame {
-        let mut data = Vec::new();
-        let yuv = |x, y| {
-            let [r, g, b] = scene(x, y);
-            rgb_to_yuv(r, g, b)
-        };
-        match format {
-            PixelFormat::Yuyv => {
-                for y in 0..h {
-                    for x in (0..w).step_by(2) {
-                        let (a, b) = (yuv(x, y), yuv(x + 1, y));
-                        let u = ((a[1] as u16 + b[1] as u16) / 2) as u8;
-                        let v = ((a[2] as u16 + b[2] as u16) / 2) as u8;
-                        data.extend_from_slice(&[a[0], u, b[0], v]);
-                    }
-                }
-            }
-            _ => {
-                for y in 0..h {
-                    for x in 0..w {
-                        data.push(yuv(x, y)[0]);
-                    }
-                }
-                for y in (0..h).step_by(2) {
-                    for x in (0..w).step_by(2) {
-                        let p = yuv(x, y);
-                        data.extend_from_slice(&[p[1], p[2]]);
-                    }
-                }
-            }
-        }
-        Frame {
-            meta: FrameMeta {
-                seq: 0,
-                captured_at: std::time::SystemTime::now(),
-                source: "test".into(),
-                camera: "cam0".into(),
-                camera_index: 0,
-                path: None,
-                width: w,
-                height: h,
-                format,
-            },
-            data,
-        }
+        crate::bench::frames::synthetic_frame(w, h, format).unwrap()
     }
 
     fn spec(color: ColorOrder, resize: ResizePolicy) -> InputSpec {
@@ -281,6 +219,7 @@ mod tests {
         ));
         let mut odd = frame(PixelFormat::Yuyv, 1280, 720);
         odd.meta.width = 1279;
+        assert!(crate::bench::frames::synthetic_frame(1279, 720, PixelFormat::Yuyv).is_err());
         assert!(!applies(&odd, &placement(1279, 720)));
         let mut rgb = frame(PixelFormat::Yuyv, 1280, 720);
         rgb.meta.format = PixelFormat::Rgb24;

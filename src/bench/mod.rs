@@ -1,5 +1,9 @@
 //! Latency measurement for `edgevit bench` and `cargo bench`: medians, never assertions.
 
+pub mod frames;
+pub mod pipeline;
+pub mod plot;
+
 use crate::backend::{BackendError, InferenceBackend};
 use crate::tensor::Tensor;
 use serde::Serialize;

@@ -1,0 +1,243 @@
+//! The loop on its threads (`[pipeline] workers`): several model instances on successive
+//! frames give the records in frame order with contiguous numbers, the zoom (which goes back to
+//! the frame's pixels) works on every worker, and a stop in the middle of a run loses nothing
+//! that was read.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn workers_deliver_every_frame_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The ten sample digits, four times over under other names: 40 frames.
+    let samples = tmp.path().join("frames");
+    std::fs::create_dir(&samples).unwrap();
+    for entry in std::fs::read_dir(common::default_model().join("samples")).unwrap() {
+        let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        for copy in ["a", "b", "c", "d"] {
+            std::fs::copy(&path, samples.join(format!("{stem}-{copy}.png"))).unwrap();
+        }
+    }
+    for workers in [1, 3] {
+        let out = tmp.path().join(format!("out-{workers}.jsonl"));
+        let config = common::write_config(
+            tmp.path(),
+            &format!(
+                "[source]\nkind = \"image-dir\"\npath = \"{}\"\n\
+                 [model]\npath = \"{{model}}\"\n[pipeline]\nworkers = {workers}\n\
+                 [sink]\nkind = \"file\"\npath = \"{}\"\n",
+                samples.display(),
+                out.display()
+            ),
+        );
+        let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        let records = records(&out);
+        assert_eq!(records.len(), 40, "workers = {workers}");
+        let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, (0..40).collect::<Vec<u64>>(), "workers = {workers}");
+        // The image folder in its sorted order: the right digit each time.
+        let mut files: Vec<String> = std::fs::read_dir(&samples)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        for (i, record) in records.iter().enumerate() {
+            let input = record["input"].as_str().unwrap();
+            assert!(input.ends_with(&files[i]), "{i}: {input}");
+            let digit = files[i].split('-').nth(1).unwrap();
+            assert_eq!(record["top"][0]["label"], digit, "{record}");
+        }
+    }
+}
+
+#[test]
+fn zoom_runs_on_every_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let canvas = common::repo().join("models/vit-mnist-canvas");
+    let samples = canvas.join("samples");
+    let out = tmp.path().join("out.jsonl");
+    let config = tmp.path().join("edgevit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"image-dir\"\npath = \"{}\"\n[model]\npath = \"{}\"\n\
+             [pipeline]\nworkers = 2\n[zoom]\n[sink]\nkind = \"file\"\npath = \"{}\"\n",
+            samples.display(),
+            canvas.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let records = records(&out);
+    assert!(records.len() >= 2, "{records:?}");
+    for record in &records {
+        assert!(record["region"]["box"].is_array(), "{record}");
+        assert!(
+            record["passes"].as_array().is_some_and(|p| p.len() == 2),
+            "{record}"
+        );
+        assert!(record["error"].is_null(), "{record}");
+    }
+}
+
+#[test]
+fn a_stop_delivers_every_frame_that_was_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.jsonl");
+    let config = common::write_config(
+        tmp.path(),
+        &format!(
+            "[source]\nkind = \"pattern\"\nwidth = 640\nheight = 480\nfps = 0\n\
+             [model]\npath = \"{{model}}\"\n[pipeline]\nworkers = 2\n\
+             [sink]\nkind = \"file\"\npath = \"{}\"\n",
+            out.display()
+        ),
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while records(&out).len() < 50 {
+        assert!(Instant::now() < deadline, "no records");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    common::signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{log}");
+    let done = log
+        .lines()
+        .find_map(|l| l.split("done: ").nth(1))
+        .unwrap_or_else(|| panic!("no summary: {log}"));
+    let frames: usize = done
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" frames"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{done}"));
+    let records = records(&out);
+    assert_eq!(records.len(), frames, "{done}");
+    let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..frames as u64).collect::<Vec<u64>>());
+    assert!(log.contains("(2 workers)"), "{log}");
+}
+
+#[test]
+fn bench_measures_each_stage_and_the_loop_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, svg) = (tmp.path().join("bench.json"), tmp.path().join("bench.svg"));
+    let model = common::default_model();
+    for (format, name) in [
+        ("yuyv", "yuyv"),
+        ("nv12", "nv12"),
+        ("mjpeg", "mjpeg"),
+        ("rgb", "rgb24"),
+        ("gray", "gray8"),
+    ] {
+        let output = common::edgevit(&[
+            "bench",
+            "--model",
+            model.to_str().unwrap(),
+            "--frames",
+            "6",
+            "--size",
+            "320x240",
+            "--format",
+            format,
+            "--workers",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        let summary = &common::json_lines(&output)[0];
+        assert_eq!(summary["frame"], format!("320x240 {name}"), "{summary}");
+        assert!(
+            summary.get("frame_ms").is_none(),
+            "the per-frame list goes to --json only"
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let stages: Vec<&str> = report["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["stage"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                "convert",
+                "resize",
+                "normalize",
+                "infer",
+                "interpret",
+                "publish",
+                "total"
+            ]
+        );
+        let p50 = |name: &str| {
+            report["stages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["stage"] == name)
+                .unwrap()["p50_ms"]
+                .as_f64()
+                .unwrap()
+        };
+        assert!(
+            p50("infer") > 0.0 && p50("total") >= p50("infer"),
+            "{report}"
+        );
+        assert_eq!(report["frame_ms"].as_array().unwrap().len(), 6);
+        assert_eq!(report["workers"], 2);
+        for key in [
+            "pipelined_fps",
+            "sequential_fps",
+            "cold_start_ms",
+            "peak_rss_mb",
+        ] {
+            assert!(report[key].as_f64().unwrap() > 0.0, "{key}: {report}");
+        }
+        let picture = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            picture.starts_with("<svg") && picture.contains("infer"),
+            "{picture}"
+        );
+    }
+    // A bad size, and a ReID model: clear errors.
+    let output = common::edgevit(&[
+        "bench",
+        "--model",
+        model.to_str().unwrap(),
+        "--frames",
+        "2",
+        "--size",
+        "1920",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(common::stderr(&output).contains("WIDTHxHEIGHT"));
+    let reid = common::repo().join("models/transreid-tiny");
+    let output = common::edgevit(&["bench", "--model", reid.to_str().unwrap(), "--frames", "2"]);
+    common::assert_clean_failure(&output, &["measures classification models"]);
+}
