@@ -1,75 +1,21 @@
-//! `cargo bench`: median latencies of preprocessing and inference, with ratios against a
-//! baseline measured in the same run (these machines are shared and noisy).
+//! `cargo bench --bench inference`: median latencies of inference and of the attention
+//! stages, with ratios against a baseline measured in the same run (these machines are shared
+//! and noisy). Preprocessing is in `benches/kernels.rs`.
 //!
-//! Baselines: the f32 ViT-Tiny for inference, stretch resizing for preprocessing.
+//! Baseline: the f32 ViT-Tiny for inference.
 
 use edgevit::backend::{BackendConfig, TractConfig};
+use edgevit::bench::frames::synthetic_frame;
 use edgevit::bench::{measure, synthetic_input};
-use edgevit::frame::{Frame, FrameMeta, PixelFormat};
-use edgevit::model::{ColorOrder, InputSpec, ResizePolicy};
+use edgevit::frame::PixelFormat;
 use edgevit::pipeline::LoadedModel;
 use edgevit::preprocess::{Preprocess, Preprocessor};
 use std::path::Path;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
-}
-
-/// A `width x height` frame of `bytes_per_pixel` in `format`, filled with a repeating ramp.
-fn synthetic_frame(width: u32, height: u32, format: PixelFormat, bytes_per_pixel: u32) -> Frame {
-    Frame {
-        meta: FrameMeta {
-            seq: 0,
-            captured_at: SystemTime::now(),
-            source: "bench".into(),
-            camera: "cam0".into(),
-            camera_index: 0,
-            path: None,
-            width,
-            height,
-            format,
-        },
-        data: (0..width * height * bytes_per_pixel)
-            .map(|i| (i % 251) as u8)
-            .collect(),
-    }
-}
-
-fn bench_preprocessing() {
-    let (w, h) = (1280u32, 720u32);
-    let frame = synthetic_frame(w, h, PixelFormat::Yuyv, 2);
-    let mut baseline = None;
-    for policy in [
-        ResizePolicy::Stretch,
-        ResizePolicy::CenterCrop,
-        ResizePolicy::Letterbox,
-    ] {
-        let spec = InputSpec {
-            name: "input".into(),
-            shape: [1, 3, 224, 224],
-            color: ColorOrder::Rgb,
-            scale: 255.0,
-            mean: vec![0.485, 0.456, 0.406],
-            std: vec![0.229, 0.224, 0.225],
-            resize: policy,
-        };
-        let mut pre = Preprocessor::new(&spec);
-        let samples: Vec<f64> = (0..30)
-            .map(|_| {
-                let start = Instant::now();
-                let _ = pre.prepare(&frame);
-                start.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        let m = median(samples);
-        let base = *baseline.get_or_insert(m);
-        println!(
-            "preprocess yuyv 1280x720 -> 224x224 {policy:?}: median {m:.3} ms ({:.2}x stretch)",
-            m / base
-        );
-    }
 }
 
 fn bench_inference() {
@@ -143,7 +89,7 @@ fn bench_attention() {
     let rollout = stage_with(edgevit::interpret::rollout::MapKind::Rollout);
     let last = stage_with(edgevit::interpret::rollout::MapKind::Last);
     let (w, h) = (800u32, 600u32);
-    let frame = synthetic_frame(w, h, PixelFormat::Rgb24, 3);
+    let frame = synthetic_frame(w, h, PixelFormat::Rgb24).expect("a synthetic frame");
     let mut pre = Preprocessor::new(&package.manifest.input);
     let raster = pre.decode(&frame).expect("decode");
     let prepared = pre.prepare_raster(&raster).expect("prepare");
@@ -214,7 +160,6 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    bench_preprocessing();
     bench_inference();
     bench_attention();
 }

@@ -60,6 +60,13 @@ fn preprocessing(c: &mut Criterion) {
             |b, f| b.iter(|| black_box(fast.prepare_frame(f).expect("prepare"))),
         );
     }
+    let yuyv = frame(1280, 720, PixelFormat::Yuyv);
+    for policy in [ResizePolicy::CenterCrop, ResizePolicy::Letterbox] {
+        let mut pre = Preprocessor::new(&imagenet(policy));
+        group.bench_function(format!("yuyv_1280x720_{policy:?}"), |b| {
+            b.iter(|| black_box(pre.prepare_frame(&yuyv).expect("prepare")))
+        });
+    }
     let rgb = frame(1920, 1080, PixelFormat::Rgb24);
     let mut pre = Preprocessor::new(&spec);
     group.bench_function("rgb24_1920x1080", |b| {

@@ -25,6 +25,33 @@ pub enum PixelFormat {
     Mjpeg,
 }
 
+impl Frame {
+    /// Frame `seq` 0 of camera `cam0`, captured now, from a source named `source` (for tests,
+    /// benchmarks and synthetic frames).
+    pub fn in_memory(
+        source: &str,
+        data: Vec<u8>,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+    ) -> Frame {
+        Frame {
+            meta: FrameMeta {
+                seq: 0,
+                captured_at: std::time::SystemTime::now(),
+                source: source.into(),
+                camera: "cam0".into(),
+                camera_index: 0,
+                path: None,
+                width,
+                height,
+                format,
+            },
+            data,
+        }
+    }
+}
+
 impl PixelFormat {
     /// The name used in logs and result records.
     pub fn name(self) -> &'static str {

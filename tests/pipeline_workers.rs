@@ -123,17 +123,9 @@ fn a_stop_delivers_every_frame_that_was_read() {
     let output = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{log}");
-    let done = log
-        .lines()
-        .find_map(|l| l.split("done: ").nth(1))
-        .unwrap_or_else(|| panic!("no summary: {log}"));
-    let frames: usize = done
-        .split(", ")
-        .find_map(|p| p.strip_suffix(" frames"))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{done}"));
+    let frames = common::run_summary(&log, "frames");
     let records = records(&out);
-    assert_eq!(records.len(), frames, "{done}");
+    assert_eq!(records.len(), frames, "{log}");
     let seqs: Vec<u64> = records.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (0..frames as u64).collect::<Vec<u64>>());
     assert!(log.contains("(2 workers)"), "{log}");

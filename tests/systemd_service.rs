@@ -288,16 +288,8 @@ fn sigterm_with_a_slow_model_and_no_broker_stops_within_five_seconds() {
         "stopping took {took:?}: {log}"
     );
     // Every record made it to the spool: as many as the run says it produced.
-    let done = log
-        .lines()
-        .find_map(|l| l.split("done: ").nth(1))
-        .unwrap_or_else(|| panic!("no summary: {log}"));
-    let results: usize = done
-        .split(", ")
-        .find_map(|p| p.strip_suffix(" results"))
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    assert_eq!(spooled(), results, "{done}");
+    let results = common::run_summary(&log, "results");
+    assert_eq!(spooled(), results, "{log}");
     eprintln!("stopped in {took:?} with {results} results kept in the spool");
 }
 

@@ -1,7 +1,7 @@
 //! Synthetic camera frames for benchmarks and tests: one scene (smooth gradients, hard edges,
 //! fine ripples) in any size and in the pixel formats cameras send.
 
-use crate::frame::{Frame, FrameMeta, PixelFormat};
+use crate::frame::{Frame, PixelFormat};
 use crate::source::{FrameResult, FrameSource};
 use std::time::SystemTime;
 
@@ -93,20 +93,7 @@ pub fn synthetic_frame(width: u32, height: u32, format: PixelFormat) -> Result<F
             }
         }
     };
-    Ok(Frame {
-        meta: FrameMeta {
-            seq: 0,
-            captured_at: SystemTime::now(),
-            source: "synthetic".into(),
-            camera: "cam0".into(),
-            camera_index: 0,
-            path: None,
-            width,
-            height,
-            format,
-        },
-        data,
-    })
+    Ok(Frame::in_memory("synthetic", data, width, height, format))
 }
 
 /// One frame handed out `count` times, numbered, as fast as it is taken.

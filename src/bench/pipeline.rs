@@ -4,7 +4,7 @@
 //! - **Cold start**: loading, optimising and self-testing the model.
 //! - **Stages**: each frame through the same code as the loop, one stage after the other, each
 //!   timed: convert (decode or colour conversion), resize, normalise, infer, interpret,
-//!   publish (the record as a JSON line to a file sink on /dev/null).
+//!   publish (to the given sink; by default a JSON line to a file sink on /dev/null).
 //! - **End to end**: the real loop (reader, workers, collector on their threads) on the same
 //!   frames, its frames per second, CPU time per frame and the process's peak RSS.
 //!
@@ -34,6 +34,8 @@ pub struct PipelineBench {
     pub format: PixelFormat,
     /// Model instances in the end-to-end run.
     pub workers: usize,
+    /// Where results go; a JSON-lines file on /dev/null when absent.
+    pub sink: Option<SinkConfig>,
 }
 
 /// Why a pipeline benchmark could not run.
@@ -110,12 +112,12 @@ pub fn run(
     let classify = ClassifyConfig::default();
     let interpret = model.interpreter(&classify, &VitOptions::default())?;
     let mut preprocess = Preprocessor::new(&model.package.manifest.input);
-    let null = || {
+    let sink_config = bench.sink.clone().unwrap_or_else(|| {
         SinkConfig::File(sink::JsonLinesConfig {
             path: PathBuf::from("/dev/null"),
         })
-    };
-    let mut publish = sink::open(&null()).map_err(PipelineError::from)?;
+    });
+    let mut publish = sink::open(&sink_config).map_err(PipelineError::from)?;
 
     let mut samples: Vec<[f64; 6]> = Vec::with_capacity(bench.frames);
     // A few untimed frames first: caches, lazily built kernels.
@@ -185,9 +187,11 @@ pub fn run(
     let name = model.package.name().to_string();
     let backend = model.backend.name();
     drop(model);
+    publish.flush().map_err(PipelineError::from)?;
+    drop(publish);
     let first = LoadedModel::load(&bench.model, &bench.backend)?;
     let source = Box::new(Replay::new(frame.clone(), bench.frames as u64));
-    let sink = sink::open(&null()).map_err(PipelineError::from)?;
+    let sink = sink::open(&sink_config).map_err(PipelineError::from)?;
     let mut pipeline = Pipeline::new(first, &classify, &VitOptions::default(), source, sink)?;
     for _ in 1..bench.workers {
         let model = LoadedModel::load(&bench.model, &bench.backend)?;
@@ -253,9 +257,19 @@ fn cpu_time() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
-/// The process's peak resident set size, KiB (Linux reports `ru_maxrss` in KiB).
+/// The process's peak resident set size, KiB: `VmHWM` of /proc/self/status. (`ru_maxrss`
+/// would do, but it survives `exec` on Linux: a process started by a larger one reports its
+/// parent's peak.)
 fn peak_rss_kb() -> u64 {
-    rusage().ru_maxrss.max(0) as u64
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or_else(|| rusage().ru_maxrss.max(0) as u64)
 }
 
 fn rusage() -> libc::rusage {

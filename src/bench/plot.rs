@@ -59,7 +59,11 @@ fn stage_bars(report: &PipelineReport, area: &Area<'_>) -> Result<(), Box<dyn st
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(50)
-        .build_cartesian_2d((0..stages.len()).into_segmented(), 0.0..top)?;
+        .build_cartesian_2d(
+            // A segmented range holds its end too: n stages are 0..n-1.
+            (0..stages.len().saturating_sub(1)).into_segmented(),
+            0.0..top,
+        )?;
     chart
         .configure_mesh()
         .disable_x_mesh()

@@ -39,6 +39,10 @@ pub struct Args {
     /// `--frames`: model instances in the end-to-end run (`[pipeline] workers`).
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     workers: usize,
+    /// `--frames`: publish to the `[sink]` of this TOML file (as in a run configuration, e.g.
+    /// MQTT) instead of a file sink on /dev/null.
+    #[arg(long, value_name = "FILE")]
+    sink: Option<PathBuf>,
     /// `--frames`: also write the whole report, every frame's latency included, as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -114,6 +118,7 @@ fn run_pipeline(args: Args) -> Result<i32> {
         height: args.size.1,
         format,
         workers: args.workers,
+        sink: args.sink.as_deref().map(sink_section).transpose()?,
     };
     // Drawn on a terminal only.
     let bar = indicatif::ProgressBar::new(frames as u64);
@@ -128,6 +133,19 @@ fn run_pipeline(args: Args) -> Result<i32> {
         bench::plot::write_svg(&report, path).map_err(anyhow::Error::msg)?;
     }
     Ok(exit::OK)
+}
+
+/// The `[sink]` table of a TOML file.
+fn sink_section(path: &std::path::Path) -> Result<edgevit::sink::SinkConfig> {
+    #[derive(serde::Deserialize)]
+    struct SinkOnly {
+        sink: edgevit::sink::SinkConfig,
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("--sink {}", path.display()))?;
+    let parsed: SinkOnly =
+        toml::from_str(&text).with_context(|| format!("--sink {}", path.display()))?;
+    Ok(parsed.sink)
 }
 
 /// The report without the per-frame list, on one line.

@@ -208,7 +208,13 @@ impl Preprocessor {
             self.width,
             self.height,
         );
-        let resampled = yuv::resample(
+        if !yuv::applies(frame, &placement) {
+            let mut clock = Instant::now();
+            let raster = self.decode(frame)?;
+            times.convert += lap(&mut clock);
+            return self.prepare_raster_timed(&raster, times);
+        }
+        let mut input = yuv::resample(
             &mut self.resizer,
             &mut self.scratch,
             frame,
@@ -216,14 +222,7 @@ impl Preprocessor {
             self.width,
             self.height,
             times,
-        );
-        let Some(resampled) = resampled else {
-            let mut clock = Instant::now();
-            let raster = self.decode(frame)?;
-            times.convert += lap(&mut clock);
-            return self.prepare_raster_timed(&raster, times);
-        };
-        let mut input = resampled?;
+        )?;
         let mut clock = Instant::now();
         if self.color == ColorOrder::Gray {
             input = Raster {

@@ -35,26 +35,9 @@ pub fn applies(frame: &Frame, placement: &Placement) -> bool {
 }
 
 /// The frame's region `placement.source` resampled onto `placement.target` and converted to
-/// RGB, in a `width x height` raster (letterbox padding black). `None` when
-/// [`applies`] says no.
+/// RGB, in a `width x height` raster (letterbox padding black), for a frame that
+/// [`applies`] accepts; the time of each step is added to `times`.
 pub fn resample(
-    resizer: &mut Resizer,
-    scratch: &mut Scratch,
-    frame: &Frame,
-    placement: &Placement,
-    width: u32,
-    height: u32,
-    times: &mut StepTimes,
-) -> Option<Result<Raster, PreprocessError>> {
-    if !applies(frame, placement) {
-        return None;
-    }
-    Some(resample_planes(
-        resizer, scratch, frame, placement, width, height, times,
-    ))
-}
-
-fn resample_planes(
     resizer: &mut Resizer,
     scratch: &mut Scratch,
     frame: &Frame,

@@ -194,20 +194,7 @@ pub fn frame(
     height: u32,
     format: edgevit::frame::PixelFormat,
 ) -> edgevit::frame::Frame {
-    edgevit::frame::Frame {
-        meta: edgevit::frame::FrameMeta {
-            seq: 0,
-            captured_at: std::time::SystemTime::now(),
-            source: "fixture".into(),
-            camera: "cam0".into(),
-            camera_index: 0,
-            path: None,
-            width,
-            height,
-            format,
-        },
-        data,
-    }
+    edgevit::frame::Frame::in_memory("fixture", data, width, height, format)
 }
 
 /// Sends signal `name` (`TERM`, `KILL`, ...) to a child process.
@@ -241,4 +228,17 @@ pub fn rgb_frame(image: &image::RgbImage) -> edgevit::frame::Frame {
         image.height(),
         edgevit::frame::PixelFormat::Rgb24,
     )
+}
+
+/// A count from the `done: N frames, N results, N errors` line that `edgevit run` logs at a
+/// clean stop: `what` is `frames`, `results` or `errors`.
+pub fn run_summary(log: &str, what: &str) -> usize {
+    let done = log
+        .lines()
+        .find_map(|l| l.split("done: ").nth(1))
+        .unwrap_or_else(|| panic!("no summary: {log}"));
+    done.split(", ")
+        .find_map(|p| p.strip_suffix(&format!(" {what}")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {what} in {done}"))
 }

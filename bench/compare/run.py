@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""edgevit against the Python pipeline a user would otherwise write, in one run:
+- the same models: vit-mnist, ViT-Tiny (weight-only int8 and static QDQ), the real DINOv2
+  ViT-S/14 from ../shared;
+- the same synthetic 1920x1080 YUYV frames;
+- the same thread counts;
+- every pipeline publishing to the same local Mosquitto, QoS 1.
+
+Pipelines:
+- edgevit on tract, one instance;
+- edgevit on tract, 2 single-threaded instances (`--workers 2`);
+- edgevit on ONNX Runtime, one instance;
+- edgevit on ONNX Runtime, 2 single-threaded instances;
+- bench/compare/python_pipeline.py: OpenCV + onnxruntime + paho-mqtt.
+Prints a Markdown table of frames per second and the ratios, and writes every figure as JSON.
+
+Not run in CI. Needs:
+- a release build with ONNX Runtime: `cargo build --release --features ort`;
+- the Python venv: `python3 -m venv bench/compare/.venv &&
+  bench/compare/.venv/bin/pip install -r bench/compare/requirements.txt`
+  (its onnxruntime wheel's library is the one edgevit's `ort` backend loads, so both run the
+  same ONNX Runtime);
+- mosquitto on the PATH;
+- ../shared for DINOv2.
+
+    python3 bench/compare/run.py [--frames N] [--threads 1 2] [--json out.json]
+
+The DINOv2 model is a saliency model (its output is a 224x224 map): run.py flattens that map
+to [1, 50176] so that both pipelines treat it as scores (softmax and top-5 over it). The figures
+are speed figures only.
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+EDGEVIT = os.path.join(ROOT, "target/release/edgevit")
+VENV_PY = os.path.join(HERE, ".venv/bin/python")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_broker(work):
+    port = free_port()
+    conf = os.path.join(work, "mosquitto.conf")
+    with open(conf, "w") as f:
+        f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return broker, port
+        except OSError:
+            time.sleep(0.05)
+    broker.kill()
+    sys.exit("mosquitto did not start")
+
+
+def ort_library():
+    found = glob.glob(os.path.join(HERE, ".venv/lib/python*/site-packages/onnxruntime/capi/libonnxruntime.so*"))
+    if not found:
+        sys.exit("no onnxruntime in bench/compare/.venv: pip install -r bench/compare/requirements.txt")
+    return found[0]
+
+
+def dinov2_package(work, shared):
+    """../shared's DINOv2 ViT-S/14 with its map flattened to [1, 50176], as a package."""
+    import onnx
+    from onnx import helper, TensorProto
+    src = os.path.join(shared, "reference/dinov2-s-focus/vit_s_focus.onnx")
+    model = onnx.load(src)
+    out = model.graph.output[0]
+    shape = helper.make_tensor("flat_shape", TensorProto.INT64, [2], [1, -1])
+    model.graph.initializer.append(shape)
+    model.graph.node.append(helper.make_node("Reshape", [out.name, "flat_shape"], ["scores"]))
+    model.graph.output.remove(out)
+    model.graph.output.append(helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 224 * 224]))
+    pkg = os.path.join(work, "dinov2-s")
+    os.makedirs(pkg)
+    onnx.save(model, os.path.join(pkg, "model.onnx"))
+    with open(os.path.join(pkg, "model.toml"), "w") as f:
+        f.write('name = "dinov2-s-focus"\ntask = "classify"\nonnx = "model.onnx"\n'
+                '[input]\nname = "input_image"\nshape = [1, 3, 224, 224]\ncolor = "rgb"\n'
+                'scale = 255.0\nmean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]\n'
+                'resize = "stretch"\n[outputs]\nlogits = "scores"\n')
+    return pkg
+
+
+def edgevit(pkg, frames, threads, sink, backend="tract", workers=1, library=None):
+    cmd = [EDGEVIT, "bench", "--model", pkg, "--frames", str(frames), "--size", "1920x1080",
+           "--format", "yuyv", "--threads", str(threads), "--workers", str(workers),
+           "--backend", backend, "--sink", sink]
+    if library:
+        cmd += ["--library", library]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)}\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def python(pkg_onnx, shape, mean, std, frames, threads, port):
+    cmd = [VENV_PY, os.path.join(HERE, "python_pipeline.py"), "--onnx", pkg_onnx, "--shape", shape,
+           "--mean", mean, "--std", std, "--frames", str(frames), "--threads", str(threads),
+           "--port", str(port)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)}\n{r.stderr}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, help="frames per run (default: 400 for vit-mnist, 60 for ViT-Tiny, 30 for DINOv2)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--shared", default=os.environ.get("EDGEVIT_SHARED_DIR", os.path.join(ROOT, "../shared")))
+    ap.add_argument("--models", nargs="+", default=["vit-mnist", "vit-tiny-int8", "vit-tiny-qdq", "dinov2-s"])
+    ap.add_argument("--json", help="write every figure here")
+    args = ap.parse_args()
+    for need in (EDGEVIT, VENV_PY):
+        if not os.path.exists(need):
+            sys.exit(f"missing {need}: see this script's --help")
+    if not shutil.which("mosquitto"):
+        sys.exit("mosquitto is not on the PATH")
+    work = tempfile.mkdtemp(prefix="edgevit-compare-")
+    broker, port = start_broker(work)
+    library = ort_library()
+    sink = os.path.join(work, "sink.toml")
+    with open(sink, "w") as f:
+        f.write(f'[sink]\nkind = "mqtt"\nhost = "127.0.0.1"\nport = {port}\ndevice = "bench"\n'
+                f'stats_interval_s = 0\n[sink.spool]\npath = "{work}/spool"\n')
+    imagenet = ("0.485,0.456,0.406", "0.229,0.224,0.225")
+    models = {
+        "vit-mnist": (os.path.join(ROOT, "models/vit-mnist"), "1,28,28", ("0.1307", "0.3081")),
+        "vit-tiny-int8": (os.path.join(ROOT, "models/vit-tiny-int8"), "3,224,224", imagenet),
+        "vit-tiny-qdq": (os.path.join(ROOT, "models/vit-tiny-qdq"), "3,224,224", imagenet),
+    }
+    if "dinov2-s" in args.models:
+        models["dinov2-s"] = (dinov2_package(work, args.shared), "3,224,224", imagenet)
+    results = []
+    try:
+        for threads in args.threads:
+            for name in args.models:
+                pkg, shape, (mean, std) = models[name]
+                frames = args.frames or {"vit-mnist": 400, "dinov2-s": 30}.get(name, 60)
+                row = {"model": name, "threads": threads, "frames": frames}
+                row["python"] = python(os.path.join(pkg, "model.onnx"), shape, mean, std, frames, threads, port)
+                row["edgevit_tract"] = edgevit(pkg, frames, threads, sink)
+                if threads > 1:
+                    row["edgevit_tract_workers"] = edgevit(pkg, frames, 1, sink, workers=threads)
+                row["edgevit_ort"] = edgevit(pkg, frames, threads, sink, "ort", library=library)
+                if threads > 1:
+                    row["edgevit_ort_workers"] = edgevit(pkg, frames, 1, sink, "ort", workers=threads, library=library)
+                results.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    finally:
+        broker.terminate()
+        broker.wait()
+    print("| model | threads | Python (OpenCV + ORT + paho) fps | edgevit tract | tract, N workers x 1 thread | edgevit ORT | ORT, N workers x 1 thread | edgevit ORT / Python | best edgevit / Python |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        py = r["python"]["fps"]
+        cells = [r.get(k, {}).get("pipelined_fps") for k in
+                 ("edgevit_tract", "edgevit_tract_workers", "edgevit_ort", "edgevit_ort_workers")]
+        best = max(v for v in cells if v)
+        shown = " | ".join(f"{v:.1f}" if v else "-" for v in cells)
+        print(f"| {r['model']} | {r['threads']} | {py:.1f} | {shown} | {cells[2] / py:.2f} | {best / py:.2f} |")
+    print()
+    print("| model | threads | pipeline | convert | resize | normalize | infer | interpret | publish | outside inference | CPU ms/frame | peak RSS MB | cold start ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        p = r["python"]
+        s = p["stages_p50_ms"]
+        outside = 1 - s["infer"] / max(p["total_p50_ms"], 1e-9)
+        print(f"| {r['model']} | {r['threads']} | Python | {s['convert']} | {s['resize']} | {s['normalize']} | {s['infer']} | {s['interpret']} | {s['publish']} | {outside:.1%} | {p['cpu_ms_per_frame']} | {p['peak_rss_mb']} | {p['cold_start_ms']} |")
+        for key, label in (("edgevit_tract", "edgevit tract"), ("edgevit_ort", "edgevit ORT")):
+            e = r[key]
+            st = {x["stage"]: x["p50_ms"] for x in e["stages"]}
+            print(f"| {r['model']} | {r['threads']} | {label} | {st['convert']} | {st['resize']} | {st['normalize']} | {st['infer']} | {st['interpret']} | {st['publish']} | {e['outside_inference']:.1%} | {e['cpu_ms_per_frame']} | {e['peak_rss_mb']} | {e['cold_start_ms']} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
