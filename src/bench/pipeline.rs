@@ -183,16 +183,14 @@ pub fn run(
     };
     let mean_total = frame_ms.iter().sum::<f64>() / frame_ms.len().max(1) as f64;
 
-    // The loop itself, on its threads, with its own model instances.
+    // The loop itself, on its threads: the same model instance first, then more workers.
     let name = model.package.name().to_string();
     let backend = model.backend.name();
-    drop(model);
     publish.flush().map_err(PipelineError::from)?;
     drop(publish);
-    let first = LoadedModel::load(&bench.model, &bench.backend)?;
     let source = Box::new(Replay::new(frame.clone(), bench.frames as u64));
     let sink = sink::open(&sink_config).map_err(PipelineError::from)?;
-    let mut pipeline = Pipeline::new(first, &classify, &VitOptions::default(), source, sink)?;
+    let mut pipeline = Pipeline::new(model, &classify, &VitOptions::default(), source, sink)?;
     for _ in 1..bench.workers {
         let model = LoadedModel::load(&bench.model, &bench.backend)?;
         pipeline.add_worker(model, &classify, &VitOptions::default())?;
