@@ -3,7 +3,8 @@
 //!
 //! - camera frame -> normalised 224x224 tensor: YUYV and NV12 at 720p and 1080p, the
 //!   resample-then-convert path (`prepare_frame`) against the full conversion first
-//!   (`decode` + `prepare_raster`, the baseline); MJPEG 1080p decoding;
+//!   (`decode` + `prepare_raster`, the baseline); MJPEG 1080p decoded in full (the baseline)
+//!   and at reduced size;
 //! - attention rollout of a ViT-S/14-sized model (12 blocks, 6 heads, 257 tokens);
 //! - gallery search over 10k exemplars of 512 numbers.
 
@@ -73,8 +74,28 @@ fn preprocessing(c: &mut Criterion) {
         b.iter(|| black_box(pre.prepare_frame(&rgb).expect("prepare")))
     });
     let mjpeg = frame(1920, 1080, PixelFormat::Mjpeg);
-    group.bench_function("mjpeg_1920x1080", |b| {
+    group.bench_function("mjpeg_1920x1080_full_decode", |b| {
+        b.iter(|| {
+            let raster = pre.decode(&mjpeg).expect("decode");
+            black_box(pre.prepare_raster(&raster).expect("prepare"))
+        })
+    });
+    group.bench_function("mjpeg_1920x1080_reduced_decode", |b| {
         b.iter(|| black_box(pre.prepare_frame(&mjpeg).expect("prepare")))
+    });
+    let mut thumb = Preprocessor::new(&InputSpec {
+        shape: [1, 1, 28, 28],
+        color: ColorOrder::Gray,
+        ..imagenet(ResizePolicy::Stretch)
+    });
+    group.bench_function("mjpeg_1920x1080_to_28x28_full_decode", |b| {
+        b.iter(|| {
+            let raster = thumb.decode(&mjpeg).expect("decode");
+            black_box(thumb.prepare_raster(&raster).expect("prepare"))
+        })
+    });
+    group.bench_function("mjpeg_1920x1080_to_28x28_reduced_decode", |b| {
+        b.iter(|| black_box(thumb.prepare_frame(&mjpeg).expect("prepare")))
     });
     group.finish();
 }

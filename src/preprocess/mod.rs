@@ -6,6 +6,7 @@ mod color;
 mod decode;
 mod mjpeg;
 mod normalize;
+mod reduced;
 mod resize;
 mod yuv;
 
@@ -15,7 +16,7 @@ pub use mjpeg::{with_huffman_tables, MjpegError};
 pub use normalize::Normalization;
 pub use resize::{resize, Placement, Region};
 
-use crate::frame::Frame;
+use crate::frame::{Frame, PixelFormat};
 use crate::model::{ColorOrder, InputSpec, ResizePolicy};
 use crate::tensor::Tensor;
 use std::time::{Duration, Instant};
@@ -208,6 +209,22 @@ impl Preprocessor {
             self.width,
             self.height,
         );
+        let factor = reduced::reduction(&placement);
+        if meta.format == PixelFormat::Mjpeg && factor > 1 {
+            let mut clock = Instant::now();
+            mjpeg::check_complete(&frame.data)?;
+            let jpeg = with_huffman_tables(&frame.data)?;
+            let gray = self.color == ColorOrder::Gray;
+            if let Some(small) = reduced::decode(&jpeg, meta.width, meta.height, factor, gray) {
+                times.convert += lap(&mut clock);
+                let prepared = self.prepare_raster_timed(&small, times)?;
+                // Boxes map back to the frame's own pixels, not the reduced ones.
+                return Ok(Prepared {
+                    placement,
+                    ..prepared
+                });
+            }
+        }
         if !yuv::applies(frame, &placement) {
             let mut clock = Instant::now();
             let raster = self.decode(frame)?;
