@@ -217,6 +217,28 @@ fn bench_measures_each_stage_and_the_loop_end_to_end() {
             "{picture}"
         );
     }
+    // A recorded frame: a raw YUYV frame of the size given, and one of another size.
+    let raw = tmp.path().join("frame.raw");
+    std::fs::write(&raw, vec![128u8; 320 * 240 * 2]).unwrap();
+    let recorded = |size: &str| {
+        common::edgevit(&[
+            "bench",
+            "--model",
+            model.to_str().unwrap(),
+            "--frames",
+            "3",
+            "--size",
+            size,
+            "--format",
+            "yuyv",
+            "--input",
+            raw.to_str().unwrap(),
+        ])
+    };
+    let output = recorded("320x240");
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(common::json_lines(&output)[0]["frames"], 3);
+    common::assert_clean_failure(&recorded("640x480"), &["has 153600 bytes", "has 614400"]);
     // A bad size, and a ReID model: clear errors.
     let output = common::edgevit(&[
         "bench",

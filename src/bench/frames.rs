@@ -1,5 +1,5 @@
-//! Synthetic camera frames for benchmarks and tests: one scene (smooth gradients, hard edges,
-//! fine ripples) in any size and in the pixel formats cameras send.
+//! Frames for benchmarks and tests: a synthetic scene (smooth gradients, hard edges, fine
+//! ripples) in any size and in the pixel formats cameras send, or a recorded frame.
 
 use crate::frame::{Frame, PixelFormat};
 use crate::source::{FrameResult, FrameSource};
@@ -94,6 +94,30 @@ pub fn synthetic_frame(width: u32, height: u32, format: PixelFormat) -> Result<F
         }
     };
     Ok(Frame::in_memory("synthetic", data, width, height, format))
+}
+
+/// A recorded frame: the bytes of `path` as one `width x height` frame of `format` (a raw
+/// frame as `edgevit snapshot` saves it, or a JPEG for MJPEG).
+pub fn recorded_frame(
+    path: &std::path::Path,
+    width: u32,
+    height: u32,
+    format: PixelFormat,
+) -> Result<Frame, String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if let Some(expected) = format.raw_len(width, height) {
+        if data.len() != expected {
+            return Err(format!(
+                "{} has {} bytes; a {width}x{height} {} frame has {expected}",
+                path.display(),
+                data.len(),
+                format.name()
+            ));
+        }
+    }
+    let mut frame = Frame::in_memory("recorded", data, width, height, format);
+    frame.meta.path = Some(path.to_path_buf());
+    Ok(frame)
 }
 
 /// One frame handed out `count` times, numbered, as fast as it is taken.

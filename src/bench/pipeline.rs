@@ -1,5 +1,5 @@
-//! `edgevit bench --frames N`: the whole pipeline on synthetic camera frames of a given size
-//! and format, measured stage by stage and end to end.
+//! `edgevit bench --frames N`: the whole pipeline on camera frames of a given size and format
+//! (synthetic, or one recorded frame), measured stage by stage and end to end.
 //!
 //! - **Cold start**: loading, optimising and self-testing the model.
 //! - **Stages**: each frame through the same code as the loop, one stage after the other, each
@@ -10,7 +10,7 @@
 //!
 //! Figures are medians and percentiles; nothing here asserts a speed.
 
-use super::frames::{synthetic_frame, Replay};
+use super::frames::{recorded_frame, synthetic_frame, Replay};
 use crate::backend::BackendConfig;
 use crate::frame::PixelFormat;
 use crate::interpret::ClassifyConfig;
@@ -36,6 +36,8 @@ pub struct PipelineBench {
     pub workers: usize,
     /// Where results go; a JSON-lines file on /dev/null when absent.
     pub sink: Option<SinkConfig>,
+    /// A recorded frame of `format` and that size instead of the synthetic scene.
+    pub input: Option<PathBuf>,
 }
 
 /// Why a pipeline benchmark could not run.
@@ -97,8 +99,11 @@ pub fn run(
     bench: &PipelineBench,
     mut progress: impl FnMut(usize),
 ) -> Result<PipelineReport, BenchError> {
-    let frame =
-        synthetic_frame(bench.width, bench.height, bench.format).map_err(BenchError::Setup)?;
+    let frame = match &bench.input {
+        Some(path) => recorded_frame(path, bench.width, bench.height, bench.format),
+        None => synthetic_frame(bench.width, bench.height, bench.format),
+    }
+    .map_err(BenchError::Setup)?;
     let cold = Instant::now();
     let mut model = LoadedModel::load(&bench.model, &bench.backend)?;
     let cold_start_ms = ms(cold.elapsed());

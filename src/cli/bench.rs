@@ -39,6 +39,10 @@ pub struct Args {
     /// `--frames`: model instances in the end-to-end run (`[pipeline] workers`).
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     workers: usize,
+    /// `--frames`: a recorded frame instead of the synthetic scene: a raw frame of `--format`
+    /// and `--size` as `edgevit snapshot` saves it, or a JPEG for `--format mjpeg`.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
     /// `--frames`: publish to the `[sink]` of this TOML file (as in a run configuration, e.g.
     /// MQTT) instead of a file sink on /dev/null.
     #[arg(long, value_name = "FILE")]
@@ -119,6 +123,7 @@ fn run_pipeline(args: Args) -> Result<i32> {
         format,
         workers: args.workers,
         sink: args.sink.as_deref().map(sink_section).transpose()?,
+        input: args.input.clone(),
     };
     // Drawn on a terminal only.
     let bar = indicatif::ProgressBar::new(frames as u64);

@@ -328,9 +328,20 @@ impl Collector<'_> {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        // Only a worker that died (a bug) leaves a gap: what came after it is still delivered.
+        if !waiting.is_empty() {
+            log::error!(
+                "frame {next} of this run was lost by a worker that stopped; delivering the {} after it",
+                waiting.len()
+            );
+        }
+        for outcome in std::mem::take(&mut waiting).into_values() {
+            self.deliver(outcome)?;
+        }
+        Ok(())
     }
 
     fn deliver(&mut self, outcome: Outcome) -> Result<(), PipelineError> {
