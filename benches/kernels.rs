@@ -14,7 +14,7 @@ use edgevit::frame::{Frame, PixelFormat};
 use edgevit::gallery::index::FlatIndex;
 use edgevit::interpret::rollout::rollout_row;
 use edgevit::model::{ColorOrder, InputSpec, ResizePolicy};
-use edgevit::preprocess::{Preprocess, Preprocessor};
+use edgevit::preprocess::{Prepared, Preprocess, Preprocessor};
 use std::hint::black_box;
 
 fn frame(width: u32, height: u32, format: PixelFormat) -> Frame {
@@ -33,6 +33,12 @@ fn imagenet(resize: ResizePolicy) -> InputSpec {
     }
 }
 
+/// The baseline path: the whole frame decoded or converted, then resized.
+fn convert_then_resize(pre: &mut Preprocessor, frame: &Frame) -> Prepared {
+    let raster = pre.decode(frame).expect("decode");
+    pre.prepare_raster(&raster).expect("prepare")
+}
+
 fn preprocessing(c: &mut Criterion) {
     let mut group = c.benchmark_group("frame_to_224_tensor");
     let spec = imagenet(ResizePolicy::Stretch);
@@ -47,12 +53,7 @@ fn preprocessing(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("convert_then_resize", &label),
             &input,
-            |b, f| {
-                b.iter(|| {
-                    let raster = full.decode(f).expect("decode");
-                    black_box(full.prepare_raster(&raster).expect("prepare"))
-                })
-            },
+            |b, f| b.iter(|| black_box(convert_then_resize(&mut full, f))),
         );
         let mut fast = Preprocessor::new(&spec);
         group.bench_with_input(
@@ -75,10 +76,7 @@ fn preprocessing(c: &mut Criterion) {
     });
     let mjpeg = frame(1920, 1080, PixelFormat::Mjpeg);
     group.bench_function("mjpeg_1920x1080_full_decode", |b| {
-        b.iter(|| {
-            let raster = pre.decode(&mjpeg).expect("decode");
-            black_box(pre.prepare_raster(&raster).expect("prepare"))
-        })
+        b.iter(|| black_box(convert_then_resize(&mut pre, &mjpeg)))
     });
     group.bench_function("mjpeg_1920x1080_reduced_decode", |b| {
         b.iter(|| black_box(pre.prepare_frame(&mjpeg).expect("prepare")))
@@ -89,10 +87,7 @@ fn preprocessing(c: &mut Criterion) {
         ..imagenet(ResizePolicy::Stretch)
     });
     group.bench_function("mjpeg_1920x1080_to_28x28_full_decode", |b| {
-        b.iter(|| {
-            let raster = thumb.decode(&mjpeg).expect("decode");
-            black_box(thumb.prepare_raster(&raster).expect("prepare"))
-        })
+        b.iter(|| black_box(convert_then_resize(&mut thumb, &mjpeg)))
     });
     group.bench_function("mjpeg_1920x1080_to_28x28_reduced_decode", |b| {
         b.iter(|| black_box(thumb.prepare_frame(&mjpeg).expect("prepare")))

@@ -21,7 +21,6 @@ use rknpu_sys::rknn::{
 use serde::Deserialize;
 use std::ffi::{c_int, c_void, CStr};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// `[backend] kind = "rknn"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,7 +102,7 @@ struct OutputSlot {
 
 /// A model in an RKNN context.
 pub struct RknnBackend {
-    api: Arc<Api>,
+    api: Api,
     context: rknn_context,
     input: RknnInput,
     input_shape: Vec<usize>,
@@ -177,7 +176,7 @@ impl RknnBackend {
         }
         // From here on `Drop` destroys the context.
         let mut backend = RknnBackend {
-            api: Arc::new(api),
+            api,
             context,
             input: spec.input,
             input_shape: manifest.input.shape.to_vec(),
