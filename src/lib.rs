@@ -14,6 +14,7 @@ pub mod frame;
 pub mod gallery;
 pub mod gpio;
 pub mod interpret;
+pub mod memory;
 pub mod model;
 pub mod pipeline;
 pub mod preprocess;

@@ -6,6 +6,7 @@ use clap::Parser;
 
 fn main() {
     cli::logging::init();
+    edgevit::memory::limit_arenas();
     let code = match cli::run(cli::Cli::parse()) {
         Ok(code) => code,
         Err(error) => {

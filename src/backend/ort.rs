@@ -9,7 +9,7 @@ use crate::model::{AttentionSource, ModelPackage};
 use crate::tensor::Tensor;
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::Session;
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
 use ort::value::TensorElementType;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -213,7 +213,11 @@ pub struct OrtBackend {
     input_shape: Vec<usize>,
     /// Side inputs (`[sie]`), each with where its value is in a run's `side` slice.
     side_inputs: Vec<(String, usize)>,
+    /// Every loaded output, and the ones runs return (fewer after `keep_outputs`, asked of
+    /// ONNX Runtime through `selected`).
     outputs: Vec<String>,
+    kept: Vec<String>,
+    selected: Option<RunOptions<HasSelectedOutputs>>,
     output_shapes: Vec<Option<Vec<usize>>>,
     /// The execution provider that registered first.
     provider: Provider,
@@ -296,6 +300,8 @@ impl OrtBackend {
             input: spec.name.clone(),
             input_shape: spec.shape.to_vec(),
             side_inputs,
+            kept: outputs.clone(),
+            selected: None,
             outputs,
             output_shapes,
             provider,
@@ -450,6 +456,22 @@ impl InferenceBackend for OrtBackend {
         super::known_shape(&self.outputs, &self.output_shapes, name)
     }
 
+    fn keep_outputs(&mut self, names: &[String]) -> Result<(), BackendError> {
+        let kept = super::kept_positions(&self.outputs, names)?;
+        let kept: Vec<String> = kept.into_iter().map(|i| self.outputs[i].clone()).collect();
+        self.selected = if kept.len() == self.outputs.len() {
+            None
+        } else {
+            let selector = kept.iter().fold(OutputSelector::no_default(), |s, name| {
+                s.with(name.as_str())
+            });
+            let options = RunOptions::new().map_err(|e| BackendError::Run(e.to_string()))?;
+            Some(options.with_outputs(selector))
+        };
+        self.kept = kept;
+        Ok(())
+    }
+
     fn run_with(&mut self, input: &Tensor, side: &[i64]) -> Result<Outputs, BackendError> {
         super::check_input(&self.input_shape, input)?;
         let run = |e: ort::Error| BackendError::Run(e.to_string());
@@ -463,9 +485,13 @@ impl InferenceBackend for OrtBackend {
                 ort::value::Tensor::from_array((vec![1usize], vec![value])).map_err(run)?;
             inputs.push((name.clone(), tensor.into()));
         }
-        let results = self.session.run(inputs).map_err(run)?;
-        let mut tensors = Vec::with_capacity(self.outputs.len());
-        for name in &self.outputs {
+        let results = match &self.selected {
+            Some(options) => self.session.run_with_options(inputs, options),
+            None => self.session.run(inputs),
+        }
+        .map_err(run)?;
+        let mut tensors = Vec::with_capacity(self.kept.len());
+        for name in &self.kept {
             let value = results
                 .get(name)
                 .ok_or_else(|| BackendError::Run(format!("no output {name:?}")))?;

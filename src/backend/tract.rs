@@ -33,13 +33,18 @@ impl Default for TractConfig {
 
 /// A model compiled and optimised by tract.
 pub struct TractBackend {
+    /// The plan of every loaded output, and the one that runs (fewer outputs, after
+    /// [`InferenceBackend::keep_outputs`]).
+    full: Arc<TypedRunnableModel>,
     plan: Arc<TypedRunnableModel>,
     input_shape: Vec<usize>,
     /// Side inputs (`[sie]`), in the graph's input order after the image: where each one's
     /// value is in the `side` slice of a run.
     side_inputs: Vec<usize>,
+    /// Every loaded output, and the ones `plan` returns.
+    loaded_names: Vec<String>,
     output_names: Vec<String>,
-    /// The shape of each output where the optimised graph fixes it.
+    /// The shape of each loaded output where the optimised graph fixes it.
     output_shapes: Vec<Option<Vec<usize>>>,
     attention: Vec<AttentionTensor>,
     executor: Executor,
@@ -164,9 +169,11 @@ impl TractBackend {
             Executor::SingleThread
         };
         Ok(TractBackend {
+            full: plan.clone(),
             plan,
             input_shape: spec.shape.to_vec(),
             side_inputs,
+            loaded_names: output_names.clone(),
             output_names,
             output_shapes,
             attention,
@@ -298,7 +305,25 @@ impl InferenceBackend for TractBackend {
     }
 
     fn output_shape(&self, name: &str) -> Option<Vec<usize>> {
-        super::known_shape(&self.output_names, &self.output_shapes, name)
+        super::known_shape(&self.loaded_names, &self.output_shapes, name)
+    }
+
+    fn keep_outputs(&mut self, names: &[String]) -> Result<(), BackendError> {
+        let kept = super::kept_positions(&self.loaded_names, names)?;
+        if kept.len() == self.loaded_names.len() {
+            self.plan = self.full.clone();
+        } else {
+            // A plan runs only the nodes its outputs depend on: the same optimised graph
+            // with fewer outputs skips what fed the others.
+            let plan_error = |e: TractError| BackendError::Run(format!("{e:#}"));
+            let mut graph = self.full.model().clone();
+            let outlets = graph.output_outlets().map_err(plan_error)?;
+            let outlets: Vec<OutletId> = kept.iter().map(|&i| outlets[i]).collect();
+            graph.select_output_outlets(&outlets).map_err(plan_error)?;
+            self.plan = graph.into_runnable().map_err(plan_error)?;
+        }
+        self.output_names = kept.iter().map(|&i| self.loaded_names[i].clone()).collect();
+        Ok(())
     }
 
     fn run_with(&mut self, input: &Tensor, side: &[i64]) -> Result<Outputs, BackendError> {

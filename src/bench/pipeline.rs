@@ -79,8 +79,10 @@ pub struct PipelineReport {
     pub pipelined_fps: f64,
     /// User and system CPU time of the process per frame, during the end-to-end run.
     pub cpu_ms_per_frame: f64,
-    /// The process's peak resident memory.
+    /// The process's peak resident memory (loading included).
     pub peak_rss_mb: f64,
+    /// The process's resident memory at the end of the end-to-end run: what the loop holds.
+    pub rss_mb: f64,
     /// Each frame's summed stage time in the stage-by-stage pass, in order.
     pub frame_ms: Vec<f64>,
 }
@@ -115,6 +117,7 @@ pub fn run(
         )));
     }
     let classify = ClassifyConfig::default();
+    model.keep_read_outputs(&VitOptions::default())?;
     let interpret = model.interpreter(&classify, &VitOptions::default())?;
     let mut preprocess = Preprocessor::new(&model.package.manifest.input);
     let sink_config = bench.sink.clone().unwrap_or_else(|| {
@@ -193,7 +196,7 @@ pub fn run(
     let backend = model.backend.name();
     publish.flush().map_err(PipelineError::from)?;
     drop(publish);
-    let source = Box::new(Replay::new(frame.clone(), bench.frames as u64));
+    let source = Box::new(Replay::new(frame, bench.frames as u64));
     let sink = sink::open(&sink_config).map_err(PipelineError::from)?;
     let mut pipeline = Pipeline::new(model, &classify, &VitOptions::default(), source, sink)?;
     for _ in 1..bench.workers {
@@ -205,6 +208,7 @@ pub fn run(
     let summary = pipeline.run(&AtomicBool::new(false))?;
     let wall = start.elapsed().as_secs_f64();
     let cpu = cpu_time().saturating_sub(cpu_before);
+    let rss_kb = status_kb("VmRSS:").unwrap_or(0);
     let done = summary.frames.max(1) as f64;
     Ok(PipelineReport {
         model: name,
@@ -219,6 +223,7 @@ pub fn run(
         pipelined_fps: round3(done / wall.max(1e-9)),
         cpu_ms_per_frame: round3(ms(cpu) / done),
         peak_rss_mb: round3(peak_rss_kb() as f64 / 1024.0),
+        rss_mb: round3(rss_kb as f64 / 1024.0),
         frame_ms,
     })
 }
@@ -264,15 +269,16 @@ fn cpu_time() -> Duration {
 /// would do, but it survives `exec` on Linux: a process started by a larger one reports its
 /// parent's peak.)
 fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or_else(|| rusage().ru_maxrss.max(0) as u64)
+    status_kb("VmHWM:").unwrap_or_else(|| rusage().ru_maxrss.max(0) as u64)
+}
+
+/// A field of /proc/self/status given in kB.
+fn status_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn rusage() -> libc::rusage {

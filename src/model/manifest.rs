@@ -239,6 +239,17 @@ impl OutputSpec {
             .collect()
     }
 
+    /// The outputs that every frame's result is made of: all but the attention's (maps, a
+    /// rolled-out map, parts), which only zoom and parts read.
+    pub fn per_frame_names(&self) -> Vec<String> {
+        self.logits
+            .iter()
+            .chain(self.embedding.iter().flatten())
+            .chain(self.patch_logits.iter())
+            .cloned()
+            .collect()
+    }
+
     /// [`OutputSpec::graph_names`], owned.
     pub fn owned_graph_names(&self) -> Vec<String> {
         self.graph_names().into_iter().map(str::to_string).collect()

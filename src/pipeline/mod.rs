@@ -120,6 +120,7 @@ impl LoadedModel {
         for (position, candidate) in candidates.iter().enumerate() {
             match Self::load_on(package.clone(), candidate) {
                 Ok(model) => {
+                    crate::memory::release_free();
                     if !refused.is_empty() {
                         log::warn!(
                             "model {:?} runs on the {} backend (after {})",
@@ -178,6 +179,13 @@ impl LoadedModel {
     }
 
     /// The interpretation the package's task calls for.
+    /// Narrows the backend to the outputs a classification with `vit` reads (the attention
+    /// only for zoom and parts), as the loop does.
+    pub fn keep_read_outputs(&mut self, vit: &VitOptions) -> Result<(), PipelineError> {
+        let attention = vit.zoom.is_some() || vit.parts.is_some();
+        keep_read_outputs(&self.package, self.backend.as_mut(), attention)
+    }
+
     pub fn interpreter(
         &self,
         classify: &ClassifyConfig,
@@ -194,6 +202,28 @@ impl LoadedModel {
     ) -> Result<Classifier, PipelineError> {
         classifier_for(&self.package, classify, vit)
     }
+}
+
+/// Narrows `backend` to the outputs a classification reads: the attention's (maps, a
+/// rolled-out map, parts) only when `attention` (zoom or parts) is on.
+fn keep_read_outputs(
+    package: &ModelPackage,
+    backend: &mut dyn InferenceBackend,
+    attention: bool,
+) -> Result<(), PipelineError> {
+    let outputs = &package.manifest.outputs;
+    let names = if attention {
+        let mut names = outputs.owned_graph_names();
+        for found in backend.attention() {
+            if !names.contains(&found.name) {
+                names.push(found.name.clone());
+            }
+        }
+        names
+    } else {
+        outputs.per_frame_names()
+    };
+    Ok(backend.keep_outputs(&names)?)
 }
 
 /// The classifier of a `classify` package (fusing per-patch class scores if it has them).

@@ -2,8 +2,8 @@
 //! one or several of these (`[pipeline] workers`), each with its own backend.
 
 use super::{
-    classifier_for, elapsed_ms, Camera, FramePasses, LoadedModel, PipelineError, ReidStage,
-    StageFailure, VitOptions, VitStage,
+    classifier_for, elapsed_ms, keep_read_outputs, Camera, FramePasses, LoadedModel, PipelineError,
+    ReidStage, StageFailure, VitOptions, VitStage,
 };
 use crate::backend::InferenceBackend;
 use crate::frame::Frame;
@@ -41,7 +41,7 @@ pub(super) struct Worker {
 impl Worker {
     /// A worker for a `classify` package.
     pub(super) fn classify_model(
-        model: LoadedModel,
+        mut model: LoadedModel,
         classify: &ClassifyConfig,
         vit: &VitOptions,
     ) -> Result<Self, PipelineError> {
@@ -50,6 +50,7 @@ impl Worker {
             Some(stage) => Some(Box::new((stage, model.classifier(classify, vit)?))),
             None => None,
         };
+        keep_read_outputs(&model.package, model.backend.as_mut(), vit.is_some())?;
         Ok(Self::assemble(model, Stage::Classify { interpret, vit }))
     }
 
@@ -95,6 +96,7 @@ impl Worker {
         }
         let classifier = classifier_for(&self.package, classify, vit)?;
         let stage = VitStage::new(&self.package, self.backend.as_ref(), vit)?;
+        keep_read_outputs(&self.package, self.backend.as_mut(), stage.is_some())?;
         self.stage = Stage::Classify {
             interpret: Box::new(classifier.clone()),
             vit: stage.map(|s| Box::new((s, classifier))),
