@@ -28,7 +28,10 @@ fn bench_inference() {
                 println!("{name}: not present, skipped");
                 continue;
             }
-            let config = BackendConfig::Tract(TractConfig { threads });
+            let config = BackendConfig::Tract(TractConfig {
+                threads,
+                ..Default::default()
+            });
             let mut model = match LoadedModel::load(&dir, &config) {
                 Ok(m) => m,
                 Err(e) => {

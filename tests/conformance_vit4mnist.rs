@@ -128,3 +128,57 @@ fn top1_accuracy_through_the_cli_equals_onnx_runtime() {
     assert_eq!(ours, ort);
     assert_eq!(ours, 298, "99.33% of 300, as ONNX Runtime measured");
 }
+
+/// tract in half precision (`--backend tract-f16`: the graph translated by tract's
+/// `f32_to_f16`) keeps ONNX Runtime's top-1 on every digit. The package has no self-test, so
+/// nothing refuses the f16 form: every record says it ran. Under qemu-aarch64 in CI this goes
+/// through tract's ARMv8.2 f16 kernels (100 digits: qemu emulates f16 arithmetic slowly); on
+/// x86 f16 is emulated too.
+#[test]
+fn half_precision_keeps_onnx_runtimes_top1() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let reference = reference(&shared);
+    let tmp = tempfile::tempdir().unwrap();
+    let model = package(&shared, tmp.path());
+    let dev = shared.join("reference/mnist-dev");
+    let count = 100;
+    let paths: Vec<String> = reference.files[..count]
+        .iter()
+        .map(|f| dev.join(f).display().to_string())
+        .collect();
+    let mut args = vec![
+        "infer",
+        "--model",
+        model.to_str().unwrap(),
+        "--backend",
+        "tract-f16",
+        "--top-k",
+        "1",
+    ];
+    args.extend(paths.iter().map(String::as_str));
+    let output = common::edgevit(&args);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let lines = common::json_lines(&output);
+    assert_eq!(lines.len(), count);
+    let (mut correct, mut ort_correct, mut agree) = (0, 0, 0);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["backend"], "tract-f16", "{line}");
+        let predicted = line["top"][0]["index"].as_u64().unwrap() as usize;
+        let ort_predicted = argmax(&reference.logits.data()[i * 10..(i + 1) * 10]);
+        let label = reference.labels[&reference.files[i]];
+        correct += usize::from(predicted == label);
+        ort_correct += usize::from(ort_predicted == label);
+        agree += usize::from(predicted == ort_predicted);
+    }
+    // Measured on all 300 digits: every one agrees, 298 right in f16 as in f32.
+    assert!(
+        agree + 1 >= count,
+        "{agree} of {count} agree with ONNX Runtime"
+    );
+    assert!(
+        correct + 1 >= ort_correct,
+        "{correct} of {count} right in f16, {ort_correct} with ONNX Runtime"
+    );
+}

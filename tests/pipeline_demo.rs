@@ -326,3 +326,46 @@ fn a_trigger_lets_one_frame_through_per_edge_and_waiting_is_not_a_stall() {
         .status(0.0)
         .contains("3 frames"));
 }
+
+/// The self-test decides whether tract's half precision runs: the bundled vit-mnist differs
+/// from its reference by about 1e-3 in f16, over its tolerance of 1e-4, so it runs in f32 and
+/// says why; a package that accepts 0.01 for `tract-f16` runs in f16.
+#[test]
+fn the_self_test_decides_whether_half_precision_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = common::default_model().join("samples/digit-3-4.png");
+    let infer = |model: &std::path::Path| {
+        let output = edgevit(&[
+            "infer",
+            "--model",
+            model.to_str().unwrap(),
+            "--backend",
+            "tract-f16",
+            sample.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        let line = common::json_lines(&output).remove(0);
+        assert_eq!(line["top"][0]["label"], "3", "{line}");
+        (
+            line["backend"].as_str().unwrap().to_string(),
+            common::stderr(&output),
+        )
+    };
+    let (backend, log) = infer(&common::default_model());
+    assert_eq!(backend, "tract", "{log}");
+    assert!(
+        log.contains("after tract-f16:") && log.contains("failed its self-test"),
+        "{log}"
+    );
+
+    let accepting = common::edited_default_package(&tmp.path().join("f16"), |manifest| {
+        let tolerances = common::table(manifest, "selftest")
+            .get_mut("backend_tolerance")
+            .and_then(|v| v.as_table_mut())
+            .unwrap();
+        tolerances.insert("tract-f16".into(), toml::Value::Float(0.01));
+    });
+    let (backend, log) = infer(&accepting);
+    assert_eq!(backend, "tract-f16", "{log}");
+    assert!(!log.contains("failed its self-test"), "{log}");
+}

@@ -16,7 +16,7 @@ intra-op threads and OpenCV's threads. It prints one JSON object:
 - the stages' medians;
 - frames per second;
 - CPU time per frame;
-- peak RSS;
+- peak RSS and RSS at the end;
 - cold start (session creation).
 """
 import argparse
@@ -52,11 +52,12 @@ def scene_yuyv(width, height):
     return out
 
 
-def peak_rss_kb():
-    """VmHWM: ru_maxrss survives exec on Linux (a child reports its parent's peak)."""
+def status_kb(field):
+    """A kB field of /proc/self/status: VmHWM is the peak (ru_maxrss survives exec on Linux, so
+    a child reports its parent's peak), VmRSS the present."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -146,7 +147,8 @@ def main():
         "total_p50_ms": round(statistics.median(totals), 3),
         "fps": round(args.frames / wall, 3),
         "cpu_ms_per_frame": round(cpu * 1e3 / args.frames, 3),
-        "peak_rss_mb": round(peak_rss_kb() / 1024.0, 3),
+        "peak_rss_mb": round(status_kb("VmHWM") / 1024.0, 3),
+        "rss_mb": round(status_kb("VmRSS") / 1024.0, 3),
     }))
 
 

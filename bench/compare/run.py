@@ -178,17 +178,17 @@ def main():
         shown = " | ".join(f"{v:.1f}" if v else "-" for v in cells)
         print(f"| {r['model']} | {r['threads']} | {py:.1f} | {shown} | {cells[2] / py:.2f} | {best / py:.2f} |")
     print()
-    print("| model | threads | pipeline | convert | resize | normalize | infer | interpret | publish | outside inference | CPU ms/frame | peak RSS MB | cold start ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | threads | pipeline | convert | resize | normalize | infer | interpret | publish | outside inference | CPU ms/frame | peak RSS MB | RSS at the end MB | cold start ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         p = r["python"]
         s = p["stages_p50_ms"]
         outside = 1 - s["infer"] / max(p["total_p50_ms"], 1e-9)
-        print(f"| {r['model']} | {r['threads']} | Python | {s['convert']} | {s['resize']} | {s['normalize']} | {s['infer']} | {s['interpret']} | {s['publish']} | {outside:.1%} | {p['cpu_ms_per_frame']} | {p['peak_rss_mb']} | {p['cold_start_ms']} |")
+        print(f"| {r['model']} | {r['threads']} | Python | {s['convert']} | {s['resize']} | {s['normalize']} | {s['infer']} | {s['interpret']} | {s['publish']} | {outside:.1%} | {p['cpu_ms_per_frame']} | {p['peak_rss_mb']} | {p['rss_mb']} | {p['cold_start_ms']} |")
         for key, label in (("edgevit_tract", "edgevit tract"), ("edgevit_ort", "edgevit ORT")):
             e = r[key]
             st = {x["stage"]: x["p50_ms"] for x in e["stages"]}
-            print(f"| {r['model']} | {r['threads']} | {label} | {st['convert']} | {st['resize']} | {st['normalize']} | {st['infer']} | {st['interpret']} | {st['publish']} | {e['outside_inference']:.1%} | {e['cpu_ms_per_frame']} | {e['peak_rss_mb']} | {e['cold_start_ms']} |")
+            print(f"| {r['model']} | {r['threads']} | {label} | {st['convert']} | {st['resize']} | {st['normalize']} | {st['infer']} | {st['interpret']} | {st['publish']} | {e['outside_inference']:.1%} | {e['cpu_ms_per_frame']} | {e['peak_rss_mb']} | {e['rss_mb']} | {e['cold_start_ms']} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

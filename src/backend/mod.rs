@@ -12,7 +12,7 @@ mod tract;
 pub use self::ort::{OrtBackend, OrtConfig};
 #[cfg(feature = "rknn")]
 pub use self::rknn::{RknnBackend, RknnConfig};
-pub use self::tract::{TractBackend, TractConfig};
+pub use self::tract::{Precision, TractBackend, TractConfig};
 
 use crate::config;
 use crate::model::ModelPackage;
@@ -171,12 +171,35 @@ impl BackendConfig {
         }
     }
 
-    /// The single backends to try, in order.
-    pub fn candidates(&self) -> &[BackendConfig] {
+    /// The backend as logs and `probe` name it: its kind, `tract-f16` for tract in half
+    /// precision (the name its self-test tolerance goes by).
+    pub fn label(&self) -> &'static str {
         match self {
-            BackendConfig::Fallback(order) => order,
-            single => std::slice::from_ref(single),
+            BackendConfig::Tract(tract) if tract.precision == Precision::F16 => "tract-f16",
+            other => other.kind(),
         }
+    }
+
+    /// The single backends to try, in order. tract in half precision is followed by tract in
+    /// full precision: the f16 form runs only where it passes the self-test.
+    pub fn candidates(&self) -> Vec<BackendConfig> {
+        let listed = match self {
+            BackendConfig::Fallback(order) => order.as_slice(),
+            single => std::slice::from_ref(single),
+        };
+        let mut candidates = Vec::with_capacity(listed.len() + 1);
+        for candidate in listed {
+            candidates.push(candidate.clone());
+            if let BackendConfig::Tract(tract) = candidate {
+                if tract.precision == Precision::F16 {
+                    candidates.push(BackendConfig::Tract(TractConfig {
+                        precision: Precision::F32,
+                        ..tract.clone()
+                    }));
+                }
+            }
+        }
+        candidates
     }
 
     fn parse_kind(section: &str, kind: &str, table: toml::Table) -> Result<Self, String> {
@@ -265,9 +288,18 @@ impl TryFrom<toml::Table> for BackendConfig {
     }
 }
 
-/// Loads the package's model into the configured backend (the first of a fallback list that
+/// Loads the package's model into the configured backend (the first of the candidates that
 /// loads it; [`crate::pipeline::LoadedModel::load`] also runs each one's self-test).
 pub fn open(
+    package: &ModelPackage,
+    config: &BackendConfig,
+) -> Result<Box<dyn InferenceBackend>, BackendError> {
+    first_that_works(package.name(), &config.candidates(), |candidate| {
+        open_one(package, candidate)
+    })
+}
+
+fn open_one(
     package: &ModelPackage,
     config: &BackendConfig,
 ) -> Result<Box<dyn InferenceBackend>, BackendError> {
@@ -277,25 +309,56 @@ pub fn open(
         BackendConfig::Ort(config) => Ok(Box::new(OrtBackend::load(package, config)?)),
         #[cfg(feature = "rknn")]
         BackendConfig::Rknn(config) => Ok(Box::new(RknnBackend::load(package, config)?)),
-        BackendConfig::Fallback(order) => {
-            let mut refused = Vec::new();
-            for candidate in order {
-                match open(package, candidate) {
-                    Ok(backend) => return Ok(backend),
-                    Err(e) => {
-                        log::warn!(
-                            "backend {} cannot load model {:?}: {}",
-                            candidate.kind(),
-                            package.name(),
-                            crate::error::chain(&e)
-                        );
-                        refused.push(format!("{}: {}", candidate.kind(), crate::error::chain(&e)));
-                    }
+        BackendConfig::Fallback(_) => Err(BackendError::Config(
+            "a backend.fallback list cannot hold another list".into(),
+        )),
+    }
+}
+
+/// Runs `attempt` on each candidate in order and returns the first success. A failure is
+/// logged with its reason when another candidate follows; when every one fails, a single
+/// candidate's error is returned as it is, several as [`BackendError::NoneLoaded`] listing
+/// each refusal.
+pub(crate) fn first_that_works<T, E>(
+    model: &str,
+    candidates: &[BackendConfig],
+    mut attempt: impl FnMut(&BackendConfig) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: std::error::Error + From<BackendError> + 'static,
+{
+    let mut refused = Vec::new();
+    for (position, candidate) in candidates.iter().enumerate() {
+        match attempt(candidate) {
+            Ok(value) => {
+                if !refused.is_empty() {
+                    log::warn!(
+                        "model {model:?} runs on the {} backend (after {})",
+                        candidate.label(),
+                        refused.join("; ")
+                    );
                 }
+                return Ok(value);
             }
-            Err(BackendError::NoneLoaded(refused.join("; ")))
+            Err(e) if candidates.len() == 1 => return Err(e),
+            Err(e) => {
+                let reason = crate::error::chain(&e);
+                if position + 1 < candidates.len() {
+                    log::warn!(
+                        "backend {} cannot run model {model:?}, trying the next one: {reason}",
+                        candidate.label()
+                    );
+                }
+                refused.push(format!("{}: {reason}", candidate.label()));
+            }
         }
     }
+    let refused = if refused.is_empty() {
+        "backend.fallback is empty".to_string()
+    } else {
+        refused.join("; ")
+    };
+    Err(BackendError::NoneLoaded(refused).into())
 }
 
 /// An inference backend and whether this build can use it (`edgevit probe`).
@@ -428,13 +491,39 @@ mod tests {
     #[test]
     fn a_fallback_list_takes_each_backends_settings_from_its_table() {
         let config = parse("fallback = [\"tract\"]\n[tract]\nthreads = 2\n").unwrap();
-        match config.candidates() {
+        match config.candidates().as_slice() {
             [BackendConfig::Tract(tract)] => assert_eq!(tract.threads, 2),
             other => panic!("{other:?}"),
         }
         assert_eq!(config.kind(), "fallback");
         let single = parse("kind = \"tract\"\nthreads = 3\n").unwrap();
-        assert!(matches!(single.candidates(), [BackendConfig::Tract(t)] if t.threads == 3));
+        assert!(
+            matches!(single.candidates().as_slice(), [BackendConfig::Tract(t)] if t.threads == 3)
+        );
+    }
+
+    #[test]
+    fn half_precision_tract_is_followed_by_full_precision() {
+        let labels = |text: &str| -> Vec<&'static str> {
+            parse(text)
+                .unwrap()
+                .candidates()
+                .iter()
+                .map(BackendConfig::label)
+                .collect()
+        };
+        assert_eq!(labels("kind = \"tract\"\n"), ["tract"]);
+        assert_eq!(
+            labels("kind = \"tract\"\nprecision = \"f16\"\n"),
+            ["tract-f16", "tract"]
+        );
+        let error = parse("kind = \"tract\"\nprecision = \"f8\"\n").unwrap_err();
+        assert!(error.contains("unknown variant `f8`"), "{error}");
+        #[cfg(feature = "ort")]
+        assert_eq!(
+            labels("fallback = [\"ort\", \"tract\"]\n[tract]\nprecision = \"f16\"\nthreads = 2\n"),
+            ["ort", "tract-f16", "tract"]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::nn::{Softmax, SoftmaxKind};
+use tract_onnx::tract_core::transform::build_float_translator;
 use tract_onnx::tract_hir::infer::Factoid;
 
 /// `[backend] kind = "tract"`.
@@ -17,6 +18,23 @@ pub struct TractConfig {
     /// threads use a private pool (tract-linalg's `multithread-mm` executor).
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// The arithmetic: `"f32"` as exported, or `"f16"`, the graph translated to half precision
+    /// (tract's `f32_to_f16`). Half precision is for cores with FP16 arithmetic (ARMv8.2:
+    /// Cortex-A55/A76 in RK3588 and the like), where tract has f16 kernels; elsewhere it is
+    /// emulated and slow. The f16 form runs only if it passes the package's self-test within
+    /// `backend_tolerance."tract-f16"` (the plain tolerance otherwise); if not, tract runs
+    /// f32 and logs why.
+    #[serde(default)]
+    pub precision: Precision,
+}
+
+/// tract's arithmetic precision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
 }
 
 fn default_threads() -> usize {
@@ -27,6 +45,7 @@ impl Default for TractConfig {
     fn default() -> Self {
         TractConfig {
             threads: default_threads(),
+            precision: Precision::default(),
         }
     }
 }
@@ -48,6 +67,8 @@ pub struct TractBackend {
     output_shapes: Vec<Option<Vec<usize>>>,
     attention: Vec<AttentionTensor>,
     executor: Executor,
+    /// f32, or f16 for a graph in half precision: what the image is cast to.
+    input_type: DatumType,
 }
 
 impl TractBackend {
@@ -151,10 +172,19 @@ impl TractBackend {
                 found.into_iter().map(|(_, tensor)| tensor).collect()
             }
         };
+        if config.precision == Precision::F16 {
+            let half =
+                build_float_translator(f32::datum_type(), f16::datum_type(), Default::default());
+            typed = typed
+                .into_decluttered()
+                .and_then(|m| half.transform_into(m))
+                .map_err(optimize)?;
+        }
         let plan = typed
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(optimize)?;
+        let input_type = plan.model().input_fact(0).map_err(optimize)?.datum_type;
         let output_shapes = (0..output_names.len())
             .map(|i| {
                 plan.model()
@@ -178,6 +208,7 @@ impl TractBackend {
             output_shapes,
             attention,
             executor,
+            input_type,
         })
     }
 }
@@ -297,7 +328,11 @@ fn check_input_shape(model: &InferenceModel, expected: &[usize; 4]) -> Result<()
 
 impl InferenceBackend for TractBackend {
     fn name(&self) -> &'static str {
-        "tract"
+        if self.input_type == f16::datum_type() {
+            "tract-f16"
+        } else {
+            "tract"
+        }
     }
 
     fn attention(&self) -> &[AttentionTensor] {
@@ -332,6 +367,14 @@ impl InferenceBackend for TractBackend {
         let tensor = tract_ndarray::ArrayD::from_shape_vec(input.shape(), input.data().to_vec())
             .map_err(|e| BackendError::Run(e.to_string()))?
             .into_tensor();
+        let tensor = if self.input_type == f32::datum_type() {
+            tensor
+        } else {
+            tensor
+                .cast_to_dt(self.input_type)
+                .map_err(run_error)?
+                .into_owned()
+        };
         let mut inputs: TVec<TValue> = tvec!(tensor.into_tvalue());
         for &slot in &self.side_inputs {
             let value = side.get(slot).copied().unwrap_or(0);

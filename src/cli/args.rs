@@ -1,16 +1,17 @@
 //! Checks of flag values, so that a bad value is reported against the flag that carried it,
 //! and the backend flags that several commands share.
 
-use edgevit::backend::{BackendConfig, TractConfig};
+use edgevit::backend::{BackendConfig, Precision, TractConfig};
 use std::path::PathBuf;
 
 /// `--backend`, `--threads`, `--library`.
 #[derive(clap::Args, Clone)]
 pub struct BackendArgs {
-    /// Inference backend: `tract` (CPU, built in), `ort` (ONNX Runtime, in builds with
+    /// Inference backend: `tract` (CPU, built in), `tract-f16` (tract in half precision, for
+    /// ARMv8.2 cores; f32 where the self-test refuses it), `ort` (ONNX Runtime, in builds with
     /// `--features ort`; CPU provider) or `rknn` (Rockchip NPU, in builds with `--features
     /// rknn`; the package's `.rknn` file).
-    #[arg(long, default_value = "tract", value_parser = ["tract", "ort", "rknn"])]
+    #[arg(long, default_value = "tract", value_parser = ["tract", "tract-f16", "ort", "rknn"])]
     backend: String,
     /// Threads: tract's matrix products, or ONNX Runtime's CPU provider.
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
@@ -47,8 +48,13 @@ impl BackendArgs {
             "rknn" => anyhow::bail!(
                 "--backend rknn: this edgevit was built without the Rockchip NPU runtime (build with --features rknn)"
             ),
+            "tract-f16" => Ok(BackendConfig::Tract(TractConfig {
+                threads: self.threads,
+                precision: Precision::F16,
+            })),
             _ => Ok(BackendConfig::Tract(TractConfig {
                 threads: self.threads,
+                ..Default::default()
             })),
         }
     }

@@ -55,7 +55,10 @@ pub struct Args {
 
 /// The CPU backend with `threads` threads.
 pub fn tract(threads: usize) -> BackendConfig {
-    BackendConfig::Tract(TractConfig { threads })
+    BackendConfig::Tract(TractConfig {
+        threads,
+        ..Default::default()
+    })
 }
 
 pub fn run(args: Args) -> Result<i32> {

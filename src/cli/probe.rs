@@ -26,7 +26,7 @@ fn chosen_backend(path: &Path) -> Result<serde_json::Value> {
         .backend
         .candidates()
         .iter()
-        .map(|c| c.kind())
+        .map(|c| c.label())
         .collect();
     Ok(
         match LoadedModel::load(&config.model.path, &config.backend) {

@@ -115,39 +115,10 @@ impl LoadedModel {
     /// passes the self-test; each refusal is logged with its reason.
     pub fn load(dir: &Path, config: &BackendConfig) -> Result<Self, PipelineError> {
         let package = ModelPackage::open(dir)?;
-        let candidates = config.candidates();
-        let mut refused = Vec::new();
-        for (position, candidate) in candidates.iter().enumerate() {
-            match Self::load_on(package.clone(), candidate) {
-                Ok(model) => {
-                    crate::memory::release_free();
-                    if !refused.is_empty() {
-                        log::warn!(
-                            "model {:?} runs on the {} backend (after {})",
-                            model.package.name(),
-                            model.backend.name(),
-                            refused.join("; ")
-                        );
-                    }
-                    return Ok(model);
-                }
-                Err(e) if position + 1 < candidates.len() => {
-                    let reason = crate::error::chain(&e);
-                    log::warn!(
-                        "backend {} cannot run model {:?}, trying the next one: {reason}",
-                        candidate.kind(),
-                        package.name()
-                    );
-                    refused.push(format!("{}: {reason}", candidate.kind()));
-                }
-                Err(e) if refused.is_empty() => return Err(e),
-                Err(e) => {
-                    refused.push(format!("{}: {}", candidate.kind(), crate::error::chain(&e)));
-                    return Err(BackendError::NoneLoaded(refused.join("; ")).into());
-                }
-            }
-        }
-        Err(BackendError::NoneLoaded("backend.fallback is empty".into()).into())
+        backend::first_that_works(package.name(), &config.candidates(), |candidate| {
+            Self::load_on(package.clone(), candidate)
+        })
+        .inspect(|_| crate::memory::release_free())
     }
 
     /// Loads the package into one backend and runs its self-test there.
