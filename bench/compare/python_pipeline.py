@@ -3,6 +3,7 @@
 paho-mqtt, written plainly.
 
 For each frame:
+0. A copy of the frame, as a capture makes.
 1. YUYV -> RGB (or grey) with cv2.cvtColor.
 2. cv2.resize (INTER_LINEAR) to the model's size.
 3. Normalise with numpy, NCHW.
@@ -100,11 +101,15 @@ def main():
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     for seq in range(args.frames):
+        # A capture hands over a new array per frame (cv2.VideoCapture.read() copies out of
+        # the driver's buffer), as edgevit's replay source copies its frame: the capture is
+        # in the frame rate of both, in the stages of neither.
+        captured = frame.copy()
         t = [time.perf_counter()]
         if c == 1:
-            pixels = cv2.cvtColor(frame, cv2.COLOR_YUV2GRAY_YUYV)
+            pixels = cv2.cvtColor(captured, cv2.COLOR_YUV2GRAY_YUYV)
         else:
-            pixels = cv2.cvtColor(frame, cv2.COLOR_YUV2RGB_YUYV)
+            pixels = cv2.cvtColor(captured, cv2.COLOR_YUV2RGB_YUYV)
         t.append(time.perf_counter())
         small = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_LINEAR)
         t.append(time.perf_counter())

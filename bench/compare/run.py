@@ -23,7 +23,7 @@ Not run in CI. Needs:
 - mosquitto on the PATH;
 - ../shared for DINOv2.
 
-    python3 bench/compare/run.py [--frames N] [--threads 1 2] [--json out.json]
+    bench/compare/.venv/bin/python bench/compare/run.py [--frames N] [--threads 1 2] [--json out.json]
 
 The DINOv2 model is a saliency model (its output is a 224x224 map): run.py flattens that map
 to [1, 50176] so that both pipelines treat it as scores (softmax and top-5 over it). The figures
