@@ -87,91 +87,91 @@ fn logits_match_onnx_runtime_within_1e4() {
     eprintln!("vit4mnist: worst logit difference from ONNX Runtime over 300 digits: {worst:e}");
 }
 
-#[test]
-fn top1_accuracy_through_the_cli_equals_onnx_runtime() {
-    let Some(shared) = common::shared_dir() else {
-        return;
-    };
+/// One of the first `count` digits through the CLI: its JSON line, edgevit's top-1, ONNX
+/// Runtime's top-1 and the true label.
+struct Digit {
+    line: serde_json::Value,
+    predicted: usize,
+    ort_predicted: usize,
+    label: usize,
+}
+
+/// The first `count` digits of the reference list through `edgevit infer --top-k 1` and the
+/// `flags` given, in order; `None` without ../shared.
+fn classify_digits(count: usize, flags: &[&str]) -> Option<Vec<Digit>> {
+    let shared = common::shared_dir()?;
     let reference = reference(&shared);
     let tmp = tempfile::tempdir().unwrap();
     let model = package(&shared, tmp.path());
     let dev = shared.join("reference/mnist-dev");
-    let paths: Vec<String> = reference
-        .files
+    let paths: Vec<String> = reference.files[..count]
         .iter()
         .map(|f| dev.join(f).display().to_string())
         .collect();
     let mut args = vec!["infer", "--model", model.to_str().unwrap(), "--top-k", "1"];
+    args.extend_from_slice(flags);
     args.extend(paths.iter().map(String::as_str));
     let output = common::edgevit(&args);
     assert!(output.status.success(), "{}", common::stderr(&output));
     let lines = common::json_lines(&output);
-    assert_eq!(lines.len(), 300);
+    assert_eq!(lines.len(), count);
+    let digits = lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            assert_eq!(
+                line["input"].as_str().unwrap(),
+                paths[i],
+                "one line per image, in order"
+            );
+            assert_eq!(line["seq"], i as u64);
+            Digit {
+                predicted: line["top"][0]["index"].as_u64().unwrap() as usize,
+                ort_predicted: argmax(&reference.logits.data()[i * 10..(i + 1) * 10]),
+                label: reference.labels[&reference.files[i]],
+                line,
+            }
+        })
+        .collect();
+    Some(digits)
+}
 
-    let (mut ours, mut ort, mut agree) = (0, 0, 0);
-    for (i, line) in lines.iter().enumerate() {
-        let file = &reference.files[i];
-        assert_eq!(
-            line["input"].as_str().unwrap(),
-            paths[i],
-            "one line per image, in order"
-        );
-        assert_eq!(line["seq"], i as u64);
-        let predicted = line["top"][0]["index"].as_u64().unwrap() as usize;
-        let ort_predicted = argmax(&reference.logits.data()[i * 10..(i + 1) * 10]);
-        let label = reference.labels[file];
-        ours += usize::from(predicted == label);
-        ort += usize::from(ort_predicted == label);
-        agree += usize::from(predicted == ort_predicted);
-    }
+/// How many edgevit got right, how many ONNX Runtime got right, and on how many they agree.
+fn tally(digits: &[Digit]) -> (usize, usize, usize) {
+    let count = |keep: fn(&Digit) -> bool| digits.iter().filter(|d| keep(d)).count();
+    (
+        count(|d| d.predicted == d.label),
+        count(|d| d.ort_predicted == d.label),
+        count(|d| d.predicted == d.ort_predicted),
+    )
+}
+
+#[test]
+fn top1_accuracy_through_the_cli_equals_onnx_runtime() {
+    let Some(digits) = classify_digits(300, &[]) else {
+        return;
+    };
+    let (ours, ort, agree) = tally(&digits);
     assert_eq!(agree, 300, "every prediction equals ONNX Runtime's");
     assert_eq!(ours, ort);
     assert_eq!(ours, 298, "99.33% of 300, as ONNX Runtime measured");
 }
 
 /// tract in half precision (`--backend tract-f16`: the graph translated by tract's
-/// `f32_to_f16`) keeps ONNX Runtime's top-1 on every digit. The package has no self-test, so
-/// nothing refuses the f16 form: every record says it ran. Under qemu-aarch64 in CI this goes
-/// through tract's ARMv8.2 f16 kernels (100 digits: qemu emulates f16 arithmetic slowly); on
-/// x86 f16 is emulated too.
+/// `f32_to_f16`) keeps ONNX Runtime's top-1. The package has no self-test, so nothing refuses
+/// the f16 form: every record says it ran. Under qemu-aarch64 in CI this goes through tract's
+/// ARMv8.2 code, whose f16 kernels qemu's CPU allows (100 digits: qemu emulates f16 arithmetic
+/// slowly); on x86 f16 is emulated too.
 #[test]
 fn half_precision_keeps_onnx_runtimes_top1() {
-    let Some(shared) = common::shared_dir() else {
+    let count = 100;
+    let Some(digits) = classify_digits(count, &["--backend", "tract-f16"]) else {
         return;
     };
-    let reference = reference(&shared);
-    let tmp = tempfile::tempdir().unwrap();
-    let model = package(&shared, tmp.path());
-    let dev = shared.join("reference/mnist-dev");
-    let count = 100;
-    let paths: Vec<String> = reference.files[..count]
-        .iter()
-        .map(|f| dev.join(f).display().to_string())
-        .collect();
-    let mut args = vec![
-        "infer",
-        "--model",
-        model.to_str().unwrap(),
-        "--backend",
-        "tract-f16",
-        "--top-k",
-        "1",
-    ];
-    args.extend(paths.iter().map(String::as_str));
-    let output = common::edgevit(&args);
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    let lines = common::json_lines(&output);
-    assert_eq!(lines.len(), count);
-    let (mut correct, mut ort_correct, mut agree) = (0, 0, 0);
-    for (i, line) in lines.iter().enumerate() {
-        assert_eq!(line["backend"], "tract-f16", "{line}");
-        let predicted = line["top"][0]["index"].as_u64().unwrap() as usize;
-        let ort_predicted = argmax(&reference.logits.data()[i * 10..(i + 1) * 10]);
-        let label = reference.labels[&reference.files[i]];
-        correct += usize::from(predicted == label);
-        ort_correct += usize::from(ort_predicted == label);
-        agree += usize::from(predicted == ort_predicted);
+    for digit in &digits {
+        assert_eq!(digit.line["backend"], "tract-f16", "{}", digit.line);
     }
+    let (correct, ort_correct, agree) = tally(&digits);
     // Measured on all 300 digits: every one agrees, 298 right in f16 as in f32.
     assert!(
         agree + 1 >= count,
