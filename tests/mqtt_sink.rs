@@ -288,8 +288,9 @@ fn results_spooled_before_a_kill_arrive_after_restart() {
 fn wait_until_spooled(spool: &Path, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        // Results only: events carry a "seq" too, but no "task".
         let lines = std::fs::read(spool.join("00000000000000000001.seg"))
-            .map(|b| b.windows(6).filter(|w| w == b"\"seq\":").count())
+            .map(|b| b.windows(7).filter(|w| w == b"\"task\":").count())
             .unwrap_or(0);
         if lines >= n {
             return;
