@@ -44,6 +44,15 @@ pub fn release_free() {
     }
 }
 
+/// A field of /proc/self/status given in kB (`"VmRSS:"`, `"VmHWM:"`); `None` off Linux.
+pub fn status_kb(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn set_arena_max(arenas: i32) {
     // SAFETY: mallopt with M_ARENA_MAX only records a limit; it takes no pointer.
@@ -58,7 +67,7 @@ fn set_arena_max(_arenas: i32) {}
 
 #[cfg(test)]
 mod tests {
-    use super::user_limits_arenas;
+    use super::{status_kb, user_limits_arenas};
 
     #[test]
     fn the_users_own_limit_wins() {
@@ -75,9 +84,7 @@ mod tests {
     }
 
     fn resident_kb() -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        status_kb("VmRSS:").expect("VmRSS in /proc/self/status")
     }
 
     /// Freed memory below the arena's top stays resident until it is released.

@@ -459,6 +459,9 @@ impl InferenceBackend for OrtBackend {
     fn keep_outputs(&mut self, names: &[String]) -> Result<(), BackendError> {
         let kept = super::kept_positions(&self.outputs, names)?;
         let kept: Vec<String> = kept.into_iter().map(|i| self.outputs[i].clone()).collect();
+        if kept == self.kept {
+            return Ok(());
+        }
         self.selected = if kept.len() == self.outputs.len() {
             None
         } else {

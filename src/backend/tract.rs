@@ -345,6 +345,10 @@ impl InferenceBackend for TractBackend {
 
     fn keep_outputs(&mut self, names: &[String]) -> Result<(), BackendError> {
         let kept = super::kept_positions(&self.loaded_names, names)?;
+        let kept_names: Vec<String> = kept.iter().map(|&i| self.loaded_names[i].clone()).collect();
+        if kept_names == self.output_names {
+            return Ok(());
+        }
         if kept.len() == self.loaded_names.len() {
             self.plan = self.full.clone();
         } else {
@@ -357,7 +361,7 @@ impl InferenceBackend for TractBackend {
             graph.select_output_outlets(&outlets).map_err(plan_error)?;
             self.plan = graph.into_runnable().map_err(plan_error)?;
         }
-        self.output_names = kept.iter().map(|&i| self.loaded_names[i].clone()).collect();
+        self.output_names = kept_names;
         Ok(())
     }
 

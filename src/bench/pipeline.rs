@@ -14,6 +14,7 @@ use super::frames::{recorded_frame, synthetic_frame, Replay};
 use crate::backend::BackendConfig;
 use crate::frame::PixelFormat;
 use crate::interpret::ClassifyConfig;
+use crate::memory::status_kb;
 use crate::model::Task;
 use crate::pipeline::{LoadedModel, Pipeline, PipelineError, VitOptions};
 use crate::preprocess::{lap, Preprocessor, StepTimes};
@@ -270,15 +271,6 @@ fn cpu_time() -> Duration {
 /// parent's peak.)
 fn peak_rss_kb() -> u64 {
     status_kb("VmHWM:").unwrap_or_else(|| rusage().ru_maxrss.max(0) as u64)
-}
-
-/// A field of /proc/self/status given in kB.
-fn status_kb(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn rusage() -> libc::rusage {

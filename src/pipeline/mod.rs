@@ -149,14 +149,13 @@ impl LoadedModel {
         })
     }
 
-    /// The interpretation the package's task calls for.
     /// Narrows the backend to the outputs a classification with `vit` reads (the attention
     /// only for zoom and parts), as the loop does.
     pub fn keep_read_outputs(&mut self, vit: &VitOptions) -> Result<(), PipelineError> {
-        let attention = vit.zoom.is_some() || vit.parts.is_some();
-        keep_read_outputs(&self.package, self.backend.as_mut(), attention)
+        keep_read_outputs(&self.package, self.backend.as_mut(), vit.reads_attention())
     }
 
+    /// The interpretation the package's task calls for.
     pub fn interpreter(
         &self,
         classify: &ClassifyConfig,

@@ -24,6 +24,13 @@ pub struct VitOptions {
     pub token_labels: TokenLabelConfig,
 }
 
+impl VitOptions {
+    /// Whether a stage reads the attention: zoom or parts is on.
+    pub fn reads_attention(&self) -> bool {
+        self.zoom.is_some() || self.parts.is_some()
+    }
+}
+
 /// A frame and the stages that further passes over it go through.
 pub struct FramePasses<'a> {
     /// The decoded frame at its native resolution.
@@ -76,7 +83,7 @@ impl VitStage {
         backend: &dyn InferenceBackend,
         options: &VitOptions,
     ) -> Result<Option<Self>, PipelineError> {
-        if options.zoom.is_none() && options.parts.is_none() {
+        if !options.reads_attention() {
             return Ok(None);
         }
         if let Some(zoom) = &options.zoom {
