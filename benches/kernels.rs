@@ -14,7 +14,7 @@ use edgevit::frame::{Frame, PixelFormat};
 use edgevit::gallery::index::FlatIndex;
 use edgevit::interpret::rollout::rollout_row;
 use edgevit::model::{ColorOrder, InputSpec, ResizePolicy};
-use edgevit::preprocess::{Prepared, Preprocess, Preprocessor};
+use edgevit::preprocess::{Preprocess, Preprocessor};
 use std::hint::black_box;
 
 fn frame(width: u32, height: u32, format: PixelFormat) -> Frame {
@@ -34,9 +34,17 @@ fn imagenet(resize: ResizePolicy) -> InputSpec {
 }
 
 /// The baseline path: the whole frame decoded or converted, then resized.
-fn convert_then_resize(pre: &mut Preprocessor, frame: &Frame) -> Prepared {
+fn convert_then_resize(pre: &mut Preprocessor, frame: &Frame) {
     let raster = pre.decode(frame).expect("decode");
-    pre.prepare_raster(&raster).expect("prepare")
+    let prepared = pre.prepare_raster(&raster).expect("prepare");
+    pre.recycle(black_box(prepared));
+}
+
+/// The pipeline's path; its buffers go back for the next frame, as the loop's workers hand
+/// them back.
+fn prepare(pre: &mut Preprocessor, frame: &Frame) {
+    let prepared = pre.prepare_frame(frame).expect("prepare");
+    pre.recycle(black_box(prepared));
 }
 
 fn preprocessing(c: &mut Criterion) {
@@ -53,33 +61,31 @@ fn preprocessing(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("convert_then_resize", &label),
             &input,
-            |b, f| b.iter(|| black_box(convert_then_resize(&mut full, f))),
+            |b, f| b.iter(|| convert_then_resize(&mut full, f)),
         );
         let mut fast = Preprocessor::new(&spec);
         group.bench_with_input(
             BenchmarkId::new("resample_then_convert", &label),
             &input,
-            |b, f| b.iter(|| black_box(fast.prepare_frame(f).expect("prepare"))),
+            |b, f| b.iter(|| prepare(&mut fast, f)),
         );
     }
     let yuyv = frame(1280, 720, PixelFormat::Yuyv);
     for policy in [ResizePolicy::CenterCrop, ResizePolicy::Letterbox] {
         let mut pre = Preprocessor::new(&imagenet(policy));
         group.bench_function(format!("yuyv_1280x720_{policy:?}"), |b| {
-            b.iter(|| black_box(pre.prepare_frame(&yuyv).expect("prepare")))
+            b.iter(|| prepare(&mut pre, &yuyv))
         });
     }
     let rgb = frame(1920, 1080, PixelFormat::Rgb24);
     let mut pre = Preprocessor::new(&spec);
-    group.bench_function("rgb24_1920x1080", |b| {
-        b.iter(|| black_box(pre.prepare_frame(&rgb).expect("prepare")))
-    });
+    group.bench_function("rgb24_1920x1080", |b| b.iter(|| prepare(&mut pre, &rgb)));
     let mjpeg = frame(1920, 1080, PixelFormat::Mjpeg);
     group.bench_function("mjpeg_1920x1080_full_decode", |b| {
-        b.iter(|| black_box(convert_then_resize(&mut pre, &mjpeg)))
+        b.iter(|| convert_then_resize(&mut pre, &mjpeg))
     });
     group.bench_function("mjpeg_1920x1080_reduced_decode", |b| {
-        b.iter(|| black_box(pre.prepare_frame(&mjpeg).expect("prepare")))
+        b.iter(|| prepare(&mut pre, &mjpeg))
     });
     let mut thumb = Preprocessor::new(&InputSpec {
         shape: [1, 1, 28, 28],
@@ -87,10 +93,10 @@ fn preprocessing(c: &mut Criterion) {
         ..imagenet(ResizePolicy::Stretch)
     });
     group.bench_function("mjpeg_1920x1080_to_28x28_full_decode", |b| {
-        b.iter(|| black_box(convert_then_resize(&mut thumb, &mjpeg)))
+        b.iter(|| convert_then_resize(&mut thumb, &mjpeg))
     });
     group.bench_function("mjpeg_1920x1080_to_28x28_reduced_decode", |b| {
-        b.iter(|| black_box(thumb.prepare_frame(&mjpeg).expect("prepare")))
+        b.iter(|| prepare(&mut thumb, &mjpeg))
     });
     group.finish();
 }

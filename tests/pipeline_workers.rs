@@ -208,9 +208,16 @@ fn bench_measures_each_stage_and_the_loop_end_to_end() {
             "sequential_fps",
             "cold_start_ms",
             "peak_rss_mb",
+            "rss_mb",
+            "rss_file_mb",
         ] {
             assert!(report[key].as_f64().unwrap() > 0.0, "{key}: {report}");
         }
+        // The executable's own pages are part of the resident set, never all of it.
+        assert!(
+            report["rss_file_mb"].as_f64() < report["rss_mb"].as_f64(),
+            "{report}"
+        );
         let picture = std::fs::read_to_string(&svg).unwrap();
         assert!(
             picture.starts_with("<svg") && picture.contains("infer"),

@@ -75,6 +75,9 @@ def main():
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=1883)
     ap.add_argument("--topic", default="python/bench/cam0/result")
+    ap.add_argument("--exact-int8", action="store_true",
+                    help="ONNX Runtime's saturation-free int8 kernels (session.x64quantprecision), "
+                         "as edgevit takes them on CPUs without VNNI")
     args = ap.parse_args()
 
     c, h, w = (int(v) for v in args.shape.split(","))
@@ -88,6 +91,8 @@ def main():
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
     options.inter_op_num_threads = 1
+    if args.exact_int8:
+        options.add_session_config_entry("session.x64quantprecision", "1")
     session = ort.InferenceSession(args.onnx, options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     cold_start_ms = (time.perf_counter() - t0) * 1e3
@@ -154,6 +159,7 @@ def main():
         "cpu_ms_per_frame": round(cpu * 1e3 / args.frames, 3),
         "peak_rss_mb": round(status_kb("VmHWM") / 1024.0, 3),
         "rss_mb": round(status_kb("VmRSS") / 1024.0, 3),
+        "rss_file_mb": round(status_kb("RssFile") / 1024.0, 3),
     }))
 
 

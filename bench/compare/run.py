@@ -33,6 +33,7 @@ import argparse
 import glob
 import json
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -111,10 +112,24 @@ def edgevit(pkg, frames, threads, sink, backend="tract", workers=1, library=None
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def without_vnni():
+    """An x86-64 CPU without VNNI: there edgevit's `int8_precision = "auto"` takes ONNX
+    Runtime's saturation-free int8 kernels, and the Python pipeline is given the same ones, so
+    that both compute the same arithmetic (the fast ones get the QDQ ViT-Tiny's logits 0.24
+    wrong on such a CPU)."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    with open("/proc/cpuinfo") as f:
+        flags = next((l.split(":", 1)[1].split() for l in f if l.startswith("flags")), [])
+    return not ({"avx512_vnni", "avx_vnni"} & set(flags))
+
+
 def python(pkg_onnx, shape, mean, std, frames, threads, port):
     cmd = [VENV_PY, os.path.join(HERE, "python_pipeline.py"), "--onnx", pkg_onnx, "--shape", shape,
            "--mean", mean, "--std", std, "--frames", str(frames), "--threads", str(threads),
            "--port", str(port)]
+    if without_vnni():
+        cmd.append("--exact-int8")
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"{' '.join(cmd)}\n{r.stderr}")
@@ -168,6 +183,11 @@ def main():
     finally:
         broker.terminate()
         broker.wait()
+    with open("/proc/cpuinfo") as f:
+        cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
+    print(f"Machine: {cpu}, {os.cpu_count()} cores; ONNX Runtime's exact int8 kernels: "
+          f"{'yes (no VNNI)' if without_vnni() else 'no'}")
+    print()
     print("| model | threads | Python (OpenCV + ORT + paho) fps | edgevit tract | tract, N workers x 1 thread | edgevit ORT | ORT, N workers x 1 thread | edgevit ORT / Python | best edgevit / Python |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -178,17 +198,17 @@ def main():
         shown = " | ".join(f"{v:.1f}" if v else "-" for v in cells)
         print(f"| {r['model']} | {r['threads']} | {py:.1f} | {shown} | {cells[2] / py:.2f} | {best / py:.2f} |")
     print()
-    print("| model | threads | pipeline | convert | resize | normalize | infer | interpret | publish | outside inference | CPU ms/frame | peak RSS MB | RSS at the end MB | cold start ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | threads | pipeline | convert | resize | normalize | infer | interpret | publish | outside inference | CPU ms/frame | peak RSS MB | RSS at the end MB | of it file pages MB | cold start ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         p = r["python"]
         s = p["stages_p50_ms"]
         outside = 1 - s["infer"] / max(p["total_p50_ms"], 1e-9)
-        print(f"| {r['model']} | {r['threads']} | Python | {s['convert']} | {s['resize']} | {s['normalize']} | {s['infer']} | {s['interpret']} | {s['publish']} | {outside:.1%} | {p['cpu_ms_per_frame']} | {p['peak_rss_mb']} | {p['rss_mb']} | {p['cold_start_ms']} |")
+        print(f"| {r['model']} | {r['threads']} | Python | {s['convert']} | {s['resize']} | {s['normalize']} | {s['infer']} | {s['interpret']} | {s['publish']} | {outside:.1%} | {p['cpu_ms_per_frame']} | {p['peak_rss_mb']} | {p['rss_mb']} | {p['rss_file_mb']} | {p['cold_start_ms']} |")
         for key, label in (("edgevit_tract", "edgevit tract"), ("edgevit_ort", "edgevit ORT")):
             e = r[key]
             st = {x["stage"]: x["p50_ms"] for x in e["stages"]}
-            print(f"| {r['model']} | {r['threads']} | {label} | {st['convert']} | {st['resize']} | {st['normalize']} | {st['infer']} | {st['interpret']} | {st['publish']} | {e['outside_inference']:.1%} | {e['cpu_ms_per_frame']} | {e['peak_rss_mb']} | {e['rss_mb']} | {e['cold_start_ms']} |")
+            print(f"| {r['model']} | {r['threads']} | {label} | {st['convert']} | {st['resize']} | {st['normalize']} | {st['infer']} | {st['interpret']} | {st['publish']} | {e['outside_inference']:.1%} | {e['cpu_ms_per_frame']} | {e['peak_rss_mb']} | {e['rss_mb']} | {e['rss_file_mb']} | {e['cold_start_ms']} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

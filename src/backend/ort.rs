@@ -49,6 +49,48 @@ pub struct OrtConfig {
     /// smaller resident set.
     #[serde(default = "default_arena")]
     pub arena: bool,
+    /// How ONNX Runtime multiplies int8 on x86-64: `auto` (the default) is `exact` on CPUs
+    /// without VNNI and `fast` on the others; `fast` is ONNX Runtime's own default (u8 x s8
+    /// products whose pairwise sums saturate at 16 bits on CPUs without VNNI: a static int8
+    /// model can then fail its self-test); `exact` takes the slower u8 x u8 kernels
+    /// (`session.x64quantprecision`). Elsewhere it changes nothing.
+    #[serde(default)]
+    pub int8_precision: Int8Precision,
+}
+
+/// `[backend.ort] int8_precision`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Int8Precision {
+    #[default]
+    Auto,
+    Fast,
+    Exact,
+}
+
+impl Int8Precision {
+    /// Whether the session should take the saturation-free kernels on this CPU.
+    pub fn exact_here(self) -> bool {
+        match self {
+            Int8Precision::Fast => false,
+            Int8Precision::Exact => true,
+            Int8Precision::Auto => x86_without_vnni(),
+        }
+    }
+}
+
+/// An x86-64 CPU whose int8 dot products saturate in ONNX Runtime's u8 x s8 kernels: one
+/// without AVX-512 VNNI or AVX-VNNI.
+fn x86_without_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        !(std::arch::is_x86_feature_detected!("avx512vnni")
+            || std::arch::is_x86_feature_detected!("avxvnni"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 fn default_arena() -> bool {
@@ -119,6 +161,7 @@ impl Default for OrtConfig {
             tensorrt: TensorRtConfig::default(),
             device: 0,
             arena: default_arena(),
+            int8_precision: Int8Precision::default(),
         }
     }
 }
@@ -247,6 +290,11 @@ impl OrtBackend {
         let mut builder = builder
             .with_inter_threads(1)
             .map_err(|e| optimize(e.into()))?;
+        if config.int8_precision.exact_here() {
+            builder = builder
+                .with_config_entry("session.x64quantprecision", "1")
+                .map_err(|e| optimize(e.into()))?;
+        }
         let provider = register(&mut builder, config)?;
         let session = builder
             .commit_from_file(&path)
@@ -478,8 +526,9 @@ impl InferenceBackend for OrtBackend {
     fn run_with(&mut self, input: &Tensor, side: &[i64]) -> Result<Outputs, BackendError> {
         super::check_input(&self.input_shape, input)?;
         let run = |e: ort::Error| BackendError::Run(e.to_string());
-        let image = ort::value::Tensor::from_array((input.shape().to_vec(), input.data().to_vec()))
-            .map_err(run)?;
+        // Borrowed, not copied: ONNX Runtime reads the frame's tensor where it lies.
+        let image =
+            ort::value::TensorRef::from_array_view((input.shape(), input.data())).map_err(run)?;
         let mut inputs: Vec<(String, ort::session::SessionInputValue)> =
             vec![(self.input.clone(), image.into())];
         for (name, slot) in &self.side_inputs {

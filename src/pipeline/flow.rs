@@ -19,7 +19,7 @@ use super::{
     VitOptions, WarningLimiter,
 };
 use crate::frame::Frame;
-use crate::preprocess::{Prepared, Preprocess, PreprocessError, Preprocessor};
+use crate::preprocess::{Prepared, Preprocess, PreprocessError, Preprocessor, Recycler};
 use crate::service::Metrics;
 use crate::sink::{CameraStatusRecord, FrameInfo, Record, Sink};
 use crate::source::{CameraState, CameraStatus, FrameResult, FrameSource, SourceEvent};
@@ -99,6 +99,8 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
         .first()
         .filter(|w| w.preprocesses_apart())
         .map(|w| Preprocessor::new(&w.package.manifest.input));
+    // The workers hand the reader's buffers back once they have inferred a frame.
+    let recycler = preprocess.as_ref().map(Preprocessor::recycler);
     let mut collector = Collector {
         sink,
         sequences,
@@ -123,10 +125,11 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
         };
         for (index, worker) in workers.iter_mut().enumerate() {
             let (queue, done, settings) = (Arc::clone(&queue), done.clone(), &settings);
+            let recycler = recycler.clone();
             std::thread::Builder::new()
                 .name(format!("edgevit-worker-{index}"))
                 .spawn_scoped(scope, move || {
-                    work(worker, index == 0, &queue, &done, settings)
+                    work(worker, index == 0, &queue, &done, settings, recycler)
                 })
                 .map_err(|e| PipelineError::Thread(e.to_string()))?;
         }
@@ -222,6 +225,7 @@ fn work(
     queue: &Mutex<Receiver<(u64, Job)>>,
     done: &Sender<(u64, Outcome)>,
     settings: &Mutex<Settings>,
+    recycler: Option<Recycler>,
 ) {
     let mut generation = 0;
     loop {
@@ -253,11 +257,17 @@ fn work(
                 camera,
                 prepared,
                 pre_ms,
-            } => Outcome::Records {
-                source_seq,
-                camera,
-                records: vec![worker.classify_prepared(info, prepared, pre_ms)],
-            },
+            } => {
+                let record = worker.classify_prepared(info, &prepared, pre_ms);
+                if let (Some(recycler), Ok(prepared)) = (&recycler, prepared) {
+                    recycler.give_back(prepared);
+                }
+                Outcome::Records {
+                    source_seq,
+                    camera,
+                    records: vec![record],
+                }
+            }
         };
         if done.send((ticket, outcome)).is_err() {
             break;

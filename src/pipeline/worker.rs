@@ -188,7 +188,10 @@ impl Worker {
         };
         match prepared {
             Ok((prepared, native)) => {
-                self.infer_and_interpret(info, elapsed_ms(start), &prepared, native.as_ref())
+                let record =
+                    self.infer_and_interpret(info, elapsed_ms(start), &prepared, native.as_ref());
+                self.preprocess.recycle(prepared);
+                record
             }
             Err(e) => self.error_record(info, "preprocess", &e),
         }
@@ -199,12 +202,12 @@ impl Worker {
     pub(super) fn classify_prepared(
         &mut self,
         info: FrameInfo,
-        prepared: Result<Prepared, PreprocessError>,
+        prepared: &Result<Prepared, PreprocessError>,
         pre_ms: f64,
     ) -> Record {
         match prepared {
-            Ok(prepared) => self.infer_and_interpret(info, pre_ms, &prepared, None),
-            Err(e) => self.error_record(info, "preprocess", &e),
+            Ok(prepared) => self.infer_and_interpret(info, pre_ms, prepared, None),
+            Err(e) => self.error_record(info, "preprocess", e),
         }
     }
 

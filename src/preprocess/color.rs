@@ -59,10 +59,13 @@ pub fn nv12_to_rgb(data: &[u8], width: u32, height: u32) -> Vec<u8> {
 /// Packed RGB to grey, Pillow's `convert("L")`.
 pub fn rgb_to_gray(rgb: &[u8]) -> Vec<u8> {
     rgb.chunks_exact(3)
-        .map(|p| {
-            ((p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000) >> 16) as u8
-        })
+        .map(|p| luma([p[0], p[1], p[2]]))
         .collect()
+}
+
+/// One RGB pixel's grey level, Pillow's `convert("L")`.
+pub(super) fn luma([r, g, b]: [u8; 3]) -> u8 {
+    ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod color;
 mod decode;
 mod mjpeg;
 mod normalize;
+mod recycle;
 mod reduced;
 mod resize;
 mod yuv;
@@ -14,6 +15,7 @@ pub use color::{nv12_to_rgb, rgb_to_gray, yuyv_to_rgb};
 pub use decode::decode;
 pub use mjpeg::{with_huffman_tables, MjpegError};
 pub use normalize::Normalization;
+pub use recycle::Recycler;
 pub use resize::{resize, Placement, Region};
 
 use crate::frame::{Frame, PixelFormat};
@@ -91,6 +93,8 @@ pub trait Preprocess: Send {
     fn prepare(&mut self, frame: &Frame) -> Result<Tensor, PreprocessError> {
         Ok(self.prepare_frame(frame)?.tensor)
     }
+    /// Takes back a prepared frame that nothing reads any more, to reuse its buffers.
+    fn recycle(&mut self, _prepared: Prepared) {}
 }
 
 impl Raster {
@@ -144,6 +148,7 @@ pub struct Preprocessor {
     normalization: Normalization,
     resizer: fast_image_resize::Resizer,
     scratch: yuv::Scratch,
+    recycler: Recycler,
 }
 
 impl Preprocessor {
@@ -156,7 +161,14 @@ impl Preprocessor {
             normalization: Normalization::from_spec(spec),
             resizer: fast_image_resize::Resizer::new(),
             scratch: yuv::Scratch::default(),
+            recycler: Recycler::default(),
         }
+    }
+
+    /// The stock its frames' buffers go back to, for whoever finishes with them (another
+    /// thread, say).
+    pub fn recycler(&self) -> Recycler {
+        self.recycler.clone()
     }
 }
 
@@ -174,6 +186,10 @@ impl Preprocess for Preprocessor {
     fn prepare_raster(&mut self, raster: &Raster) -> Result<Prepared, PreprocessError> {
         self.prepare_raster_timed(raster, &mut StepTimes::default())
     }
+
+    fn recycle(&mut self, prepared: Prepared) {
+        self.recycler.give_back(prepared);
+    }
 }
 
 /// Time spent in each preprocessing step of one frame (for `edgevit bench`).
@@ -182,7 +198,8 @@ pub struct StepTimes {
     /// Decoding or colour conversion.
     pub convert: Duration,
     pub resize: Duration,
-    /// Scale, mean and std into the NCHW tensor.
+    /// Scale, mean and std into the NCHW tensor (camera YUV that is resampled first is
+    /// converted and normalised in one pass, counted in `convert`).
     pub normalize: Duration,
 }
 
@@ -231,26 +248,17 @@ impl Preprocessor {
             times.convert += lap(&mut clock);
             return self.prepare_raster_timed(&raster, times);
         }
-        let mut input = yuv::resample(
-            &mut self.resizer,
-            &mut self.scratch,
-            frame,
-            &placement,
-            self.width,
-            self.height,
-            times,
-        )?;
-        let mut clock = Instant::now();
-        if self.color == ColorOrder::Gray {
-            input = Raster {
-                data: rgb_to_gray(&input.data),
-                channels: 1,
-                ..input
-            };
-        }
-        times.convert += lap(&mut clock);
-        let tensor = self.normalization.to_nchw(&input, self.color);
-        times.normalize += lap(&mut clock);
+        let writer = normalize::InputWriter {
+            normalization: &self.normalization,
+            color: self.color,
+            placement: &placement,
+            width: self.width,
+            height: self.height,
+            raster: self.recycler.raster(),
+            tensor: self.recycler.tensor(),
+        };
+        let (input, tensor) =
+            yuv::resample(&mut self.resizer, &mut self.scratch, frame, writer, times)?;
         Ok(Prepared {
             tensor,
             placement,
@@ -264,15 +272,18 @@ impl Preprocessor {
         times: &mut StepTimes,
     ) -> Result<Prepared, PreprocessError> {
         let mut clock = Instant::now();
-        let resized = resize(
+        let resized = resize::resize_into(
             &mut self.resizer,
             raster,
             self.policy,
             self.width,
             self.height,
+            self.recycler.raster(),
         )?;
         times.resize += lap(&mut clock);
-        let tensor = self.normalization.to_nchw(&resized, self.color);
+        let tensor = self
+            .normalization
+            .to_nchw_into(&resized, self.color, self.recycler.tensor());
         times.normalize += lap(&mut clock);
         Ok(Prepared {
             tensor,

@@ -1,5 +1,6 @@
 //! 8-bit pixels to the normalised NCHW f32 tensor.
 
+use super::resize::Placement;
 use super::Raster;
 use crate::model::{ColorOrder, InputSpec};
 use crate::tensor::Tensor;
@@ -38,23 +39,212 @@ impl Normalization {
 
     /// Lays out `raster` (grey, or RGB) as `[1, C, H, W]` in the model's channel order.
     pub fn to_nchw(&self, raster: &Raster, color: ColorOrder) -> Tensor {
+        self.to_nchw_into(raster, color, Vec::new())
+    }
+
+    /// [`Normalization::to_nchw`] into `buffer` (whatever it held is overwritten; its
+    /// allocation is reused).
+    pub fn to_nchw_into(&self, raster: &Raster, color: ColorOrder, buffer: Vec<f32>) -> Tensor {
         let (w, h) = (raster.width as usize, raster.height as usize);
-        let src_channels = raster.channels as usize;
+        let src_channels = (raster.channels as usize).max(1);
         let channels = self.factors.len();
-        let mut data = Vec::with_capacity(channels * w * h);
+        let mut data = buffer;
+        data.clear();
+        data.reserve(channels * w * h);
         for (c, (mul, add)) in self.factors.iter().enumerate() {
             let src_c = match color {
                 ColorOrder::Bgr => 2 - c,
                 _ => c.min(src_channels - 1),
             };
             data.extend(
-                raster.data[src_c..]
-                    .iter()
-                    .step_by(src_channels)
+                raster
+                    .data
+                    .chunks_exact(src_channels)
                     .take(w * h)
-                    .map(|&p| p as f32 * mul + add),
+                    .map(|p| p[src_c] as f32 * mul + add),
             );
         }
         Tensor::new_nchw([1, channels, h, w], data)
+    }
+}
+
+/// The model input written pixel by pixel in one pass: the 8-bit raster (kept for drawing and
+/// crops) and the normalised tensor together, into reused buffers. Converting camera YUV
+/// this way reads each resampled pixel once.
+pub(super) struct InputWriter<'a> {
+    pub normalization: &'a Normalization,
+    pub color: ColorOrder,
+    /// Where the pixels go; what the target leaves (letterbox) is black.
+    pub placement: &'a Placement,
+    pub width: u32,
+    pub height: u32,
+    pub raster: Vec<u8>,
+    pub tensor: Vec<f32>,
+}
+
+impl InputWriter<'_> {
+    /// Writes `pixels`, the RGB pixels of the placement's target row by row (grey models take
+    /// their luma, Pillow's weights).
+    pub fn write(self, pixels: impl Iterator<Item = [u8; 3]>) -> (Raster, Tensor) {
+        let (w, h) = (self.width as usize, self.height as usize);
+        let plane = w * h;
+        let factors = &self.normalization.factors;
+        let channels = factors.len();
+        let target = self.placement.target;
+        let (x0, y0) = (target.x as usize, target.y as usize);
+        let (tw, th) = (target.width as usize, target.height as usize);
+        let pads = (x0, y0, tw, th) != (0, 0, w, h);
+        let (mut raster, mut tensor) = (self.raster, self.tensor);
+        // A full target overwrites every value: only a padded one needs its black first.
+        if pads || raster.len() != plane * channels {
+            raster.clear();
+            raster.resize(plane * channels, 0);
+        }
+        if pads || tensor.len() != plane * channels {
+            tensor.clear();
+            for &(_, black) in factors {
+                tensor.resize(tensor.len() + plane, black);
+            }
+        }
+        let mut pixels = pixels;
+        if channels == 1 {
+            let (mul, add) = factors[0];
+            for row in 0..th.min(h.saturating_sub(y0)) {
+                let start = (y0 + row) * w + x0;
+                let end = (start + tw).min((y0 + row + 1) * w);
+                for ((value, level), rgb) in tensor[start..end]
+                    .iter_mut()
+                    .zip(&mut raster[start..end])
+                    .zip(&mut pixels)
+                {
+                    *level = super::color::luma(rgb);
+                    *value = *level as f32 * mul + add;
+                }
+            }
+        } else {
+            let (first, rest) = tensor.split_at_mut(plane);
+            let (second, third) = rest.split_at_mut(plane);
+            // Each of R, G, B: its plane and factors in the model's channel order.
+            let [(r_plane, (r_mul, r_add)), (g_plane, (g_mul, g_add)), (b_plane, (b_mul, b_add))] =
+                match self.color {
+                    ColorOrder::Bgr => [
+                        (third, factors[2]),
+                        (second, factors[1]),
+                        (first, factors[0]),
+                    ],
+                    _ => [
+                        (first, factors[0]),
+                        (second, factors[1]),
+                        (third, factors[2]),
+                    ],
+                };
+            for row in 0..th.min(h.saturating_sub(y0)) {
+                let start = (y0 + row) * w + x0;
+                let end = (start + tw).min((y0 + row + 1) * w);
+                let lines = r_plane[start..end]
+                    .iter_mut()
+                    .zip(&mut g_plane[start..end])
+                    .zip(&mut b_plane[start..end])
+                    .zip(raster[start * 3..end * 3].chunks_exact_mut(3))
+                    .zip(&mut pixels);
+                for ((((r, g), b), level), rgb) in lines {
+                    level.copy_from_slice(&rgb);
+                    *r = rgb[0] as f32 * r_mul + r_add;
+                    *g = rgb[1] as f32 * g_mul + g_add;
+                    *b = rgb[2] as f32 * b_mul + b_add;
+                }
+            }
+        }
+        (
+            Raster {
+                width: self.width,
+                height: self.height,
+                channels: channels as u8,
+                data: raster,
+            },
+            Tensor::new_nchw([1, channels, h, w], tensor),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ResizePolicy;
+
+    fn spec(color: ColorOrder) -> InputSpec {
+        InputSpec {
+            name: "x".into(),
+            shape: [1, color.channels(), 4, 4],
+            color,
+            scale: 255.0,
+            mean: vec![0.485, 0.456, 0.406][..color.channels()].to_vec(),
+            std: vec![0.229, 0.224, 0.225][..color.channels()].to_vec(),
+            resize: ResizePolicy::Letterbox,
+        }
+    }
+
+    /// Writes a 4x2 picture letterboxed into 4x4, twice into the same buffers.
+    fn write(color: ColorOrder) -> (Raster, Tensor) {
+        let normalization = Normalization::from_spec(&spec(color));
+        let placement = Placement::new(ResizePolicy::Letterbox, 8, 4, 4, 4);
+        let pixels = || (0..8u8).map(|i| [i * 30, 255 - i * 30, i * 7]);
+        let writer = |raster, tensor| InputWriter {
+            normalization: &normalization,
+            color,
+            placement: &placement,
+            width: 4,
+            height: 4,
+            raster,
+            tensor,
+        };
+        let (raster, tensor) = writer(vec![9; 3], vec![]).write(pixels());
+        // A second frame into the first one's buffers gives the same values.
+        let again = writer(raster.data.clone(), tensor.data().to_vec()).write(pixels());
+        assert_eq!(again, (raster.clone(), tensor.clone()));
+        (raster, tensor)
+    }
+
+    #[test]
+    fn writing_in_one_pass_matches_normalising_the_raster() {
+        for color in [ColorOrder::Rgb, ColorOrder::Bgr, ColorOrder::Gray] {
+            let (raster, tensor) = write(color);
+            let channels = color.channels();
+            assert_eq!(raster.channels as usize, channels);
+            assert_eq!(tensor.shape(), [1, channels, 4, 4]);
+            // Rows 0 and 3 are padding: black.
+            let row = 4 * channels;
+            assert!(raster.data[..row].iter().all(|&v| v == 0), "{color:?}");
+            assert!(raster.data[3 * row..].iter().all(|&v| v == 0), "{color:?}");
+            let first = [0, 255, 0];
+            let expected_first = match color {
+                ColorOrder::Gray => vec![super::super::color::luma(first)],
+                _ => first.to_vec(),
+            };
+            assert_eq!(raster.data[row..row + channels], expected_first[..]);
+            let normalization = Normalization::from_spec(&spec(color));
+            assert_eq!(tensor, normalization.to_nchw(&raster, color), "{color:?}");
+        }
+    }
+
+    #[test]
+    fn bgr_models_get_blue_first() {
+        let normalization = Normalization::from_spec(&spec(ColorOrder::Bgr));
+        let raster = Raster {
+            width: 1,
+            height: 1,
+            channels: 3,
+            data: vec![255, 0, 0],
+        };
+        let tensor = normalization.to_nchw(&raster, ColorOrder::Bgr);
+        // Blue (0) first, with the first mean and std (the model's order); red (255) last.
+        let blue = (0.0 - 0.485) / 0.229;
+        let red = (1.0 - 0.406) / 0.225;
+        assert!(
+            (tensor.data()[0] - blue).abs() < 1e-5,
+            "{:?}",
+            tensor.data()
+        );
+        assert!((tensor.data()[2] - red).abs() < 1e-5, "{:?}", tensor.data());
     }
 }

@@ -113,6 +113,18 @@ pub fn resize(
     width: u32,
     height: u32,
 ) -> Result<Raster, PreprocessError> {
+    resize_into(resizer, image, policy, width, height, Vec::new())
+}
+
+/// [`resize`] into `buffer`'s allocation (its contents are overwritten).
+pub(super) fn resize_into(
+    resizer: &mut Resizer,
+    image: &Raster,
+    policy: ResizePolicy,
+    width: u32,
+    height: u32,
+    mut buffer: Vec<u8>,
+) -> Result<Raster, PreprocessError> {
     if image.width == 0 || image.height == 0 {
         return Err(PreprocessError::Resize("the frame is empty".into()));
     }
@@ -131,7 +143,9 @@ pub fn resize(
     // Borrow the frame's pixels: copying a full camera frame per frame costs as much as the resize.
     let src = ImageRef::new(image.width, image.height, &image.data, pixel_type)
         .map_err(|e| PreprocessError::Resize(e.to_string()))?;
-    let mut dst = Image::new(tw, th, pixel_type);
+    buffer.resize(tw as usize * th as usize * image.channels as usize, 0);
+    let mut dst = Image::from_vec_u8(tw, th, buffer, pixel_type)
+        .map_err(|e| PreprocessError::Resize(e.to_string()))?;
     let source = placement.source;
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))

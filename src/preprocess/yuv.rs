@@ -10,9 +10,11 @@
 
 use super::color::yuv_to_rgb;
 use super::decode::raw_bytes;
-use super::resize::{place, Placement};
+use super::normalize::InputWriter;
+use super::resize::Placement;
 use super::{lap, PreprocessError, Raster, StepTimes};
 use crate::frame::{Frame, PixelFormat};
+use crate::tensor::Tensor;
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use std::time::Instant;
@@ -34,21 +36,20 @@ pub fn applies(frame: &Frame, placement: &Placement) -> bool {
     matches!(meta.format, PixelFormat::Yuyv | PixelFormat::Nv12) && even && shrinks
 }
 
-/// The frame's region `placement.source` resampled onto `placement.target` and converted to
-/// RGB, in a `width x height` raster (letterbox padding black), for a frame that
-/// [`applies`] accepts; the time of each step is added to `times`.
-pub fn resample(
+/// The frame's region `placement.source` resampled onto the writer's target, converted to
+/// RGB and normalised in one pass (letterbox padding black), for a frame that [`applies`]
+/// accepts; the time of each step is added to `times` (normalising counts as converting).
+pub(super) fn resample(
     resizer: &mut Resizer,
     scratch: &mut Scratch,
     frame: &Frame,
-    placement: &Placement,
-    width: u32,
-    height: u32,
+    writer: InputWriter<'_>,
     times: &mut StepTimes,
-) -> Result<Raster, PreprocessError> {
+) -> Result<(Raster, Tensor), PreprocessError> {
     let meta = &frame.meta;
     let mut clock = Instant::now();
     let (w, h) = (meta.width, meta.height);
+    let placement = writer.placement;
     let (tw, th) = (
         placement.target.width as u32,
         placement.target.height as u32,
@@ -56,8 +57,7 @@ pub fn resample(
     let pixels = tw as usize * th as usize;
     let source = placement.source;
     let error = |e: &dyn std::fmt::Display| PreprocessError::Resize(e.to_string());
-    let mut rgb = Vec::with_capacity(pixels * 3);
-    match meta.format {
+    let written = match meta.format {
         PixelFormat::Yuyv => {
             let data = raw_bytes(frame)?;
             let pairs = ImageRef::new(w / 2, h, data, PixelType::U8x4).map_err(|e| error(&e))?;
@@ -69,10 +69,10 @@ pub fn resample(
                 .resize(&pairs, &mut out, &options)
                 .map_err(|e| error(&e))?;
             times.resize += lap(&mut clock);
-            for p in out.buffer().chunks_exact(4) {
+            writer.write(out.buffer().chunks_exact(4).map(|p| {
                 let y = ((p[0] as u16 + p[2] as u16 + 1) >> 1) as u8;
-                rgb.extend_from_slice(&yuv_to_rgb(y, p[1], p[3]));
-            }
+                yuv_to_rgb(y, p[1], p[3])
+            }))
         }
         PixelFormat::Nv12 => {
             let luma_len = w as usize * h as usize;
@@ -101,9 +101,13 @@ pub fn resample(
                 .resize(&uv_plane, &mut uv_out, &half)
                 .map_err(|e| error(&e))?;
             times.resize += lap(&mut clock);
-            for (y, uv) in y_out.buffer().iter().zip(uv_out.buffer().chunks_exact(2)) {
-                rgb.extend_from_slice(&yuv_to_rgb(*y, uv[0], uv[1]));
-            }
+            writer.write(
+                y_out
+                    .buffer()
+                    .iter()
+                    .zip(uv_out.buffer().chunks_exact(2))
+                    .map(|(y, uv)| yuv_to_rgb(*y, uv[0], uv[1])),
+            )
         }
         other => {
             return Err(PreprocessError::Resize(format!(
@@ -111,10 +115,9 @@ pub fn resample(
                 other.name()
             )))
         }
-    }
-    let placed = place(rgb, 3, placement, width, height);
+    };
     times.convert += lap(&mut clock);
-    Ok(placed)
+    Ok(written)
 }
 
 fn options(x: f64, y: f64, width: f64, height: f64) -> ResizeOptions {
@@ -156,6 +159,11 @@ mod tests {
         let raster = full.decode(frame).unwrap();
         let reference = full.prepare_raster(&raster).unwrap();
         assert_eq!(quick.placement, reference.placement);
+        // The one-pass conversion normalises exactly as the separate step does.
+        assert_eq!(
+            quick.tensor,
+            fast.normalization.to_nchw(&quick.input, spec.color)
+        );
         assert_eq!(quick.input.data.len(), reference.input.data.len());
         let diffs: Vec<u8> = quick
             .input
