@@ -107,11 +107,14 @@ impl InputWriter<'_> {
             }
         }
         let mut pixels = pixels;
+        // The pixel range of each target row, in plane indices.
+        let rows = (0..th.min(h.saturating_sub(y0))).map(|row| {
+            let start = (y0 + row) * w + x0;
+            (start, (start + tw).min((y0 + row + 1) * w))
+        });
         if channels == 1 {
             let (mul, add) = factors[0];
-            for row in 0..th.min(h.saturating_sub(y0)) {
-                let start = (y0 + row) * w + x0;
-                let end = (start + tw).min((y0 + row + 1) * w);
+            for (start, end) in rows {
                 for ((value, level), rgb) in tensor[start..end]
                     .iter_mut()
                     .zip(&mut raster[start..end])
@@ -138,9 +141,7 @@ impl InputWriter<'_> {
                         (third, factors[2]),
                     ],
                 };
-            for row in 0..th.min(h.saturating_sub(y0)) {
-                let start = (y0 + row) * w + x0;
-                let end = (start + tw).min((y0 + row + 1) * w);
+            for (start, end) in rows {
                 let lines = r_plane[start..end]
                     .iter_mut()
                     .zip(&mut g_plane[start..end])
