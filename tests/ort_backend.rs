@@ -143,6 +143,52 @@ fn the_int8_precision_setting_keeps_the_qdq_model_within_its_self_test() {
     }
 }
 
+/// The memory settings move where intermediate tensors live, not what is computed: with the
+/// arena and the memory pattern off, the QDQ ViT-Tiny passes its self-test and gives the
+/// default session's outputs bit for bit, run after run (the pattern is planned from the first).
+#[test]
+fn the_memory_settings_change_no_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = without_inner_attention("vit-tiny-qdq", tmp.path());
+    let load = |arena, memory_pattern| {
+        LoadedModel::load(
+            &dir,
+            &BackendConfig::Ort(OrtConfig {
+                library: Some(common::ort_library()),
+                arena,
+                memory_pattern,
+                ..OrtConfig::default()
+            }),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "arena {arena}, pattern {memory_pattern}: {}",
+                edgevit::error::chain(&e)
+            )
+        })
+    };
+    let mut default = load(true, true);
+    let (input, side) = selftest_input(&default.package);
+    let expected = default.backend.run_with(&input, &side).unwrap();
+    for (arena, memory_pattern) in [(false, false), (true, false), (false, true)] {
+        let mut lean = load(arena, memory_pattern);
+        for run in 0..3 {
+            let got = lean.backend.run_with(&input, &side).unwrap();
+            for name in default.package.manifest.outputs.graph_names() {
+                let d = got
+                    .get(name)
+                    .unwrap()
+                    .max_abs_diff(expected.get(name).unwrap());
+                assert_eq!(
+                    d,
+                    Some(0.0),
+                    "arena {arena}, pattern {memory_pattern}, run {run}: {name}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn vit4mnist_and_osnet_agree_with_tract() {
     let Some(shared) = common::shared_dir() else {

@@ -12,7 +12,9 @@ Pipelines:
 - edgevit on ONNX Runtime, one instance;
 - edgevit on ONNX Runtime, 2 single-threaded instances;
 - bench/compare/python_pipeline.py: OpenCV + onnxruntime + paho-mqtt.
-Prints a Markdown table of frames per second and the ratios, and writes every figure as JSON.
+Each pipeline runs --repeat times (default 3), the pipelines taken in turn round after round, so
+that a slow spell of a shared machine falls on all of them; each figure is the run of median frame
+rate. Prints a Markdown table of frames per second and the ratios, and writes every figure as JSON.
 
 Not run in CI. Needs:
 - a release build with ONNX Runtime: `cargo build --release --features ort`;
@@ -23,7 +25,8 @@ Not run in CI. Needs:
 - mosquitto on the PATH;
 - ../shared for DINOv2.
 
-    bench/compare/.venv/bin/python bench/compare/run.py [--frames N] [--threads 1 2] [--json out.json]
+    bench/compare/.venv/bin/python bench/compare/run.py [--frames N] [--threads 1 2] [--repeat N]
+        [--models vit-mnist ...] [--json out.json]
 
 The DINOv2 model is a saliency model (its output is a 224x224 map): run.py flattens that map
 to [1, 50176] so that both pipelines treat it as scores (softmax and top-5 over it). The figures
@@ -136,12 +139,33 @@ def python(pkg_onnx, shape, mean, std, frames, threads, port):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def fps(run):
+    """End-to-end frames per second of one run, edgevit's or Python's."""
+    return run.get("pipelined_fps", run.get("fps"))
+
+
+def spread(run):
+    """The median frame rate, with the lowest and highest of the runs when there were several."""
+    runs = run.get("fps_runs", [])
+    if len(runs) < 2:
+        return f"{fps(run):.1f}"
+    return f"{fps(run):.1f} ({min(runs):.1f}-{max(runs):.1f})"
+
+
+def median_run(runs):
+    """The run of median frames per second (the lower middle one of an even count), whole, so
+    that its per-stage figures belong to the frame rate shown."""
+    return sorted(runs, key=fps)[(len(runs) - 1) // 2]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, help="frames per run (default: 400 for vit-mnist, 60 for ViT-Tiny, 30 for DINOv2)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--shared", default=os.environ.get("EDGEVIT_SHARED_DIR", os.path.join(ROOT, "../shared")))
     ap.add_argument("--models", nargs="+", default=["vit-mnist", "vit-tiny-int8", "vit-tiny-qdq", "dinov2-s"])
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of each pipeline, taken in turn; each cell is the run of median fps (default 3)")
     ap.add_argument("--json", help="write every figure here")
     args = ap.parse_args()
     for need in (EDGEVIT, VENV_PY):
@@ -170,14 +194,24 @@ def main():
             for name in args.models:
                 pkg, shape, (mean, std) = models[name]
                 frames = args.frames or {"vit-mnist": 400, "dinov2-s": 30}.get(name, 60)
-                row = {"model": name, "threads": threads, "frames": frames}
-                row["python"] = python(os.path.join(pkg, "model.onnx"), shape, mean, std, frames, threads, port)
-                row["edgevit_tract"] = edgevit(pkg, frames, threads, sink)
+                pipelines = {
+                    "python": lambda: python(os.path.join(pkg, "model.onnx"), shape, mean, std, frames, threads, port),
+                    "edgevit_tract": lambda: edgevit(pkg, frames, threads, sink),
+                    "edgevit_ort": lambda: edgevit(pkg, frames, threads, sink, "ort", library=library),
+                }
                 if threads > 1:
-                    row["edgevit_tract_workers"] = edgevit(pkg, frames, 1, sink, workers=threads)
-                row["edgevit_ort"] = edgevit(pkg, frames, threads, sink, "ort", library=library)
-                if threads > 1:
-                    row["edgevit_ort_workers"] = edgevit(pkg, frames, 1, sink, "ort", workers=threads, library=library)
+                    pipelines["edgevit_tract_workers"] = lambda: edgevit(pkg, frames, 1, sink, workers=threads)
+                    pipelines["edgevit_ort_workers"] = lambda: edgevit(pkg, frames, 1, sink, "ort", workers=threads, library=library)
+                # Taken in turn, round after round, so that a slow spell of a shared machine
+                # falls on every pipeline rather than on one.
+                runs = {key: [] for key in pipelines}
+                for _ in range(args.repeat):
+                    for key, measure in pipelines.items():
+                        runs[key].append(measure())
+                row = {"model": name, "threads": threads, "frames": frames, "repeat": args.repeat}
+                for key, measured in runs.items():
+                    row[key] = median_run(measured)
+                    row[key]["fps_runs"] = [fps(m) for m in measured]
                 results.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
     finally:
@@ -187,16 +221,18 @@ def main():
         cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "?")
     print(f"Machine: {cpu}, {os.cpu_count()} cores; ONNX Runtime's exact int8 kernels: "
           f"{'yes (no VNNI)' if without_vnni() else 'no'}")
+    print(f"Each pipeline ran {args.repeat} time(s), the pipelines in turn; a cell is the median "
+          "frame rate (lowest-highest), and the per-stage rows below are that median run's.")
     print()
     print("| model | threads | Python (OpenCV + ORT + paho) fps | edgevit tract | tract, N workers x 1 thread | edgevit ORT | ORT, N workers x 1 thread | edgevit ORT / Python | best edgevit / Python |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        py = r["python"]["fps"]
-        cells = [r.get(k, {}).get("pipelined_fps") for k in
-                 ("edgevit_tract", "edgevit_tract_workers", "edgevit_ort", "edgevit_ort_workers")]
+        py = fps(r["python"])
+        keys = ("edgevit_tract", "edgevit_tract_workers", "edgevit_ort", "edgevit_ort_workers")
+        cells = [fps(r[k]) if k in r else None for k in keys]
         best = max(v for v in cells if v)
-        shown = " | ".join(f"{v:.1f}" if v else "-" for v in cells)
-        print(f"| {r['model']} | {r['threads']} | {py:.1f} | {shown} | {cells[2] / py:.2f} | {best / py:.2f} |")
+        shown = " | ".join(spread(r[k]) if k in r else "-" for k in keys)
+        print(f"| {r['model']} | {r['threads']} | {spread(r['python'])} | {shown} | {cells[2] / py:.2f} | {best / py:.2f} |")
     print()
     print("| model | threads | pipeline | convert | resize | normalize | infer | interpret | publish | outside inference | CPU ms/frame | peak RSS MB | RSS at the end MB | of it file pages MB | cold start ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -49,6 +49,11 @@ pub struct OrtConfig {
     /// smaller resident set.
     #[serde(default = "default_arena")]
     pub arena: bool,
+    /// ONNX Runtime's memory pattern (its own default): after the first run, each run's
+    /// intermediate tensors are placed in one block planned from the first. Off, each tensor
+    /// is allocated on its own.
+    #[serde(default = "default_memory_pattern")]
+    pub memory_pattern: bool,
     /// How ONNX Runtime multiplies int8 on x86-64: `auto` (the default) is `exact` on CPUs
     /// without VNNI and `fast` on the others; `fast` is ONNX Runtime's own default (u8 x s8
     /// products whose pairwise sums saturate at 16 bits on CPUs without VNNI: a static int8
@@ -94,6 +99,10 @@ fn x86_without_vnni() -> bool {
 }
 
 fn default_arena() -> bool {
+    true
+}
+
+fn default_memory_pattern() -> bool {
     true
 }
 
@@ -161,6 +170,7 @@ impl Default for OrtConfig {
             tensorrt: TensorRtConfig::default(),
             device: 0,
             arena: default_arena(),
+            memory_pattern: default_memory_pattern(),
             int8_precision: Int8Precision::default(),
         }
     }
@@ -287,8 +297,11 @@ impl OrtBackend {
         let builder = builder
             .with_intra_threads(config.threads)
             .map_err(|e| optimize(e.into()))?;
-        let mut builder = builder
+        let builder = builder
             .with_inter_threads(1)
+            .map_err(|e| optimize(e.into()))?;
+        let mut builder = builder
+            .with_memory_pattern(config.memory_pattern)
             .map_err(|e| optimize(e.into()))?;
         if config.int8_precision.exact_here() {
             builder = builder

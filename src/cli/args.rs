@@ -1,10 +1,11 @@
 //! Checks of flag values, so that a bad value is reported against the flag that carried it,
 //! and the backend flags that several commands share.
 
+use anyhow::Context;
 use edgevit::backend::{BackendConfig, Precision, TractConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// `--backend`, `--threads`, `--library`.
+/// `--backend`, `--threads`, `--library`, or `--backend-config`.
 #[derive(clap::Args, Clone)]
 pub struct BackendArgs {
     /// Inference backend: `tract` (CPU, built in), `tract-f16` (tract in half precision, for
@@ -20,14 +21,23 @@ pub struct BackendArgs {
     /// libonnxruntime.so); `--backend rknn`: the RKNN runtime (default: librknnrt.so).
     #[arg(long, value_name = "PATH")]
     library: Option<PathBuf>,
+    /// The `[backend]` table of this TOML file, as in a run configuration, for what the flags
+    /// above do not set (ONNX Runtime's memory settings and int8 kernels, a fallback list);
+    /// instead of `--backend`, `--threads` and `--library`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["backend", "threads", "library"])]
+    backend_config: Option<PathBuf>,
 }
 
 impl BackendArgs {
-    pub fn threads(&self) -> usize {
-        self.threads
+    /// `--threads`; `None` when the threads come from `--backend-config`.
+    pub fn threads(&self) -> Option<usize> {
+        self.backend_config.is_none().then_some(self.threads)
     }
 
     pub fn config(&self) -> anyhow::Result<BackendConfig> {
+        if let Some(path) = &self.backend_config {
+            return backend_section(path);
+        }
         match self.backend.as_str() {
             #[cfg(feature = "ort")]
             "ort" => Ok(BackendConfig::Ort(edgevit::backend::OrtConfig {
@@ -57,6 +67,19 @@ impl BackendArgs {
                 ..Default::default()
             })),
         }
+    }
+}
+
+/// The `[backend]` table of a TOML file.
+fn backend_section(path: &Path) -> anyhow::Result<BackendConfig> {
+    let context = || format!("--backend-config {}", path.display());
+    let text = std::fs::read_to_string(path).with_context(context)?;
+    let mut file: toml::Table = toml::from_str(&text).with_context(context)?;
+    match file.remove("backend") {
+        Some(toml::Value::Table(table)) => BackendConfig::try_from(table)
+            .map_err(anyhow::Error::msg)
+            .with_context(context),
+        _ => Err(anyhow::anyhow!("the file has no [backend] table")).with_context(context),
     }
 }
 
@@ -91,5 +114,35 @@ mod tests {
         assert_eq!(probability("0.5"), Ok(0.5));
         assert!(probability("1.5").is_err());
         assert!(probability("NaN").is_err());
+    }
+
+    #[test]
+    fn a_backend_config_file_is_read_for_its_backend_table() {
+        let dir = std::env::temp_dir().join(format!("edgevit-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let args = |path: &Path| BackendArgs {
+            backend: "tract".into(),
+            threads: 1,
+            library: None,
+            backend_config: Some(path.to_path_buf()),
+        };
+        let good = dir.join("good.toml");
+        std::fs::write(&good, "[backend]\nkind = \"tract\"\nthreads = 2\n").unwrap();
+        match args(&good).config().unwrap() {
+            BackendConfig::Tract(tract) => assert_eq!(tract.threads, 2),
+            other => panic!("expected tract, got {}", other.kind()),
+        }
+        assert_eq!(args(&good).threads(), None);
+
+        let missing = dir.join("no-backend.toml");
+        std::fs::write(&missing, "[sink]\nkind = \"stdout\"\n").unwrap();
+        let error = format!("{:#}", args(&missing).config().unwrap_err());
+        assert!(error.contains("no [backend] table"), "{error}");
+
+        let bad = dir.join("bad.toml");
+        std::fs::write(&bad, "[backend]\nkind = \"tract\"\nthreads = \"two\"\n").unwrap();
+        let error = format!("{:#}", args(&bad).config().unwrap_err());
+        assert!(error.contains("backend.threads"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
