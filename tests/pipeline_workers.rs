@@ -262,3 +262,58 @@ fn bench_measures_each_stage_and_the_loop_end_to_end() {
     let output = common::edgevit(&["bench", "--model", reid.to_str().unwrap(), "--frames", "2"]);
     common::assert_clean_failure(&output, &["measures classification models"]);
 }
+
+/// `--backend-config FILE`: the backend comes from a file's `[backend]` table, for settings
+/// that have no flag; a bad table and a flag given beside it are clear errors.
+#[test]
+fn bench_takes_its_backend_from_a_config_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::default_model();
+    let model = model.to_str().unwrap();
+    let file = tmp.path().join("backend.toml");
+    std::fs::write(&file, "[backend]\nkind = \"tract\"\nthreads = 2\n").unwrap();
+    let file = file.to_str().unwrap();
+    let output = common::edgevit(&[
+        "bench",
+        model,
+        "--backend-config",
+        file,
+        "--warmup",
+        "0",
+        "--iterations",
+        "2",
+    ]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let line = &common::json_lines(&output)[0];
+    assert_eq!(line["backend"], "tract", "{line}");
+    // The threads are the file's, which the flag would misreport.
+    assert!(line["threads"].is_null(), "{line}");
+    let output = common::edgevit(&[
+        "bench",
+        "--model",
+        model,
+        "--frames",
+        "2",
+        "--size",
+        "320x240",
+        "--backend-config",
+        file,
+    ]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(common::json_lines(&output)[0]["backend"], "tract");
+
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[backend]\nkind = \"tract\"\nthreads = \"two\"\n").unwrap();
+    let output = common::edgevit(&["bench", model, "--backend-config", bad.to_str().unwrap()]);
+    common::assert_clean_failure(&output, &["--backend-config", "backend.threads"]);
+    let output = common::edgevit(&[
+        "bench",
+        model,
+        "--backend",
+        "tract",
+        "--backend-config",
+        file,
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", common::stderr(&output));
+    assert!(common::stderr(&output).contains("cannot be used with"));
+}
