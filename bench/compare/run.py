@@ -168,6 +168,8 @@ def main():
                     help="runs of each pipeline, taken in turn; each cell is the run of median fps (default 3)")
     ap.add_argument("--json", help="write every figure here")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     for need in (EDGEVIT, VENV_PY):
         if not os.path.exists(need):
             sys.exit(f"missing {need}: see this script's --help")
