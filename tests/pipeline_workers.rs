@@ -1,11 +1,17 @@
 //! The loop on its threads (`[pipeline] workers`): several model instances on successive
 //! frames give the records in frame order with contiguous numbers, the zoom (which goes back to
-//! the frame's pixels) works on every worker, and a stop in the middle of a run loses nothing
-//! that was read.
+//! the frame's pixels) works on every worker, a stop in the middle of a run loses nothing
+//! that was read, and the reader hands frame buffers back to the source for reuse.
 
 mod common;
 
+use edgevit::backend::BackendConfig;
+use edgevit::pipeline::{LoadedModel, Pipeline, VitOptions};
+use edgevit::sink::JsonLinesSink;
+use edgevit::source::{FrameResult, FrameSource};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn records(path: &std::path::Path) -> Vec<serde_json::Value> {
@@ -60,6 +66,91 @@ fn workers_deliver_every_frame_in_order() {
             assert_eq!(record["top"][0]["label"], digit, "{record}");
         }
     }
+}
+
+/// A pattern source that counts the pixel buffers the loop gives back.
+struct CountingSource {
+    inner: edgevit::source::PatternSource,
+    given_back: Arc<AtomicUsize>,
+}
+
+impl FrameSource for CountingSource {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn next_frame(&mut self) -> Option<FrameResult> {
+        self.inner.next_frame()
+    }
+
+    fn recycle(&mut self, data: Vec<u8>) {
+        assert_eq!(data.len(), 64 * 48 * 3, "a whole frame's pixels");
+        self.given_back.fetch_add(1, Ordering::SeqCst);
+        self.inner.recycle(data);
+    }
+}
+
+/// Runs `frames` pattern frames through `model` on `workers` workers; returns how many frame
+/// buffers came back to the source and the records' `seq` numbers.
+fn run_counting_given_back(
+    model: &std::path::Path,
+    vit: &VitOptions,
+    workers: usize,
+    frames: u64,
+) -> (usize, Vec<u64>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let given_back = Arc::new(AtomicUsize::new(0));
+    let pattern = edgevit::source::PatternConfig {
+        width: 64,
+        height: 48,
+        frames: Some(frames),
+        fps: 0.0,
+        camera: "cam0".into(),
+    };
+    let source = Box::new(CountingSource {
+        inner: edgevit::source::PatternSource::new(&pattern).unwrap(),
+        given_back: given_back.clone(),
+    });
+    let out = tmp.path().join("out.jsonl");
+    let sink = Box::new(JsonLinesSink::append_to(&out).unwrap());
+    let load = || LoadedModel::load(model, &BackendConfig::default()).unwrap();
+    let classify = Default::default();
+    let mut pipeline = Pipeline::new(load(), &classify, vit, source, sink).unwrap();
+    for _ in 1..workers {
+        pipeline.add_worker(load(), &classify, vit).unwrap();
+    }
+    let summary = pipeline.run(&AtomicBool::new(false)).unwrap();
+    assert_eq!(summary.frames, frames);
+    let seqs = records(&out)
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    (given_back.load(Ordering::SeqCst), seqs)
+}
+
+/// Each frame's pixel buffer goes back to the source for a later frame once no stage reads it:
+/// from the reader, which preprocesses plain classification, and from the workers, which go
+/// back to the frame's pixels for the zoom. Every frame is still delivered, in order.
+#[test]
+fn every_frame_buffer_goes_back_to_the_source() {
+    let (given_back, seqs) =
+        run_counting_given_back(&common::default_model(), &VitOptions::default(), 1, 12);
+    assert_eq!(given_back, 12, "from the reader");
+    assert_eq!(seqs, (0..12).collect::<Vec<u64>>());
+
+    let zoom = VitOptions {
+        zoom: Some(Default::default()),
+        ..VitOptions::default()
+    };
+    let canvas = common::repo().join("models/vit-mnist-canvas");
+    let (given_back, seqs) = run_counting_given_back(&canvas, &zoom, 2, 12);
+    // The reader passes them on before each read: those of the frames still in the queue or
+    // in a worker's hands when the source ends (up to four with two workers) are not.
+    assert!(
+        (12 - 5..=12).contains(&given_back),
+        "{given_back} of 12 from the workers"
+    );
+    assert_eq!(seqs, (0..12).collect::<Vec<u64>>());
 }
 
 #[test]

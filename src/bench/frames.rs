@@ -1,7 +1,7 @@
 //! Frames for benchmarks and tests: a synthetic scene (smooth gradients, hard edges, fine
 //! ripples) in any size and in the pixel formats cameras send, or a recorded frame.
 
-use crate::frame::{Frame, PixelFormat};
+use crate::frame::{Frame, FrameMeta, PixelFormat};
 use crate::source::{FrameResult, FrameSource};
 use std::time::SystemTime;
 
@@ -120,12 +120,15 @@ pub fn recorded_frame(
     Ok(frame)
 }
 
-/// One frame handed out `count` times, numbered, as fast as it is taken.
+/// One frame handed out `count` times, numbered, as fast as it is taken. Each is a copy, into
+/// a buffer the pipeline gave back when there is one, as a camera's capture copies out of the
+/// driver's buffer.
 #[derive(Debug)]
 pub struct Replay {
     frame: Frame,
     count: u64,
     next: u64,
+    spare: Option<Vec<u8>>,
 }
 
 impl Replay {
@@ -134,6 +137,7 @@ impl Replay {
             frame,
             count,
             next: 0,
+            spare: None,
         }
     }
 }
@@ -153,10 +157,19 @@ impl FrameSource for Replay {
         if self.next >= self.count {
             return None;
         }
-        let mut frame = self.frame.clone();
-        frame.meta.seq = self.next;
-        frame.meta.captured_at = SystemTime::now();
+        let mut data = self.spare.take().unwrap_or_default();
+        data.clear();
+        data.extend_from_slice(&self.frame.data);
+        let meta = FrameMeta {
+            seq: self.next,
+            captured_at: SystemTime::now(),
+            ..self.frame.meta.clone()
+        };
         self.next += 1;
-        Some(Ok(frame))
+        Some(Ok(Frame { meta, data }))
+    }
+
+    fn recycle(&mut self, data: Vec<u8>) {
+        self.spare = Some(data);
     }
 }

@@ -95,6 +95,7 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
     // read (or when the collector is gone).
     let halt = AtomicBool::new(false);
     let settings = Mutex::new(Settings::default());
+    let finished = FinishedFrames::new(workers.len() + 1);
     let preprocess = workers
         .first()
         .filter(|w| w.preprocesses_apart())
@@ -115,21 +116,30 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
         let queue = Arc::new(Mutex::new(queue));
         let (done, results) = mpsc::channel::<(u64, Outcome)>();
         let reader = {
-            let halt = &halt;
+            let (halt, finished) = (&halt, &finished);
             std::thread::Builder::new()
                 .name("edgevit-reader".into())
                 .spawn_scoped(scope, move || {
-                    read(source, trigger, health, halt, jobs, preprocess)
+                    read(source, trigger, health, halt, jobs, preprocess, finished)
                 })
                 .map_err(|e| PipelineError::Thread(e.to_string()))?
         };
         for (index, worker) in workers.iter_mut().enumerate() {
             let (queue, done, settings) = (Arc::clone(&queue), done.clone(), &settings);
+            let finished = &finished;
             let recycler = recycler.clone();
             std::thread::Builder::new()
                 .name(format!("edgevit-worker-{index}"))
                 .spawn_scoped(scope, move || {
-                    work(worker, index == 0, &queue, &done, settings, recycler)
+                    work(
+                        worker,
+                        index == 0,
+                        &queue,
+                        &done,
+                        settings,
+                        recycler,
+                        finished,
+                    )
                 })
                 .map_err(|e| PipelineError::Thread(e.to_string()))?;
         }
@@ -153,7 +163,39 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
     Ok(collector.summary)
 }
 
+/// Pixel buffers of frames the workers are done with, on their way back to the source, which
+/// only the reader may touch: the reader hands them over before it reads the next frame.
+struct FinishedFrames {
+    buffers: Mutex<Vec<Vec<u8>>>,
+    /// More than the frames that can be in flight would only hold memory.
+    limit: usize,
+}
+
+impl FinishedFrames {
+    fn new(limit: usize) -> Self {
+        FinishedFrames {
+            buffers: Mutex::new(Vec::new()),
+            limit,
+        }
+    }
+
+    fn put(&self, data: Vec<u8>) {
+        let mut buffers = lock(&self.buffers);
+        if buffers.len() < self.limit {
+            buffers.push(data);
+        }
+    }
+
+    fn hand_to(&self, source: &mut dyn FrameSource) {
+        let buffers = std::mem::take(&mut *lock(&self.buffers));
+        for data in buffers {
+            source.recycle(data);
+        }
+    }
+}
+
 /// The reader: trigger, source, and preprocessing when it can be done apart; until `stop`.
+/// Each frame's pixel buffer goes back to the source once no stage reads it.
 fn read(
     source: &mut dyn FrameSource,
     trigger: &mut Option<Box<dyn FrameTrigger>>,
@@ -161,17 +203,23 @@ fn read(
     stop: &AtomicBool,
     jobs: SyncSender<(u64, Job)>,
     mut preprocess: Option<Preprocessor>,
+    finished: &FinishedFrames,
 ) -> Result<(), PipelineError> {
     let mut ticket = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if !wait_for_trigger(trigger, health, stop)? {
             break;
         }
+        finished.hand_to(source);
         let job = match source.next_event(stop) {
             None => break,
             Some(SourceEvent::Camera(status)) => Job::Camera(status),
             Some(SourceEvent::Frame(Ok(frame))) => match preprocess.as_mut() {
-                Some(preprocess) => prepare(preprocess, &frame),
+                Some(preprocess) => {
+                    let job = prepare(preprocess, &frame);
+                    source.recycle(frame.data);
+                    job
+                }
                 None => Job::Frame(Ok(frame)),
             },
             Some(SourceEvent::Frame(Err(failed))) => Job::Frame(Err(failed)),
@@ -226,6 +274,7 @@ fn work(
     done: &Sender<(u64, Outcome)>,
     settings: &Mutex<Settings>,
     recycler: Option<Recycler>,
+    finished: &FinishedFrames,
 ) {
     let mut generation = 0;
     loop {
@@ -237,11 +286,16 @@ fn work(
         apply_settings(worker, first, settings, &mut generation);
         let outcome = match job {
             Job::Camera(status) => Outcome::Camera(status),
-            Job::Frame(Ok(frame)) => Outcome::Records {
-                source_seq: frame.meta.seq,
-                camera: frame.meta.camera.clone(),
-                records: worker.process_frame(&frame),
-            },
+            Job::Frame(Ok(frame)) => {
+                let records = worker.process_frame(&frame);
+                let (source_seq, camera) = (frame.meta.seq, frame.meta.camera);
+                finished.put(frame.data);
+                Outcome::Records {
+                    source_seq,
+                    camera,
+                    records,
+                }
+            }
             Job::Frame(Err(failed)) => Outcome::Records {
                 source_seq: failed.meta.seq,
                 camera: failed.meta.camera.clone(),

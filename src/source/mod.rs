@@ -89,6 +89,11 @@ pub trait FrameSource: Send {
         }
         self.next_frame().map(SourceEvent::Frame)
     }
+
+    /// Takes back the pixels of a frame the pipeline has finished with, so that a later frame
+    /// is read into that memory instead of a new allocation (a 1080p frame is 4 MB). Sources
+    /// that copy frames (cameras, replays, patterns) keep a few; the rest drop it.
+    fn recycle(&mut self, _data: Vec<u8>) {}
 }
 
 /// The camera id used when the configuration names none.

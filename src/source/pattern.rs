@@ -50,6 +50,8 @@ pub struct PatternSource {
     config: PatternConfig,
     pacer: Pacer,
     seq: u64,
+    /// A frame's buffer the pipeline gave back, drawn over for the next frame.
+    spare: Option<Vec<u8>>,
 }
 
 impl PatternSource {
@@ -64,12 +66,15 @@ impl PatternSource {
             config: config.clone(),
             pacer: Pacer::new(config.fps)?,
             seq: 0,
+            spare: None,
         })
     }
 
-    fn render(&self) -> Vec<u8> {
+    /// Draws the bars and the moving square into `rgb`, replacing what it held.
+    fn render(&self, mut rgb: Vec<u8>) -> Vec<u8> {
         let (w, h) = (self.config.width as usize, self.config.height as usize);
-        let mut rgb = Vec::with_capacity(w * h * 3);
+        rgb.clear();
+        rgb.reserve(w * h * 3);
         for _ in 0..h {
             for x in 0..w {
                 rgb.extend_from_slice(&BARS[x * BARS.len() / w]);
@@ -108,9 +113,14 @@ impl FrameSource for PatternSource {
             height: self.config.height,
             format: PixelFormat::Rgb24,
         };
-        let data = self.render();
+        let spare = self.spare.take().unwrap_or_default();
+        let data = self.render(spare);
         self.seq += 1;
         Some(Ok(Frame { meta, data }))
+    }
+
+    fn recycle(&mut self, data: Vec<u8>) {
+        self.spare = Some(data);
     }
 }
 
@@ -141,5 +151,29 @@ mod tests {
         let second = source.next_frame().unwrap().unwrap();
         assert_ne!(frame.data, second.data, "the square moves");
         assert!(source.next_frame().is_none());
+    }
+
+    #[test]
+    fn a_buffer_given_back_is_drawn_over() {
+        let config = PatternConfig {
+            width: 40,
+            height: 8,
+            frames: Some(3),
+            fps: 0.0,
+            camera: "test".into(),
+        };
+        let mut recycling = PatternSource::new(&config).unwrap();
+        let mut fresh = PatternSource::new(&config).unwrap();
+        for _ in 0..2 {
+            fresh.next_frame().unwrap().unwrap();
+        }
+        let mut given = recycling.next_frame().unwrap().unwrap().data;
+        recycling.next_frame().unwrap().unwrap();
+        given.fill(7);
+        let at = given.as_ptr();
+        recycling.recycle(given);
+        let third = recycling.next_frame().unwrap().unwrap();
+        assert_eq!(third.data.as_ptr(), at, "the buffer given back");
+        assert_eq!(third.data, fresh.next_frame().unwrap().unwrap().data);
     }
 }

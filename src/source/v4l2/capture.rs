@@ -164,7 +164,7 @@ impl Worker {
                 self.counters.skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let packed = formats::pack(format, &pix, &buffer.planes());
+            let packed = formats::pack(format, &pix, &buffer.planes(), self.hub.spare_buffer());
             let captured_at = clock::wall_time(info.timestamp, info.monotonic_timestamp());
             drop(buffer);
             let data = match packed {

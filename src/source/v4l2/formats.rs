@@ -100,11 +100,13 @@ pub struct ShortFrame {
     pub got: usize,
 }
 
-/// Copies the planes of a driver buffer into one packed frame payload.
+/// Copies the planes of a driver buffer into one packed frame payload, in `out`'s memory
+/// (whatever it held is replaced; it grows if it is too small).
 pub fn pack(
     format: CameraFormat,
     pix: &PixFormat,
     planes: &[&[u8]],
+    mut out: Vec<u8>,
 ) -> Result<Vec<u8>, ShortFrame> {
     let (width, height) = (pix.width, pix.height);
     let short = |plane: usize, needed: usize, got: usize| ShortFrame {
@@ -121,12 +123,15 @@ pub fn pack(
         if data.is_empty() {
             return Err(short(0, 1, 0));
         }
-        return Ok(data.to_vec());
+        out.clear();
+        out.extend_from_slice(data);
+        return Ok(out);
     }
     let line = format.line_bytes(width);
     // Never more than the driver gave: the size comes from the driver, the bytes are real.
     let given: usize = planes.iter().map(|p| p.len()).sum();
-    let mut out = Vec::with_capacity(
+    out.clear();
+    out.reserve(
         format
             .pixel_format()
             .raw_len(width, height)
@@ -241,8 +246,25 @@ mod tests {
     fn padded_lines_are_packed() {
         // 2x2 YUYV with 2 bytes of padding per line.
         let data = [1, 2, 3, 4, 0, 0, 5, 6, 7, 8, 0, 0];
-        let packed = pack(CameraFormat::Yuyv, &pix(2, 2, &[6]), &[&data]).unwrap();
+        let packed = pack(CameraFormat::Yuyv, &pix(2, 2, &[6]), &[&data], Vec::new()).unwrap();
         assert_eq!(packed, [1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn a_given_buffer_is_filled_in_place() {
+        let data = [1, 2, 3, 4, 0, 0, 5, 6, 7, 8, 0, 0];
+        let stale = vec![9u8; 32];
+        let at = stale.as_ptr();
+        let packed = pack(CameraFormat::Yuyv, &pix(2, 2, &[6]), &[&data], stale).unwrap();
+        assert_eq!(
+            packed,
+            [1, 2, 3, 4, 5, 6, 7, 8],
+            "nothing of the old contents"
+        );
+        assert_eq!(packed.as_ptr(), at, "no new allocation");
+        let jpeg = [0xff, 0xd8, 0xff, 0xd9];
+        let packed = pack(CameraFormat::Mjpeg, &pix(2, 2, &[0]), &[&jpeg], packed).unwrap();
+        assert_eq!((packed.as_slice(), packed.as_ptr()), (&jpeg[..], at));
     }
 
     #[test]
@@ -253,6 +275,7 @@ mod tests {
             CameraFormat::Nv12TwoPlanes,
             &pix(2, 2, &[3, 4]),
             &[&luma, &chroma],
+            Vec::new(),
         )
         .unwrap();
         assert_eq!(packed, [10, 11, 12, 13, 20, 21]);
@@ -262,22 +285,29 @@ mod tests {
     #[test]
     fn single_plane_nv12_takes_chroma_after_the_padded_luma() {
         let data = [1, 2, 9, 3, 4, 9, 5, 6, 9];
-        let packed = pack(CameraFormat::Nv12, &pix(2, 2, &[3]), &[&data]).unwrap();
+        let packed = pack(CameraFormat::Nv12, &pix(2, 2, &[3]), &[&data], Vec::new()).unwrap();
         assert_eq!(packed, [1, 2, 3, 4, 5, 6]);
     }
 
     #[test]
     fn short_buffers_are_errors_not_panics() {
-        let error = pack(CameraFormat::Rgb24, &pix(4, 4, &[12]), &[&[0; 40]]).unwrap_err();
+        let error = pack(
+            CameraFormat::Rgb24,
+            &pix(4, 4, &[12]),
+            &[&[0; 40]],
+            Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!((error.needed, error.got), (48, 40));
         assert!(pack(
             CameraFormat::Nv12TwoPlanes,
             &pix(4, 4, &[4, 4]),
-            &[&[0; 16]]
+            &[&[0; 16]],
+            Vec::new()
         )
         .is_err());
-        assert!(pack(CameraFormat::Mjpeg, &pix(4, 4, &[0]), &[&[]]).is_err());
-        assert!(pack(CameraFormat::Grey, &pix(4, 4, &[4]), &[]).is_err());
+        assert!(pack(CameraFormat::Mjpeg, &pix(4, 4, &[0]), &[&[]], Vec::new()).is_err());
+        assert!(pack(CameraFormat::Grey, &pix(4, 4, &[4]), &[], Vec::new()).is_err());
     }
 
     #[test]
@@ -342,7 +372,7 @@ mod tests {
                     let mut p = pix(width, height, &[s0, s1]);
                     p.fourcc = format.fourcc();
                     let views: Vec<&[u8]> = planes.iter().map(Vec::as_slice).collect();
-                    if let Ok(data) = pack(format, &p, &views) {
+                    if let Ok(data) = pack(format, &p, &views, Vec::new()) {
                         packed.set(packed.get() + 1);
                         let pixel_format = format.pixel_format();
                         if let Some(len) = pixel_format.raw_len(width, height) {

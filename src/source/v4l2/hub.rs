@@ -3,6 +3,10 @@
 //!
 //! A frame that arrives while its camera's slot is still full replaces the older frame, so a
 //! slow model always gets the newest frame and never builds lag.
+//!
+//! The hub also keeps the pixel buffers of replaced frames, and of frames the pipeline has
+//! finished with, for the capture threads to copy the next frames into: at 1080p that is a
+//! 4 MB allocation per frame saved.
 
 use crate::frame::Frame;
 use crate::source::CameraStatus;
@@ -26,6 +30,8 @@ struct State {
     /// The camera to look at first next time, so that no camera starves the others.
     next: usize,
     closed: bool,
+    /// Pixel buffers free for the next frames, at most [`Hub::spare_limit`].
+    spare: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
@@ -57,13 +63,39 @@ impl Hub {
         let Some(slot) = state.slots.get_mut(camera) else {
             return false;
         };
-        let replaced = slot.replace(frame).is_some();
-        if replaced {
+        let replaced = slot.replace(frame);
+        if replaced.is_some() {
             state.replaced[camera] += 1;
         }
         drop(state);
         self.changed.notify_all();
-        replaced
+        match replaced {
+            Some(old) => {
+                self.recycle(old.data);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Buffers kept for reuse: one per camera (a frame can be in each capture thread's hands)
+    /// and one for the frame the pipeline works on; more would only hold memory.
+    fn spare_limit(state: &State) -> usize {
+        state.slots.len() + 1
+    }
+
+    /// A buffer to copy the next frame into: a spare one when there is one (its contents are
+    /// stale), else an empty one.
+    pub fn spare_buffer(&self) -> Vec<u8> {
+        self.lock().spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps a frame's pixel buffer for a later frame, unless enough are kept already.
+    pub fn recycle(&self, data: Vec<u8>) {
+        let mut state = self.lock();
+        if data.capacity() > 0 && state.spare.len() < Self::spare_limit(&state) {
+            state.spare.push(data);
+        }
     }
 
     pub fn report(&self, status: CameraStatus) {
@@ -172,6 +204,40 @@ mod tests {
         assert_eq!(taken(&hub), Some(("a".into(), 2)));
         assert_eq!(hub.replaced(0), 2);
         assert_eq!(taken(&hub), None);
+    }
+
+    #[test]
+    fn replaced_and_returned_buffers_are_handed_out_again() {
+        let hub = Hub::new(1);
+        assert_eq!(hub.spare_buffer().capacity(), 0, "nothing kept yet");
+        hub.offer(0, frame("a", 0));
+        let taken = match hub.take(Duration::from_millis(10)) {
+            Some(HubItem::Frame(f)) => f,
+            other => panic!("expected a frame, got {other:?}"),
+        };
+        let unconsumed = frame("a", 1);
+        let replaced = unconsumed.data.as_ptr();
+        hub.offer(0, unconsumed);
+        hub.offer(0, frame("a", 2));
+        let returned = taken.data.as_ptr();
+        hub.recycle(taken.data);
+        let handed_out = [hub.spare_buffer(), hub.spare_buffer()];
+        assert_eq!(handed_out.map(|b| b.as_ptr()), [returned, replaced]);
+        assert_eq!(hub.spare_buffer().capacity(), 0, "both handed out");
+    }
+
+    #[test]
+    fn no_more_buffers_are_kept_than_can_be_in_use() {
+        let hub = Hub::new(2);
+        for _ in 0..10 {
+            hub.recycle(vec![0; 16]);
+        }
+        hub.recycle(Vec::new());
+        assert_eq!(
+            hub.lock().spare.len(),
+            3,
+            "one per camera and one in the pipeline"
+        );
     }
 
     #[test]

@@ -122,6 +122,10 @@ impl FrameSource for V4l2Source {
         }
         None
     }
+
+    fn recycle(&mut self, data: Vec<u8>) {
+        self.hub.recycle(data);
+    }
 }
 
 impl Drop for V4l2Source {
