@@ -207,20 +207,22 @@ fn a_stop_delivers_every_frame_that_was_read() {
             out.display()
         ),
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = common::Running::new(
+        Command::new(env!("CARGO_BIN_EXE_edgevit"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while complete_lines(&out) < 50 {
         assert!(Instant::now() < deadline, "no records");
         std::thread::sleep(Duration::from_millis(20));
     }
-    common::signal(&child, "TERM");
-    let output = child.wait_with_output().unwrap();
+    common::signal(child.child(), "TERM");
+    let output = child.wait_with_output();
     let log = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{log}");
     let frames = common::run_summary(&log, "frames");

@@ -197,6 +197,34 @@ pub fn frame(
     edgevit::frame::Frame::in_memory("fixture", data, width, height, format)
 }
 
+/// A running `edgevit` that is killed if the test ends before waiting for it: a test that
+/// fails half-way must not leave an endless run behind on the machine.
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    pub fn new(child: std::process::Child) -> Self {
+        Running(Some(child))
+    }
+
+    pub fn child(&self) -> &std::process::Child {
+        self.0.as_ref().expect("a child not yet waited for")
+    }
+
+    pub fn wait_with_output(mut self) -> Output {
+        let child = self.0.take().expect("a child not yet waited for");
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Sends signal `name` (`TERM`, `KILL`, ...) to a child process.
 pub fn signal(child: &std::process::Child, name: &str) {
     let status = Command::new("kill")
