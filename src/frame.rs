@@ -112,3 +112,54 @@ pub struct Frame {
     pub meta: FrameMeta,
     pub data: Vec<u8>,
 }
+
+/// Pixel buffers of frames no stage reads any more, kept so that later frames are copied into
+/// them rather than into new allocations; at most `limit`, since more than the frames that can
+/// be in flight would only hold memory. Shared between threads.
+#[derive(Debug, Default)]
+pub struct SpareBuffers {
+    buffers: std::sync::Mutex<Vec<Vec<u8>>>,
+    limit: usize,
+}
+
+impl SpareBuffers {
+    pub fn new(limit: usize) -> Self {
+        SpareBuffers {
+            buffers: std::sync::Mutex::new(Vec::new()),
+            limit,
+        }
+    }
+
+    fn buffers(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        // Plain buffers: a thread that panicked while holding them leaves nothing half-done.
+        self.buffers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `data` unless enough are kept already (or it holds no memory).
+    pub fn put(&self, data: Vec<u8>) {
+        let mut buffers = self.buffers();
+        if data.capacity() > 0 && buffers.len() < self.limit {
+            buffers.push(data);
+        }
+    }
+
+    /// A kept buffer (its contents are stale), else an empty one.
+    pub fn take(&self) -> Vec<u8> {
+        self.buffers().pop().unwrap_or_default()
+    }
+
+    /// Every kept buffer, leaving none.
+    pub fn take_all(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.buffers())
+    }
+
+    pub fn len(&self) -> usize {
+        self.buffers().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -18,7 +18,7 @@ use super::{
     elapsed_ms, ClassifyConfig, FrameTrigger, Health, PipelineError, Reload, RunSummary, Sequences,
     VitOptions, WarningLimiter,
 };
-use crate::frame::Frame;
+use crate::frame::{Frame, SpareBuffers};
 use crate::preprocess::{Prepared, Preprocess, PreprocessError, Preprocessor, Recycler};
 use crate::service::Metrics;
 use crate::sink::{CameraStatusRecord, FrameInfo, Record, Sink};
@@ -95,7 +95,9 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
     // read (or when the collector is gone).
     let halt = AtomicBool::new(false);
     let settings = Mutex::new(Settings::default());
-    let finished = FinishedFrames::new(workers.len() + 1);
+    // Pixel buffers of frames the workers are done with, on their way back to the source,
+    // which only the reader may touch: it hands them over before it reads the next frame.
+    let finished = SpareBuffers::new(workers.len() + 1);
     let preprocess = workers
         .first()
         .filter(|w| w.preprocesses_apart())
@@ -163,37 +165,6 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
     Ok(collector.summary)
 }
 
-/// Pixel buffers of frames the workers are done with, on their way back to the source, which
-/// only the reader may touch: the reader hands them over before it reads the next frame.
-struct FinishedFrames {
-    buffers: Mutex<Vec<Vec<u8>>>,
-    /// More than the frames that can be in flight would only hold memory.
-    limit: usize,
-}
-
-impl FinishedFrames {
-    fn new(limit: usize) -> Self {
-        FinishedFrames {
-            buffers: Mutex::new(Vec::new()),
-            limit,
-        }
-    }
-
-    fn put(&self, data: Vec<u8>) {
-        let mut buffers = lock(&self.buffers);
-        if buffers.len() < self.limit {
-            buffers.push(data);
-        }
-    }
-
-    fn hand_to(&self, source: &mut dyn FrameSource) {
-        let buffers = std::mem::take(&mut *lock(&self.buffers));
-        for data in buffers {
-            source.recycle(data);
-        }
-    }
-}
-
 /// The reader: trigger, source, and preprocessing when it can be done apart; until `stop`.
 /// Each frame's pixel buffer goes back to the source once no stage reads it.
 fn read(
@@ -203,14 +174,16 @@ fn read(
     stop: &AtomicBool,
     jobs: SyncSender<(u64, Job)>,
     mut preprocess: Option<Preprocessor>,
-    finished: &FinishedFrames,
+    finished: &SpareBuffers,
 ) -> Result<(), PipelineError> {
     let mut ticket = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if !wait_for_trigger(trigger, health, stop)? {
             break;
         }
-        finished.hand_to(source);
+        for data in finished.take_all() {
+            source.recycle(data);
+        }
         let job = match source.next_event(stop) {
             None => break,
             Some(SourceEvent::Camera(status)) => Job::Camera(status),
@@ -274,7 +247,7 @@ fn work(
     done: &Sender<(u64, Outcome)>,
     settings: &Mutex<Settings>,
     recycler: Option<Recycler>,
-    finished: &FinishedFrames,
+    finished: &SpareBuffers,
 ) {
     let mut generation = 0;
     loop {

@@ -8,7 +8,7 @@
 //! finished with, for the capture threads to copy the next frames into: at 1080p that is a
 //! 4 MB allocation per frame saved.
 
-use crate::frame::Frame;
+use crate::frame::{Frame, SpareBuffers};
 use crate::source::CameraStatus;
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -30,14 +30,15 @@ struct State {
     /// The camera to look at first next time, so that no camera starves the others.
     next: usize,
     closed: bool,
-    /// Pixel buffers free for the next frames, at most [`Hub::spare_limit`].
-    spare: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Default)]
 pub struct Hub {
     state: Mutex<State>,
     changed: Condvar,
+    /// One per camera (a frame can be in each capture thread's hands) and one for the frame
+    /// the pipeline works on.
+    spare: SpareBuffers,
 }
 
 impl Hub {
@@ -49,6 +50,7 @@ impl Hub {
                 ..State::default()
             }),
             changed: Condvar::new(),
+            spare: SpareBuffers::new(cameras + 1),
         }
     }
 
@@ -71,31 +73,22 @@ impl Hub {
         self.changed.notify_all();
         match replaced {
             Some(old) => {
-                self.recycle(old.data);
+                self.spare.put(old.data);
                 true
             }
             None => false,
         }
     }
 
-    /// Buffers kept for reuse: one per camera (a frame can be in each capture thread's hands)
-    /// and one for the frame the pipeline works on; more would only hold memory.
-    fn spare_limit(state: &State) -> usize {
-        state.slots.len() + 1
-    }
-
     /// A buffer to copy the next frame into: a spare one when there is one (its contents are
     /// stale), else an empty one.
     pub fn spare_buffer(&self) -> Vec<u8> {
-        self.lock().spare.pop().unwrap_or_default()
+        self.spare.take()
     }
 
     /// Keeps a frame's pixel buffer for a later frame, unless enough are kept already.
     pub fn recycle(&self, data: Vec<u8>) {
-        let mut state = self.lock();
-        if data.capacity() > 0 && state.spare.len() < Self::spare_limit(&state) {
-            state.spare.push(data);
-        }
+        self.spare.put(data);
     }
 
     pub fn report(&self, status: CameraStatus) {
@@ -233,11 +226,7 @@ mod tests {
             hub.recycle(vec![0; 16]);
         }
         hub.recycle(Vec::new());
-        assert_eq!(
-            hub.lock().spare.len(),
-            3,
-            "one per camera and one in the pipeline"
-        );
+        assert_eq!(hub.spare.len(), 3, "one per camera and one in the pipeline");
     }
 
     #[test]
