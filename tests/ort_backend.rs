@@ -7,7 +7,7 @@
 mod common;
 
 use edgevit::backend::ort::{Int8Precision, Optimization, OrtConfig};
-use edgevit::backend::{BackendConfig, InferenceBackend};
+use edgevit::backend::{BackendConfig, InferenceBackend, OrtBackend};
 use edgevit::model::ModelPackage;
 use edgevit::pipeline::LoadedModel;
 use edgevit::preprocess::{Preprocess, Preprocessor};
@@ -261,6 +261,75 @@ fn vit4mnist_and_osnet_agree_with_tract() {
 }
 
 /// A configuration running the bundled default model on one sample through ORT.
+/// vit4mnist is exported with a free batch (`batch`): ONNX Runtime plans it at batch 1, the
+/// size edgevit feeds, unless told not to, and the answers stay those of the free graph. A
+/// graph with no free dimension is left as it is.
+#[test]
+fn a_free_batch_is_planned_at_the_size_edgevit_feeds() {
+    let Some(shared) = common::shared_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let onnx = shared.join("reference/vit4mnist/vit4mnist.onnx");
+    let dir = common::write_manifest(
+        &tmp.path().join("vit4mnist"),
+        &common::vit4mnist_manifest(&onnx),
+    );
+    let package = ModelPackage::open(&dir).unwrap();
+    let load = |fix_free_dimensions| {
+        OrtBackend::load(
+            &package,
+            &OrtConfig {
+                library: Some(common::ort_library()),
+                fix_free_dimensions,
+                ..OrtConfig::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)))
+    };
+    let mut fixed = load(true);
+    let mut free = load(false);
+    assert_eq!(fixed.fixed_dimensions(), [("batch".to_string(), 1)]);
+    assert!(free.fixed_dimensions().is_empty());
+
+    let mut preprocess = Preprocessor::new(&package.manifest.input);
+    let dev = shared.join("reference/mnist-dev");
+    let mut digits: Vec<PathBuf> = std::fs::read_dir(&dev)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    digits.sort();
+    digits.truncate(20);
+    assert_eq!(digits.len(), 20, "mnist-dev has fewer digits than expected");
+    let mut source = ImageListSource::new(digits, "dev".into());
+    let mut worst = 0.0f32;
+    while let Some(frame) = source.next_frame() {
+        let input = preprocess.prepare(&frame.unwrap()).unwrap();
+        let a = fixed.run(&input).unwrap();
+        let b = free.run(&input).unwrap();
+        worst = worst.max(
+            a.get("logits")
+                .unwrap()
+                .max_abs_diff(b.get("logits").unwrap())
+                .unwrap(),
+        );
+    }
+    eprintln!("vit4mnist, batch fixed against free: logits differ by at most {worst:e}");
+    assert!(worst < 1e-5, "{worst}");
+
+    let bundled = ModelPackage::open(&common::repo().join("models/vit-mnist")).unwrap();
+    let static_graph = OrtBackend::load(
+        &bundled,
+        &OrtConfig {
+            library: Some(common::ort_library()),
+            ..OrtConfig::default()
+        },
+    )
+    .unwrap();
+    assert!(static_graph.fixed_dimensions().is_empty());
+}
+
 fn config(dir: &Path, backend: &str) -> PathBuf {
     common::write_config(
         dir,

@@ -10,7 +10,7 @@ use crate::tensor::Tensor;
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
-use ort::value::TensorElementType;
+use ort::value::{TensorElementType, ValueType};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -61,6 +61,12 @@ pub struct OrtConfig {
     /// (`session.x64quantprecision`). Elsewhere it changes nothing.
     #[serde(default)]
     pub int8_precision: Int8Precision,
+    /// Gives the graph's free (named, dynamic) input dimensions the sizes edgevit feeds, the
+    /// manifest's `input.shape` (batch 1), so that ONNX Runtime plans the graph for them
+    /// alone. A graph exported with a free batch then runs faster; it costs a second
+    /// session build at load, for such graphs only. Off, the dimensions stay free.
+    #[serde(default = "default_fix_free_dimensions")]
+    pub fix_free_dimensions: bool,
 }
 
 /// `[backend.ort] int8_precision`.
@@ -103,6 +109,10 @@ fn default_arena() -> bool {
 }
 
 fn default_memory_pattern() -> bool {
+    true
+}
+
+fn default_fix_free_dimensions() -> bool {
     true
 }
 
@@ -172,6 +182,7 @@ impl Default for OrtConfig {
             arena: default_arena(),
             memory_pattern: default_memory_pattern(),
             int8_precision: Int8Precision::default(),
+            fix_free_dimensions: default_fix_free_dimensions(),
         }
     }
 }
@@ -274,6 +285,8 @@ pub struct OrtBackend {
     output_shapes: Vec<Option<Vec<usize>>>,
     /// The execution provider that registered first.
     provider: Provider,
+    /// The graph's free input dimensions, fixed at the sizes edgevit feeds.
+    fixed_dimensions: Vec<(String, i64)>,
 }
 
 impl OrtBackend {
@@ -285,41 +298,40 @@ impl OrtBackend {
                 "backend.providers must name at least one of tensorrt, cuda, cpu".into(),
             ));
         }
-        let environment = &load(config)?.environment;
-        let optimize = |e: ort::Error| BackendError::Optimize {
-            path: path.clone(),
-            message: e.to_string(),
+        let spec = &package.manifest.input;
+        let (mut session, mut registered) = build_session(&path, config, &[])?;
+        let mut fixed = if config.fix_free_dimensions {
+            let inputs = session.inputs().iter().map(|i| (i.name(), i.dtype()));
+            free_dimensions(inputs, &spec.name, &spec.shape)
+        } else {
+            Vec::new()
         };
-        let builder = Session::builder(environment).map_err(optimize)?;
-        let builder = builder
-            .with_optimization_level(level(config.optimization))
-            .map_err(|e| optimize(e.into()))?;
-        let builder = builder
-            .with_intra_threads(config.threads)
-            .map_err(|e| optimize(e.into()))?;
-        let builder = builder
-            .with_inter_threads(1)
-            .map_err(|e| optimize(e.into()))?;
-        let mut builder = builder
-            .with_memory_pattern(config.memory_pattern)
-            .map_err(|e| optimize(e.into()))?;
-        if config.int8_precision.exact_here() {
-            builder = builder
-                .with_config_entry("session.x64quantprecision", "1")
-                .map_err(|e| optimize(e.into()))?;
+        if !fixed.is_empty() {
+            // The graph is planned again with the sizes edgevit always feeds; the first
+            // session goes first so that two never hold the weights at once.
+            drop(session);
+            (session, registered) = match build_session(&path, config, &fixed) {
+                Ok(built) => {
+                    log::debug!(
+                        "ONNX Runtime plans {path:?} with its free dimensions fixed: {fixed:?}"
+                    );
+                    built
+                }
+                Err(e) => {
+                    log::warn!(
+                        "ONNX Runtime could not plan {path:?} with its free dimensions fixed ({fixed:?}): {e}; it runs with them free"
+                    );
+                    fixed.clear();
+                    build_session(&path, config, &[])?
+                }
+            };
         }
-        let provider = register(&mut builder, config)?;
-        let session = builder
-            .commit_from_file(&path)
-            .map_err(|e| BackendError::Load {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        log_provider(&registered);
+        let provider = registered.provider;
         let mismatch = |message: String| BackendError::Mismatch {
             path: path.clone(),
             message,
         };
-        let spec = &package.manifest.input;
         let graph_inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         let side_inputs = super::side_inputs(package, &graph_inputs).map_err(&mismatch)?;
         if let Some(image) = session.inputs().iter().find(|i| i.name() == spec.name) {
@@ -366,6 +378,7 @@ impl OrtBackend {
             outputs,
             output_shapes,
             provider,
+            fixed_dimensions: fixed,
             session,
         })
     }
@@ -374,6 +387,98 @@ impl OrtBackend {
     pub fn provider(&self) -> Provider {
         self.provider
     }
+
+    /// The graph's free input dimensions that ONNX Runtime planned at a fixed size (empty
+    /// where the graph has none, or `fix_free_dimensions` is off), with that size.
+    pub fn fixed_dimensions(&self) -> &[(String, i64)] {
+        &self.fixed_dimensions
+    }
+}
+
+/// A session on the configured providers, with the free dimensions in `fixed` given their size.
+fn build_session(
+    path: &Path,
+    config: &OrtConfig,
+    fixed: &[(String, i64)],
+) -> Result<(Session, Registered), BackendError> {
+    let environment = &load(config)?.environment;
+    let optimize = |e: ort::Error| BackendError::Optimize {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let builder = Session::builder(environment).map_err(optimize)?;
+    let builder = builder
+        .with_optimization_level(level(config.optimization))
+        .map_err(|e| optimize(e.into()))?;
+    let builder = builder
+        .with_intra_threads(config.threads)
+        .map_err(|e| optimize(e.into()))?;
+    let builder = builder
+        .with_inter_threads(1)
+        .map_err(|e| optimize(e.into()))?;
+    let mut builder = builder
+        .with_memory_pattern(config.memory_pattern)
+        .map_err(|e| optimize(e.into()))?;
+    if config.int8_precision.exact_here() {
+        builder = builder
+            .with_config_entry("session.x64quantprecision", "1")
+            .map_err(|e| optimize(e.into()))?;
+    }
+    for (name, size) in fixed {
+        builder = builder
+            .with_dimension_override(name, *size)
+            .map_err(|e| optimize(e.into()))?;
+    }
+    let registered = register(&mut builder, config)?;
+    let session = builder
+        .commit_from_file(path)
+        .map_err(|e| BackendError::Load {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    Ok((session, registered))
+}
+
+/// The size edgevit feeds for each named free dimension of the graph's inputs: the
+/// manifest's shape for the image, 1 for a side input's single value. A graph exported with
+/// a free batch is planned by ONNX Runtime for any size; with the sizes fixed it folds the
+/// shape arithmetic and fuses more (DINOv2 ViT-S at one thread: see the README). A name
+/// given two sizes stays free.
+fn free_dimensions<'a>(
+    inputs: impl IntoIterator<Item = (&'a str, &'a ValueType)>,
+    image: &str,
+    shape: &[usize; 4],
+) -> Vec<(String, i64)> {
+    let mut sizes: Vec<(String, Option<i64>)> = Vec::new();
+    for (name, dtype) in inputs {
+        let ValueType::Tensor {
+            shape: dims,
+            dimension_symbols,
+            ..
+        } = dtype
+        else {
+            continue;
+        };
+        for (position, (dim, symbol)) in dims.iter().zip(dimension_symbols.iter()).enumerate() {
+            if *dim >= 0 || symbol.is_empty() {
+                continue;
+            }
+            let size = if name == image {
+                shape.get(position).map(|&s| s as i64)
+            } else {
+                Some(1)
+            };
+            match sizes.iter_mut().find(|(name, _)| name == symbol) {
+                Some((_, known)) if *known != size => *known = None,
+                Some(_) => {}
+                None => sizes.push((symbol.clone(), size)),
+            }
+        }
+    }
+    sizes
+        .into_iter()
+        .filter_map(|(name, size)| size.map(|size| (name, size)))
+        .collect()
 }
 
 fn level(optimization: Optimization) -> GraphOptimizationLevel {
@@ -385,11 +490,18 @@ fn level(optimization: Optimization) -> GraphOptimizationLevel {
     }
 }
 
+/// The provider a session runs on, and those tried before it that could not be registered
+/// (with `fallback`), with why.
+struct Registered {
+    provider: Provider,
+    refused: Vec<(Provider, String)>,
+}
+
 /// Registers the configured providers in order; returns the first that registered.
 fn register(
     builder: &mut ort::session::builder::SessionBuilder,
     config: &OrtConfig,
-) -> Result<Provider, BackendError> {
+) -> Result<Registered, BackendError> {
     let mut refused = Vec::new();
     for &provider in &config.providers {
         let result = match provider {
@@ -416,27 +528,7 @@ fn register(
             }
         };
         match result {
-            Ok(()) => {
-                if !refused.is_empty() {
-                    log::warn!(
-                        "ONNX Runtime runs on the {} provider: {} could not be used ({})",
-                        provider.name(),
-                        refused
-                            .iter()
-                            .map(|(p, _): &(Provider, String)| p.name())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        refused
-                            .iter()
-                            .map(|(p, why)| format!("{}: {why}", p.name()))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    );
-                } else {
-                    log::info!("ONNX Runtime runs on the {} provider", provider.name());
-                }
-                return Ok(provider);
-            }
+            Ok(()) => return Ok(Registered { provider, refused }),
             Err(e) if config.fallback => refused.push((provider, e.to_string())),
             Err(e) => {
                 return Err(BackendError::Provider {
@@ -457,6 +549,29 @@ fn register(
             .collect::<Vec<_>>()
             .join("; "),
     })
+}
+
+/// Says which provider runs, and as a warning which ones were passed over.
+fn log_provider(registered: &Registered) {
+    let Registered { provider, refused } = registered;
+    if refused.is_empty() {
+        log::info!("ONNX Runtime runs on the {} provider", provider.name());
+        return;
+    }
+    log::warn!(
+        "ONNX Runtime runs on the {} provider: {} could not be used ({})",
+        provider.name(),
+        refused
+            .iter()
+            .map(|(p, _)| p.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        refused
+            .iter()
+            .map(|(p, why)| format!("{}: {why}", p.name()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
 }
 
 /// The execution providers the loaded library was built with.
@@ -484,7 +599,7 @@ pub fn probe(config: &OrtConfig) -> Result<String, BackendError> {
 }
 
 /// Compares the manifest's input shape with the graph's (symbolic dimensions match any).
-fn check_image_input(dtype: &ort::value::ValueType, expected: &[usize; 4]) -> Result<(), String> {
+fn check_image_input(dtype: &ValueType, expected: &[usize; 4]) -> Result<(), String> {
     if dtype.tensor_type() != Some(TensorElementType::Float32) {
         return Err(format!(
             "the image input must be float32, the graph's is {:?}",
@@ -575,4 +690,51 @@ pub fn library_exists(config: &OrtConfig) -> (PathBuf, bool) {
     let path = library_path(config);
     let exists = path.is_absolute() && Path::new(&path).exists();
     (path, exists)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_dimensions;
+    use ort::value::{Shape, SymbolicDimensions, TensorElementType, ValueType};
+
+    fn tensor(dims: &[(i64, &str)]) -> ValueType {
+        ValueType::Tensor {
+            ty: TensorElementType::Float32,
+            shape: Shape::new(dims.iter().map(|(d, _)| *d)),
+            dimension_symbols: SymbolicDimensions::new(dims.iter().map(|(_, s)| s.to_string())),
+        }
+    }
+
+    #[test]
+    fn named_free_dimensions_take_the_sizes_edgevit_feeds() {
+        let image = tensor(&[(-1, "batch"), (3, ""), (-1, "height"), (-1, "width")]);
+        let camera = tensor(&[(-1, "batch")]);
+        let fixed = free_dimensions(
+            [("pixels", &image), ("camera", &camera)],
+            "pixels",
+            &[1, 3, 256, 128],
+        );
+        assert_eq!(
+            fixed,
+            [
+                ("batch".to_string(), 1),
+                ("height".to_string(), 256),
+                ("width".to_string(), 128)
+            ]
+        );
+    }
+
+    #[test]
+    fn fixed_unnamed_and_contradictory_dimensions_are_left_alone() {
+        let image = tensor(&[(1, ""), (3, ""), (-1, "side"), (-1, "")]);
+        let camera = tensor(&[(-1, "side")]);
+        let fixed = free_dimensions(
+            [("pixels", &image), ("camera", &camera)],
+            "pixels",
+            &[1, 3, 224, 224],
+        );
+        assert!(fixed.is_empty(), "{fixed:?}");
+        let still = tensor(&[(1, ""), (3, ""), (224, ""), (224, "")]);
+        assert!(free_dimensions([("pixels", &still)], "pixels", &[1, 3, 224, 224]).is_empty());
+    }
 }
