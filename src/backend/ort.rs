@@ -5,6 +5,7 @@
 //! `libonnxruntime.so`. It is loaded once per process.
 
 use super::{BackendError, InferenceBackend, Outputs};
+use crate::model::graph_inputs::{declared_inputs, DeclaredInput, Dim};
 use crate::model::{AttentionSource, ModelPackage};
 use crate::tensor::Tensor;
 use ort::ep::{self, ExecutionProvider};
@@ -63,8 +64,7 @@ pub struct OrtConfig {
     pub int8_precision: Int8Precision,
     /// Gives the graph's free (named, dynamic) input dimensions the sizes edgevit feeds, the
     /// manifest's `input.shape` (batch 1), so that ONNX Runtime plans the graph for them
-    /// alone. A graph exported with a free batch then runs faster; it costs a second
-    /// session build at load, for such graphs only. Off, the dimensions stay free.
+    /// alone: a graph exported with a free batch then runs faster. Off, they stay free.
     #[serde(default = "default_fix_free_dimensions")]
     pub fix_free_dimensions: bool,
 }
@@ -299,32 +299,30 @@ impl OrtBackend {
             ));
         }
         let spec = &package.manifest.input;
-        let (mut session, mut registered) = build_session(&path, config, &[])?;
         let mut fixed = if config.fix_free_dimensions {
-            let inputs = session.inputs().iter().map(|i| (i.name(), i.dtype()));
-            free_dimensions(inputs, &spec.name, &spec.shape)
+            match declared_inputs(&path) {
+                Ok(inputs) => free_dimensions(&inputs, &spec.name, &spec.shape),
+                Err(e) => {
+                    // ONNX Runtime reads the file next, and says what is wrong with it.
+                    log::debug!("the graph's free dimensions stay free: {e}");
+                    Vec::new()
+                }
+            }
         } else {
             Vec::new()
         };
+        let (session, registered) = match build_session(&path, config, &fixed) {
+            Err(e) if !fixed.is_empty() => {
+                log::warn!(
+                    "ONNX Runtime could not plan {path:?} with its free dimensions fixed ({fixed:?}): {e}; it runs with them free"
+                );
+                fixed.clear();
+                build_session(&path, config, &[])?
+            }
+            built => built?,
+        };
         if !fixed.is_empty() {
-            // The graph is planned again with the sizes edgevit always feeds; the first
-            // session goes first so that two never hold the weights at once.
-            drop(session);
-            (session, registered) = match build_session(&path, config, &fixed) {
-                Ok(built) => {
-                    log::debug!(
-                        "ONNX Runtime plans {path:?} with its free dimensions fixed: {fixed:?}"
-                    );
-                    built
-                }
-                Err(e) => {
-                    log::warn!(
-                        "ONNX Runtime could not plan {path:?} with its free dimensions fixed ({fixed:?}): {e}; it runs with them free"
-                    );
-                    fixed.clear();
-                    build_session(&path, config, &[])?
-                }
-            };
+            log::debug!("ONNX Runtime plans {path:?} with its free dimensions fixed: {fixed:?}");
         }
         log_provider(&registered);
         let provider = registered.provider;
@@ -442,28 +440,20 @@ fn build_session(
 /// The size edgevit feeds for each named free dimension of the graph's inputs: the
 /// manifest's shape for the image, 1 for a side input's single value. A graph exported with
 /// a free batch is planned by ONNX Runtime for any size; with the sizes fixed it folds the
-/// shape arithmetic and fuses more (DINOv2 ViT-S at one thread: see the README). A name
-/// given two sizes stays free.
-fn free_dimensions<'a>(
-    inputs: impl IntoIterator<Item = (&'a str, &'a ValueType)>,
+/// shape arithmetic and fuses more (DINOv2 ViT-S: see the README). A name given two sizes
+/// stays free.
+fn free_dimensions(
+    inputs: &[DeclaredInput],
     image: &str,
     shape: &[usize; 4],
 ) -> Vec<(String, i64)> {
     let mut sizes: Vec<(String, Option<i64>)> = Vec::new();
-    for (name, dtype) in inputs {
-        let ValueType::Tensor {
-            shape: dims,
-            dimension_symbols,
-            ..
-        } = dtype
-        else {
-            continue;
-        };
-        for (position, (dim, symbol)) in dims.iter().zip(dimension_symbols.iter()).enumerate() {
-            if *dim >= 0 || symbol.is_empty() {
+    for input in inputs {
+        for (position, dim) in input.dims.iter().flatten().enumerate() {
+            let Dim::Named(symbol) = dim else {
                 continue;
-            }
-            let size = if name == image {
+            };
+            let size = if input.name == image {
                 shape.get(position).map(|&s| s as i64)
             } else {
                 Some(1)
@@ -695,27 +685,32 @@ pub fn library_exists(config: &OrtConfig) -> (PathBuf, bool) {
 #[cfg(test)]
 mod tests {
     use super::free_dimensions;
-    use ort::value::{Shape, SymbolicDimensions, TensorElementType, ValueType};
+    use crate::model::graph_inputs::{DeclaredInput, Dim};
 
-    fn tensor(dims: &[(i64, &str)]) -> ValueType {
-        ValueType::Tensor {
-            ty: TensorElementType::Float32,
-            shape: Shape::new(dims.iter().map(|(d, _)| *d)),
-            dimension_symbols: SymbolicDimensions::new(dims.iter().map(|(_, s)| s.to_string())),
+    fn input(name: &str, dims: Vec<Dim>) -> DeclaredInput {
+        DeclaredInput {
+            name: name.into(),
+            dims: Some(dims),
         }
     }
 
     #[test]
     fn named_free_dimensions_take_the_sizes_edgevit_feeds() {
-        let image = tensor(&[(-1, "batch"), (3, ""), (-1, "height"), (-1, "width")]);
-        let camera = tensor(&[(-1, "batch")]);
-        let fixed = free_dimensions(
-            [("pixels", &image), ("camera", &camera)],
-            "pixels",
-            &[1, 3, 256, 128],
-        );
+        let named = |n: &str| Dim::Named(n.into());
+        let inputs = [
+            input(
+                "pixels",
+                vec![
+                    named("batch"),
+                    Dim::Size(3),
+                    named("height"),
+                    named("width"),
+                ],
+            ),
+            input("camera", vec![named("batch")]),
+        ];
         assert_eq!(
-            fixed,
+            free_dimensions(&inputs, "pixels", &[1, 3, 256, 128]),
             [
                 ("batch".to_string(), 1),
                 ("height".to_string(), 256),
@@ -726,15 +721,23 @@ mod tests {
 
     #[test]
     fn fixed_unnamed_and_contradictory_dimensions_are_left_alone() {
-        let image = tensor(&[(1, ""), (3, ""), (-1, "side"), (-1, "")]);
-        let camera = tensor(&[(-1, "side")]);
-        let fixed = free_dimensions(
-            [("pixels", &image), ("camera", &camera)],
-            "pixels",
-            &[1, 3, 224, 224],
-        );
+        let inputs = [
+            input(
+                "pixels",
+                vec![
+                    Dim::Size(1),
+                    Dim::Size(3),
+                    Dim::Named("side".into()),
+                    Dim::Unnamed,
+                ],
+            ),
+            input("camera", vec![Dim::Named("side".into())]),
+            DeclaredInput {
+                name: "view".into(),
+                dims: None,
+            },
+        ];
+        let fixed = free_dimensions(&inputs, "pixels", &[1, 3, 224, 224]);
         assert!(fixed.is_empty(), "{fixed:?}");
-        let still = tensor(&[(1, ""), (3, ""), (224, ""), (224, "")]);
-        assert!(free_dimensions([("pixels", &still)], "pixels", &[1, 3, 224, 224]).is_empty());
     }
 }

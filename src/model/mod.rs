@@ -1,5 +1,7 @@
 //! Model packages: a folder with `model.toml`, the ONNX file, optional labels and a self-test.
 
+#[cfg(feature = "ort")]
+pub mod graph_inputs;
 mod manifest;
 pub mod selftest;
 

@@ -1,0 +1,180 @@
+//! The inputs an ONNX file declares, with their dimensions, read without its weights: the
+//! file is mapped and only the graph's input fields are decoded, so a 100 MB model costs
+//! the few pages that hold them. ONNX Runtime needs the free dimensions' names before it
+//! plans the graph (`backend::ort`).
+
+use std::path::Path;
+use tract_onnx::pb::tensor_shape_proto::dimension;
+use tract_onnx::pb::{type_proto, ValueInfoProto};
+
+/// One dimension of a declared input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    /// A fixed size.
+    Size(i64),
+    /// A free dimension with a name (`batch_size`), which a runtime can be told the size of.
+    Named(String),
+    /// A free dimension without a name.
+    Unnamed,
+}
+
+/// An input of the graph as the file declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredInput {
+    pub name: String,
+    /// `None` where the input is not a tensor or its shape is not declared.
+    pub dims: Option<Vec<Dim>>,
+}
+
+/// Only the fields on the way to the graph's inputs; prost skips the rest (the weights
+/// included) without copying them.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ModelInputs {
+    #[prost(message, optional, tag = "7")]
+    graph: Option<GraphInputs>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct GraphInputs {
+    #[prost(message, repeated, tag = "11")]
+    input: Vec<ValueInfoProto>,
+}
+
+/// The graph's inputs declared in the ONNX file at `path`.
+pub fn declared_inputs(path: &Path) -> Result<Vec<DeclaredInput>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {path:?}: {e}"))?;
+    // SAFETY: the map is only read, while the model loads; a package's file that is
+    // rewritten during a load gives wrong bytes here, which the decoder refuses or ONNX
+    // Runtime's own read of the file then does.
+    let map =
+        unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map {path:?}: {e}"))?;
+    decode(&map).map_err(|e| format!("{path:?} is not an ONNX model: {e}"))
+}
+
+fn decode(bytes: &[u8]) -> Result<Vec<DeclaredInput>, prost::DecodeError> {
+    let model = <ModelInputs as prost::Message>::decode(bytes)?;
+    Ok(model
+        .graph
+        .map(|g| g.input)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|input| DeclaredInput {
+            dims: dims(&input),
+            name: input.name,
+        })
+        .collect())
+}
+
+fn dims(input: &ValueInfoProto) -> Option<Vec<Dim>> {
+    let Some(type_proto::Value::TensorType(tensor)) = input.r#type.as_ref()?.value.as_ref() else {
+        return None;
+    };
+    let shape = tensor.shape.as_ref()?;
+    Some(
+        shape
+            .dim
+            .iter()
+            .map(|d| match &d.value {
+                Some(dimension::Value::DimValue(size)) => Dim::Size(*size),
+                Some(dimension::Value::DimParam(name)) if !name.is_empty() => {
+                    Dim::Named(name.clone())
+                }
+                _ => Dim::Unnamed,
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{declared_inputs, Dim};
+    use std::path::Path;
+
+    #[test]
+    fn the_bundled_models_inputs_are_read_from_the_file() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let inputs = declared_inputs(&models.join("vit-mnist/model.onnx")).unwrap();
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(inputs[0].name, "input");
+        assert_eq!(
+            inputs[0].dims,
+            Some(vec![
+                Dim::Size(1),
+                Dim::Size(1),
+                Dim::Size(28),
+                Dim::Size(28)
+            ])
+        );
+        let reid = declared_inputs(&models.join("transreid-tiny/model.onnx")).unwrap();
+        let names: Vec<&str> = reid.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["input", "camera", "view"]);
+        assert_eq!(reid[1].dims, Some(vec![Dim::Size(1)]));
+    }
+
+    #[test]
+    fn named_and_unnamed_free_dimensions_are_told_apart() {
+        use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
+        use tract_onnx::pb::{type_proto, GraphProto, ModelProto, TensorShapeProto, TypeProto};
+        use tract_onnx::pb::{TensorProto, ValueInfoProto};
+        let dim = |value| Dimension {
+            value: Some(value),
+            ..Default::default()
+        };
+        let input = ValueInfoProto {
+            name: "pixels".into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto {
+                        dim: vec![
+                            dim(dimension::Value::DimParam("batch_size".into())),
+                            dim(dimension::Value::DimValue(3)),
+                            dim(dimension::Value::DimParam(String::new())),
+                            Dimension::default(),
+                        ],
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let weights = TensorProto {
+            name: "w".into(),
+            raw_data: vec![7; 4096],
+            ..Default::default()
+        };
+        let model = ModelProto {
+            graph: Some(GraphProto {
+                initializer: vec![weights],
+                input: vec![input],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        std::fs::write(&path, prost::Message::encode_to_vec(&model)).unwrap();
+        let inputs = declared_inputs(&path).unwrap();
+        assert_eq!(inputs.len(), 1);
+        assert_eq!(
+            inputs[0].dims,
+            Some(vec![
+                Dim::Named("batch_size".into()),
+                Dim::Size(3),
+                Dim::Unnamed,
+                Dim::Unnamed
+            ])
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_onnx_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.onnx");
+        std::fs::write(&path, [0xffu8; 64]).unwrap();
+        let e = declared_inputs(&path).unwrap_err();
+        assert!(e.contains("not an ONNX model"), "{e}");
+        let e = declared_inputs(&dir.path().join("absent.onnx")).unwrap_err();
+        assert!(e.contains("cannot open"), "{e}");
+    }
+}
