@@ -137,12 +137,14 @@ fn mqtt_config(dir: &Path, port: u16, source: &str, sink_extra: &str) -> PathBuf
     )
 }
 
-fn edgevit(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_edgevit"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .spawn()
-        .unwrap()
+fn edgevit(config: &Path) -> common::Running {
+    common::Running::new(
+        Command::new(env!("CARGO_BIN_EXE_edgevit"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// After removing duplicates (same seq, from QoS 1 redelivery), `seqs` must be 0..n in order.
@@ -168,9 +170,7 @@ fn results_arrive_in_order_and_a_clean_stop_says_stopped() {
         return;
     };
     let sub = subscribed(port, "sub-order");
-    let status = edgevit(&config(tmp.path(), port, "frames = 25\ncamera = \"gate\""))
-        .wait()
-        .unwrap();
+    let status = edgevit(&config(tmp.path(), port, "frames = 25\ncamera = \"gate\"")).wait();
     assert!(status.success());
     sub.wait_for("25 results", 10, |s| s.results().len() >= 25);
     let results = sub.results();
@@ -194,7 +194,7 @@ fn broker_restart_mid_run_loses_nothing() {
         return;
     };
     let sub = subscribed(port, "sub-restart");
-    let mut run = edgevit(&config(
+    let run = edgevit(&config(
         tmp.path(),
         port,
         "frames = 60\nfps = 20\ncamera = \"yard\"",
@@ -211,7 +211,7 @@ fn broker_restart_mid_run_loses_nothing() {
     );
     std::thread::sleep(Duration::from_secs(2));
     broker.restart();
-    assert!(run.wait().unwrap().success());
+    assert!(run.wait().success());
     sub.wait_for("60 distinct results", 20, |s| {
         let mut seqs: Vec<u64> = s.results().iter().map(|r| r.1).collect();
         seqs.dedup();
@@ -228,12 +228,12 @@ fn sigkill_while_connected_leaves_offline() {
         return;
     };
     let sub = subscribed(port, "sub-kill");
-    let mut run = edgevit(&config(tmp.path(), port, "fps = 10"));
+    let run = edgevit(&config(tmp.path(), port, "fps = 10"));
     sub.wait_for("online", 20, |s| {
         s.availability().last().is_some_and(|a| a == "online")
     });
-    common::signal(&run, "KILL");
-    let _ = run.wait();
+    common::signal(run.child(), "KILL");
+    run.wait();
     sub.wait_for("offline", 10, |s| {
         s.availability().last().is_some_and(|a| a == "offline")
     });
@@ -249,22 +249,20 @@ fn results_spooled_before_a_kill_arrive_after_restart() {
         return;
     }
     // The broker is down: ten results go to the spool, then edgevit is killed while it waits.
-    let mut first = edgevit(&config(
+    let first = edgevit(&config(
         tmp.path(),
         port,
         "frames = 10\ncamera = \"before\"",
     ));
     wait_until_spooled(&tmp.path().join("spool"), 10);
-    common::signal(&first, "KILL");
-    let _ = first.wait();
+    common::signal(first.child(), "KILL");
+    first.wait();
 
     let Some(_broker) = Broker::start(tmp.path(), port) else {
         return;
     };
     let sub = subscribed(port, "sub-spool");
-    let status = edgevit(&config(tmp.path(), port, "frames = 1\ncamera = \"after\""))
-        .wait()
-        .unwrap();
+    let status = edgevit(&config(tmp.path(), port, "frames = 1\ncamera = \"after\"")).wait();
     assert!(status.success());
     sub.wait_for("11 results", 20, |s| s.results().len() >= 11);
     let results = sub.results();
@@ -315,18 +313,16 @@ fn two_runs_with_an_outage_between_are_told_apart_by_the_dedup_key() {
         let _ = Broker::start(tmp.path(), port);
         return;
     }
-    let mut first = edgevit(&config(tmp.path(), port, "frames = 26\ncamera = \"gate\""));
+    let first = edgevit(&config(tmp.path(), port, "frames = 26\ncamera = \"gate\""));
     wait_until_spooled(&tmp.path().join("spool"), 26);
-    common::signal(&first, "KILL");
-    let _ = first.wait();
+    common::signal(first.child(), "KILL");
+    first.wait();
 
     let Some(_broker) = Broker::start(tmp.path(), port) else {
         return;
     };
     let sub = subscribed(port, "sub-dedup");
-    let status = edgevit(&config(tmp.path(), port, "frames = 31\ncamera = \"gate\""))
-        .wait()
-        .unwrap();
+    let status = edgevit(&config(tmp.path(), port, "frames = 31\ncamera = \"gate\"")).wait();
     assert!(status.success());
     sub.wait_for("57 results", 20, |s| s.json("/result").len() >= 57);
     let mut keys = Vec::new();
@@ -399,14 +395,14 @@ fn events_discovery_and_stats() {
         ),
         "stats_interval_s = 1\n[sink.events]\nframes = 3\nmin_score = 0.5",
     );
-    let mut run = edgevit(&config);
+    let run = edgevit(&config);
     sub.wait_for("discovery", 20, |s| s.json("/config").len() >= 3);
     let announced = sub.json("/config").len();
     publish_once(port, "homeassistant/status", "online");
     sub.wait_for("discovery again after Home Assistant's restart", 10, |s| {
         s.json("/config").len() >= announced + 3
     });
-    assert!(run.wait().unwrap().success());
+    assert!(run.wait().success());
 
     let events = sub.json("/shelf/event");
     assert_eq!(

@@ -125,10 +125,12 @@ fn sigterm_ends_the_loop_cleanly_with_every_record_written() {
         "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nfps = 50\n\
              [model]\npath = \"{model}\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgevit"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .spawn()
-        .unwrap();
+    let child = common::Running::new(
+        std::process::Command::new(env!("CARGO_BIN_EXE_edgevit"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .spawn()
+            .unwrap(),
+    );
     let out = tmp.path().join("out.jsonl");
     // Wait (bounded) until results flow, then ask it to stop as systemd would.
     for _ in 0..300 {
@@ -138,11 +140,11 @@ fn sigterm_ends_the_loop_cleanly_with_every_record_written() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.child().id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let status = child.wait().unwrap();
+    let status = child.wait();
     assert!(status.success(), "a clean stop exits 0: {status:?}");
     let written = std::fs::read_to_string(&out).unwrap();
     assert!(written.ends_with('\n'), "no torn last line");

@@ -227,18 +227,20 @@ fn two_people_over_two_cameras_are_two_identities_through_restarts_and_a_sigkill
         std::fs::read_to_string(&cam1).unwrap() + "loop = true\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
-        .args(["run", "--config", looping.to_str().unwrap()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = common::Running::new(
+        Command::new(env!("CARGO_BIN_EXE_edgevit"))
+            .args(["run", "--config", looping.to_str().unwrap()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.child_mut().stdout.take().unwrap();
     let lines = std::io::BufReader::new(stdout).lines().take(25).count();
     assert_eq!(lines, 25);
-    common::signal(&child, "KILL");
-    child.wait().unwrap();
+    common::signal(child.child(), "KILL");
+    child.wait();
     let after = run(&cam1);
     assert!(after.iter().all(|r| r["new"] == false));
     assert_eq!(confirmed_in_gallery(&cam1).len(), 2);

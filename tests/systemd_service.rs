@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::Running;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -71,18 +72,20 @@ impl NotifySocket {
 }
 
 /// `edgevit run --config CONFIG` with `env` added, its log on a pipe.
-fn edgevit_run(config: &Path, env: &[(&str, String)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_edgevit"))
-        .args(["run", "--config", config.to_str().unwrap()])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn edgevit_run(config: &Path, env: &[(&str, String)]) -> Running {
+    Running::new(
+        Command::new(env!("CARGO_BIN_EXE_edgevit"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
 }
 
-fn edgevit_under_systemd(config: &Path, socket: &NotifySocket, watchdog: Duration) -> Child {
+fn edgevit_under_systemd(config: &Path, socket: &NotifySocket, watchdog: Duration) -> Running {
     let socket = socket.path.to_string_lossy().into_owned();
     let watchdog = watchdog.as_micros().to_string();
     edgevit_run(
@@ -91,8 +94,8 @@ fn edgevit_under_systemd(config: &Path, socket: &NotifySocket, watchdog: Duratio
     )
 }
 
-fn stderr_of(child: Child) -> String {
-    String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()
+fn stderr_of(child: Running) -> String {
+    String::from_utf8_lossy(&child.wait_with_output().stderr).into_owned()
 }
 
 #[test]
@@ -105,7 +108,7 @@ fn ready_after_loading_then_watchdog_and_status_while_frames_flow_then_stopping(
          [model]\npath = \"{model}\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
     );
     let mut child = edgevit_under_systemd(&config, &socket, Duration::from_millis(600));
-    let status = socket.collect_until_exit(&mut child, Duration::from_secs(60));
+    let status = socket.collect_until_exit(child.child_mut(), Duration::from_secs(60));
     assert!(status.success());
     let texts = socket.texts();
     assert_eq!(texts.first(), Some(&"READY=1"), "{texts:?}");
@@ -150,7 +153,7 @@ fn a_stalled_pipeline_is_not_pinged() {
         ),
     );
     let mut child = edgevit_under_systemd(&config, &socket, Duration::from_millis(600));
-    let status = socket.collect_until_exit(&mut child, Duration::from_secs(60));
+    let status = socket.collect_until_exit(child.child_mut(), Duration::from_secs(60));
     assert!(status.success());
     let ready = socket.messages[0].0;
     let stopping = socket.messages.last().unwrap().0;
@@ -181,8 +184,8 @@ fn a_camera_that_is_reconnecting_is_not_a_stall() {
     );
     let mut child = edgevit_under_systemd(&config, &socket, Duration::from_millis(600));
     std::thread::sleep(Duration::from_secs(3));
-    common::signal(&child, "TERM");
-    let status = socket.collect_until_exit(&mut child, Duration::from_secs(30));
+    common::signal(child.child(), "TERM");
+    let status = socket.collect_until_exit(child.child_mut(), Duration::from_secs(30));
     assert!(status.success());
     // 3 s without a single frame, pinged throughout.
     assert!(socket.count("WATCHDOG=1") >= 5, "{:?}", socket.texts());
@@ -278,8 +281,8 @@ fn sigterm_with_a_slow_model_and_no_broker_stops_within_five_seconds() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let asked = Instant::now();
-    common::signal(&child, "TERM");
-    let output = child.wait_with_output().unwrap();
+    common::signal(child.child(), "TERM");
+    let output = child.wait_with_output();
     let took = asked.elapsed();
     let log = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{log}");
@@ -321,7 +324,7 @@ fn sighup_applies_live_settings_and_refuses_the_rest() {
     wait_for(3);
     // A live change: three classes per record from now on.
     common::write_config(tmp.path(), &format!("{base}[classify]\ntop_k = 3\n"));
-    common::signal(&child, "HUP");
+    common::signal(child.child(), "HUP");
     let before = records().len();
     wait_for(before + 10);
     // Not live: another source. Then a file that does not parse.
@@ -332,15 +335,15 @@ fn sighup_applies_live_settings_and_refuses_the_rest() {
             base.replace("fps = 20", "fps = 10")
         ),
     );
-    common::signal(&child, "HUP");
+    common::signal(child.child(), "HUP");
     let refused_at = records().len();
     wait_for(refused_at + 10);
     std::fs::write(&config, "[source\n").unwrap();
-    common::signal(&child, "HUP");
+    common::signal(child.child(), "HUP");
     let broken_at = records().len();
     wait_for(broken_at + 10);
-    common::signal(&child, "TERM");
-    let output = child.wait_with_output().unwrap();
+    common::signal(child.child(), "TERM");
+    let output = child.wait_with_output();
     let log = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{log}");
     let tops: Vec<usize> = records()
@@ -414,7 +417,7 @@ fn metrics_are_scraped_over_http_and_parse() {
              [sink.spool]\npath = \"spool\"\n"
         ),
     );
-    let mut child = edgevit_run(&config, &[]);
+    let child = edgevit_run(&config, &[]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let exposition = loop {
         assert!(Instant::now() < deadline, "no metrics with frames");
@@ -426,8 +429,8 @@ fn metrics_are_scraped_over_http_and_parse() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    common::signal(&child, "TERM");
-    let _ = child.wait();
+    common::signal(child.child(), "TERM");
+    child.wait();
     for (series, check) in [
         ("edgevit_frames_total{camera=\"bars\"}", ">=5"),
         (

@@ -312,7 +312,7 @@ impl OrtBackend {
             Vec::new()
         };
         let (session, registered) = match build_session(&path, config, &fixed) {
-            Err(e) if !fixed.is_empty() => {
+            Err(e @ BackendError::Load { .. }) if !fixed.is_empty() => {
                 log::warn!(
                     "ONNX Runtime could not plan {path:?} with its free dimensions fixed ({fixed:?}): {e}; it runs with them free"
                 );
@@ -322,7 +322,7 @@ impl OrtBackend {
             built => built?,
         };
         if !fixed.is_empty() {
-            log::debug!("ONNX Runtime plans {path:?} with its free dimensions fixed: {fixed:?}");
+            log::info!("ONNX Runtime plans {path:?} with its free dimensions fixed: {fixed:?}");
         }
         log_provider(&registered);
         let provider = registered.provider;

@@ -2,7 +2,7 @@
 
 use super::color::{nv12_to_rgb, rgb_to_gray, yuyv_to_rgb};
 use super::mjpeg::{check_complete, with_huffman_tables};
-use super::{PreprocessError, Raster};
+use super::{Pixels, PreprocessError, Raster};
 use crate::frame::{Frame, PixelFormat};
 use crate::model::ColorOrder;
 use image::{DynamicImage, ImageFormat};
@@ -12,6 +12,14 @@ use std::io::Cursor;
 /// Decodes or converts a frame to grey (`ColorOrder::Gray`) or RGB (otherwise; BGR order is
 /// applied when the tensor is laid out).
 pub fn decode(frame: &Frame, color: ColorOrder) -> Result<Raster, PreprocessError> {
+    if let Some(pixels) = as_pixels(frame, color)? {
+        return Ok(raster(
+            pixels.width,
+            pixels.height,
+            pixels.channels,
+            pixels.data.to_vec(),
+        ));
+    }
     let want_gray = color == ColorOrder::Gray;
     let meta = &frame.meta;
     let (width, height) = (meta.width, meta.height);
@@ -55,9 +63,6 @@ pub fn decode(frame: &Frame, color: ColorOrder) -> Result<Raster, PreprocessErro
             }
             return Ok(from_dynamic(image, want_gray));
         }
-        PixelFormat::Gray8 if want_gray => {
-            return Ok(raster(width, height, 1, raw_bytes(frame)?.to_vec()))
-        }
         PixelFormat::Gray8 => raw_bytes(frame)?.iter().flat_map(|&g| [g, g, g]).collect(),
         PixelFormat::Rgb24 => raw_bytes(frame)?.to_vec(),
         PixelFormat::Bgr24 => raw_bytes(frame)?
@@ -68,6 +73,25 @@ pub fn decode(frame: &Frame, color: ColorOrder) -> Result<Raster, PreprocessErro
         PixelFormat::Nv12 => nv12_to_rgb(raw_bytes(frame)?, width, height),
     };
     Ok(finish(width, height, rgb, want_gray))
+}
+
+/// A frame whose bytes already are what [`decode`] would make of it, read where they lie: RGB24
+/// for a colour model, grey for a grey one. `None` for the formats that need converting.
+pub(super) fn as_pixels(
+    frame: &Frame,
+    color: ColorOrder,
+) -> Result<Option<Pixels<'_>>, PreprocessError> {
+    let channels = match (frame.meta.format, color == ColorOrder::Gray) {
+        (PixelFormat::Rgb24, false) => 3,
+        (PixelFormat::Gray8, true) => 1,
+        _ => return Ok(None),
+    };
+    Ok(Some(Pixels {
+        width: frame.meta.width,
+        height: frame.meta.height,
+        channels,
+        data: raw_bytes(frame)?,
+    }))
 }
 
 /// Decodes bytes known to be JPEG; guessing from the bytes would also let a PNG or BMP through

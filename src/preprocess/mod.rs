@@ -68,6 +68,17 @@ pub struct Raster {
     pub data: Vec<u8>,
 }
 
+/// An 8-bit image read where it lies: a [`Raster`]'s pixels, or a frame's that need no
+/// conversion (so a full camera frame is not copied per frame).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pixels<'a> {
+    pub width: u32,
+    pub height: u32,
+    /// 1 (grey) or 3 (R, G, B).
+    pub channels: u8,
+    pub data: &'a [u8],
+}
+
 /// A frame made ready for the model.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -98,6 +109,15 @@ pub trait Preprocess: Send {
 }
 
 impl Raster {
+    pub(crate) fn pixels(&self) -> Pixels<'_> {
+        Pixels {
+            width: self.width,
+            height: self.height,
+            channels: self.channels,
+            data: &self.data,
+        }
+    }
+
     /// The mirror image (left and right swapped).
     pub fn flipped(&self) -> Raster {
         let channels = self.channels as usize;
@@ -184,7 +204,7 @@ impl Preprocess for Preprocessor {
     }
 
     fn prepare_raster(&mut self, raster: &Raster) -> Result<Prepared, PreprocessError> {
-        self.prepare_raster_timed(raster, &mut StepTimes::default())
+        self.prepare_raster_timed(raster.pixels(), &mut StepTimes::default())
     }
 
     fn recycle(&mut self, prepared: Prepared) {
@@ -234,7 +254,7 @@ impl Preprocessor {
             let gray = self.color == ColorOrder::Gray;
             if let Some(small) = reduced::decode(&jpeg, meta.width, meta.height, factor, gray) {
                 times.convert += lap(&mut clock);
-                let prepared = self.prepare_raster_timed(&small, times)?;
+                let prepared = self.prepare_raster_timed(small.pixels(), times)?;
                 // Boxes map back to the frame's own pixels, not the reduced ones.
                 return Ok(Prepared {
                     placement,
@@ -242,11 +262,14 @@ impl Preprocessor {
                 });
             }
         }
+        if let Some(pixels) = decode::as_pixels(frame, self.color)? {
+            return self.prepare_raster_timed(pixels, times);
+        }
         if !yuv::applies(frame, &placement) {
             let mut clock = Instant::now();
             let raster = self.decode(frame)?;
             times.convert += lap(&mut clock);
-            return self.prepare_raster_timed(&raster, times);
+            return self.prepare_raster_timed(raster.pixels(), times);
         }
         let writer = normalize::InputWriter {
             normalization: &self.normalization,
@@ -268,7 +291,7 @@ impl Preprocessor {
 
     fn prepare_raster_timed(
         &mut self,
-        raster: &Raster,
+        raster: Pixels<'_>,
         times: &mut StepTimes,
     ) -> Result<Prepared, PreprocessError> {
         let mut clock = Instant::now();
@@ -321,5 +344,54 @@ mod tests {
             (clamped.width, clamped.height, clamped.data),
             (1, 1, vec![11])
         );
+    }
+
+    /// RGB24 frames for a colour model and grey ones for a grey model are resized from the
+    /// frame's own bytes: the same model input as decoding a copy first, for every resize
+    /// policy, and a frame too short for its size is still refused.
+    #[test]
+    fn frames_that_need_no_conversion_are_read_where_they_lie() {
+        for (format, color) in [
+            (PixelFormat::Rgb24, ColorOrder::Rgb),
+            (PixelFormat::Rgb24, ColorOrder::Bgr),
+            (PixelFormat::Gray8, ColorOrder::Gray),
+        ] {
+            for resize in [
+                ResizePolicy::Stretch,
+                ResizePolicy::Letterbox,
+                ResizePolicy::CenterCrop,
+            ] {
+                let spec = InputSpec {
+                    name: "x".into(),
+                    shape: [1, color.channels(), 32, 32],
+                    color,
+                    scale: 255.0,
+                    mean: vec![],
+                    std: vec![],
+                    resize,
+                };
+                let frame = crate::bench::frames::synthetic_frame(160, 90, format).unwrap();
+                assert!(decode::as_pixels(&frame, color).unwrap().is_some());
+                let mut preprocessor = Preprocessor::new(&spec);
+                let direct = preprocessor.prepare_frame(&frame).unwrap();
+                let copied = preprocessor
+                    .prepare_raster(&preprocessor.decode(&frame).unwrap())
+                    .unwrap();
+                assert_eq!(
+                    direct.tensor, copied.tensor,
+                    "{format:?} {color:?} {resize:?}"
+                );
+                assert_eq!(direct.placement, copied.placement);
+
+                let mut short = frame.clone();
+                short.data.truncate(100);
+                assert!(matches!(
+                    preprocessor.prepare_frame(&short),
+                    Err(PreprocessError::FrameSize { .. })
+                ));
+            }
+        }
+        let rgb = crate::bench::frames::synthetic_frame(16, 16, PixelFormat::Rgb24).unwrap();
+        assert!(decode::as_pixels(&rgb, ColorOrder::Gray).unwrap().is_none());
     }
 }

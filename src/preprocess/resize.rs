@@ -3,7 +3,7 @@
 //! Bilinear convolution (`fast_image_resize`), which reproduces Pillow's `BILINEAR` resize
 //! within one grey level, so models exported from PIL-based training see the same pixels.
 
-use super::{PreprocessError, Raster};
+use super::{Pixels, PreprocessError, Raster};
 use crate::model::ResizePolicy;
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -113,13 +113,13 @@ pub fn resize(
     width: u32,
     height: u32,
 ) -> Result<Raster, PreprocessError> {
-    resize_into(resizer, image, policy, width, height, Vec::new())
+    resize_into(resizer, image.pixels(), policy, width, height, Vec::new())
 }
 
 /// [`resize`] into `buffer`'s allocation (its contents are overwritten).
 pub(super) fn resize_into(
     resizer: &mut Resizer,
-    image: &Raster,
+    image: Pixels<'_>,
     policy: ResizePolicy,
     width: u32,
     height: u32,
@@ -141,7 +141,7 @@ pub(super) fn resize_into(
     let target = placement.target;
     let (tw, th) = (target.width as u32, target.height as u32);
     // Borrow the frame's pixels: copying a full camera frame per frame costs as much as the resize.
-    let src = ImageRef::new(image.width, image.height, &image.data, pixel_type)
+    let src = ImageRef::new(image.width, image.height, image.data, pixel_type)
         .map_err(|e| PreprocessError::Resize(e.to_string()))?;
     buffer.resize(tw as usize * th as usize * image.channels as usize, 0);
     let mut dst = Image::from_vec_u8(tw, th, buffer, pixel_type)

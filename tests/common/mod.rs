@@ -210,6 +210,15 @@ impl Running {
         self.0.as_ref().expect("a child not yet waited for")
     }
 
+    pub fn child_mut(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("a child not yet waited for")
+    }
+
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        let mut child = self.0.take().expect("a child not yet waited for");
+        child.wait().unwrap()
+    }
+
     pub fn wait_with_output(mut self) -> Output {
         let child = self.0.take().expect("a child not yet waited for");
         child.wait_with_output().unwrap()
