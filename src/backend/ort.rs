@@ -304,7 +304,10 @@ impl OrtBackend {
                 Ok(inputs) => free_dimensions(&inputs, &spec.name, &spec.shape),
                 Err(e) => {
                     // ONNX Runtime reads the file next, and says what is wrong with it.
-                    log::debug!("the graph's free dimensions stay free: {e}");
+                    log::debug!(
+                        "the graph's free dimensions stay free: {}",
+                        crate::error::chain(&e)
+                    );
                     Vec::new()
                 }
             }

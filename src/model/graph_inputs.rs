@@ -3,7 +3,7 @@
 //! the few pages that hold them. ONNX Runtime needs the free dimensions' names before it
 //! plans the graph (`backend::ort`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tract_onnx::pb::tensor_shape_proto::dimension;
 use tract_onnx::pb::{type_proto, ValueInfoProto};
 
@@ -26,6 +26,23 @@ pub struct DeclaredInput {
     pub dims: Option<Vec<Dim>>,
 }
 
+/// Why the declared inputs could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphInputsError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an ONNX model")]
+    Decode {
+        path: PathBuf,
+        #[source]
+        source: prost::DecodeError,
+    },
+}
+
 /// Only the fields on the way to the graph's inputs; prost skips the rest (the weights
 /// included) without copying them.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -41,14 +58,20 @@ struct GraphInputs {
 }
 
 /// The graph's inputs declared in the ONNX file at `path`.
-pub fn declared_inputs(path: &Path) -> Result<Vec<DeclaredInput>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {path:?}: {e}"))?;
+pub fn declared_inputs(path: &Path) -> Result<Vec<DeclaredInput>, GraphInputsError> {
+    let read = |source| GraphInputsError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
     // SAFETY: the map is only read, while the model loads; a package's file that is
     // rewritten during a load gives wrong bytes here, which the decoder refuses or ONNX
     // Runtime's own read of the file then does.
-    let map =
-        unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map {path:?}: {e}"))?;
-    decode(&map).map_err(|e| format!("{path:?} is not an ONNX model: {e}"))
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(read)?;
+    decode(&map).map_err(|source| GraphInputsError::Decode {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn decode(bytes: &[u8]) -> Result<Vec<DeclaredInput>, prost::DecodeError> {
@@ -87,7 +110,7 @@ fn dims(input: &ValueInfoProto) -> Option<Vec<Dim>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{declared_inputs, Dim};
+    use super::{declared_inputs, Dim, GraphInputsError};
     use std::path::Path;
 
     #[test]
@@ -173,8 +196,9 @@ mod tests {
         let path = dir.path().join("model.onnx");
         std::fs::write(&path, [0xffu8; 64]).unwrap();
         let e = declared_inputs(&path).unwrap_err();
-        assert!(e.contains("not an ONNX model"), "{e}");
+        assert!(matches!(e, GraphInputsError::Decode { .. }), "{e:?}");
+        assert!(e.to_string().contains("is not an ONNX model"), "{e}");
         let e = declared_inputs(&dir.path().join("absent.onnx")).unwrap_err();
-        assert!(e.contains("cannot open"), "{e}");
+        assert!(matches!(e, GraphInputsError::Read { .. }), "{e:?}");
     }
 }
