@@ -34,6 +34,12 @@ fn without_inner_attention(name: &str, dest: &Path) -> PathBuf {
     dir
 }
 
+/// ../shared's vit4mnist as a package in `dest`.
+fn vit4mnist_package(shared: &Path, dest: &Path) -> PathBuf {
+    let onnx = shared.join("reference/vit4mnist/vit4mnist.onnx");
+    common::write_manifest(&dest.join("vit4mnist"), &common::vit4mnist_manifest(&onnx))
+}
+
 /// The self-test input of a package with its side inputs, as the self-test runs it.
 fn selftest_input(package: &ModelPackage) -> (Tensor, Vec<i64>) {
     let spec = package.manifest.selftest.as_ref().unwrap();
@@ -195,11 +201,7 @@ fn vit4mnist_and_osnet_agree_with_tract() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let onnx = shared.join("reference/vit4mnist/vit4mnist.onnx");
-    let dir = common::write_manifest(
-        &tmp.path().join("vit4mnist"),
-        &common::vit4mnist_manifest(&onnx),
-    );
+    let dir = vit4mnist_package(&shared, tmp.path());
     let mut tract = LoadedModel::load(&dir, &BackendConfig::default()).unwrap();
     let mut ort = LoadedModel::load(&dir, &ort_backend(Optimization::All)).unwrap();
     let mut preprocess = Preprocessor::new(&tract.package.manifest.input);
@@ -260,7 +262,6 @@ fn vit4mnist_and_osnet_agree_with_tract() {
     }
 }
 
-/// A configuration running the bundled default model on one sample through ORT.
 /// vit4mnist is exported with a free batch (`batch`): ONNX Runtime plans it at batch 1, the
 /// size edgevit feeds, unless told not to, and the answers stay those of the free graph. A
 /// graph with no free dimension is left as it is.
@@ -270,11 +271,7 @@ fn a_free_batch_is_planned_at_the_size_edgevit_feeds() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let onnx = shared.join("reference/vit4mnist/vit4mnist.onnx");
-    let dir = common::write_manifest(
-        &tmp.path().join("vit4mnist"),
-        &common::vit4mnist_manifest(&onnx),
-    );
+    let dir = vit4mnist_package(&shared, tmp.path());
     let package = ModelPackage::open(&dir).unwrap();
     let load = |fix_free_dimensions| {
         OrtBackend::load(
@@ -330,6 +327,7 @@ fn a_free_batch_is_planned_at_the_size_edgevit_feeds() {
     assert!(static_graph.fixed_dimensions().is_empty());
 }
 
+/// A configuration running the bundled default model on one sample through ORT.
 fn config(dir: &Path, backend: &str) -> PathBuf {
     common::write_config(
         dir,
