@@ -314,7 +314,7 @@ impl OrtBackend {
         } else {
             Vec::new()
         };
-        let (session, registered) = match build_session(&path, config, &fixed) {
+        let (session, provider) = match build_session(&path, config, &fixed) {
             Err(e @ BackendError::Load { .. }) if !fixed.is_empty() => {
                 log::warn!(
                     "ONNX Runtime could not plan {path:?} with its free dimensions fixed ({fixed:?}): {e}; it runs with them free"
@@ -327,8 +327,6 @@ impl OrtBackend {
         if !fixed.is_empty() {
             log::info!("ONNX Runtime plans {path:?} with its free dimensions fixed: {fixed:?}");
         }
-        log_provider(&registered);
-        let provider = registered.provider;
         let mismatch = |message: String| BackendError::Mismatch {
             path: path.clone(),
             message,
@@ -401,7 +399,7 @@ fn build_session(
     path: &Path,
     config: &OrtConfig,
     fixed: &[(String, i64)],
-) -> Result<(Session, Registered), BackendError> {
+) -> Result<(Session, Provider), BackendError> {
     let environment = &load(config)?.environment;
     let optimize = |e: ort::Error| BackendError::Optimize {
         path: path.to_path_buf(),
@@ -430,14 +428,14 @@ fn build_session(
             .with_dimension_override(name, *size)
             .map_err(|e| optimize(e.into()))?;
     }
-    let registered = register(&mut builder, config)?;
+    let provider = register(&mut builder, config)?;
     let session = builder
         .commit_from_file(path)
         .map_err(|e| BackendError::Load {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-    Ok((session, registered))
+    Ok((session, provider))
 }
 
 /// The size edgevit feeds for each named free dimension of the graph's inputs: the
@@ -483,18 +481,11 @@ fn level(optimization: Optimization) -> GraphOptimizationLevel {
     }
 }
 
-/// The provider a session runs on, and those tried before it that could not be registered
-/// (with `fallback`), with why.
-struct Registered {
-    provider: Provider,
-    refused: Vec<(Provider, String)>,
-}
-
 /// Registers the configured providers in order; returns the first that registered.
 fn register(
     builder: &mut ort::session::builder::SessionBuilder,
     config: &OrtConfig,
-) -> Result<Registered, BackendError> {
+) -> Result<Provider, BackendError> {
     let mut refused = Vec::new();
     for &provider in &config.providers {
         let result = match provider {
@@ -521,7 +512,27 @@ fn register(
             }
         };
         match result {
-            Ok(()) => return Ok(Registered { provider, refused }),
+            Ok(()) => {
+                if !refused.is_empty() {
+                    log::warn!(
+                        "ONNX Runtime runs on the {} provider: {} could not be used ({})",
+                        provider.name(),
+                        refused
+                            .iter()
+                            .map(|(p, _): &(Provider, String)| p.name())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        refused
+                            .iter()
+                            .map(|(p, why)| format!("{}: {why}", p.name()))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    );
+                } else {
+                    log::info!("ONNX Runtime runs on the {} provider", provider.name());
+                }
+                return Ok(provider);
+            }
             Err(e) if config.fallback => refused.push((provider, e.to_string())),
             Err(e) => {
                 return Err(BackendError::Provider {
@@ -542,29 +553,6 @@ fn register(
             .collect::<Vec<_>>()
             .join("; "),
     })
-}
-
-/// Says which provider runs, and as a warning which ones were passed over.
-fn log_provider(registered: &Registered) {
-    let Registered { provider, refused } = registered;
-    if refused.is_empty() {
-        log::info!("ONNX Runtime runs on the {} provider", provider.name());
-        return;
-    }
-    log::warn!(
-        "ONNX Runtime runs on the {} provider: {} could not be used ({})",
-        provider.name(),
-        refused
-            .iter()
-            .map(|(p, _)| p.name())
-            .collect::<Vec<_>>()
-            .join(", "),
-        refused
-            .iter()
-            .map(|(p, why)| format!("{}: {why}", p.name()))
-            .collect::<Vec<_>>()
-            .join("; ")
-    );
 }
 
 /// The execution providers the loaded library was built with.

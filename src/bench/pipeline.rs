@@ -201,8 +201,6 @@ pub fn run(
     let backend = model.backend.name();
     publish.flush().map_err(PipelineError::from)?;
     drop(publish);
-    drop(preprocess);
-    drop(interpret);
     let source = Box::new(Replay::new(frame, bench.frames as u64));
     let sink = sink::open(&sink_config).map_err(PipelineError::from)?;
     let mut pipeline = Pipeline::new(model, &classify, &VitOptions::default(), source, sink)?;
