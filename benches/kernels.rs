@@ -4,7 +4,8 @@
 //! - camera frame -> normalised 224x224 tensor: YUYV and NV12 at 720p and 1080p, the
 //!   resample-then-convert path (`prepare_frame`) against the full conversion first
 //!   (`decode` + `prepare_raster`, the baseline); MJPEG 1080p decoded in full (the baseline)
-//!   and at reduced size;
+//!   and at reduced size; BGR24, and RGB24 for a grey model, converted whole first (the
+//!   baseline) and resized first;
 //! - attention rollout of a ViT-S/14-sized model (12 blocks, 6 heads, 257 tokens);
 //! - gallery search over 10k exemplars of 512 numbers.
 
@@ -80,6 +81,13 @@ fn preprocessing(c: &mut Criterion) {
     let rgb = frame(1920, 1080, PixelFormat::Rgb24);
     let mut pre = Preprocessor::new(&spec);
     group.bench_function("rgb24_1920x1080", |b| b.iter(|| prepare(&mut pre, &rgb)));
+    let bgr = frame(1920, 1080, PixelFormat::Bgr24);
+    group.bench_function("bgr24_1920x1080_swap_then_resize", |b| {
+        b.iter(|| convert_then_resize(&mut pre, &bgr))
+    });
+    group.bench_function("bgr24_1920x1080_resize_then_swap", |b| {
+        b.iter(|| prepare(&mut pre, &bgr))
+    });
     let mjpeg = frame(1920, 1080, PixelFormat::Mjpeg);
     group.bench_function("mjpeg_1920x1080_full_decode", |b| {
         b.iter(|| convert_then_resize(&mut pre, &mjpeg))
@@ -97,6 +105,12 @@ fn preprocessing(c: &mut Criterion) {
     });
     group.bench_function("mjpeg_1920x1080_to_28x28_reduced_decode", |b| {
         b.iter(|| prepare(&mut thumb, &mjpeg))
+    });
+    group.bench_function("rgb24_1920x1080_to_28x28_gray_luma_then_resize", |b| {
+        b.iter(|| convert_then_resize(&mut thumb, &rgb))
+    });
+    group.bench_function("rgb24_1920x1080_to_28x28_gray_resize_then_luma", |b| {
+        b.iter(|| prepare(&mut thumb, &rgb))
     });
     group.finish();
 }

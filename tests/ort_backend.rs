@@ -434,3 +434,158 @@ fn probe_lists_the_library_and_its_providers() {
     );
     assert!(text.contains("providers: cpu"), "{text}");
 }
+
+/// A graph whose free batch cannot be 1: its batch axis is the inner dimension of a product
+/// with a 3-row matrix. ONNX Runtime accepts it with the batch free (the size is checked when it
+/// runs) and refuses to plan it with the batch fixed at 1.
+fn batch_must_be_three(path: &Path) {
+    use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
+    use tract_onnx::pb::{attribute_proto, type_proto, AttributeProto, GraphProto, ModelProto};
+    use tract_onnx::pb::{NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto};
+    use tract_onnx::pb::{TypeProto, ValueInfoProto};
+    let tensor = |name: &str, dims: Vec<dimension::Value>| ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(TensorShapeProto {
+                    dim: dims
+                        .into_iter()
+                        .map(|value| Dimension {
+                            value: Some(value),
+                            ..Default::default()
+                        })
+                        .collect(),
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let size = dimension::Value::DimValue;
+    let node = |op: &str, inputs: &[&str], output: &str, attribute| NodeProto {
+        op_type: op.into(),
+        input: inputs.iter().map(|i| i.to_string()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..Default::default()
+    };
+    let perm = AttributeProto {
+        name: "perm".into(),
+        r#type: attribute_proto::AttributeType::Ints as i32,
+        ints: vec![1, 2, 3, 0],
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 13,
+        }],
+        graph: Some(GraphProto {
+            name: "batch_must_be_three".into(),
+            input: vec![tensor(
+                "x",
+                vec![
+                    dimension::Value::DimParam("batch".into()),
+                    size(1),
+                    size(2),
+                    size(2),
+                ],
+            )],
+            initializer: vec![TensorProto {
+                name: "w".into(),
+                dims: vec![3, 5],
+                data_type: 1,
+                float_data: vec![0.5; 15],
+                ..Default::default()
+            }],
+            node: vec![
+                node("Transpose", &["x"], "batch_last", vec![perm]),
+                node("MatMul", &["batch_last", "w"], "logits", vec![]),
+            ],
+            output: vec![tensor("logits", vec![size(1), size(2), size(2), size(5)])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    std::fs::write(path, prost::Message::encode_to_vec(&model)).unwrap();
+}
+
+/// Where ONNX Runtime cannot plan a graph at the sizes edgevit feeds, the session is built again
+/// with the graph's dimensions free (a warning says so), rather than the model failing to load.
+#[test]
+fn a_graph_that_refuses_the_fixed_size_loads_with_its_dimensions_free() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("batch3");
+    std::fs::create_dir_all(&dir).unwrap();
+    batch_must_be_three(&dir.join("model.onnx"));
+    common::write_manifest(
+        &dir,
+        &common::reference_manifest(
+            "batch3",
+            "classify",
+            &dir.join("model.onnx"),
+            "name = \"x\"\nshape = [1, 1, 2, 2]\ncolor = \"gray\"",
+            "logits = \"logits\"",
+        ),
+    );
+    let package = ModelPackage::open(&dir).unwrap();
+    let load = |fix_free_dimensions| {
+        OrtBackend::load(
+            &package,
+            &OrtConfig {
+                library: Some(common::ort_library()),
+                fix_free_dimensions,
+                ..OrtConfig::default()
+            },
+        )
+    };
+    log::set_logger(&WARNINGS).expect("no other logger in this test binary");
+    log::set_max_level(log::LevelFilter::Warn);
+    let fallback = load(true).unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+    assert!(
+        fallback.fixed_dimensions().is_empty(),
+        "{:?}",
+        fallback.fixed_dimensions()
+    );
+    // Other tests of this binary may log too: only this graph's warnings count.
+    let about_this_graph = || -> Vec<String> {
+        let warnings = WARNINGS.0.lock().unwrap();
+        warnings
+            .iter()
+            .filter(|w| w.contains("batch3"))
+            .cloned()
+            .collect()
+    };
+    let warnings = about_this_graph();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("could not plan") && w.contains("[(\"batch\", 1)]")),
+        "{warnings:?}"
+    );
+    // With the setting off, nothing is tried: no warning.
+    load(false).unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+    assert_eq!(about_this_graph().len(), warnings.len());
+}
+
+/// The warnings logged in this test binary.
+struct Warnings(std::sync::Mutex<Vec<String>>);
+
+static WARNINGS: Warnings = Warnings(std::sync::Mutex::new(Vec::new()));
+
+impl log::Log for Warnings {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let mut warnings = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            warnings.push(record.args().to_string());
+        }
+    }
+
+    fn flush(&self) {}
+}

@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value = "1920x1080", value_parser = frame_size)]
     size: (u32, u32),
     /// `--frames`: the frames' pixel format.
-    #[arg(long, default_value = "yuyv", value_parser = ["yuyv", "nv12", "mjpeg", "rgb", "gray"])]
+    #[arg(long, default_value = "yuyv", value_parser = ["yuyv", "nv12", "mjpeg", "rgb", "bgr", "gray"])]
     format: String,
     /// `--frames`: model instances in the end-to-end run (`[pipeline] workers`).
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
@@ -110,6 +110,7 @@ fn run_pipeline(args: Args) -> Result<i32> {
         "nv12" => PixelFormat::Nv12,
         "mjpeg" => PixelFormat::Mjpeg,
         "rgb" => PixelFormat::Rgb24,
+        "bgr" => PixelFormat::Bgr24,
         "gray" => PixelFormat::Gray8,
         _ => PixelFormat::Yuyv,
     };

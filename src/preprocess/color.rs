@@ -68,6 +68,66 @@ pub(super) fn luma([r, g, b]: [u8; 3]) -> u8 {
     ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
+/// What the pixels of a packed 8-bit frame (RGB24, BGR24 or grey), resized as they lie, still
+/// need to become what the model reads. The frame is resized first and only the model-sized
+/// result is converted, so nothing of the frame's size is converted or copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AfterResize {
+    /// Already the model's: RGB24 for a colour model, grey for a grey one.
+    Nothing,
+    /// BGR24 for a colour model.
+    SwapRedBlue,
+    /// Grey for a colour model: the level in all three channels.
+    Replicate,
+    /// RGB24, or BGR24 (`bgr`), for a grey model: Pillow's luma.
+    Luma { bgr: bool },
+}
+
+impl AfterResize {
+    /// Whether converting after resizing gives exactly what converting first would. Resizing
+    /// works on each channel alone, so reordering or copying channels commutes with it; luma
+    /// mixes channels and rounds, so it may differ by a grey level.
+    pub fn is_exact(self) -> bool {
+        !matches!(self, AfterResize::Luma { .. })
+    }
+
+    /// Converts `data`, `pixels` pixels of the frame's channels, in place.
+    pub fn apply(self, data: &mut Vec<u8>, pixels: usize) {
+        match self {
+            AfterResize::Nothing => {}
+            AfterResize::SwapRedBlue => data
+                .chunks_exact_mut(3)
+                .take(pixels)
+                .for_each(|p| p.swap(0, 2)),
+            AfterResize::Replicate => {
+                data.resize(pixels * 3, 0);
+                // From the end, so that no grey level is overwritten before it is read.
+                for i in (0..pixels).rev() {
+                    let level = data[i];
+                    data[i * 3..i * 3 + 3].fill(level);
+                }
+            }
+            AfterResize::Luma { bgr } => {
+                // Pixel i's luma lands at i, which no later pixel (3i and up) reads.
+                for i in 0..pixels {
+                    let p = [data[i * 3], data[i * 3 + 1], data[i * 3 + 2]];
+                    data[i] = luma(if bgr { [p[2], p[1], p[0]] } else { p });
+                }
+                data.truncate(pixels);
+            }
+        }
+    }
+
+    /// The channels per pixel after [`AfterResize::apply`].
+    pub fn channels(self, from_channels: u8) -> u8 {
+        match self {
+            AfterResize::Nothing | AfterResize::SwapRedBlue => from_channels,
+            AfterResize::Replicate => 3,
+            AfterResize::Luma { .. } => 1,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Frame bytes (an encoded file, an MJPEG frame or a raw camera format) to an 8-bit [`Raster`].
 
-use super::color::{nv12_to_rgb, rgb_to_gray, yuyv_to_rgb};
+use super::color::{nv12_to_rgb, rgb_to_gray, yuyv_to_rgb, AfterResize};
 use super::mjpeg::{check_complete, with_huffman_tables};
 use super::{Pixels, PreprocessError, Raster};
 use crate::frame::{Frame, PixelFormat};
@@ -81,17 +81,34 @@ pub(super) fn as_pixels(
     frame: &Frame,
     color: ColorOrder,
 ) -> Result<Option<Pixels<'_>>, PreprocessError> {
-    let channels = match (frame.meta.format, color == ColorOrder::Gray) {
-        (PixelFormat::Rgb24, false) => 3,
-        (PixelFormat::Gray8, true) => 1,
+    Ok(packed_pixels(frame, color)?
+        .filter(|(_, after)| *after == AfterResize::Nothing)
+        .map(|(pixels, _)| pixels))
+}
+
+/// A packed 8-bit frame (RGB24, BGR24, grey) read where it lies, with what its pixels need once
+/// resized. `None` for the formats that are decoded or converted as a whole.
+pub(super) fn packed_pixels(
+    frame: &Frame,
+    color: ColorOrder,
+) -> Result<Option<(Pixels<'_>, AfterResize)>, PreprocessError> {
+    let gray = color == ColorOrder::Gray;
+    let (channels, after) = match (frame.meta.format, gray) {
+        (PixelFormat::Rgb24, false) => (3, AfterResize::Nothing),
+        (PixelFormat::Gray8, true) => (1, AfterResize::Nothing),
+        (PixelFormat::Bgr24, false) => (3, AfterResize::SwapRedBlue),
+        (PixelFormat::Gray8, false) => (1, AfterResize::Replicate),
+        (PixelFormat::Rgb24, true) => (3, AfterResize::Luma { bgr: false }),
+        (PixelFormat::Bgr24, true) => (3, AfterResize::Luma { bgr: true }),
         _ => return Ok(None),
     };
-    Ok(Some(Pixels {
+    let pixels = Pixels {
         width: frame.meta.width,
         height: frame.meta.height,
         channels,
         data: raw_bytes(frame)?,
-    }))
+    };
+    Ok(Some((pixels, after)))
 }
 
 /// Decodes bytes known to be JPEG; guessing from the bytes would also let a PNG or BMP through

@@ -11,6 +11,7 @@ mod reduced;
 mod resize;
 mod yuv;
 
+use color::AfterResize;
 pub use color::{nv12_to_rgb, rgb_to_gray, yuyv_to_rgb};
 pub use decode::decode;
 pub use mjpeg::{with_huffman_tables, MjpegError};
@@ -204,7 +205,11 @@ impl Preprocess for Preprocessor {
     }
 
     fn prepare_raster(&mut self, raster: &Raster) -> Result<Prepared, PreprocessError> {
-        self.prepare_raster_timed(raster.pixels(), &mut StepTimes::default())
+        self.prepare_raster_timed(
+            raster.pixels(),
+            AfterResize::Nothing,
+            &mut StepTimes::default(),
+        )
     }
 
     fn recycle(&mut self, prepared: Prepared) {
@@ -254,7 +259,8 @@ impl Preprocessor {
             let gray = self.color == ColorOrder::Gray;
             if let Some(small) = reduced::decode(&jpeg, meta.width, meta.height, factor, gray) {
                 times.convert += lap(&mut clock);
-                let prepared = self.prepare_raster_timed(small.pixels(), times)?;
+                let prepared =
+                    self.prepare_raster_timed(small.pixels(), AfterResize::Nothing, times)?;
                 // Boxes map back to the frame's own pixels, not the reduced ones.
                 return Ok(Prepared {
                     placement,
@@ -262,14 +268,18 @@ impl Preprocessor {
                 });
             }
         }
-        if let Some(pixels) = decode::as_pixels(frame, self.color)? {
-            return self.prepare_raster_timed(pixels, times);
+        if let Some((pixels, after)) = decode::packed_pixels(frame, self.color)? {
+            // Luma taken after resizing may differ from luma first by a grey level: worth it
+            // only where that saves converting a bigger image.
+            if after.is_exact() || placement.shrinks() {
+                return self.prepare_raster_timed(pixels, after, times);
+            }
         }
         if !yuv::applies(frame, &placement) {
             let mut clock = Instant::now();
             let raster = self.decode(frame)?;
             times.convert += lap(&mut clock);
-            return self.prepare_raster_timed(raster.pixels(), times);
+            return self.prepare_raster_timed(raster.pixels(), AfterResize::Nothing, times);
         }
         let writer = normalize::InputWriter {
             normalization: &self.normalization,
@@ -289,13 +299,15 @@ impl Preprocessor {
         })
     }
 
+    /// Resizes `raster` to the model input, converts it as `after` says and normalises it.
     fn prepare_raster_timed(
         &mut self,
         raster: Pixels<'_>,
+        after: AfterResize,
         times: &mut StepTimes,
     ) -> Result<Prepared, PreprocessError> {
         let mut clock = Instant::now();
-        let resized = resize::resize_into(
+        let mut resized = resize::resize_into(
             &mut self.resizer,
             raster,
             self.policy,
@@ -304,6 +316,12 @@ impl Preprocessor {
             self.recycler.raster(),
         )?;
         times.resize += lap(&mut clock);
+        if after != AfterResize::Nothing {
+            let pixels = resized.width as usize * resized.height as usize;
+            after.apply(&mut resized.data, pixels);
+            resized.channels = after.channels(resized.channels);
+            times.convert += lap(&mut clock);
+        }
         let tensor = self
             .normalization
             .to_nchw_into(&resized, self.color, self.recycler.tensor());
@@ -346,52 +364,68 @@ mod tests {
         );
     }
 
-    /// RGB24 frames for a colour model and grey ones for a grey model are resized from the
-    /// frame's own bytes: the same model input as decoding a copy first, for every resize
-    /// policy, and a frame too short for its size is still refused.
+    /// Packed frames (RGB24, BGR24, grey) are resized from the frame's own bytes and converted
+    /// at the model's size: the same model input as decoding a copy first, for every resize
+    /// policy; within a grey level where a grey model takes a colour frame's luma. A frame too
+    /// short for its size is still refused.
     #[test]
-    fn frames_that_need_no_conversion_are_read_where_they_lie() {
-        for (format, color) in [
-            (PixelFormat::Rgb24, ColorOrder::Rgb),
-            (PixelFormat::Rgb24, ColorOrder::Bgr),
-            (PixelFormat::Gray8, ColorOrder::Gray),
-        ] {
-            for resize in [
-                ResizePolicy::Stretch,
-                ResizePolicy::Letterbox,
-                ResizePolicy::CenterCrop,
-            ] {
-                let spec = InputSpec {
-                    name: "x".into(),
-                    shape: [1, color.channels(), 32, 32],
-                    color,
-                    scale: 255.0,
-                    mean: vec![],
-                    std: vec![],
-                    resize,
-                };
-                let frame = crate::bench::frames::synthetic_frame(160, 90, format).unwrap();
-                assert!(decode::as_pixels(&frame, color).unwrap().is_some());
-                let mut preprocessor = Preprocessor::new(&spec);
-                let direct = preprocessor.prepare_frame(&frame).unwrap();
-                let copied = preprocessor
-                    .prepare_raster(&preprocessor.decode(&frame).unwrap())
-                    .unwrap();
-                assert_eq!(
-                    direct.tensor, copied.tensor,
-                    "{format:?} {color:?} {resize:?}"
-                );
-                assert_eq!(direct.placement, copied.placement);
+    fn packed_frames_are_resized_where_they_lie_and_converted_after() {
+        for format in [PixelFormat::Rgb24, PixelFormat::Bgr24, PixelFormat::Gray8] {
+            for color in [ColorOrder::Rgb, ColorOrder::Bgr, ColorOrder::Gray] {
+                for resize in [
+                    ResizePolicy::Stretch,
+                    ResizePolicy::Letterbox,
+                    ResizePolicy::CenterCrop,
+                ] {
+                    for (width, height) in [(160, 90), (20, 12)] {
+                        let case = format!("{format:?} {width}x{height} {color:?} {resize:?}");
+                        let spec = InputSpec {
+                            name: "x".into(),
+                            shape: [1, color.channels(), 32, 32],
+                            color,
+                            scale: 255.0,
+                            mean: vec![],
+                            std: vec![],
+                            resize,
+                        };
+                        let frame =
+                            crate::bench::frames::synthetic_frame(width, height, format).unwrap();
+                        let (_, after) = decode::packed_pixels(&frame, color).unwrap().unwrap();
+                        let mut preprocessor = Preprocessor::new(&spec);
+                        let direct = preprocessor.prepare_frame(&frame).unwrap();
+                        let copied = preprocessor
+                            .prepare_raster(&preprocessor.decode(&frame).unwrap())
+                            .unwrap();
+                        assert_eq!(direct.placement, copied.placement, "{case}");
+                        assert_eq!(direct.input.channels, copied.input.channels, "{case}");
+                        let exact = after.is_exact() || !direct.placement.shrinks();
+                        if exact {
+                            assert_eq!(direct.tensor, copied.tensor, "{case}");
+                            assert_eq!(direct.input, copied.input, "{case}");
+                        } else {
+                            let levels = direct.input.data.iter().zip(&copied.input.data);
+                            let worst = levels.map(|(a, b)| a.abs_diff(*b)).max();
+                            assert!(worst <= Some(1), "{case}: {worst:?} levels apart");
+                        }
 
-                let mut short = frame.clone();
-                short.data.truncate(100);
-                assert!(matches!(
-                    preprocessor.prepare_frame(&short),
-                    Err(PreprocessError::FrameSize { .. })
-                ));
+                        let mut short = frame.clone();
+                        short.data.truncate(100);
+                        assert!(
+                            matches!(
+                                preprocessor.prepare_frame(&short),
+                                Err(PreprocessError::FrameSize { .. })
+                            ),
+                            "{case}"
+                        );
+                    }
+                }
             }
         }
         let rgb = crate::bench::frames::synthetic_frame(16, 16, PixelFormat::Rgb24).unwrap();
         assert!(decode::as_pixels(&rgb, ColorOrder::Gray).unwrap().is_none());
+        let yuyv = crate::bench::frames::synthetic_frame(16, 16, PixelFormat::Yuyv).unwrap();
+        assert!(decode::packed_pixels(&yuyv, ColorOrder::Rgb)
+            .unwrap()
+            .is_none());
     }
 }

@@ -80,6 +80,11 @@ impl Placement {
         }
     }
 
+    /// Whether the frame's pixels are fewer in the model input than in the frame.
+    pub fn shrinks(&self) -> bool {
+        self.target.width * self.target.height < self.source.width * self.source.height
+    }
+
     /// Maps a rectangle in frame pixels to model-input pixels (the inverse of `to_source`).
     pub fn to_target(&self, r: Region) -> Region {
         let sx = self.target.width / self.source.width;
