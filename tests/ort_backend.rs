@@ -273,19 +273,8 @@ fn a_free_batch_is_planned_at_the_size_edgevit_feeds() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = vit4mnist_package(&shared, tmp.path());
     let package = ModelPackage::open(&dir).unwrap();
-    let load = |fix_free_dimensions| {
-        OrtBackend::load(
-            &package,
-            &OrtConfig {
-                library: Some(common::ort_library()),
-                fix_free_dimensions,
-                ..OrtConfig::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)))
-    };
-    let mut fixed = load(true);
-    let mut free = load(false);
+    let mut fixed = load_fixing_free_dimensions(&package, true);
+    let mut free = load_fixing_free_dimensions(&package, false);
     assert_eq!(fixed.fixed_dimensions(), [("batch".to_string(), 1)]);
     assert!(free.fixed_dimensions().is_empty());
 
@@ -435,6 +424,16 @@ fn probe_lists_the_library_and_its_providers() {
     assert!(text.contains("providers: cpu"), "{text}");
 }
 
+/// `package` on ONNX Runtime, with `fix_free_dimensions` as given.
+fn load_fixing_free_dimensions(package: &ModelPackage, fix_free_dimensions: bool) -> OrtBackend {
+    let config = OrtConfig {
+        library: Some(common::ort_library()),
+        fix_free_dimensions,
+        ..OrtConfig::default()
+    };
+    OrtBackend::load(package, &config).unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)))
+}
+
 /// A graph whose free batch cannot be 1: its batch axis is the inner dimension of a product
 /// with a 3-row matrix. ONNX Runtime accepts it with the batch free (the size is checked when it
 /// runs) and refuses to plan it with the batch fixed at 1.
@@ -531,19 +530,9 @@ fn a_graph_that_refuses_the_fixed_size_loads_with_its_dimensions_free() {
         ),
     );
     let package = ModelPackage::open(&dir).unwrap();
-    let load = |fix_free_dimensions| {
-        OrtBackend::load(
-            &package,
-            &OrtConfig {
-                library: Some(common::ort_library()),
-                fix_free_dimensions,
-                ..OrtConfig::default()
-            },
-        )
-    };
     log::set_logger(&WARNINGS).expect("no other logger in this test binary");
     log::set_max_level(log::LevelFilter::Warn);
-    let fallback = load(true).unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+    let fallback = load_fixing_free_dimensions(&package, true);
     assert!(
         fallback.fixed_dimensions().is_empty(),
         "{:?}",
@@ -566,7 +555,7 @@ fn a_graph_that_refuses_the_fixed_size_loads_with_its_dimensions_free() {
         "{warnings:?}"
     );
     // With the setting off, nothing is tried: no warning.
-    load(false).unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+    load_fixing_free_dimensions(&package, false);
     assert_eq!(about_this_graph().len(), warnings.len());
 }
 
