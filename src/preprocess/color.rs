@@ -5,6 +5,8 @@
 //! Grey follows ITU-R 601-2 luma with Pillow's fixed-point weights, so that models trained
 //! on `PIL.Image.convert("L")` see the same values.
 
+use super::Raster;
+
 fn clamp_u8(v: i32) -> u8 {
     v.clamp(0, 255) as u8
 }
@@ -91,8 +93,10 @@ impl AfterResize {
         !matches!(self, AfterResize::Luma { .. })
     }
 
-    /// Converts `data`, `pixels` pixels of the frame's channels, in place.
-    pub fn apply(self, data: &mut Vec<u8>, pixels: usize) {
+    /// Converts `raster` (the resized frame, in the frame's channels) in place.
+    pub fn apply(self, raster: &mut Raster) {
+        let pixels = raster.width as usize * raster.height as usize;
+        let data = &mut raster.data;
         match self {
             AfterResize::Nothing => {}
             AfterResize::SwapRedBlue => data
@@ -106,6 +110,7 @@ impl AfterResize {
                     let level = data[i];
                     data[i * 3..i * 3 + 3].fill(level);
                 }
+                raster.channels = 3;
             }
             AfterResize::Luma { bgr } => {
                 // Pixel i's luma lands at i, which no later pixel (3i and up) reads.
@@ -114,16 +119,8 @@ impl AfterResize {
                     data[i] = luma(if bgr { [p[2], p[1], p[0]] } else { p });
                 }
                 data.truncate(pixels);
+                raster.channels = 1;
             }
-        }
-    }
-
-    /// The channels per pixel after [`AfterResize::apply`].
-    pub fn channels(self, from_channels: u8) -> u8 {
-        match self {
-            AfterResize::Nothing | AfterResize::SwapRedBlue => from_channels,
-            AfterResize::Replicate => 3,
-            AfterResize::Luma { .. } => 1,
         }
     }
 }

@@ -317,9 +317,7 @@ impl Preprocessor {
         )?;
         times.resize += lap(&mut clock);
         if after != AfterResize::Nothing {
-            let pixels = resized.width as usize * resized.height as usize;
-            after.apply(&mut resized.data, pixels);
-            resized.channels = after.channels(resized.channels);
+            after.apply(&mut resized);
             times.convert += lap(&mut clock);
         }
         let tensor = self
