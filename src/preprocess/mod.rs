@@ -316,10 +316,8 @@ impl Preprocessor {
             self.recycler.raster(),
         )?;
         times.resize += lap(&mut clock);
-        if after != AfterResize::Nothing {
-            after.apply(&mut resized);
-            times.convert += lap(&mut clock);
-        }
+        after.apply(&mut resized);
+        times.convert += lap(&mut clock);
         let tensor = self
             .normalization
             .to_nchw_into(&resized, self.color, self.recycler.tensor());
