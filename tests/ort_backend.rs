@@ -434,81 +434,116 @@ fn load_fixing_free_dimensions(package: &ModelPackage, fix_free_dimensions: bool
     OrtBackend::load(package, &config).unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)))
 }
 
+mod graph {
+    //! Small ONNX graphs written here with tract-onnx's protobuf types.
+    use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
+    use tract_onnx::pb::ValueInfoProto;
+    use tract_onnx::pb::{type_proto, AttributeProto, GraphProto, ModelProto, NodeProto};
+    use tract_onnx::pb::{OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto};
+
+    pub use dimension::Value::{DimParam as Named, DimValue as Size};
+
+    /// An f32 tensor of these dimensions.
+    pub fn tensor(name: &str, dims: Vec<dimension::Value>) -> ValueInfoProto {
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                    elem_type: 1,
+                    shape: Some(TensorShapeProto {
+                        dim: dims
+                            .into_iter()
+                            .map(|value| Dimension {
+                                value: Some(value),
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    pub fn node(
+        op: &str,
+        inputs: &[&str],
+        output: &str,
+        attribute: Vec<AttributeProto>,
+    ) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|i| i.to_string()).collect(),
+            output: vec![output.into()],
+            attribute,
+            ..Default::default()
+        }
+    }
+
+    /// A model of one graph at opset 13, written to `path`.
+    pub fn write(path: &std::path::Path, graph: GraphProto) {
+        let model = ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto {
+                domain: String::new(),
+                version: 13,
+            }],
+            graph: Some(graph),
+            ..Default::default()
+        };
+        std::fs::write(path, prost::Message::encode_to_vec(&model)).unwrap();
+    }
+
+    /// A constant: an f32 tensor (`data_type` 1) or an int8 one (3, in `int32_data`).
+    pub fn constant(name: &str, dims: Vec<i64>, data_type: i32, values: Vec<f32>) -> TensorProto {
+        let mut tensor = TensorProto {
+            name: name.into(),
+            dims,
+            data_type,
+            ..Default::default()
+        };
+        if data_type == 3 {
+            tensor.int32_data = values.iter().map(|&v| v as i32).collect();
+        } else {
+            tensor.float_data = values;
+        }
+        tensor
+    }
+}
+
 /// A graph whose free batch cannot be 1: its batch axis is the inner dimension of a product
 /// with a 3-row matrix. ONNX Runtime accepts it with the batch free (the size is checked when it
 /// runs) and refuses to plan it with the batch fixed at 1.
 fn batch_must_be_three(path: &Path) {
-    use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
-    use tract_onnx::pb::{attribute_proto, type_proto, AttributeProto, GraphProto, ModelProto};
-    use tract_onnx::pb::{NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto};
-    use tract_onnx::pb::{TypeProto, ValueInfoProto};
-    let tensor = |name: &str, dims: Vec<dimension::Value>| ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: 1,
-                shape: Some(TensorShapeProto {
-                    dim: dims
-                        .into_iter()
-                        .map(|value| Dimension {
-                            value: Some(value),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let size = dimension::Value::DimValue;
-    let node = |op: &str, inputs: &[&str], output: &str, attribute| NodeProto {
-        op_type: op.into(),
-        input: inputs.iter().map(|i| i.to_string()).collect(),
-        output: vec![output.into()],
-        attribute,
-        ..Default::default()
-    };
+    use graph::{Named, Size};
+    use tract_onnx::pb::{attribute_proto, AttributeProto, GraphProto};
     let perm = AttributeProto {
         name: "perm".into(),
         r#type: attribute_proto::AttributeType::Ints as i32,
         ints: vec![1, 2, 3, 0],
         ..Default::default()
     };
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto {
-            domain: String::new(),
-            version: 13,
-        }],
-        graph: Some(GraphProto {
+    graph::write(
+        path,
+        GraphProto {
             name: "batch_must_be_three".into(),
-            input: vec![tensor(
+            input: vec![graph::tensor(
                 "x",
-                vec![
-                    dimension::Value::DimParam("batch".into()),
-                    size(1),
-                    size(2),
-                    size(2),
-                ],
+                vec![Named("batch".into()), Size(1), Size(2), Size(2)],
             )],
-            initializer: vec![TensorProto {
-                name: "w".into(),
-                dims: vec![3, 5],
-                data_type: 1,
-                float_data: vec![0.5; 15],
-                ..Default::default()
-            }],
+            initializer: vec![graph::constant("w", vec![3, 5], 1, vec![0.5; 15])],
             node: vec![
-                node("Transpose", &["x"], "batch_last", vec![perm]),
-                node("MatMul", &["batch_last", "w"], "logits", vec![]),
+                graph::node("Transpose", &["x"], "batch_last", vec![perm]),
+                graph::node("MatMul", &["batch_last", "w"], "logits", vec![]),
             ],
-            output: vec![tensor("logits", vec![size(1), size(2), size(2), size(5)])],
+            output: vec![graph::tensor(
+                "logits",
+                vec![Size(1), Size(2), Size(2), Size(5)],
+            )],
             ..Default::default()
-        }),
-        ..Default::default()
-    };
-    std::fs::write(path, prost::Message::encode_to_vec(&model)).unwrap();
+        },
+    );
 }
 
 /// Where ONNX Runtime cannot plan a graph at the sizes edgevit feeds, the session is built again
@@ -530,23 +565,14 @@ fn a_graph_that_refuses_the_fixed_size_loads_with_its_dimensions_free() {
         ),
     );
     let package = ModelPackage::open(&dir).unwrap();
-    log::set_logger(&WARNINGS).expect("no other logger in this test binary");
-    log::set_max_level(log::LevelFilter::Warn);
+    record_warnings();
     let fallback = load_fixing_free_dimensions(&package, true);
     assert!(
         fallback.fixed_dimensions().is_empty(),
         "{:?}",
         fallback.fixed_dimensions()
     );
-    // Other tests of this binary may log too: only this graph's warnings count.
-    let about_this_graph = || -> Vec<String> {
-        let warnings = WARNINGS.0.lock().unwrap();
-        warnings
-            .iter()
-            .filter(|w| w.contains("batch3"))
-            .cloned()
-            .collect()
-    };
+    let about_this_graph = || warnings_about("batch3");
     let warnings = about_this_graph();
     assert!(
         warnings
@@ -557,6 +583,134 @@ fn a_graph_that_refuses_the_fixed_size_loads_with_its_dimensions_free() {
     // With the setting off, nothing is tried: no warning.
     load_fixing_free_dimensions(&package, false);
     assert_eq!(about_this_graph().len(), warnings.len());
+}
+
+/// x -> QuantizeLinear (scale 1, int8) -> DequantizeLinear -> Mul by 2. No int8 kernel takes
+/// the pair, so ONNX Runtime's Q/DQ cleanup drops it and the Mul gets x unrounded.
+fn qdq_pair_before_a_float_op(path: &Path) {
+    use graph::Size;
+    use tract_onnx::pb::GraphProto;
+    let shape = || vec![Size(1), Size(1), Size(2), Size(2)];
+    graph::write(
+        path,
+        GraphProto {
+            name: "qdq_pair_before_a_float_op".into(),
+            input: vec![graph::tensor("x", shape())],
+            initializer: vec![
+                graph::constant("scale", vec![], 1, vec![1.0]),
+                graph::constant("zero", vec![], 3, vec![0.0]),
+                graph::constant("two", vec![], 1, vec![2.0]),
+            ],
+            node: vec![
+                graph::node("QuantizeLinear", &["x", "scale", "zero"], "q", vec![]),
+                graph::node("DequantizeLinear", &["q", "scale", "zero"], "dq", vec![]),
+                graph::node("Mul", &["dq", "two"], "logits", vec![]),
+            ],
+            output: vec![graph::tensor("logits", shape())],
+            ..Default::default()
+        },
+    );
+}
+
+const QDQ_INPUT: [f32; 4] = [0.3, 1.6, -0.4, 200.0];
+/// The graph's own arithmetic: x rounded and clamped to int8, doubled.
+const QDQ_EXACT: [f32; 4] = [0.0, 4.0, 0.0, 254.0];
+/// With the pair dropped: x doubled.
+const QDQ_DROPPED: [f32; 4] = [0.6, 3.2, -0.8, 400.0];
+
+/// ONNX Runtime drops the Q -> DQ pairs by default, and a package whose self-test fails that
+/// way is loaded again with them kept, with a warning: the faster form never runs a model it
+/// computes wrongly.
+#[test]
+fn dropping_qdq_pairs_runs_only_where_the_self_test_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("qdq-pair");
+    std::fs::create_dir_all(dir.join("selftest")).unwrap();
+    qdq_pair_before_a_float_op(&dir.join("model.onnx"));
+    let tensor = |values: [f32; 4]| Tensor::new(vec![1, 1, 2, 2], values.to_vec()).unwrap();
+    std::fs::write(dir.join("selftest/input.npy"), tensor(QDQ_INPUT).to_npy()).unwrap();
+    std::fs::write(dir.join("selftest/logits.npy"), tensor(QDQ_EXACT).to_npy()).unwrap();
+    let manifest = common::reference_manifest(
+        "qdq-pair",
+        "classify",
+        &dir.join("model.onnx"),
+        "name = \"x\"\nshape = [1, 1, 2, 2]\ncolor = \"gray\"",
+        "logits = \"logits\"",
+    );
+    common::write_manifest(
+        &dir,
+        &format!(
+            "{manifest}[selftest]\ninput = \"selftest/input.npy\"\n\
+             outputs = {{ logits = \"selftest/logits.npy\" }}\ntolerance = 0.0001\n"
+        ),
+    );
+    let package = ModelPackage::open(&dir).unwrap();
+    let differs_from = |backend: &mut dyn InferenceBackend, expected: [f32; 4]| {
+        let outputs = backend.run(&tensor(QDQ_INPUT)).unwrap();
+        outputs
+            .get("logits")
+            .unwrap()
+            .max_abs_diff(&tensor(expected))
+            .unwrap()
+    };
+
+    // The setting reaches ONNX Runtime, both ways.
+    for (qdq_cleanup, expected) in [(true, QDQ_DROPPED), (false, QDQ_EXACT)] {
+        let config = OrtConfig {
+            library: Some(common::ort_library()),
+            qdq_cleanup,
+            ..OrtConfig::default()
+        };
+        let mut backend = OrtBackend::load(&package, &config)
+            .unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+        let difference = differs_from(&mut backend, expected);
+        assert!(
+            difference < 1e-5,
+            "qdq_cleanup = {qdq_cleanup}: {difference}"
+        );
+    }
+
+    // Loaded as `run` loads it: dropped, the self-test fails (0.6 for 0 at a tolerance of
+    // 1e-4), so the model runs with the pairs kept.
+    record_warnings();
+    let mut model = LoadedModel::load(&dir, &ort_backend(Optimization::All))
+        .unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+    let difference = differs_from(model.backend.as_mut(), QDQ_EXACT);
+    assert!(difference < 1e-5, "{difference}");
+    let warnings = warnings_about("qdq-pair");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("runs on the ort-qdq-kept backend") && w.contains("self-test")),
+        "{warnings:?}"
+    );
+
+    // The bundled static QDQ ViT-Tiny passes its self-test with the pairs dropped: it runs in
+    // the faster form, nothing falls back.
+    let bundled = without_inner_attention("vit-tiny-qdq", tmp.path());
+    LoadedModel::load(&bundled, &ort_backend(Optimization::All))
+        .unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+    let warnings = warnings_about("vit-tiny-qdq");
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+/// Sends this test binary's warnings to [`WARNINGS`].
+fn record_warnings() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        log::set_logger(&WARNINGS).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Warn);
+    });
+}
+
+/// The warnings logged so far that name `needle`: the tests of this binary run side by side.
+fn warnings_about(needle: &str) -> Vec<String> {
+    let warnings = WARNINGS.0.lock().unwrap();
+    warnings
+        .iter()
+        .filter(|w| w.contains(needle))
+        .cloned()
+        .collect()
 }
 
 /// The warnings logged in this test binary.

@@ -172,16 +172,21 @@ impl BackendConfig {
     }
 
     /// The backend as logs and `probe` name it: its kind, `tract-f16` for tract in half
-    /// precision (the name its self-test tolerance goes by).
+    /// precision (the name its self-test tolerance goes by), `ort-qdq-kept` for ONNX Runtime
+    /// optimising with the Q -> DQ pairs kept (its tolerance is `ort`'s).
     pub fn label(&self) -> &'static str {
         match self {
             BackendConfig::Tract(tract) if tract.precision == Precision::F16 => "tract-f16",
+            #[cfg(feature = "ort")]
+            BackendConfig::Ort(ort) if ort.keeps_qdq_pairs() => "ort-qdq-kept",
             other => other.kind(),
         }
     }
 
-    /// The single backends to try, in order. tract in half precision is followed by tract in
-    /// full precision: the f16 form runs only where it passes the self-test.
+    /// The single backends to try, in order. Each faster form whose arithmetic departs from
+    /// the graph's runs only where it passes the self-test, so it is followed by the exact
+    /// one: tract in half precision by tract in full precision, ONNX Runtime dropping the
+    /// Q -> DQ pairs by ONNX Runtime keeping them.
     pub fn candidates(&self) -> Vec<BackendConfig> {
         let listed = match self {
             BackendConfig::Fallback(order) => order.as_slice(),
@@ -190,13 +195,21 @@ impl BackendConfig {
         let mut candidates = Vec::with_capacity(listed.len() + 1);
         for candidate in listed {
             candidates.push(candidate.clone());
-            if let BackendConfig::Tract(tract) = candidate {
-                if tract.precision == Precision::F16 {
+            match candidate {
+                BackendConfig::Tract(tract) if tract.precision == Precision::F16 => {
                     candidates.push(BackendConfig::Tract(TractConfig {
                         precision: Precision::F32,
                         ..tract.clone()
                     }));
                 }
+                #[cfg(feature = "ort")]
+                BackendConfig::Ort(ort) if ort.cleans_up_qdq() => {
+                    candidates.push(BackendConfig::Ort(OrtConfig {
+                        qdq_cleanup: false,
+                        ..ort.clone()
+                    }));
+                }
+                _ => {}
             }
         }
         candidates
@@ -522,7 +535,44 @@ mod tests {
         #[cfg(feature = "ort")]
         assert_eq!(
             labels("fallback = [\"ort\", \"tract\"]\n[tract]\nprecision = \"f16\"\nthreads = 2\n"),
-            ["ort", "tract-f16", "tract"]
+            ["ort", "ort-qdq-kept", "tract-f16", "tract"]
+        );
+    }
+
+    #[cfg(feature = "ort")]
+    #[test]
+    fn onnx_runtime_dropping_qdq_pairs_is_followed_by_keeping_them() {
+        let candidates = |text: &str| -> Vec<(&'static str, bool)> {
+            parse(text)
+                .unwrap()
+                .candidates()
+                .iter()
+                .map(|candidate| match candidate {
+                    BackendConfig::Ort(ort) => (candidate.label(), ort.cleans_up_qdq()),
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(
+            candidates("kind = \"ort\"\n"),
+            [("ort", true), ("ort-qdq-kept", false)]
+        );
+        assert_eq!(
+            candidates("kind = \"ort\"\noptimization = \"extended\"\n"),
+            [("ort", true), ("ort-qdq-kept", false)]
+        );
+        assert_eq!(
+            candidates("kind = \"ort\"\nqdq_cleanup = false\n"),
+            [("ort-qdq-kept", false)]
+        );
+        // `basic` runs exactly the graph's arithmetic: there is nothing to drop or fall back on.
+        assert_eq!(
+            candidates("kind = \"ort\"\noptimization = \"basic\"\n"),
+            [("ort", false)]
+        );
+        assert_eq!(
+            candidates("kind = \"ort\"\noptimization = \"disable\"\nqdq_cleanup = false\n"),
+            [("ort", false)]
         );
     }
 

@@ -67,6 +67,27 @@ pub struct OrtConfig {
     /// alone: a graph exported with a free batch then runs faster. Off, they stay free.
     #[serde(default = "default_fix_free_dimensions")]
     pub fix_free_dimensions: bool,
+    /// At the `extended` and `all` levels, drops the QuantizeLinear -> DequantizeLinear pairs
+    /// that no int8 kernel consumes (`session.enable_quant_qdq_cleanup`): the operator between
+    /// them runs in f32 without the round trip through int8, which also lets ONNX Runtime fuse
+    /// what the pairs split (a static QDQ ViT's GELU). Faster, and nearer the f32 model rather
+    /// than exactly the graph: where the package's self-test fails with it, the model is
+    /// loaded again with the pairs kept (a warning says so).
+    #[serde(default = "default_qdq_cleanup")]
+    pub qdq_cleanup: bool,
+}
+
+impl OrtConfig {
+    /// Whether ONNX Runtime drops the Q -> DQ pairs: `qdq_cleanup` on, at a level that can.
+    pub fn cleans_up_qdq(&self) -> bool {
+        self.qdq_cleanup && self.optimization.can_clean_up_qdq()
+    }
+
+    /// Whether the Q -> DQ pairs are kept at a level that could drop them (`qdq_cleanup`
+    /// off, or the exact form tried after the cleaned-up one failed its self-test).
+    pub fn keeps_qdq_pairs(&self) -> bool {
+        !self.qdq_cleanup && self.optimization.can_clean_up_qdq()
+    }
 }
 
 /// `[backend.ort] int8_precision`.
@@ -116,6 +137,10 @@ fn default_fix_free_dimensions() -> bool {
     true
 }
 
+fn default_qdq_cleanup() -> bool {
+    true
+}
+
 /// An execution provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -144,6 +169,14 @@ pub enum Optimization {
     Extended,
     #[default]
     All,
+}
+
+impl Optimization {
+    /// Whether ONNX Runtime's Q -> DQ cleanup runs at this level when asked (it is one of the
+    /// `extended` transformers; `basic` keeps exactly the graph's arithmetic).
+    fn can_clean_up_qdq(self) -> bool {
+        matches!(self, Optimization::Extended | Optimization::All)
+    }
 }
 
 /// `[backend.tensorrt]`.
@@ -183,6 +216,7 @@ impl Default for OrtConfig {
             memory_pattern: default_memory_pattern(),
             int8_precision: Int8Precision::default(),
             fix_free_dimensions: default_fix_free_dimensions(),
+            qdq_cleanup: default_qdq_cleanup(),
         }
     }
 }
@@ -421,6 +455,11 @@ fn build_session(
     if config.int8_precision.exact_here() {
         builder = builder
             .with_config_entry("session.x64quantprecision", "1")
+            .map_err(|e| optimize(e.into()))?;
+    }
+    if config.cleans_up_qdq() {
+        builder = builder
+            .with_config_entry("session.enable_quant_qdq_cleanup", "1")
             .map_err(|e| optimize(e.into()))?;
     }
     for (name, size) in fixed {
