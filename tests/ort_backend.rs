@@ -149,6 +149,54 @@ fn the_int8_precision_setting_keeps_the_qdq_model_within_its_self_test() {
     }
 }
 
+/// A weight-only int8 package on ONNX Runtime at `all` runs its graph's own arithmetic with
+/// the weights dequantized at load (tract's outputs within 1e-4); with `dequantize_weights`
+/// off, ONNX Runtime's int8 kernels quantize the activations too and the outputs move by
+/// more (about 1e-2). A static QDQ package is left to the int8 kernels either way.
+#[test]
+fn weight_only_int8_runs_in_f32_unless_told_otherwise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let load = |name: &str, dequantize_weights| {
+        let dir = without_inner_attention(name, &tmp.path().join(format!("{dequantize_weights}")));
+        LoadedModel::load(
+            &dir,
+            &BackendConfig::Ort(OrtConfig {
+                library: Some(common::ort_library()),
+                dequantize_weights,
+                ..OrtConfig::default()
+            }),
+        )
+        .unwrap_or_else(|e| panic!("{name}: {}", edgevit::error::chain(&e)))
+    };
+    for name in ["vit-mnist", "vit-tiny-int8"] {
+        let dir = without_inner_attention(name, tmp.path());
+        let mut tract = LoadedModel::load(&dir, &BackendConfig::default()).unwrap();
+        let (output, f32_weights) = worst_difference(
+            tract.backend.as_mut(),
+            load(name, true).backend.as_mut(),
+            &tract.package,
+        );
+        assert!(
+            f32_weights < 1e-4,
+            "{name}: {output} differs by {f32_weights}"
+        );
+        let (output, int8_kernels) = worst_difference(
+            tract.backend.as_mut(),
+            load(name, false).backend.as_mut(),
+            &tract.package,
+        );
+        assert!(
+            int8_kernels > 1e-3,
+            "{name}: {output} differs by {int8_kernels} only: were the int8 kernels used?"
+        );
+    }
+    // The static QDQ ViT-Tiny: the setting does not apply, the outputs are the same.
+    let (mut on, mut off) = (load("vit-tiny-qdq", true), load("vit-tiny-qdq", false));
+    let package = on.package.clone();
+    let (output, d) = worst_difference(on.backend.as_mut(), off.backend.as_mut(), &package);
+    assert_eq!(d, 0.0, "{output}");
+}
+
 /// The memory settings move where intermediate tensors live, not what is computed: with the
 /// arena and the memory pattern off, the QDQ ViT-Tiny passes its self-test and gives the
 /// default session's outputs bit for bit, run after run (the pattern is planned from the first).

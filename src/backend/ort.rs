@@ -5,7 +5,7 @@
 //! `libonnxruntime.so`. It is loaded once per process.
 
 use super::{BackendError, InferenceBackend, Outputs};
-use crate::model::graph_inputs::{declared_inputs, DeclaredInput, Dim};
+use crate::model::graph_outline::{read_outline, DeclaredInput, Dim, GraphOutline};
 use crate::model::{AttentionSource, ModelPackage};
 use crate::tensor::Tensor;
 use ort::ep::{self, ExecutionProvider};
@@ -75,6 +75,14 @@ pub struct OrtConfig {
     /// loaded again with the pairs kept (a warning says so).
     #[serde(default = "default_qdq_cleanup")]
     pub qdq_cleanup: bool,
+    /// A weight-only int8 graph (int8 weights through DequantizeLinear, no activation
+    /// quantized) has its weights dequantized to f32 once, when it loads
+    /// (`session.disable_quant_qdq`): the graph's own arithmetic, at f32 speed, for the memory
+    /// of f32 weights. Off, ONNX Runtime fuses DequantizeLinear -> MatMul into int8 kernels
+    /// that quantize the activations as well (another function; slower on the x86 CPUs
+    /// measured, see the README). Graphs that quantize activations are never touched.
+    #[serde(default = "default_dequantize_weights")]
+    pub dequantize_weights: bool,
 }
 
 impl OrtConfig {
@@ -138,6 +146,10 @@ fn default_fix_free_dimensions() -> bool {
 }
 
 fn default_qdq_cleanup() -> bool {
+    true
+}
+
+fn default_dequantize_weights() -> bool {
     true
 }
 
@@ -217,6 +229,7 @@ impl Default for OrtConfig {
             int8_precision: Int8Precision::default(),
             fix_free_dimensions: default_fix_free_dimensions(),
             qdq_cleanup: default_qdq_cleanup(),
+            dequantize_weights: default_dequantize_weights(),
         }
     }
 }
@@ -333,33 +346,43 @@ impl OrtBackend {
             ));
         }
         let spec = &package.manifest.input;
-        let mut fixed = if config.fix_free_dimensions {
-            match declared_inputs(&path) {
-                Ok(inputs) => free_dimensions(&inputs, &spec.name, &spec.shape),
-                Err(e) => {
-                    // ONNX Runtime reads the file next, and says what is wrong with it.
-                    log::debug!(
-                        "the graph's free dimensions stay free: {}",
-                        crate::error::chain(&e)
-                    );
-                    Vec::new()
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let (session, provider) = match build_session(&path, config, &fixed) {
-            Err(e @ BackendError::Load { .. }) if !fixed.is_empty() => {
-                log::warn!(
-                    "ONNX Runtime could not plan {path:?} with its free dimensions fixed ({fixed:?}): {e}; it runs with them free"
+        let outline = if config.fix_free_dimensions || config.dequantize_weights {
+            read_outline(&path).unwrap_or_else(|e| {
+                // ONNX Runtime reads the file next, and says what is wrong with it.
+                log::debug!(
+                    "the graph's free dimensions stay free and its weights as they are: {}",
+                    crate::error::chain(&e)
                 );
-                fixed.clear();
-                build_session(&path, config, &[])?
+                GraphOutline::default()
+            })
+        } else {
+            GraphOutline::default()
+        };
+        let mut plan = SessionPlan {
+            fixed: if config.fix_free_dimensions {
+                free_dimensions(&outline.inputs, &spec.name, &spec.shape)
+            } else {
+                Vec::new()
+            },
+            dequantize_weights: config.dequantize_weights && outline.quantizes_weights_only(),
+        };
+        let (session, provider) = match build_session(&path, config, &plan) {
+            Err(e @ BackendError::Load { .. }) if !plan.fixed.is_empty() => {
+                log::warn!(
+                    "ONNX Runtime could not plan {path:?} with its free dimensions fixed ({:?}): {e}; it runs with them free",
+                    plan.fixed
+                );
+                plan.fixed.clear();
+                build_session(&path, config, &plan)?
             }
             built => built?,
         };
+        let fixed = plan.fixed;
         if !fixed.is_empty() {
             log::info!("ONNX Runtime plans {path:?} with its free dimensions fixed: {fixed:?}");
+        }
+        if plan.dequantize_weights {
+            log::info!("ONNX Runtime runs {path:?}, weight-only int8, with its weights in f32");
         }
         let mismatch = |message: String| BackendError::Mismatch {
             path: path.clone(),
@@ -428,11 +451,19 @@ impl OrtBackend {
     }
 }
 
-/// A session on the configured providers, with the free dimensions in `fixed` given their size.
+/// What edgevit tells ONNX Runtime about one graph, beyond the configuration.
+struct SessionPlan {
+    /// The free input dimensions to plan at a fixed size, with that size.
+    fixed: Vec<(String, i64)>,
+    /// The graph is weight-only int8 and its weights are to be dequantized at load.
+    dequantize_weights: bool,
+}
+
+/// A session on the configured providers, planned as `plan` says.
 fn build_session(
     path: &Path,
     config: &OrtConfig,
-    fixed: &[(String, i64)],
+    plan: &SessionPlan,
 ) -> Result<(Session, Provider), BackendError> {
     let environment = &load(config)?.environment;
     let optimize = |e: ort::Error| BackendError::Optimize {
@@ -462,7 +493,14 @@ fn build_session(
             .with_config_entry("session.enable_quant_qdq_cleanup", "1")
             .map_err(|e| optimize(e.into()))?;
     }
-    for (name, size) in fixed {
+    if plan.dequantize_weights {
+        // With the QDQ transformers off, constant folding turns DequantizeLinear of a
+        // constant into the f32 constant, and the float operators after it stay float.
+        builder = builder
+            .with_config_entry("session.disable_quant_qdq", "1")
+            .map_err(|e| optimize(e.into()))?;
+    }
+    for (name, size) in &plan.fixed {
         builder = builder
             .with_dimension_override(name, *size)
             .map_err(|e| optimize(e.into()))?;
@@ -715,7 +753,7 @@ pub fn library_exists(config: &OrtConfig) -> (PathBuf, bool) {
 #[cfg(test)]
 mod tests {
     use super::free_dimensions;
-    use crate::model::graph_inputs::{DeclaredInput, Dim};
+    use crate::model::graph_outline::{DeclaredInput, Dim};
 
     fn input(name: &str, dims: Vec<Dim>) -> DeclaredInput {
         DeclaredInput {

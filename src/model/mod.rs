@@ -1,7 +1,7 @@
 //! Model packages: a folder with `model.toml`, the ONNX file, optional labels and a self-test.
 
 #[cfg(feature = "ort")]
-pub mod graph_inputs;
+pub mod graph_outline;
 mod manifest;
 pub mod selftest;
 

@@ -1,7 +1,8 @@
-//! The inputs an ONNX file declares, with their dimensions, read without its weights: the
-//! file is mapped and only the graph's input fields are decoded, so a 100 MB model costs
-//! the few pages that hold them. ONNX Runtime needs the free dimensions' names before it
-//! plans the graph (`backend::ort`).
+//! What an ONNX file declares about its graph, read without its weights: the inputs with
+//! their dimensions and the operators it uses. The file is mapped and only those fields are
+//! decoded, so a 100 MB model costs the few pages that hold them. ONNX Runtime needs the free
+//! dimensions' names before it plans the graph, and whether the graph quantizes its weights
+//! only (`backend::ort`).
 
 use std::path::{Path, PathBuf};
 use tract_onnx::pb::tensor_shape_proto::dimension;
@@ -26,9 +27,33 @@ pub struct DeclaredInput {
     pub dims: Option<Vec<Dim>>,
 }
 
-/// Why the declared inputs could not be read.
+/// The inputs and operators of a graph as its file declares them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GraphOutline {
+    pub inputs: Vec<DeclaredInput>,
+    /// The operator of each node of the main graph, in order (`DequantizeLinear`, `MatMul`).
+    pub operators: Vec<String>,
+}
+
+impl GraphOutline {
+    /// A weight-only int8 graph: int8 constants through DequantizeLinear into float
+    /// operators, and nothing that quantizes an activation (no QuantizeLinear, no dynamic
+    /// quantization, no QLinear or integer operators).
+    pub fn quantizes_weights_only(&self) -> bool {
+        let quantizes_activations = |op: &str| {
+            matches!(
+                op,
+                "QuantizeLinear" | "DynamicQuantizeLinear" | "MatMulInteger" | "ConvInteger"
+            ) || op.starts_with("QLinear")
+        };
+        self.operators.iter().any(|op| op == "DequantizeLinear")
+            && !self.operators.iter().any(|op| quantizes_activations(op))
+    }
+}
+
+/// Why the outline could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum GraphInputsError {
+pub enum GraphOutlineError {
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -43,23 +68,31 @@ pub enum GraphInputsError {
     },
 }
 
-/// Only the fields on the way to the graph's inputs; prost skips the rest (the weights
-/// included) without copying them.
+/// Only the fields on the way to the graph's inputs and operators; prost skips the rest (the
+/// weights and the nodes' attributes included) without copying them.
 #[derive(Clone, PartialEq, prost::Message)]
-struct ModelInputs {
+struct ModelOutline {
     #[prost(message, optional, tag = "7")]
-    graph: Option<GraphInputs>,
+    graph: Option<GraphFields>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-struct GraphInputs {
+struct GraphFields {
+    #[prost(message, repeated, tag = "1")]
+    node: Vec<NodeOperator>,
     #[prost(message, repeated, tag = "11")]
     input: Vec<ValueInfoProto>,
 }
 
-/// The graph's inputs declared in the ONNX file at `path`.
-pub fn declared_inputs(path: &Path) -> Result<Vec<DeclaredInput>, GraphInputsError> {
-    let read = |source| GraphInputsError::Read {
+#[derive(Clone, PartialEq, prost::Message)]
+struct NodeOperator {
+    #[prost(string, tag = "4")]
+    op_type: String,
+}
+
+/// The outline of the graph in the ONNX file at `path`.
+pub fn read_outline(path: &Path) -> Result<GraphOutline, GraphOutlineError> {
+    let read = |source| GraphOutlineError::Read {
         path: path.to_path_buf(),
         source,
     };
@@ -68,24 +101,26 @@ pub fn declared_inputs(path: &Path) -> Result<Vec<DeclaredInput>, GraphInputsErr
     // rewritten during a load gives wrong bytes here, which the decoder refuses or ONNX
     // Runtime's own read of the file then does.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(read)?;
-    decode(&map).map_err(|source| GraphInputsError::Decode {
+    decode(&map).map_err(|source| GraphOutlineError::Decode {
         path: path.to_path_buf(),
         source,
     })
 }
 
-fn decode(bytes: &[u8]) -> Result<Vec<DeclaredInput>, prost::DecodeError> {
-    let model = <ModelInputs as prost::Message>::decode(bytes)?;
-    Ok(model
-        .graph
-        .map(|g| g.input)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|input| DeclaredInput {
-            dims: dims(&input),
-            name: input.name,
-        })
-        .collect())
+fn decode(bytes: &[u8]) -> Result<GraphOutline, prost::DecodeError> {
+    let model = <ModelOutline as prost::Message>::decode(bytes)?;
+    let graph = model.graph.unwrap_or_default();
+    Ok(GraphOutline {
+        inputs: graph
+            .input
+            .into_iter()
+            .map(|input| DeclaredInput {
+                dims: dims(&input),
+                name: input.name,
+            })
+            .collect(),
+        operators: graph.node.into_iter().map(|node| node.op_type).collect(),
+    })
 }
 
 fn dims(input: &ValueInfoProto) -> Option<Vec<Dim>> {
@@ -110,13 +145,15 @@ fn dims(input: &ValueInfoProto) -> Option<Vec<Dim>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{declared_inputs, Dim, GraphInputsError};
+    use super::{read_outline, Dim, GraphOutlineError};
     use std::path::Path;
 
     #[test]
     fn the_bundled_models_inputs_are_read_from_the_file() {
         let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-        let inputs = declared_inputs(&models.join("vit-mnist/model.onnx")).unwrap();
+        let inputs = read_outline(&models.join("vit-mnist/model.onnx"))
+            .unwrap()
+            .inputs;
         assert_eq!(inputs.len(), 1);
         assert_eq!(inputs[0].name, "input");
         assert_eq!(
@@ -128,7 +165,9 @@ mod tests {
                 Dim::Size(28)
             ])
         );
-        let reid = declared_inputs(&models.join("transreid-tiny/model.onnx")).unwrap();
+        let reid = read_outline(&models.join("transreid-tiny/model.onnx"))
+            .unwrap()
+            .inputs;
         let names: Vec<&str> = reid.iter().map(|i| i.name.as_str()).collect();
         assert_eq!(names, ["input", "camera", "view"]);
         assert_eq!(reid[1].dims, Some(vec![Dim::Size(1)]));
@@ -177,7 +216,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.onnx");
         std::fs::write(&path, prost::Message::encode_to_vec(&model)).unwrap();
-        let inputs = declared_inputs(&path).unwrap();
+        let inputs = read_outline(&path).unwrap().inputs;
         assert_eq!(inputs.len(), 1);
         assert_eq!(
             inputs[0].dims,
@@ -191,14 +230,38 @@ mod tests {
     }
 
     #[test]
+    fn weight_only_graphs_are_told_from_the_ones_that_quantize_activations() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let weights_only = |name: &str| {
+            let outline = read_outline(&models.join(name).join("model.onnx")).unwrap();
+            assert!(
+                outline.operators.iter().any(|op| op == "MatMul"),
+                "{name}: {:?}",
+                outline.operators
+            );
+            outline.quantizes_weights_only()
+        };
+        assert!(weights_only("vit-mnist"));
+        assert!(weights_only("vit-tiny-int8"));
+        assert!(
+            !weights_only("vit-tiny-qdq"),
+            "static QDQ quantizes activations"
+        );
+        assert!(
+            !weights_only("vit-mnist-transfg"),
+            "f32: nothing is quantized"
+        );
+    }
+
+    #[test]
     fn a_file_that_is_not_onnx_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("model.onnx");
         std::fs::write(&path, [0xffu8; 64]).unwrap();
-        let e = declared_inputs(&path).unwrap_err();
-        assert!(matches!(e, GraphInputsError::Decode { .. }), "{e:?}");
+        let e = read_outline(&path).unwrap_err();
+        assert!(matches!(e, GraphOutlineError::Decode { .. }), "{e:?}");
         assert!(e.to_string().contains("is not an ONNX model"), "{e}");
-        let e = declared_inputs(&dir.path().join("absent.onnx")).unwrap_err();
-        assert!(matches!(e, GraphInputsError::Read { .. }), "{e:?}");
+        let e = read_outline(&dir.path().join("absent.onnx")).unwrap_err();
+        assert!(matches!(e, GraphOutlineError::Read { .. }), "{e:?}");
     }
 }
