@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""What ONNX Runtime's Q/DQ cleanup (`[backend.ort] qdq_cleanup`, on by default) does to speed
-and accuracy, on the ONNX Runtime build that edgevit's `ort` backend loads.
+"""What two of edgevit's ONNX Runtime settings do to speed and accuracy, on the ONNX Runtime
+build that edgevit's `ort` backend loads, against ONNX Runtime's defaults (a plain script's).
 
+`qdq_cleanup` (on by default): the Q -> DQ pairs that no int8 kernel takes are dropped.
 - Speed: the bundled static QDQ ViT-Tiny (`models/vit-tiny-qdq`), one thread, the pairs kept
   against dropped, in interleaved rounds (in a random order each round).
 - Accuracy on real weights, each quantized here to the bundled QDQ form (`tools/quantize.py
@@ -11,9 +12,16 @@ and accuracy, on the ONNX Runtime build that edgevit's `ort` backend loads.
     f32 model's on those images and their mirror images (correlation, largest difference).
 - The optimised graphs: what the cleanup removes and what ONNX Runtime then fuses.
 
+`dequantize_weights` (on by default): a weight-only int8 graph runs with its weights
+dequantized to f32 at load (`session.disable_quant_qdq`) instead of ONNX Runtime's int8
+kernels. On the bundled weight-only vit-mnist and ViT-Tiny, and DINOv2 ViT-S made weight-only
+here (`tools/quantize.py`'s default form): time per inference (one thread, interleaved rounds),
+the largest difference from ONNX Runtime at `basic` (the graph's own arithmetic), and the
+resident set of a process that loaded the model and ran it 10 times.
+
 Not run in CI. Needs the venv of bench/compare (onnxruntime, onnx, OpenCV, numpy):
 
-    bench/compare/.venv/bin/python bench/qdq_cleanup.py [--rounds 12] [--shared ../shared]
+    bench/compare/.venv/bin/python bench/ort_settings.py [--rounds 12] [--shared ../shared]
 """
 import argparse
 import collections
@@ -22,6 +30,7 @@ import glob
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +44,7 @@ from onnxruntime import quantization
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from quantize import weight_nodes  # noqa: E402
+from quantize import weight_nodes, weight_only_int8  # noqa: E402
 
 CLEANUP = "session.enable_quant_qdq_cleanup"
 IMAGENET = (np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32))
@@ -153,7 +162,60 @@ def dinov2(shared, work):
               f"{max(float(np.abs(o - r).max()) for o, r in zip(out, f32)):.3f}")
 
 
+def weight_session(path, dequantize):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    if dequantize:
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def model_input(s):
+    declared = s.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in declared.shape]
+    return declared.name, np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+
+
+def resident_after_runs(path, dequantize):
+    """This script again, in a new process: load, run 10 times, print the resident set."""
+    out = subprocess.run([sys.executable, __file__, "--resident", path, "1" if dequantize else "0"],
+                         capture_output=True, text=True, check=True).stdout
+    return out.strip()
+
+
+def print_resident(path, dequantize):
+    s = weight_session(path, dequantize)
+    name, x = model_input(s)
+    for _ in range(10):
+        s.run(None, {name: x})
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    print(f"RSS {int(status['VmRSS'].split()[0]) / 1024:.1f} MB")
+
+
+def weights(path, label, rounds):
+    sessions = {"int8 kernels": weight_session(path, False), "f32 weights": weight_session(path, True)}
+    name, x = model_input(sessions["int8 kernels"])
+    basic = session(path, False, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC).run(None, {name: x})[0]
+    times = {key: [] for key in sessions}
+    order = list(sessions)
+    random.seed(3)
+    for _ in range(rounds):
+        random.shuffle(order)
+        for key in order:
+            for _ in range(10):
+                start = time.perf_counter()
+                sessions[key].run(None, {name: x})
+                times[key].append((time.perf_counter() - start) * 1000)
+    for key, s in sessions.items():
+        worst = float(np.abs(s.run(None, {name: x})[0] - basic).max())
+        print(f"  {label:14s} {key:12s}: {statistics.median(times[key]):8.3f} ms (median of {rounds} x 10), "
+              f"{worst:.1e} from `basic`, {resident_after_runs(path, key == 'f32 weights')}")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--resident":
+        print_resident(sys.argv[2], sys.argv[3] == "1")
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--shared", default=os.environ.get("EDGEVIT_SHARED_DIR", os.path.join(ROOT, "../shared")))
@@ -166,6 +228,13 @@ def main():
         graphs(bundled, work)
         vit4mnist(args.shared, work)
         dinov2(args.shared, work)
+        print("Weight-only int8, ONNX Runtime's int8 kernels against the weights in f32, one thread:")
+        weights(os.path.join(ROOT, "models/vit-mnist/model.onnx"), "vit-mnist", args.rounds)
+        weights(os.path.join(ROOT, "models/vit-tiny-int8/model.onnx"), "vit-tiny-int8", args.rounds)
+        dinov2_weight_only = os.path.join(work, "dinov2-weight-only.onnx")
+        model, _ = weight_only_int8(onnx.load(os.path.join(args.shared, "reference/dinov2-s-focus/vit_s_focus.onnx")))
+        onnx.save(model, dinov2_weight_only)
+        weights(dinov2_weight_only, "DINOv2 ViT-S", max(2, args.rounds // 4))
 
 
 if __name__ == "__main__":
