@@ -80,10 +80,9 @@ def quantize_qdq(src, dst, name, calibration):
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
 
 
-def speed(path, rounds):
-    sessions = {"kept": session(path, False), "dropped": session(path, True)}
-    name = sessions["kept"].get_inputs()[0].name
-    x = np.random.default_rng(0).standard_normal([1, 3, 224, 224]).astype(np.float32)
+def interleaved_medians(sessions, name, x, rounds):
+    """Each session's median time per run (ms), over rounds of 10 runs each, the sessions in a
+    new random order every round, so that a slow spell of a shared machine falls on all."""
     for s in sessions.values():
         s.run(None, {name: x})
     times = {key: [] for key in sessions}
@@ -96,7 +95,15 @@ def speed(path, rounds):
                 start = time.perf_counter()
                 sessions[key].run(None, {name: x})
                 times[key].append((time.perf_counter() - start) * 1000)
-    kept, dropped = statistics.median(times["kept"]), statistics.median(times["dropped"])
+    return {key: statistics.median(t) for key, t in times.items()}
+
+
+def speed(path, rounds):
+    sessions = {"kept": session(path, False), "dropped": session(path, True)}
+    name = sessions["kept"].get_inputs()[0].name
+    x = np.random.default_rng(0).standard_normal([1, 3, 224, 224]).astype(np.float32)
+    medians = interleaved_medians(sessions, name, x, rounds)
+    kept, dropped = medians["kept"], medians["dropped"]
     print(f"vit-tiny-qdq, 1 thread, {rounds} rounds x 10 runs: pairs kept {kept:.2f} ms, dropped "
           f"{dropped:.2f} ms (medians; {kept / dropped:.2f}x)")
 
@@ -196,19 +203,10 @@ def weights(path, label, rounds):
     sessions = {"int8 kernels": weight_session(path, False), "f32 weights": weight_session(path, True)}
     name, x = model_input(sessions["int8 kernels"])
     basic = session(path, False, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC).run(None, {name: x})[0]
-    times = {key: [] for key in sessions}
-    order = list(sessions)
-    random.seed(3)
-    for _ in range(rounds):
-        random.shuffle(order)
-        for key in order:
-            for _ in range(10):
-                start = time.perf_counter()
-                sessions[key].run(None, {name: x})
-                times[key].append((time.perf_counter() - start) * 1000)
+    medians = interleaved_medians(sessions, name, x, rounds)
     for key, s in sessions.items():
         worst = float(np.abs(s.run(None, {name: x})[0] - basic).max())
-        print(f"  {label:14s} {key:12s}: {statistics.median(times[key]):8.3f} ms (median of {rounds} x 10), "
+        print(f"  {label:14s} {key:12s}: {medians[key]:8.3f} ms (median of {rounds} x 10), "
               f"{worst:.1e} from `basic`, {resident_after_runs(path, key == 'f32 weights')}")
 
 

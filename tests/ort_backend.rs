@@ -16,11 +16,17 @@ use edgevit::tensor::Tensor;
 use std::path::{Path, PathBuf};
 
 fn ort_backend(optimization: Optimization) -> BackendConfig {
-    BackendConfig::Ort(OrtConfig {
+    ort_backend_with(|config| config.optimization = optimization)
+}
+
+/// ONNX Runtime from the test library, with `edit`'s changes to the default settings.
+fn ort_backend_with(edit: impl FnOnce(&mut OrtConfig)) -> BackendConfig {
+    let mut config = OrtConfig {
         library: Some(common::ort_library()),
-        optimization,
         ..OrtConfig::default()
-    })
+    };
+    edit(&mut config);
+    BackendConfig::Ort(config)
 }
 
 /// A copy of a bundled package without `attention = "auto"` (it names tensors inside the
@@ -125,11 +131,7 @@ fn the_int8_precision_setting_keeps_the_qdq_model_within_its_self_test() {
     let load = |int8_precision| {
         LoadedModel::load(
             &dir,
-            &BackendConfig::Ort(OrtConfig {
-                library: Some(common::ort_library()),
-                int8_precision,
-                ..OrtConfig::default()
-            }),
+            &ort_backend_with(|config| config.int8_precision = int8_precision),
         )
     };
     for precision in [Int8Precision::Exact, Int8Precision::Auto] {
@@ -160,11 +162,7 @@ fn weight_only_int8_runs_in_f32_unless_told_otherwise() {
         let dir = without_inner_attention(name, &tmp.path().join(format!("{dequantize_weights}")));
         LoadedModel::load(
             &dir,
-            &BackendConfig::Ort(OrtConfig {
-                library: Some(common::ort_library()),
-                dequantize_weights,
-                ..OrtConfig::default()
-            }),
+            &ort_backend_with(|config| config.dequantize_weights = dequantize_weights),
         )
         .unwrap_or_else(|e| panic!("{name}: {}", edgevit::error::chain(&e)))
     };
@@ -207,11 +205,9 @@ fn the_memory_settings_change_no_output() {
     let load = |arena, memory_pattern| {
         LoadedModel::load(
             &dir,
-            &BackendConfig::Ort(OrtConfig {
-                library: Some(common::ort_library()),
-                arena,
-                memory_pattern,
-                ..OrtConfig::default()
+            &ort_backend_with(|config| {
+                config.arena = arena;
+                config.memory_pattern = memory_pattern;
             }),
         )
         .unwrap_or_else(|e| {
