@@ -100,19 +100,28 @@ fn retained_availability(port: u16) -> String {
     sub.availability()[0].clone()
 }
 
-/// Publishes one QoS 1 message and waits for the broker's acknowledgement.
+/// Publishes one QoS 1 message and waits for the broker's acknowledgement (10 s at most: on a
+/// loaded machine the connection may fail and be made again before it comes).
 fn publish_once(port: u16, topic: &str, payload: &str) {
     let (client, mut connection) =
         Client::new(MqttOptions::new("publisher", "127.0.0.1", port), 10);
     client
         .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
         .unwrap();
-    for event in connection.iter().take(50) {
-        if let Ok(Event::Incoming(Packet::PubAck(_))) = event {
-            return;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = None;
+    while Instant::now() < deadline {
+        match connection.recv() {
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => return,
+            Ok(Err(e)) => {
+                last = Some(e.to_string());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(Ok(_)) => {}
+            Err(_) => break,
         }
     }
-    panic!("no acknowledgement for {topic}");
+    panic!("no acknowledgement for {topic} (last connection error: {last:?})");
 }
 
 fn config(dir: &Path, port: u16, source: &str) -> PathBuf {

@@ -72,6 +72,11 @@ impl Broker {
             assert!(Instant::now() < deadline, "mosquitto did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
+        // What answers must be this broker, not another one that took the port.
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("mosquitto exited ({status}): is port {} taken?", self.port);
+        }
         self.child = Some(child);
     }
 
@@ -101,10 +106,21 @@ pub fn installed() -> bool {
     true
 }
 
+/// A port nothing listens on, and one that no other test of this binary was given: the tests
+/// run side by side, and the system may hand a port just released to the next caller, whose
+/// broker would then fail to bind while the first test's answered in its place.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
