@@ -69,10 +69,11 @@ pub(super) fn resample(
                 .resize(&pairs, &mut out, &options)
                 .map_err(|e| error(&e))?;
             times.resize += lap(&mut clock);
-            writer.write(out.buffer().chunks_exact(4).map(|p| {
-                let y = ((p[0] as u16 + p[2] as u16 + 1) >> 1) as u8;
-                yuv_to_rgb(y, p[1], p[3])
-            }))
+            let pairs = out.buffer();
+            writer.write(|first, rgb| {
+                let n = rgb[0].len();
+                pairs_to_rgb(&pairs[first * 4..(first + n) * 4], rgb)
+            })
         }
         PixelFormat::Nv12 => {
             let luma_len = w as usize * h as usize;
@@ -101,13 +102,15 @@ pub(super) fn resample(
                 .resize(&uv_plane, &mut uv_out, &half)
                 .map_err(|e| error(&e))?;
             times.resize += lap(&mut clock);
-            writer.write(
-                y_out
-                    .buffer()
-                    .iter()
-                    .zip(uv_out.buffer().chunks_exact(2))
-                    .map(|(y, uv)| yuv_to_rgb(*y, uv[0], uv[1])),
-            )
+            let (luma, chroma) = (y_out.buffer(), uv_out.buffer());
+            writer.write(|first, rgb| {
+                let n = rgb[0].len();
+                planes_to_rgb(
+                    &luma[first..first + n],
+                    &chroma[first * 2..(first + n) * 2],
+                    rgb,
+                )
+            })
         }
         other => {
             return Err(PreprocessError::Resize(format!(
@@ -118,6 +121,24 @@ pub(super) fn resample(
     };
     times.convert += lap(&mut clock);
     Ok(written)
+}
+
+/// Resampled YUYV pixel pairs (Y0 U Y1 V), one per output pixel, to RGB planes.
+fn pairs_to_rgb(pairs: &[u8], [r, g, b]: [&mut [u8]; 3]) {
+    let out = r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut());
+    for (((r, g), b), pair) in out.zip(pairs.chunks_exact(4)) {
+        let y = ((pair[0] as u16 + pair[2] as u16 + 1) >> 1) as u8;
+        [*r, *g, *b] = yuv_to_rgb(y, pair[1], pair[3]);
+    }
+}
+
+/// Resampled NV12 luma and interleaved chroma (U V), one of each per output pixel, to RGB
+/// planes.
+fn planes_to_rgb(luma: &[u8], chroma: &[u8], [r, g, b]: [&mut [u8]; 3]) {
+    let out = r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut());
+    for (((r, g), b), (y, uv)) in out.zip(luma.iter().zip(chroma.chunks_exact(2))) {
+        [*r, *g, *b] = yuv_to_rgb(*y, uv[0], uv[1]);
+    }
 }
 
 fn options(x: f64, y: f64, width: f64, height: f64) -> ResizeOptions {
