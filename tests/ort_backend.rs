@@ -195,45 +195,44 @@ fn weight_only_int8_runs_in_f32_unless_told_otherwise() {
     assert_eq!(d, 0.0, "{output}");
 }
 
-/// The memory settings move where intermediate tensors live, not what is computed: with the
-/// arena and the memory pattern off, the QDQ ViT-Tiny passes its self-test and gives the
-/// default session's outputs bit for bit, run after run (the pattern is planned from the first).
+/// The memory settings move where intermediate tensors live, and spinning only how the CPU
+/// provider's threads wait, not what is computed: with the arena or the memory pattern off, or
+/// two threads that sleep instead of spinning, the QDQ ViT-Tiny passes its self-test and gives
+/// the outputs of the same session with ONNX Runtime's defaults bit for bit, run after run (the
+/// pattern is planned from the first).
 #[test]
-fn the_memory_settings_change_no_output() {
+fn the_memory_and_threading_settings_change_no_output() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = without_inner_attention("vit-tiny-qdq", tmp.path());
-    let load = |arena, memory_pattern| {
-        LoadedModel::load(
-            &dir,
-            &ort_backend_with(|config| {
-                config.arena = arena;
-                config.memory_pattern = memory_pattern;
-            }),
-        )
-        .unwrap_or_else(|e| {
-            panic!(
-                "arena {arena}, pattern {memory_pattern}: {}",
-                edgevit::error::chain(&e)
-            )
-        })
+    let load = |what: &str, edit: &dyn Fn(&mut OrtConfig)| {
+        LoadedModel::load(&dir, &ort_backend_with(edit))
+            .unwrap_or_else(|e| panic!("{what}: {}", edgevit::error::chain(&e)))
     };
-    let mut default = load(true, true);
-    let (input, side) = selftest_input(&default.package);
-    let expected = default.backend.run_with(&input, &side).unwrap();
-    for (arena, memory_pattern) in [(false, false), (true, false), (false, true)] {
-        let mut lean = load(arena, memory_pattern);
+    let variants: [(&str, u8, &dyn Fn(&mut OrtConfig)); 4] = [
+        ("arena and pattern off", 1, &|c| {
+            (c.arena, c.memory_pattern) = (false, false)
+        }),
+        ("pattern off", 1, &|c| c.memory_pattern = false),
+        ("arena off", 1, &|c| c.arena = false),
+        ("no spinning", 2, &|c| c.spin = false),
+    ];
+    for (what, threads, edit) in variants {
+        let threads = usize::from(threads);
+        let mut default = load("defaults", &|c| c.threads = threads);
+        let (input, side) = selftest_input(&default.package);
+        let expected = default.backend.run_with(&input, &side).unwrap();
+        let mut changed = load(what, &|c| {
+            c.threads = threads;
+            edit(c);
+        });
         for run in 0..3 {
-            let got = lean.backend.run_with(&input, &side).unwrap();
+            let got = changed.backend.run_with(&input, &side).unwrap();
             for name in default.package.manifest.outputs.graph_names() {
                 let d = got
                     .get(name)
                     .unwrap()
                     .max_abs_diff(expected.get(name).unwrap());
-                assert_eq!(
-                    d,
-                    Some(0.0),
-                    "arena {arena}, pattern {memory_pattern}, run {run}: {name}"
-                );
+                assert_eq!(d, Some(0.0), "{what}, run {run}: {name}");
             }
         }
     }

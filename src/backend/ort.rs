@@ -83,6 +83,12 @@ pub struct OrtConfig {
     /// measured, see the README). Graphs that quantize activations are never touched.
     #[serde(default = "default_dequantize_weights")]
     pub dequantize_weights: bool,
+    /// With more than one thread, whether the CPU provider's threads spin-wait for work
+    /// between the parallel parts of a run (`session.intra_op.allow_spinning`, ONNX
+    /// Runtime's default) instead of sleeping. Spinning burns CPU time that the rest of the
+    /// pipeline (the reader's preprocessing) and other processes then lack.
+    #[serde(default = "default_spin")]
+    pub spin: bool,
 }
 
 impl OrtConfig {
@@ -150,6 +156,10 @@ fn default_qdq_cleanup() -> bool {
 }
 
 fn default_dequantize_weights() -> bool {
+    true
+}
+
+fn default_spin() -> bool {
     true
 }
 
@@ -230,6 +240,7 @@ impl Default for OrtConfig {
             fix_free_dimensions: default_fix_free_dimensions(),
             qdq_cleanup: default_qdq_cleanup(),
             dequantize_weights: default_dequantize_weights(),
+            spin: default_spin(),
         }
     }
 }
@@ -480,8 +491,11 @@ fn build_session(
     let builder = builder
         .with_inter_threads(1)
         .map_err(|e| optimize(e.into()))?;
-    let mut builder = builder
+    let builder = builder
         .with_memory_pattern(config.memory_pattern)
+        .map_err(|e| optimize(e.into()))?;
+    let mut builder = builder
+        .with_intra_op_spinning(config.spin)
         .map_err(|e| optimize(e.into()))?;
     if config.int8_precision.exact_here() {
         builder = builder
