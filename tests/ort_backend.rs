@@ -208,7 +208,9 @@ fn the_memory_and_threading_settings_change_no_output() {
         LoadedModel::load(&dir, &ort_backend_with(edit))
             .unwrap_or_else(|e| panic!("{what}: {}", edgevit::error::chain(&e)))
     };
-    let variants: [(&str, u8, &dyn Fn(&mut OrtConfig)); 4] = [
+    // What each variant is called, its thread count, and what it changes.
+    type Variant<'a> = (&'a str, u8, &'a dyn Fn(&mut OrtConfig));
+    let variants: [Variant; 4] = [
         ("arena and pattern off", 1, &|c| {
             (c.arena, c.memory_pattern) = (false, false)
         }),
