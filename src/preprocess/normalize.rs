@@ -51,21 +51,45 @@ impl Normalization {
         let mut data = buffer;
         data.clear();
         data.reserve(channels * w * h);
-        for (c, (mul, add)) in self.factors.iter().enumerate() {
+        for (c, &(mul, add)) in self.factors.iter().enumerate() {
             let src_c = match color {
                 ColorOrder::Bgr => 2 - c,
                 _ => c.min(src_channels - 1),
             };
-            data.extend(
-                raster
-                    .data
-                    .chunks_exact(src_channels)
-                    .take(w * h)
-                    .map(|p| p[src_c] as f32 * mul + add),
-            );
+            let pixels = &raster.data;
+            match src_channels {
+                1 => extend_channel::<1>(&mut data, pixels, w * h, src_c, mul, add),
+                3 => extend_channel::<3>(&mut data, pixels, w * h, src_c, mul, add),
+                n => data.extend(
+                    pixels
+                        .chunks_exact(n)
+                        .take(w * h)
+                        .map(|p| p[src_c] as f32 * mul + add),
+                ),
+            }
         }
         Tensor::new_nchw([1, channels, h, w], data)
     }
+}
+
+/// Appends channel `channel` of the first `count` pixels (`N` levels each) normalised. Pixels
+/// as arrays of a size known at compile time let the loop become vector code.
+fn extend_channel<const N: usize>(
+    data: &mut Vec<f32>,
+    pixels: &[u8],
+    count: usize,
+    channel: usize,
+    mul: f32,
+    add: f32,
+) {
+    let (pixels, _) = pixels.as_chunks::<N>();
+    let channel = channel.min(N - 1);
+    data.extend(
+        pixels
+            .iter()
+            .take(count)
+            .map(|p| p[channel] as f32 * mul + add),
+    );
 }
 
 /// The model input written pixel by pixel in one pass: the 8-bit raster (kept for drawing and
