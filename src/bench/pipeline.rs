@@ -208,6 +208,8 @@ pub fn run(
         let model = LoadedModel::load(&bench.model, &bench.backend)?;
         pipeline.add_worker(model, &classify, &VitOptions::default())?;
     }
+    // As `edgevit run` does before its loop.
+    crate::memory::release_cold_code();
     let cpu_before = cpu_time();
     let start = Instant::now();
     let summary = pipeline.run(&AtomicBool::new(false))?;

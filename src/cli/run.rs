@@ -49,7 +49,9 @@ pub fn run(args: Args) -> Result<i32> {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot install the signal handlers")?;
     }
-    // Ready: the model is loaded and self-tested, the source and the sink are open.
+    // Ready: the model is loaded and self-tested, the source and the sink are open. What ran
+    // to load it runs no more: its code pages go back to the kernel.
+    edgevit::memory::release_cold_code();
     let notifier = edgevit::service::Notifier::start(pipeline.health());
     let summary = pipeline.run(&stop);
     if let Some(notifier) = notifier {
