@@ -18,6 +18,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<i32> {
     let config = RunConfig::load(&args.config)?;
+    let release_load_code = config.pipeline.release_load_code;
     let mut pipeline = Pipeline::from_config(&config)?;
     if let Some(metrics) = &config.metrics {
         pipeline.serve_metrics(metrics)?;
@@ -51,7 +52,9 @@ pub fn run(args: Args) -> Result<i32> {
     }
     // Ready: the model is loaded and self-tested, the source and the sink are open. What ran
     // to load it runs no more: its code pages go back to the kernel.
-    edgevit::memory::release_cold_code();
+    if release_load_code {
+        edgevit::memory::release_cold_code();
+    }
     let notifier = edgevit::service::Notifier::start(pipeline.health());
     let summary = pipeline.run(&stop);
     if let Some(notifier) = notifier {

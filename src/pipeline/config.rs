@@ -29,6 +29,16 @@ pub struct PipelineConfig {
     /// stay in frame order. ReID models run with one.
     #[serde(default = "one_worker", deserialize_with = "at_least_one")]
     pub workers: usize,
+    /// Once everything is loaded, hand the pages of code that only loading ran back to the
+    /// kernel (`memory::release_cold_code`): a smaller resident set, for a read of the loop's
+    /// own code from the disk during the first frames. False keeps every page mapped, for a
+    /// board whose storage is too slow for that read.
+    #[serde(default = "release_load_code")]
+    pub release_load_code: bool,
+}
+
+fn release_load_code() -> bool {
+    true
 }
 
 fn one_worker() -> usize {
@@ -47,6 +57,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             workers: one_worker(),
+            release_load_code: release_load_code(),
         }
     }
 }
@@ -245,6 +256,11 @@ path = "../models/m"
         assert_eq!(config.classify.top_k, 5);
         assert!(matches!(config.sink, SinkConfig::Stdout(_)));
         assert!(matches!(config.backend, BackendConfig::Tract(ref t) if t.threads == 1));
+        assert_eq!(config.pipeline.workers, 1);
+        assert!(config.pipeline.release_load_code);
+        let kept = format!("{MINIMAL}\n[pipeline]\nrelease_load_code = false\n");
+        let kept = RunConfig::parse(&kept, Path::new(".")).unwrap();
+        assert!(!kept.pipeline.release_load_code);
     }
 
     #[test]
