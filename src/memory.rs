@@ -60,20 +60,21 @@ pub fn release_cold_code() -> usize {
             return 0;
         };
         let mut advised = 0;
+        let mut refused = None;
         for (start, len) in file_mappings_read_only(&maps) {
             // SAFETY: the range is one of this process's own mappings, read-only and backed by
             // a file: reclaimed pages are read back from that file, so no content changes.
             let done =
                 unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_PAGEOUT) };
-            if done != 0 {
-                // EINVAL before Linux 5.4; the pages simply stay.
-                log::debug!(
-                    "madvise(MADV_PAGEOUT) refused: {}",
-                    std::io::Error::last_os_error()
-                );
-                continue;
+            if done == 0 {
+                advised += len;
+            } else {
+                refused.get_or_insert_with(std::io::Error::last_os_error);
             }
-            advised += len;
+        }
+        if let Some(why) = refused {
+            // EINVAL before Linux 5.4: those pages simply stay.
+            log::debug!("madvise(MADV_PAGEOUT) refused on some mappings: {why}");
         }
         advised
     }
@@ -95,10 +96,7 @@ fn file_mappings_read_only(maps: &str) -> Vec<(usize, usize)> {
             let _device = fields.next()?;
             let inode = fields.next()?;
             let path = fields.next()?;
-            let private_read_only = perms.len() == 4
-                && perms.starts_with('r')
-                && perms.as_bytes()[1] == b'-'
-                && perms.ends_with('p');
+            let private_read_only = matches!(perms.as_bytes(), [b'r', b'-', _, b'p']);
             let regular_file = inode != "0" && path.starts_with('/') && !path.starts_with("/dev/");
             if !(private_read_only && regular_file) {
                 return None;
