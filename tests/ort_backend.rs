@@ -151,45 +151,183 @@ fn the_int8_precision_setting_keeps_the_qdq_model_within_its_self_test() {
     }
 }
 
+/// x (1 x 1 x 8 x 64) -> QuantizeLinear -> DequantizeLinear, shared by two matmuls with int8 weights
+/// per column (DequantizeLinear on the constants) whose outputs are added, not quantized:
+/// a ViT block's query and key. With the Q -> DQ pair dropped, ONNX Runtime runs each as a
+/// `MatMulNBits`. Returns the input and the f32 product x . (W0 + W1), dequantized.
+fn shared_input_weight_matmuls(path: &Path) -> (Vec<f32>, Vec<f32>) {
+    use graph::Size;
+    use tract_onnx::pb::{attribute_proto, AttributeProto, GraphProto};
+    const ROWS: usize = 8;
+    const DEPTH: usize = 64;
+    const COLUMNS: usize = 32;
+    let axis = || AttributeProto {
+        name: "axis".into(),
+        r#type: attribute_proto::AttributeType::Int as i32,
+        i: 1,
+        ..Default::default()
+    };
+    // Inside the activation pair's range (scale 8/127), so that dropping it changes nothing.
+    let x: Vec<f32> = (0..ROWS * DEPTH)
+        .map(|i| 7.9 * ((i * 37 % 101) as f32 / 50.0 - 1.0))
+        .collect();
+    let mut initializer = vec![
+        graph::constant("x_scale", vec![], 1, vec![8.0 / 127.0]),
+        graph::constant("x_zero", vec![], 3, vec![0.0]),
+    ];
+    let mut node = vec![
+        graph::node("QuantizeLinear", &["x", "x_scale", "x_zero"], "xq", vec![]),
+        graph::node(
+            "DequantizeLinear",
+            &["xq", "x_scale", "x_zero"],
+            "xd",
+            vec![],
+        ),
+    ];
+    let mut expected = vec![0.0f32; ROWS * COLUMNS];
+    for w in 0..2 {
+        let weights: Vec<f32> = (0..DEPTH * COLUMNS)
+            .map(|i| ((i * (13 + 4 * w) + 7 * w) % 255) as f32 - 127.0)
+            .collect();
+        let scales: Vec<f32> = (0..COLUMNS).map(|c| 0.002 * (1 + c % 5) as f32).collect();
+        for (r, row) in expected.chunks_mut(COLUMNS).enumerate() {
+            for (c, out) in row.iter_mut().enumerate() {
+                *out += (0..DEPTH)
+                    .map(|k| x[r * DEPTH + k] * weights[k * COLUMNS + c] * scales[c])
+                    .sum::<f32>();
+            }
+        }
+        let [q, s, z, d, y] = ["w", "s", "z", "wd", "y"].map(|n| format!("{n}{w}"));
+        initializer.extend([
+            graph::constant(&q, vec![DEPTH as i64, COLUMNS as i64], 3, weights),
+            graph::constant(&s, vec![COLUMNS as i64], 1, scales),
+            graph::constant(&z, vec![COLUMNS as i64], 3, vec![0.0; COLUMNS]),
+        ]);
+        node.push(graph::node(
+            "DequantizeLinear",
+            &[&q, &s, &z],
+            &d,
+            vec![axis()],
+        ));
+        node.push(graph::node("MatMul", &["xd", &d], &y, vec![]));
+    }
+    node.push(graph::node("Add", &["y0", "y1"], "logits", vec![]));
+    let shape = |columns: usize| vec![Size(1), Size(1), Size(ROWS as i64), Size(columns as i64)];
+    graph::write(
+        path,
+        GraphProto {
+            name: "shared_input_weight_matmuls".into(),
+            input: vec![graph::tensor("x", shape(DEPTH))],
+            initializer,
+            node,
+            output: vec![graph::tensor("logits", shape(COLUMNS))],
+            ..Default::default()
+        },
+    );
+    (x, expected)
+}
+
+/// `exact` int8 also computes the weight matmuls that ONNX Runtime turns into `MatMulNBits`
+/// in f32 (within 1e-3 of x . W, outputs about 40); ONNX Runtime's default quantizes their
+/// input to int8 block by block and is off by far more.
+#[test]
+fn exact_int8_computes_the_unquantized_weight_matmuls_in_f32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shared-input");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (x, expected) = shared_input_weight_matmuls(&dir.join("model.onnx"));
+    common::write_manifest(
+        &dir,
+        &common::reference_manifest(
+            "shared-input",
+            "classify",
+            &dir.join("model.onnx"),
+            "name = \"x\"\nshape = [1, 1, 8, 64]\ncolor = \"gray\"",
+            "logits = \"logits\"",
+        ),
+    );
+    let package = ModelPackage::open(&dir).unwrap();
+    let expected = Tensor::new(vec![1, 1, 8, 32], expected).unwrap();
+    let difference = |int8_precision| {
+        let config = OrtConfig {
+            library: Some(common::ort_library()),
+            int8_precision,
+            ..OrtConfig::default()
+        };
+        let mut backend = OrtBackend::load(&package, &config)
+            .unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+        let outputs = backend
+            .run(&Tensor::new(vec![1, 1, 8, 64], x.clone()).unwrap())
+            .unwrap();
+        outputs
+            .get("logits")
+            .unwrap()
+            .max_abs_diff(&expected)
+            .unwrap()
+    };
+    let exact = difference(Int8Precision::Exact);
+    assert!(exact < 1e-3, "exact: {exact}");
+    let fast = difference(Int8Precision::Fast);
+    assert!(fast > 1e-2, "fast: {fast}");
+}
+
 /// A weight-only int8 package on ONNX Runtime at `all` runs its graph's own arithmetic with
-/// the weights dequantized at load (tract's outputs within 1e-4); with `dequantize_weights`
-/// off, ONNX Runtime's int8 kernels quantize the activations too and the outputs move by
-/// more (about 1e-2). A static QDQ package is left to the int8 kernels either way.
+/// the weights dequantized at load (tract's outputs within 1e-4). With `dequantize_weights`
+/// off, ONNX Runtime's int8 kernels take the int8 weights: at `int8_precision = "fast"` they
+/// quantize the activations too and the outputs move by more (about 1e-2); at `exact` they
+/// compute in f32 and stay within 1e-4. A static QDQ package is left to the int8 kernels
+/// either way.
 #[test]
 fn weight_only_int8_runs_in_f32_unless_told_otherwise() {
     let tmp = tempfile::tempdir().unwrap();
-    let load = |name: &str, dequantize_weights| {
-        let dir = without_inner_attention(name, &tmp.path().join(format!("{dequantize_weights}")));
+    let load = |name: &str, dequantize_weights, int8_precision| {
+        let dir = without_inner_attention(
+            name,
+            &tmp.path()
+                .join(format!("{dequantize_weights}-{int8_precision:?}")),
+        );
         LoadedModel::load(
             &dir,
-            &ort_backend_with(|config| config.dequantize_weights = dequantize_weights),
+            &ort_backend_with(|config| {
+                config.dequantize_weights = dequantize_weights;
+                config.int8_precision = int8_precision;
+            }),
         )
         .unwrap_or_else(|e| panic!("{name}: {}", edgevit::error::chain(&e)))
     };
     for name in ["vit-mnist", "vit-tiny-int8"] {
         let dir = without_inner_attention(name, tmp.path());
         let mut tract = LoadedModel::load(&dir, &BackendConfig::default()).unwrap();
-        let (output, f32_weights) = worst_difference(
-            tract.backend.as_mut(),
-            load(name, true).backend.as_mut(),
-            &tract.package,
-        );
+        let mut difference = |dequantize_weights, int8_precision| {
+            worst_difference(
+                tract.backend.as_mut(),
+                load(name, dequantize_weights, int8_precision)
+                    .backend
+                    .as_mut(),
+                &tract.package,
+            )
+        };
+        let (output, f32_weights) = difference(true, Int8Precision::Auto);
         assert!(
             f32_weights < 1e-4,
             "{name}: {output} differs by {f32_weights}"
         );
-        let (output, int8_kernels) = worst_difference(
-            tract.backend.as_mut(),
-            load(name, false).backend.as_mut(),
-            &tract.package,
-        );
+        let (output, exact_int8_kernels) = difference(false, Int8Precision::Exact);
         assert!(
-            int8_kernels > 1e-3,
-            "{name}: {output} differs by {int8_kernels} only: were the int8 kernels used?"
+            exact_int8_kernels < 1e-4,
+            "{name}: {output} differs by {exact_int8_kernels} with the exact int8 kernels"
+        );
+        let (output, fast_int8_kernels) = difference(false, Int8Precision::Fast);
+        assert!(
+            fast_int8_kernels > 1e-3,
+            "{name}: {output} differs by {fast_int8_kernels} only: were the int8 kernels used?"
         );
     }
     // The static QDQ ViT-Tiny: the setting does not apply, the outputs are the same.
-    let (mut on, mut off) = (load("vit-tiny-qdq", true), load("vit-tiny-qdq", false));
+    let (mut on, mut off) = (
+        load("vit-tiny-qdq", true, Int8Precision::Auto),
+        load("vit-tiny-qdq", false, Int8Precision::Auto),
+    );
     let package = on.package.clone();
     let (output, d) = worst_difference(on.backend.as_mut(), off.backend.as_mut(), &package);
     assert_eq!(d, 0.0, "{output}");

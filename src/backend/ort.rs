@@ -59,7 +59,11 @@ pub struct OrtConfig {
     /// without VNNI and `fast` on the others; `fast` is ONNX Runtime's own default (u8 x s8
     /// products whose pairwise sums saturate at 16 bits on CPUs without VNNI: a static int8
     /// model can then fail its self-test); `exact` takes the slower u8 x u8 kernels
-    /// (`session.x64quantprecision`). Elsewhere it changes nothing.
+    /// (`session.x64quantprecision`). `exact` also has the weight matmuls of a static QDQ graph
+    /// whose output is not quantized (ONNX Runtime's `MatMulNBits`, e.g. a ViT's query, key
+    /// and value) computed in f32 on the int8 weights instead of quantizing their input to
+    /// int8 block by block (`session.qdq_matmulnbits_accuracy_level` 1, not 4): exact, and
+    /// faster on CPUs without VNNI. Elsewhere it changes nothing.
     #[serde(default)]
     pub int8_precision: Int8Precision,
     /// Gives the graph's free (named, dynamic) input dimensions the sizes edgevit feeds, the
@@ -78,9 +82,11 @@ pub struct OrtConfig {
     /// A weight-only int8 graph (int8 weights through DequantizeLinear, no activation
     /// quantized) has its weights dequantized to f32 once, when it loads
     /// (`session.disable_quant_qdq`): the graph's own arithmetic, at f32 speed, for the memory
-    /// of f32 weights. Off, ONNX Runtime fuses DequantizeLinear -> MatMul into int8 kernels
-    /// that quantize the activations as well (another function; slower on the x86 CPUs
-    /// measured, see the README). Graphs that quantize activations are never touched.
+    /// of f32 weights. Off, ONNX Runtime fuses DequantizeLinear -> MatMul into kernels that
+    /// keep the weights in int8 (a quarter of the memory): at `int8_precision` `fast` they
+    /// quantize the activations as well (another function), at `exact` they compute in f32
+    /// (the graph's arithmetic); slower either way on the x86 CPUs measured (see the README).
+    /// Graphs that quantize activations are never touched.
     #[serde(default = "default_dequantize_weights")]
     pub dequantize_weights: bool,
     /// With more than one thread, whether the CPU provider's threads spin-wait for work
@@ -500,6 +506,11 @@ fn build_session(
     if config.int8_precision.exact_here() {
         builder = builder
             .with_config_entry("session.x64quantprecision", "1")
+            .map_err(|e| optimize(e.into()))?;
+        // Level 1 is f32 arithmetic on the int8 weights; ONNX Runtime's default (4) quantizes
+        // the activations again, block by block, which is neither exact nor faster there.
+        builder = builder
+            .with_config_entry("session.qdq_matmulnbits_accuracy_level", "1")
             .map_err(|e| optimize(e.into()))?;
     }
     if config.cleans_up_qdq() {
