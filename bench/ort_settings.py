@@ -39,12 +39,11 @@ import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnxruntime import quantization
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from quantize import weight_nodes, weight_only_int8  # noqa: E402
+from quantize import quantize_static, weight_only_int8  # noqa: E402
 
 CLEANUP = "session.enable_quant_qdq_cleanup"
 IMAGENET = (np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32))
@@ -58,26 +57,6 @@ def session(path, cleanup, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL, save
     if save:
         options.optimized_model_filepath = save
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-
-def quantize_qdq(src, dst, name, calibration):
-    """The bundled QDQ form (tools/quantize.py --form qdq-constb-pc-sym), calibrated on these."""
-    class Reader(quantization.CalibrationDataReader):
-        def __init__(self):
-            self.inputs = iter({name: x} for x in calibration)
-
-        def get_next(self):
-            return next(self.inputs, None)
-
-    with tempfile.TemporaryDirectory() as work:
-        pre = os.path.join(work, "pre.onnx")
-        quantization.quant_pre_process(src, pre, skip_symbolic_shape=True)
-        quantization.quantize_static(
-            pre, dst, Reader(), quant_format=quantization.QuantFormat.QDQ,
-            activation_type=quantization.QuantType.QInt8, weight_type=quantization.QuantType.QInt8,
-            calibrate_method=quantization.CalibrationMethod.MinMax, per_channel=True,
-            op_types_to_quantize=["MatMul", "Gemm", "Conv"], nodes_to_quantize=weight_nodes(onnx.load(pre)),
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
 
 
 def interleaved_medians(sessions, name, x, rounds):
@@ -128,7 +107,7 @@ def vit4mnist(shared, work):
     src = os.path.join(shared, "reference/vit4mnist/vit4mnist.onnx")
     name = ort.InferenceSession(src).get_inputs()[0].name
     qdq = os.path.join(work, "vit4mnist-qdq.onnx")
-    quantize_qdq(src, qdq, name, xs[:100])
+    quantize_static(src, qdq, "qdq-constb-pc-sym", xs[:100])
     f32 = [session(src, False).run(None, {name: x})[0] for x in xs]
     print(f"vit4mnist on {len(xs)} mnist-dev digits: f32 {sum(o.argmax() == y for o, y in zip(f32, labels))} right")
     for cleanup in (False, True):
@@ -141,19 +120,24 @@ def vit4mnist(shared, work):
               f"logits within {worst:.3f} of f32")
 
 
-def dinov2(shared, work):
+def shared_photos(shared):
+    """../shared's photographs as DINOv2's inputs: RGB, 224x224, ImageNet normalisation."""
     def prepare(path):
         rgb = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
         rgb = cv2.resize(rgb, (224, 224), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
         return ((rgb - IMAGENET[0]) / IMAGENET[1]).transpose(2, 0, 1)[None].astype(np.float32)
 
-    xs = [prepare(p) for p in sorted(glob.glob(os.path.join(shared, "reference/images/*")))]
+    return [prepare(p) for p in sorted(glob.glob(os.path.join(shared, "reference/images/*")))]
+
+
+def dinov2(shared, work):
+    xs = shared_photos(shared)
     calibration = list(xs)
     xs += [np.ascontiguousarray(x[:, :, :, ::-1]) for x in xs]
     src = os.path.join(shared, "reference/dinov2-s-focus/vit_s_focus.onnx")
     name = ort.InferenceSession(src).get_inputs()[0].name
     qdq = os.path.join(work, "dinov2-qdq.onnx")
-    quantize_qdq(src, qdq, name, calibration)
+    quantize_static(src, qdq, "qdq-constb-pc-sym", calibration)
     f32 = [session(src, False).run(None, {name: x})[0] for x in xs]
 
     def correlation(a, b):

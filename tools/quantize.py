@@ -158,6 +158,14 @@ def quantize(src, dst, form, calib="random", n_calib=64):
     if form == "dynamic":
         q.quantize_dynamic(src, dst, weight_type=q.QuantType.QInt8)
         return {}
+    quantize_static(src, dst, form, calibration_inputs(calib, shape, n_calib))
+    return {}
+
+
+def quantize_static(src, dst, form, calibration):
+    """A static (QDQ) form of src, calibrated on these inputs (arrays of the input's shape)."""
+    from onnxruntime import quantization as q
+    name, _ = _input_shape(src)
     with tempfile.TemporaryDirectory() as td:
         pre = os.path.join(td, "pre.onnx")
         q.quant_pre_process(src, pre, skip_symbolic_shape=True)
@@ -175,9 +183,12 @@ def quantize(src, dst, form, calib="random", n_calib=64):
                 kw["extra_options"]["ActivationSymmetric"] = True
         elif form != "qdq-full":
             raise ValueError(form)
-        reader = _Reader(name, calibration_inputs(calib, shape, n_calib))
-        q.quantize_static(pre, dst, reader, **kw)
-    return {}
+        q.quantize_static(pre, dst, _Reader(name, calibration), **kw)
+    # quant_pre_process's shape inference leaves the graph's symbolic batch in value_info,
+    # which a runtime planning the graph at batch 1 may refuse to unify (tract does).
+    model = onnx.load(dst)
+    del model.graph.value_info[:]
+    onnx.save(model, dst)
 
 
 # ---------------------------------------------------------------- study

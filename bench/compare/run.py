@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """edgevit against the Python pipeline a user would otherwise write, in one run:
 - the same models: vit-mnist, ViT-Tiny (weight-only int8 and static QDQ), the real DINOv2
-  ViT-S/14 from ../shared;
+  ViT-S/14 from ../shared in f32 and quantized here to the bundled static QDQ form
+  (`tools/quantize.py --form qdq-constb-pc-sym`, calibrated on ../shared's 7 photographs);
 - the same synthetic 1920x1080 YUYV frames;
 - the same thread counts;
 - every pipeline publishing to the same local Mosquitto, QoS 1.
@@ -95,12 +96,30 @@ def dinov2_package(work, shared):
     pkg = os.path.join(work, "dinov2-s")
     os.makedirs(pkg)
     onnx.save(model, os.path.join(pkg, "model.onnx"))
+    write_dinov2_manifest(pkg)
+    return pkg
+
+
+def dinov2_qdq_package(work, shared, f32_package):
+    """The flattened DINOv2 in the bundled static QDQ form, calibrated on ../shared's photographs."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    from ort_settings import shared_photos
+    from quantize import quantize_static
+    pkg = os.path.join(work, "dinov2-s-qdq")
+    os.makedirs(pkg)
+    quantize_static(os.path.join(f32_package, "model.onnx"), os.path.join(pkg, "model.onnx"),
+                    "qdq-constb-pc-sym", shared_photos(shared))
+    write_dinov2_manifest(pkg)
+    return pkg
+
+
+def write_dinov2_manifest(pkg):
     with open(os.path.join(pkg, "model.toml"), "w") as f:
         f.write('name = "dinov2-s-focus"\ntask = "classify"\nonnx = "model.onnx"\n'
                 '[input]\nname = "input_image"\nshape = [1, 3, 224, 224]\ncolor = "rgb"\n'
                 'scale = 255.0\nmean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]\n'
                 'resize = "stretch"\n[outputs]\nlogits = "scores"\n')
-    return pkg
 
 
 def edgevit(pkg, frames, threads, sink, backend="tract", workers=1, library=None):
@@ -160,10 +179,11 @@ def median_run(runs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--frames", type=int, help="frames per run (default: 400 for vit-mnist, 60 for ViT-Tiny, 30 for DINOv2)")
+    ap.add_argument("--frames", type=int, help="frames per run (default: 400 for vit-mnist, 60 for ViT-Tiny, 30 for either DINOv2)")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--shared", default=os.environ.get("EDGEVIT_SHARED_DIR", os.path.join(ROOT, "../shared")))
-    ap.add_argument("--models", nargs="+", default=["vit-mnist", "vit-tiny-int8", "vit-tiny-qdq", "dinov2-s"])
+    models = ["vit-mnist", "vit-tiny-int8", "vit-tiny-qdq", "dinov2-s", "dinov2-s-qdq"]
+    ap.add_argument("--models", nargs="+", choices=models, default=models)
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of each pipeline, taken in turn; each cell is the run of median fps (default 3)")
     ap.add_argument("--json", help="write every figure here")
@@ -188,14 +208,16 @@ def main():
         "vit-tiny-int8": (os.path.join(ROOT, "models/vit-tiny-int8"), "3,224,224", imagenet),
         "vit-tiny-qdq": (os.path.join(ROOT, "models/vit-tiny-qdq"), "3,224,224", imagenet),
     }
-    if "dinov2-s" in args.models:
+    if {"dinov2-s", "dinov2-s-qdq"} & set(args.models):
         models["dinov2-s"] = (dinov2_package(work, args.shared), "3,224,224", imagenet)
+    if "dinov2-s-qdq" in args.models:
+        models["dinov2-s-qdq"] = (dinov2_qdq_package(work, args.shared, models["dinov2-s"][0]), "3,224,224", imagenet)
     results = []
     try:
         for threads in args.threads:
             for name in args.models:
                 pkg, shape, (mean, std) = models[name]
-                frames = args.frames or {"vit-mnist": 400, "dinov2-s": 30}.get(name, 60)
+                frames = args.frames or {"vit-mnist": 400, "dinov2-s": 30, "dinov2-s-qdq": 30}.get(name, 60)
                 pipelines = {
                     "python": lambda: python(os.path.join(pkg, "model.onnx"), shape, mean, std, frames, threads, port),
                     "edgevit_tract": lambda: edgevit(pkg, frames, threads, sink),
