@@ -151,52 +151,69 @@ fn the_int8_precision_setting_keeps_the_qdq_model_within_its_self_test() {
     }
 }
 
-/// x (1 x 1 x 8 x 64) -> QuantizeLinear -> DequantizeLinear, shared by two matmuls with int8 weights
-/// per column (DequantizeLinear on the constants) whose outputs are added, not quantized:
-/// a ViT block's query and key. With the Q -> DQ pair dropped, ONNX Runtime runs each as a
-/// `MatMulNBits`. Returns the input and the f32 product x . (W0 + W1), dequantized.
-fn shared_input_weight_matmuls(path: &Path) -> (Vec<f32>, Vec<f32>) {
+/// The products of [`shared_input_weight_matmuls`], for each of its two matmuls.
+struct WeightMatmuls {
+    x: Vec<f32>,
+    /// x . W, in f32 on the dequantized weights.
+    of_x: [Vec<f32>; 2],
+    /// The same with x rounded to its int8 grid first, as the graph's pair rounds it.
+    of_rounded_x: [Vec<f32>; 2],
+}
+
+const ROWS: usize = 8;
+const DEPTH: usize = 64;
+const COLUMNS: usize = 32;
+/// The input pair's scale: x is generated within its range, off its grid.
+const X_SCALE: f32 = 8.0 / 127.0;
+
+/// x (1 x 1 x 8 x 64) -> QuantizeLinear -> DequantizeLinear, shared by two matmuls with int8
+/// weights per column (DequantizeLinear on the constants) whose outputs are added: a ViT
+/// block's query and key. With `output_scale`, each matmul's output goes through a pair of
+/// its own at that scale, as a static QDQ export quantizes it.
+fn shared_input_weight_matmuls(path: &Path, output_scale: Option<f32>) -> WeightMatmuls {
     use graph::Size;
     use tract_onnx::pb::{attribute_proto, AttributeProto, GraphProto};
-    const ROWS: usize = 8;
-    const DEPTH: usize = 64;
-    const COLUMNS: usize = 32;
     let axis = || AttributeProto {
         name: "axis".into(),
         r#type: attribute_proto::AttributeType::Int as i32,
         i: 1,
         ..Default::default()
     };
-    // Inside the activation pair's range (scale 8/127), so that dropping it changes nothing.
     let x: Vec<f32> = (0..ROWS * DEPTH)
         .map(|i| 7.9 * ((i * 37 % 101) as f32 / 50.0 - 1.0))
         .collect();
+    let rounded: Vec<f32> = x
+        .iter()
+        .map(|v| (v / X_SCALE).round_ties_even().clamp(-128.0, 127.0) * X_SCALE)
+        .collect();
     let mut initializer = vec![
-        graph::constant("x_scale", vec![], 1, vec![8.0 / 127.0]),
-        graph::constant("x_zero", vec![], 3, vec![0.0]),
+        graph::constant("x_scale", vec![], 1, vec![X_SCALE]),
+        graph::constant("zero", vec![], 3, vec![0.0]),
     ];
     let mut node = vec![
-        graph::node("QuantizeLinear", &["x", "x_scale", "x_zero"], "xq", vec![]),
-        graph::node(
-            "DequantizeLinear",
-            &["xq", "x_scale", "x_zero"],
-            "xd",
-            vec![],
-        ),
+        graph::node("QuantizeLinear", &["x", "x_scale", "zero"], "xq", vec![]),
+        graph::node("DequantizeLinear", &["xq", "x_scale", "zero"], "xd", vec![]),
     ];
-    let mut expected = vec![0.0f32; ROWS * COLUMNS];
+    if let Some(scale) = output_scale {
+        initializer.push(graph::constant("y_scale", vec![], 1, vec![scale]));
+    }
+    let mut products = Vec::new();
     for w in 0..2 {
         let weights: Vec<f32> = (0..DEPTH * COLUMNS)
             .map(|i| ((i * (13 + 4 * w) + 7 * w) % 255) as f32 - 127.0)
             .collect();
         let scales: Vec<f32> = (0..COLUMNS).map(|c| 0.002 * (1 + c % 5) as f32).collect();
-        for (r, row) in expected.chunks_mut(COLUMNS).enumerate() {
-            for (c, out) in row.iter_mut().enumerate() {
-                *out += (0..DEPTH)
-                    .map(|k| x[r * DEPTH + k] * weights[k * COLUMNS + c] * scales[c])
-                    .sum::<f32>();
-            }
-        }
+        let product = |x: &[f32]| -> Vec<f32> {
+            (0..ROWS * COLUMNS)
+                .map(|i| {
+                    let (r, c) = (i / COLUMNS, i % COLUMNS);
+                    (0..DEPTH)
+                        .map(|k| x[r * DEPTH + k] * weights[k * COLUMNS + c] * scales[c])
+                        .sum()
+                })
+                .collect()
+        };
+        products.push((product(&x), product(&rounded)));
         let [q, s, z, d, y] = ["w", "s", "z", "wd", "y"].map(|n| format!("{n}{w}"));
         initializer.extend([
             graph::constant(&q, vec![DEPTH as i64, COLUMNS as i64], 3, weights),
@@ -209,7 +226,24 @@ fn shared_input_weight_matmuls(path: &Path) -> (Vec<f32>, Vec<f32>) {
             &d,
             vec![axis()],
         ));
-        node.push(graph::node("MatMul", &["xd", &d], &y, vec![]));
+        if output_scale.is_some() {
+            let [p, pq] = ["p", "pq"].map(|n| format!("{n}{w}"));
+            node.push(graph::node("MatMul", &["xd", &d], &p, vec![]));
+            node.push(graph::node(
+                "QuantizeLinear",
+                &[&p, "y_scale", "zero"],
+                &pq,
+                vec![],
+            ));
+            node.push(graph::node(
+                "DequantizeLinear",
+                &[&pq, "y_scale", "zero"],
+                &y,
+                vec![],
+            ));
+        } else {
+            node.push(graph::node("MatMul", &["xd", &d], &y, vec![]));
+        }
     }
     node.push(graph::node("Add", &["y0", "y1"], "logits", vec![]));
     let shape = |columns: usize| vec![Size(1), Size(1), Size(ROWS as i64), Size(columns as i64)];
@@ -224,7 +258,56 @@ fn shared_input_weight_matmuls(path: &Path) -> (Vec<f32>, Vec<f32>) {
             ..Default::default()
         },
     );
-    (x, expected)
+    let [(of_x0, rounded0), (of_x1, rounded1)]: [(Vec<f32>, Vec<f32>); 2] =
+        products.try_into().unwrap();
+    WeightMatmuls {
+        x,
+        of_x: [of_x0, of_x1],
+        of_rounded_x: [rounded0, rounded1],
+    }
+}
+
+/// A package in `dir` of [`shared_input_weight_matmuls`].
+fn weight_matmuls_package(dir: &Path, output_scale: Option<f32>) -> (ModelPackage, WeightMatmuls) {
+    std::fs::create_dir_all(dir).unwrap();
+    let matmuls = shared_input_weight_matmuls(&dir.join("model.onnx"), output_scale);
+    common::write_manifest(
+        dir,
+        &common::reference_manifest(
+            "weight-matmuls",
+            "classify",
+            &dir.join("model.onnx"),
+            "name = \"x\"\nshape = [1, 1, 8, 64]\ncolor = \"gray\"",
+            "logits = \"logits\"",
+        ),
+    );
+    (ModelPackage::open(dir).unwrap(), matmuls)
+}
+
+/// The largest difference of the package's logits on `x` from `expected`, with `edit`'s
+/// changes to the default settings.
+fn logits_differ(
+    package: &ModelPackage,
+    x: &[f32],
+    expected: Vec<f32>,
+    edit: impl FnOnce(&mut OrtConfig),
+) -> f32 {
+    let mut config = OrtConfig {
+        library: Some(common::ort_library()),
+        ..OrtConfig::default()
+    };
+    edit(&mut config);
+    let mut backend = OrtBackend::load(package, &config)
+        .unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+    let outputs = backend
+        .run(&Tensor::new(vec![1, 1, 8, 64], x.to_vec()).unwrap())
+        .unwrap();
+    let expected = Tensor::new(vec![1, 1, 8, 32], expected).unwrap();
+    outputs
+        .get("logits")
+        .unwrap()
+        .max_abs_diff(&expected)
+        .unwrap()
 }
 
 /// `exact` int8 also computes the weight matmuls that ONNX Runtime turns into `MatMulNBits`
@@ -233,42 +316,53 @@ fn shared_input_weight_matmuls(path: &Path) -> (Vec<f32>, Vec<f32>) {
 #[test]
 fn exact_int8_computes_the_unquantized_weight_matmuls_in_f32() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("shared-input");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (x, expected) = shared_input_weight_matmuls(&dir.join("model.onnx"));
-    common::write_manifest(
-        &dir,
-        &common::reference_manifest(
-            "shared-input",
-            "classify",
-            &dir.join("model.onnx"),
-            "name = \"x\"\nshape = [1, 1, 8, 64]\ncolor = \"gray\"",
-            "logits = \"logits\"",
-        ),
-    );
-    let package = ModelPackage::open(&dir).unwrap();
-    let expected = Tensor::new(vec![1, 1, 8, 32], expected).unwrap();
+    let (package, matmuls) = weight_matmuls_package(&tmp.path().join("weight-matmuls"), None);
+    let [a, b] = &matmuls.of_x;
+    let sum: Vec<f32> = a.iter().zip(b).map(|(a, b)| a + b).collect();
     let difference = |int8_precision| {
-        let config = OrtConfig {
-            library: Some(common::ort_library()),
-            int8_precision,
-            ..OrtConfig::default()
-        };
-        let mut backend = OrtBackend::load(&package, &config)
-            .unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
-        let outputs = backend
-            .run(&Tensor::new(vec![1, 1, 8, 64], x.clone()).unwrap())
-            .unwrap();
-        outputs
-            .get("logits")
-            .unwrap()
-            .max_abs_diff(&expected)
-            .unwrap()
+        logits_differ(&package, &matmuls.x, sum.clone(), |config| {
+            config.int8_precision = int8_precision;
+            // The shared pair as it is: what ONNX Runtime makes of the matmuls then.
+            config.dedicated_qdq_pairs = false;
+        })
     };
     let exact = difference(Int8Precision::Exact);
     assert!(exact < 1e-3, "exact: {exact}");
     let fast = difference(Int8Precision::Fast);
     assert!(fast > 1e-2, "fast: {fast}");
+}
+
+/// With a pair per reader (the default), ONNX Runtime runs each quantized matmul as one int8
+/// kernel, which rounds x and the products as the graph does (within 1e-3, on an output grid
+/// 1.5 apart); with the pair shared, it runs them on kernels that skip the products' rounding
+/// (off by up to 1.5).
+#[test]
+fn a_pair_per_reader_runs_the_graphs_int8_arithmetic() {
+    const Y_SCALE: f32 = 1.5;
+    let tmp = tempfile::tempdir().unwrap();
+    let (package, matmuls) =
+        weight_matmuls_package(&tmp.path().join("weight-matmuls"), Some(Y_SCALE));
+    let on_grid = |v: f32| (v / Y_SCALE).round_ties_even().clamp(-128.0, 127.0) * Y_SCALE;
+    let [a, b] = &matmuls.of_rounded_x;
+    let graph: Vec<f32> = a
+        .iter()
+        .zip(b)
+        .map(|(a, b)| on_grid(*a) + on_grid(*b))
+        .collect();
+    let largest = a.iter().chain(b).fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(
+        largest < 127.0 * Y_SCALE,
+        "{largest}: a product beyond the output's range would test the clamp, not the rounding"
+    );
+    let difference = |dedicated_qdq_pairs| {
+        logits_differ(&package, &matmuls.x, graph.clone(), |config| {
+            config.dedicated_qdq_pairs = dedicated_qdq_pairs;
+        })
+    };
+    let dedicated = difference(true);
+    assert!(dedicated < 1e-3, "a pair per reader: {dedicated}");
+    let shared = difference(false);
+    assert!(shared > 0.1, "the pair shared: {shared}");
 }
 
 /// A weight-only int8 package on ONNX Runtime at `all` runs its graph's own arithmetic with

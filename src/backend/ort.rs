@@ -89,6 +89,16 @@ pub struct OrtConfig {
     /// Graphs that quantize activations are never touched.
     #[serde(default = "default_dequantize_weights")]
     pub dequantize_weights: bool,
+    /// At the `extended` and `all` levels, gives each operator that reads a quantized
+    /// activation its own QuantizeLinear -> DequantizeLinear pair (the graph is copied in
+    /// memory; the file is not changed), with ONNX Runtime's common-subexpression pass, which
+    /// would merge the copies back, off for that graph. ONNX Runtime fuses a pair into an int8
+    /// kernel only where the pair has one reader: a static QDQ ViT whose query, key and value
+    /// are three matmuls on the same quantized tokens (Hugging Face's ViT, DeiT, DINOv2)
+    /// otherwise runs them on float or per-block kernels. The same arithmetic, faster (see the
+    /// README). Graphs without such a pair are loaded from their file as they are.
+    #[serde(default = "default_dedicated_qdq_pairs")]
+    pub dedicated_qdq_pairs: bool,
     /// With more than one thread, whether the CPU provider's threads spin-wait for work
     /// between the parallel parts of a run (`session.intra_op.allow_spinning`, ONNX
     /// Runtime's default) instead of sleeping. Spinning burns CPU time that the rest of the
@@ -162,6 +172,10 @@ fn default_qdq_cleanup() -> bool {
 }
 
 fn default_dequantize_weights() -> bool {
+    true
+}
+
+fn default_dedicated_qdq_pairs() -> bool {
     true
 }
 
@@ -246,6 +260,7 @@ impl Default for OrtConfig {
             fix_free_dimensions: default_fix_free_dimensions(),
             qdq_cleanup: default_qdq_cleanup(),
             dequantize_weights: default_dequantize_weights(),
+            dedicated_qdq_pairs: default_dedicated_qdq_pairs(),
             spin: default_spin(),
         }
     }
@@ -363,7 +378,10 @@ impl OrtBackend {
             ));
         }
         let spec = &package.manifest.input;
-        let outline = if config.fix_free_dimensions || config.dequantize_weights {
+        let outline = if config.fix_free_dimensions
+            || config.dequantize_weights
+            || config.dedicated_qdq_pairs
+        {
             read_outline(&path).unwrap_or_else(|e| {
                 // ONNX Runtime reads the file next, and says what is wrong with it.
                 log::debug!(
@@ -382,7 +400,15 @@ impl OrtBackend {
                 Vec::new()
             },
             dequantize_weights: config.dequantize_weights && outline.quantizes_weights_only(),
+            graph: None,
         };
+        let shared = outline.shared_quantized_activations();
+        if config.dedicated_qdq_pairs && config.optimization.can_clean_up_qdq() && shared > 0 {
+            plan.graph = with_dedicated_pairs(&path).unwrap_or_else(|message| {
+                log::warn!("{path:?} is loaded as it is, its {shared} shared Q -> DQ pairs kept: {message}");
+                None
+            });
+        }
         let (session, provider) = match build_session(&path, config, &plan) {
             Err(e @ BackendError::Load { .. }) if !plan.fixed.is_empty() => {
                 log::warn!(
@@ -474,6 +500,35 @@ struct SessionPlan {
     fixed: Vec<(String, i64)>,
     /// The graph is weight-only int8 and its weights are to be dequantized at load.
     dequantize_weights: bool,
+    /// The graph to load instead of the file's: with a pair per reader of a quantized
+    /// activation (`dedicated_qdq_pairs`), encoded.
+    graph: Option<Vec<u8>>,
+}
+
+/// The graph in the ONNX file at `path` with a QuantizeLinear -> DequantizeLinear pair per
+/// reader of each quantized activation, encoded; `None` where its weights are in external
+/// files, which a graph loaded from memory cannot find.
+fn with_dedicated_pairs(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    // SAFETY: the map is only read, while the model loads (as `read_outline`'s).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
+    let mut model = <tract_onnx::pb::ModelProto as prost::Message>::decode(&map[..])
+        .map_err(|e| format!("not an ONNX model: {e}"))?;
+    drop(map);
+    let Some(graph) = model.graph.as_mut() else {
+        return Ok(None);
+    };
+    if graph.initializer.iter().any(|t| {
+        t.data_location == Some(tract_onnx::pb::tensor_proto::DataLocation::External as i32)
+    }) {
+        log::info!(
+            "{path:?} keeps its weights in external files: its shared Q -> DQ pairs stay shared"
+        );
+        return Ok(None);
+    }
+    let added = crate::model::qdq_pairs::dedicate_pairs(graph);
+    log::info!("ONNX Runtime runs {path:?} with {added} more Q -> DQ pairs, one per reader of a quantized activation");
+    Ok(Some(prost::Message::encode_to_vec(&model)))
 }
 
 /// A session on the configured providers, planned as `plan` says.
@@ -530,13 +585,20 @@ fn build_session(
             .with_dimension_override(name, *size)
             .map_err(|e| optimize(e.into()))?;
     }
+    if plan.graph.is_some() {
+        builder = builder
+            .with_disabled_optimizers("CommonSubexpressionElimination")
+            .map_err(|e| optimize(e.into()))?;
+    }
     let provider = register(&mut builder, config)?;
-    let session = builder
-        .commit_from_file(path)
-        .map_err(|e| BackendError::Load {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+    let session = match &plan.graph {
+        Some(graph) => builder.commit_from_memory(graph),
+        None => builder.commit_from_file(path),
+    }
+    .map_err(|e| BackendError::Load {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     Ok((session, provider))
 }
 

@@ -1,8 +1,8 @@
 //! What an ONNX file declares about its graph, read without its weights: the inputs with
 //! their dimensions and the operators it uses. The file is mapped and only those fields are
 //! decoded, so a 100 MB model costs the few pages that hold them. ONNX Runtime needs the free
-//! dimensions' names before it plans the graph, and whether the graph quantizes its weights
-//! only (`backend::ort`).
+//! dimensions' names before it plans the graph, whether the graph quantizes its weights only,
+//! and whether quantized activations are shared (`backend::ort`).
 
 use std::path::{Path, PathBuf};
 use tract_onnx::pb::tensor_shape_proto::dimension;
@@ -31,8 +31,20 @@ pub struct DeclaredInput {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GraphOutline {
     pub inputs: Vec<DeclaredInput>,
-    /// The operator of each node of the main graph, in order (`DequantizeLinear`, `MatMul`).
-    pub operators: Vec<String>,
+    /// The nodes of the main graph, in order.
+    pub nodes: Vec<OutlineNode>,
+}
+
+/// A node's operator and the names of the tensors it reads and writes.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct OutlineNode {
+    #[prost(string, repeated, tag = "1")]
+    pub inputs: Vec<String>,
+    #[prost(string, repeated, tag = "2")]
+    pub outputs: Vec<String>,
+    /// `DequantizeLinear`, `MatMul`.
+    #[prost(string, tag = "4")]
+    pub operator: String,
 }
 
 impl GraphOutline {
@@ -46,8 +58,24 @@ impl GraphOutline {
                 "QuantizeLinear" | "DynamicQuantizeLinear" | "MatMulInteger" | "ConvInteger"
             ) || op.starts_with("QLinear")
         };
-        self.operators.iter().any(|op| op == "DequantizeLinear")
-            && !self.operators.iter().any(|op| quantizes_activations(op))
+        self.nodes.iter().any(|n| n.operator == "DequantizeLinear")
+            && !self
+                .nodes
+                .iter()
+                .any(|n| quantizes_activations(&n.operator))
+    }
+
+    /// The QuantizeLinear -> DequantizeLinear pairs whose dequantized activation more than one
+    /// node reads (a ViT's query, key and value matmuls reading the normalised tokens).
+    pub fn shared_quantized_activations(&self) -> usize {
+        crate::model::qdq_pairs::shared_pairs(self.nodes.iter().map(|n| {
+            (
+                n.operator.as_str(),
+                n.inputs.as_slice(),
+                n.outputs.as_slice(),
+            )
+        }))
+        .len()
     }
 }
 
@@ -79,15 +107,9 @@ struct ModelOutline {
 #[derive(Clone, PartialEq, prost::Message)]
 struct GraphFields {
     #[prost(message, repeated, tag = "1")]
-    node: Vec<NodeOperator>,
+    node: Vec<OutlineNode>,
     #[prost(message, repeated, tag = "11")]
     input: Vec<ValueInfoProto>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct NodeOperator {
-    #[prost(string, tag = "4")]
-    op_type: String,
 }
 
 /// The outline of the graph in the ONNX file at `path`.
@@ -119,7 +141,7 @@ fn decode(bytes: &[u8]) -> Result<GraphOutline, prost::DecodeError> {
                 name: input.name,
             })
             .collect(),
-        operators: graph.node.into_iter().map(|node| node.op_type).collect(),
+        nodes: graph.node,
     })
 }
 
@@ -235,9 +257,9 @@ mod tests {
         let weights_only = |name: &str| {
             let outline = read_outline(&models.join(name).join("model.onnx")).unwrap();
             assert!(
-                outline.operators.iter().any(|op| op == "MatMul"),
+                outline.nodes.iter().any(|n| n.operator == "MatMul"),
                 "{name}: {:?}",
-                outline.operators
+                outline.nodes
             );
             outline.quantizes_weights_only()
         };

@@ -3,6 +3,8 @@
 #[cfg(feature = "ort")]
 pub mod graph_outline;
 mod manifest;
+#[cfg(feature = "ort")]
+pub mod qdq_pairs;
 pub mod selftest;
 
 pub use manifest::{
