@@ -59,11 +59,12 @@ pub struct OrtConfig {
     /// without VNNI and `fast` on the others; `fast` is ONNX Runtime's own default (u8 x s8
     /// products whose pairwise sums saturate at 16 bits on CPUs without VNNI: a static int8
     /// model can then fail its self-test); `exact` takes the slower u8 x u8 kernels
-    /// (`session.x64quantprecision`). `exact` also has the weight matmuls of a static QDQ graph
-    /// whose output is not quantized (ONNX Runtime's `MatMulNBits`, e.g. a ViT's query, key
-    /// and value) computed in f32 on the int8 weights instead of quantizing their input to
-    /// int8 block by block (`session.qdq_matmulnbits_accuracy_level` 1, not 4): exact, and
-    /// faster on CPUs without VNNI. Elsewhere it changes nothing.
+    /// (`session.x64quantprecision`). `exact` also has the matmuls that ONNX Runtime makes
+    /// `MatMulNBits` (int8 weights through DequantizeLinear, an input that no int8 kernel
+    /// takes: a weight-only graph left to the int8 kernels, a static QDQ graph's matmuls that
+    /// share their input's pair) computed in f32 on the int8 weights instead of quantizing
+    /// their input again block by block (`session.qdq_matmulnbits_accuracy_level` 1, not 4):
+    /// exact, and faster on the CPU without VNNI measured. Elsewhere it changes nothing.
     #[serde(default)]
     pub int8_precision: Int8Precision,
     /// Gives the graph's free (named, dynamic) input dimensions the sizes edgevit feeds, the
@@ -563,7 +564,7 @@ fn build_session(
             .with_config_entry("session.x64quantprecision", "1")
             .map_err(|e| optimize(e.into()))?;
         // Level 1 is f32 arithmetic on the int8 weights; ONNX Runtime's default (4) quantizes
-        // the activations again, block by block, which is neither exact nor faster there.
+        // the input again, block by block: neither exact nor, without VNNI, faster.
         builder = builder
             .with_config_entry("session.qdq_matmulnbits_accuracy_level", "1")
             .map_err(|e| optimize(e.into()))?;
