@@ -33,6 +33,52 @@ fn corrupt_onnx_file_is_refused() {
     assert_clean_failure(&check(&dir), &["cannot load model", "corrupt.onnx"]);
 }
 
+/// ONNX Runtime's quantization tools declare the graph's inner shapes (`value_info`) with the
+/// batch free (`batch_size`), where edgevit feeds a batch of 1, which tract refuses to unify
+/// with the name. The model loads without those declarations, passes its self-test, and a
+/// warning says so.
+#[test]
+fn inner_shapes_declared_with_a_free_batch_are_set_aside() {
+    use tract_onnx::pb::tensor_shape_proto::{dimension::Value, Dimension};
+    use tract_onnx::pb::{type_proto, ModelProto, TensorShapeProto, TypeProto, ValueInfoProto};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = edited_default_package(tmp.path(), |_| {});
+    let path = dir.join("model.onnx");
+    let mut model =
+        <ModelProto as prost::Message>::decode(&*std::fs::read(&path).unwrap()).unwrap();
+    let graph = model.graph.as_mut().unwrap();
+    // The patch embedding's output: [1, 64, 4, 4] for a 28x28 digit.
+    let embedding = graph.node.iter().find(|n| n.op_type == "Conv").unwrap();
+    let dims = [Value::DimParam("batch_size".into())]
+        .into_iter()
+        .chain([64, 4, 4].map(Value::DimValue))
+        .map(|value| Dimension {
+            value: Some(value),
+            ..Default::default()
+        })
+        .collect();
+    graph.value_info.push(ValueInfoProto {
+        name: embedding.output[0].clone(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(TensorShapeProto { dim: dims }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    std::fs::write(&path, prost::Message::encode_to_vec(&model)).unwrap();
+    let out = check(&dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("loaded without the inner shapes its file declares")
+            && stderr.contains("batch_size"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn manifest_input_name_that_the_graph_lacks() {
     let tmp = tempfile::tempdir().unwrap();

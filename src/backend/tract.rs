@@ -50,6 +50,13 @@ impl Default for TractConfig {
     }
 }
 
+/// Whether tract reads the shapes a graph's file declares for its inner tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeclaredShapes {
+    Read,
+    SetAside,
+}
+
 /// A model compiled and optimised by tract.
 pub struct TractBackend {
     /// The plan of every loaded output, and the one that runs (fewer outputs, after
@@ -72,17 +79,44 @@ pub struct TractBackend {
 }
 
 impl TractBackend {
+    /// The package's graph, analysed at the manifest's input shape and optimised. A graph
+    /// whose file declares inner shapes (`value_info`) that contradict that shape is loaded
+    /// again without them, with a warning: ONNX Runtime's quantization tools write the shapes
+    /// with the batch free (`batch_size`), which tract refuses to unify with the batch of 1
+    /// that edgevit feeds.
     pub fn load(package: &ModelPackage, config: &TractConfig) -> Result<Self, BackendError> {
+        match Self::load_with(package, config, DeclaredShapes::Read) {
+            Err(refused @ BackendError::Optimize { .. }) => {
+                match Self::load_with(package, config, DeclaredShapes::SetAside) {
+                    Ok(backend) => {
+                        log::warn!(
+                            "{}: loaded without the inner shapes its file declares, which tract could not reconcile with the input shape ({refused})",
+                            package.name()
+                        );
+                        Ok(backend)
+                    }
+                    Err(_) => Err(refused),
+                }
+            }
+            loaded => loaded,
+        }
+    }
+
+    fn load_with(
+        package: &ModelPackage,
+        config: &TractConfig,
+        declared_shapes: DeclaredShapes,
+    ) -> Result<Self, BackendError> {
         let path = package.onnx_path();
         super::check_threads(config.threads)?;
         let spec = &package.manifest.input;
-        let mut model =
-            tract_onnx::onnx()
-                .model_for_path(&path)
-                .map_err(|e| BackendError::Load {
-                    path: path.clone(),
-                    message: format!("{e:#}"),
-                })?;
+        let mut model = tract_onnx::onnx()
+            .with_ignore_value_info(declared_shapes == DeclaredShapes::SetAside)
+            .model_for_path(&path)
+            .map_err(|e| BackendError::Load {
+                path: path.clone(),
+                message: format!("{e:#}"),
+            })?;
         let mismatch = |message: String| BackendError::Mismatch {
             path: path.clone(),
             message,
