@@ -144,7 +144,8 @@ class _Reader:
 def _input_shape(path):
     m = onnx.load(path, load_external_data=False)
     i = m.graph.input[0]
-    return i.name, [d.dim_value for d in i.type.tensor_type.shape.dim]
+    # a free dimension (the batch) is calibrated at 1
+    return i.name, [d.dim_value or 1 for d in i.type.tensor_type.shape.dim]
 
 
 def quantize(src, dst, form, calib="random", n_calib=64):
