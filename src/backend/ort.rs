@@ -510,9 +510,7 @@ struct SessionPlan {
 /// reader of each quantized activation, encoded; `None` where its weights are in external
 /// files, which a graph loaded from memory cannot find.
 fn with_dedicated_pairs(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    // SAFETY: the map is only read, while the model loads (as `read_outline`'s).
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
+    let map = crate::model::graph_outline::map_model(path).map_err(|e| e.to_string())?;
     let mut model = <tract_onnx::pb::ModelProto as prost::Message>::decode(&map[..])
         .map_err(|e| format!("not an ONNX model: {e}"))?;
     drop(map);

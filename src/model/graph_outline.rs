@@ -118,15 +118,20 @@ pub fn read_outline(path: &Path) -> Result<GraphOutline, GraphOutlineError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read)?;
-    // SAFETY: the map is only read, while the model loads; a package's file that is
-    // rewritten during a load gives wrong bytes here, which the decoder refuses or ONNX
-    // Runtime's own read of the file then does.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(read)?;
+    let map = map_model(path).map_err(read)?;
     decode(&map).map_err(|source| GraphOutlineError::Decode {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The ONNX file at `path`, mapped to be read while a model loads.
+pub fn map_model(path: &Path) -> std::io::Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the map is only read, while the model loads; a package's file that is
+    // rewritten during a load gives wrong bytes here, which the decoder refuses or ONNX
+    // Runtime's own read of the file then does.
+    unsafe { memmap2::Mmap::map(&file) }
 }
 
 fn decode(bytes: &[u8]) -> Result<GraphOutline, prost::DecodeError> {

@@ -52,16 +52,21 @@ pub fn shared_pairs<'a>(
         .collect()
 }
 
-/// Gives every reader of a shared pair but the first its own copy of the pair, placed right
-/// after the original so that the node list stays in topological order. Returns how many
-/// copies were added.
-pub fn dedicate_pairs(graph: &mut GraphProto) -> usize {
-    let pairs = shared_pairs(
+/// The shared pairs of a decoded graph.
+pub fn shared_pairs_in(graph: &GraphProto) -> Vec<SharedPair> {
+    shared_pairs(
         graph
             .node
             .iter()
             .map(|n| (n.op_type.as_str(), n.input.as_slice(), n.output.as_slice())),
-    );
+    )
+}
+
+/// Gives every reader of a shared pair but the first its own copy of the pair, placed right
+/// after the original so that the node list stays in topological order. Returns how many
+/// copies were added.
+pub fn dedicate_pairs(graph: &mut GraphProto) -> usize {
+    let pairs = shared_pairs_in(graph);
     if pairs.is_empty() {
         return 0;
     }
@@ -137,7 +142,7 @@ fn fresh(taken: &mut HashSet<String>, base: &str, copy: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{dedicate_pairs, shared_pairs};
+    use super::{dedicate_pairs, shared_pairs_in};
     use std::collections::HashSet;
     use tract_onnx::pb::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
 
@@ -183,18 +188,9 @@ mod tests {
         }
     }
 
-    fn pairs_of(graph: &GraphProto) -> Vec<super::SharedPair> {
-        shared_pairs(
-            graph
-                .node
-                .iter()
-                .map(|n| (n.op_type.as_str(), n.input.as_slice(), n.output.as_slice())),
-        )
-    }
-
     #[test]
     fn a_pair_read_by_three_matmuls_is_found_and_constants_are_not() {
-        let pairs = pairs_of(&attention_inputs());
+        let pairs = shared_pairs_in(&attention_inputs());
         assert_eq!(pairs.len(), 1, "{pairs:?}");
         assert_eq!((pairs[0].quantize, pairs[0].dequantize), (1, 2));
         assert_eq!(pairs[0].readers, [(4, 0), (5, 0), (6, 0)]);
@@ -204,7 +200,7 @@ mod tests {
     fn each_reader_gets_its_own_pair_in_topological_order() {
         let mut graph = attention_inputs();
         assert_eq!(dedicate_pairs(&mut graph), 2);
-        assert!(pairs_of(&graph).is_empty());
+        assert!(shared_pairs_in(&graph).is_empty());
 
         // Each matmul reads its own dequantized tokens, each from its own QuantizeLinear of
         // the same tensor with the same scale and zero point.
