@@ -40,8 +40,10 @@ fn bench_inference() {
                 }
             };
             let input = synthetic_input(model.package.manifest.input.shape);
-            match measure(model.backend.as_mut(), &input, 3, 20) {
-                Ok(t) => {
+            let never = std::sync::atomic::AtomicBool::new(false);
+            match measure(model.backend.as_mut(), &input, 3, 20, &never) {
+                Ok(None) => {}
+                Ok(Some(t)) => {
                     let base = *baseline.get_or_insert(t.median_ms);
                     println!(
                         "tract {name} threads={threads}: median {:.2} ms, p90 {:.2} ms ({:.2}x vit-tiny-f32 1 thread)",

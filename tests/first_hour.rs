@@ -188,6 +188,11 @@ fn every_argument_has_help() {
         vec!["models", "check"],
         vec!["models", "attention"],
         vec!["check"],
+        vec!["gallery", "enroll"],
+        vec!["gallery", "list"],
+        vec!["gallery", "rename"],
+        vec!["gallery", "merge"],
+        vec!["gallery", "forget"],
     ] {
         let mut args = command.clone();
         args.push("--help");
@@ -319,4 +324,250 @@ fn lost_records_and_kept_records_end_differently() {
         stderr(&output)
     );
     assert!(Path::new(&tmp.path().join("spool")).is_dir());
+}
+
+/// Names that end up in MQTT topics are refused when the file is read, by `check` and `run`
+/// alike, pointing at the key: before, `device = "door+1"` passed `check`, delivered nothing
+/// and exited 0, and a camera id with a newline made the broker drop the connection.
+#[test]
+fn names_that_would_break_a_topic_are_refused_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mqtt = |extra: &str, camera: &str| {
+        format!(
+            "[source]\nkind = \"pattern\"\nframes = 1\ncamera = {camera}\n[model]\npath = \"{{model}}\"\n\
+             [sink]\nkind = \"mqtt\"\nport = 1\n{extra}\n[sink.spool]\npath = \"spool\"\n"
+        )
+    };
+    let cases = [
+        (mqtt("device = \"door+1\"", "\"cam0\""), "`sink.device`", "wildcard"),
+        (mqtt("prefix = \"edge#vit\"", "\"cam0\""), "`sink.prefix`", "wildcard"),
+        (mqtt("device = \"door/1\"", "\"cam0\""), "`sink.device`", "`/`"),
+        (mqtt("device = \"\"", "\"cam0\""), "`sink.device`", "must not be empty"),
+        (mqtt("prefix = \"$SYS\"", "\"cam0\""), "`sink.prefix`", "$SYS"),
+        (mqtt("", "\"cam\\nA\""), "`source.camera`", "line break"),
+        (
+            mqtt("[sink.discovery]\nenabled = true\nprefix = \"home+\"", "\"cam0\""),
+            "`sink.discovery.prefix`",
+            "wildcard",
+        ),
+        (
+            "[source]\nkind = \"v4l2\"\n[[source.camera]]\nid = \"a#b\"\ndevice = \"/dev/video0\"\n\
+             [model]\npath = \"{model}\"\n"
+                .to_string(),
+            "`source.camera[0].id`",
+            "wildcard",
+        ),
+    ];
+    for (text, key, why) in cases {
+        let config = common::write_config(tmp.path(), &text);
+        for command in ["check", "run"] {
+            let output = edgevit(&[command, "--config", config.to_str().unwrap()]);
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "{command} {key}: {}",
+                stderr(&output)
+            );
+            let error = error_text(&output);
+            assert!(
+                error.contains(key) && error.contains(why),
+                "{command}: {error}"
+            );
+            assert!(
+                error.contains("TOML parse error at line"),
+                "points at it: {error}"
+            );
+        }
+    }
+    assert!(!tmp.path().join("spool").exists(), "nothing was spooled");
+}
+
+#[test]
+fn a_model_file_of_zero_bytes_is_called_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = edited_default_package(tmp.path(), |_| {});
+    std::fs::write(dir.join("model.onnx"), b"").unwrap();
+    let output = edgevit(&["models", "check", dir.to_str().unwrap()]);
+    assert_clean_failure(&output, &["model.onnx is empty (0 bytes)"]);
+    assert!(!stderr(&output).contains("graph"), "{}", stderr(&output));
+}
+
+/// A class-score output that is not one vector per frame is refused when the model loads, not
+/// on every frame after `models check` passed it.
+#[test]
+fn an_output_of_the_wrong_shape_is_refused_at_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pkg");
+    common::copy_package(&common::repo().join("models/vit-tiny-qdq"), &dir);
+    let manifest = dir.join("model.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.split("[selftest]").next().unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("attention ="))
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.replace("logits = \"logits\"", "logits = \"attn_0\"")
+            )
+        })
+        .collect();
+    std::fs::write(&manifest, text).unwrap();
+    let output = edgevit(&["models", "check", dir.to_str().unwrap()]);
+    assert_clean_failure(
+        &output,
+        &[
+            "`outputs.logits` names \"attn_0\"",
+            "[1, 3, 197, 197]",
+            "[1, n]",
+        ],
+    );
+}
+
+#[test]
+fn more_threads_than_cores_are_bounded_with_a_warning() {
+    let model = common::default_model();
+    let digit = model.join("samples/digit-0-2.png");
+    let output = Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args([
+            "infer",
+            "--model",
+            model.to_str().unwrap(),
+            "--threads",
+            "100000",
+        ])
+        .arg(&digit)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        stderr(&output).contains(&format!("this machine has {cores} cores: using {cores}")),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(common::json_lines(&output).len(), 1);
+}
+
+/// Flags the model's task would ignore are refused, not ignored.
+#[test]
+fn flags_for_another_task_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = common::default_model();
+    let digit = model.join("samples/digit-0-2.png");
+    let gallery = tmp.path().join("g.sqlite");
+    let (model, digit) = (model.to_str().unwrap(), digit.to_str().unwrap());
+    let reid = common::repo().join("models/transreid-tiny");
+    let reid = reid.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec![
+                "infer",
+                "--model",
+                model,
+                "--gallery",
+                gallery.to_str().unwrap(),
+                digit,
+            ],
+            "--gallery is for ReID models",
+        ),
+        (
+            vec!["infer", "--model", model, "--flip", digit],
+            "--flip is for ReID models",
+        ),
+        (
+            vec![
+                "infer",
+                "--model",
+                reid,
+                "--gallery",
+                gallery.to_str().unwrap(),
+                "--zoom",
+                digit,
+            ],
+            "--zoom is for classification models",
+        ),
+    ] {
+        let output = edgevit(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(error_text(&output).contains(needle), "{}", stderr(&output));
+    }
+    assert!(
+        !gallery.exists(),
+        "no gallery was made for a refused command"
+    );
+}
+
+/// `gallery enroll` takes `--model` and `--gallery` as the other gallery commands take
+/// `--gallery`, without a run configuration (which needed a `[source]` for nothing).
+#[test]
+fn enrolment_needs_no_configuration_and_a_folder_is_not_a_gallery() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reid = common::repo().join("models/transreid-tiny");
+    let sample = std::fs::read_dir(reid.join("selftest"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"));
+    let image = match sample {
+        Some(image) => image,
+        None => {
+            let image = tmp.path().join("person.png");
+            image::RgbImage::from_fn(64, 128, |x, y| {
+                image::Rgb([(x * 4) as u8, (y * 2) as u8, 90])
+            })
+            .save(&image)
+            .unwrap();
+            image
+        }
+    };
+    let gallery = tmp.path().join("g.sqlite");
+    let output = edgevit(&[
+        "gallery",
+        "enroll",
+        "--model",
+        reid.to_str().unwrap(),
+        "--gallery",
+        gallery.to_str().unwrap(),
+        "--name",
+        "ada",
+        image.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let listed = edgevit(&[
+        "gallery",
+        "list",
+        "--gallery",
+        gallery.to_str().unwrap(),
+        "--json",
+    ]);
+    let identities = common::json_lines(&listed);
+    assert_eq!(identities.len(), 1);
+    assert_eq!(identities[0]["name"], "ada");
+
+    let output = edgevit(&[
+        "gallery",
+        "enroll",
+        "--model",
+        reid.to_str().unwrap(),
+        "--gallery",
+        tmp.path().to_str().unwrap(),
+        "--name",
+        "bob",
+        image.to_str().unwrap(),
+    ]);
+    assert_clean_failure(&output, &["`gallery.path`", "is a folder"]);
+}
+
+#[test]
+fn one_problem_is_one_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = common::write_config(
+        tmp.path(),
+        "[source]\nkind = \"image-dir\"\npath = \"no-such-folder\"\n[model]\npath = \"{model}\"\n",
+    );
+    let output = edgevit(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(": 1 problem\n"), "{stdout}");
 }

@@ -13,7 +13,9 @@ use edgevit::frame::{Frame, FrameMeta, PixelFormat};
 use edgevit::model::{ColorOrder, InputSpec, ResizePolicy};
 use edgevit::pipeline::RunConfig;
 use edgevit::preprocess::{with_huffman_tables, Preprocess, Preprocessor};
+use edgevit::sink::mqtt::{names, Topics};
 use edgevit::sink::spool::{Spool, SpoolConfig};
+use edgevit::sink::SinkConfig;
 use edgevit::tensor::Tensor;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -254,12 +256,62 @@ fn run_configurations_parse_or_say_why() {
           path = \"/dev/ttyS0\"\nformat = \"csv\"\nbaud = 9600\n"
             .to_vec(),
     );
+    // Names that become topic levels, for the mutations to break.
+    seeds.push(
+        b"[source]\nkind = \"pattern\"\ncamera = \"door-cam\"\n[model]\npath = \"m\"\n[sink]\n\
+          kind = \"mqtt\"\nprefix = \"site/edgevit\"\ndevice = \"gate_1\"\n[sink.discovery]\n\
+          enabled = true\nprefix = \"homeassistant\"\n"
+            .to_vec(),
+    );
+    // The seeds themselves parse: a fuzz whose every input is refused would test nothing.
+    for seed in &seeds {
+        let text = String::from_utf8_lossy(seed);
+        if let Err(e) = RunConfig::parse(&text, Path::new("/etc/edgevit")) {
+            panic!("seed does not parse: {e}\n{text}");
+        }
+    }
     fuzz("run configs", 1500, mutated(seeds), |bytes| {
         let text = String::from_utf8_lossy(&bytes);
-        if let Err(message) = RunConfig::parse(&text, Path::new("/etc/edgevit")) {
-            assert!(!message.is_empty());
+        match RunConfig::parse(&text, Path::new("/etc/edgevit")) {
+            Err(message) => assert!(!message.is_empty()),
+            Ok(config) => every_topic_is_publishable(&config),
         }
     });
+}
+
+/// A configuration that parses never makes a topic the client or the broker refuses, nor one
+/// where a name added a level.
+fn every_topic_is_publishable(config: &RunConfig) {
+    let SinkConfig::Mqtt(mqtt) = &config.sink else {
+        return;
+    };
+    let topics = Topics::new(&mqtt.prefix, &mqtt.device);
+    // The prefix's levels, then the device: the levels every topic starts with.
+    let base = mqtt.prefix.trim_end_matches('/').split('/').count() + 1;
+    let mut all = vec![
+        (topics.availability(), base + 1),
+        (topics.stats(), base + 1),
+    ];
+    for (_, camera) in config.source.camera_ids() {
+        for topic in [
+            topics.result(camera),
+            topics.event(camera),
+            topics.identity(camera),
+            topics.camera_status(camera),
+        ] {
+            all.push((topic, base + 2));
+        }
+    }
+    for (topic, levels) in all {
+        if let Err(e) = names::check_topic(&topic) {
+            panic!("{topic:?}: {e}");
+        }
+        assert_eq!(
+            topic.split('/').count(),
+            levels,
+            "{topic:?}: a name added a level"
+        );
+    }
 }
 
 #[test]

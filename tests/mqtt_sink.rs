@@ -1038,3 +1038,73 @@ fn camera_status_changes_are_published_in_order() {
     assert_eq!(statuses[1].1["offline_ms"], 2100);
     sink.flush().unwrap();
 }
+
+/// A spool poisoned by an earlier version (results under `edgevit/door+1/...`, which the client
+/// refuses, written before names were checked) no longer blocks the run: those entries are set
+/// aside in the spool's `dead-letters.jsonl`, everything behind them is delivered in order, and
+/// the run ends with exit code 3 (records not delivered), not 0. The next run starts clean.
+#[test]
+fn a_poisoned_spool_is_drained_and_its_bad_entries_are_set_aside() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let Some(_broker) = Broker::start(tmp.path(), port) else {
+        return;
+    };
+    let spool_dir = tmp.path().join("spool");
+    {
+        let config = edgevit::sink::spool::SpoolConfig {
+            path: spool_dir.clone(),
+            ..Default::default()
+        };
+        let mut spool = edgevit::sink::spool::Spool::open(&config).unwrap();
+        // The spool's old entry form: topic, newline, payload.
+        for seq in 0..3 {
+            let entry =
+                format!("edgevit/door+1/demo/result\n{{\"seq\":{seq},\"task\":\"classify\"}}");
+            spool.append(entry.as_bytes()).unwrap();
+        }
+        spool
+            .append(b"edgevit/test/old/result\n{\"seq\":0,\"task\":\"classify\"}")
+            .unwrap();
+    }
+    let sub = subscribed(port, "sub-poison");
+    let run = edgevit(&config(tmp.path(), port, "frames = 5\ncamera = \"gate\""));
+    let status = run.wait();
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "records set aside are not delivered"
+    );
+    sub.wait_for("the old result and 5 new ones", 20, |s| {
+        s.results().len() >= 6
+    });
+    let results = sub.results();
+    assert_eq!(results[0], ("edgevit/test/old/result".to_string(), 0));
+    assert_complete_in_order(&results, "gate", 5);
+    assert!(
+        results.iter().all(|(t, _)| !t.contains("door")),
+        "{results:?}"
+    );
+
+    let letters = std::fs::read_to_string(spool_dir.join("dead-letters.jsonl")).unwrap();
+    let letters: Vec<serde_json::Value> = letters
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    for (seq, letter) in letters.iter().enumerate() {
+        assert_eq!(letter["topic"], "edgevit/door+1/demo/result");
+        assert_eq!(letter["payload"]["seq"], seq);
+        assert!(
+            letter["reason"].as_str().unwrap().contains("wildcard"),
+            "{letter}"
+        );
+    }
+
+    // Nothing is left to set aside: the next run delivers and ends with 0.
+    let status = edgevit(&config(tmp.path(), port, "frames = 1\ncamera = \"next\"")).wait();
+    assert!(status.success());
+    sub.wait_for("the next run's result", 20, |s| {
+        s.results().iter().any(|(t, _)| t.contains("/next/"))
+    });
+}

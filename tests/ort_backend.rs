@@ -661,20 +661,34 @@ fn a_missing_library_a_wrong_file_and_an_absent_provider_are_clear_errors() {
     let record = &common::json_lines(&output)[0];
     assert_eq!(record["top"][0]["label"], "7", "{record}");
 
-    // Attention found inside the graph is tract's alone: said so.
+    // Attention found inside the graph is tract's alone: the package still classifies on
+    // ONNX Runtime, and `--zoom` is refused saying why.
     let canvas = common::repo().join("models/vit-mnist-canvas");
-    let output = common::edgevit(&[
-        "models",
-        "check",
-        canvas.to_str().unwrap(),
-        "--backend",
-        "ort",
-        "--library",
-        library.to_str().unwrap(),
-    ]);
+    let sample = std::fs::read_dir(canvas.join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let on_ort = |extra: &[&str]| {
+        let mut args = vec![
+            "infer",
+            "--model",
+            canvas.to_str().unwrap(),
+            "--backend",
+            "ort",
+            "--library",
+            library.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push(sample.to_str().unwrap());
+        common::edgevit(&args)
+    };
+    let output = on_ort(&[]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(common::json_lines(&output)[0]["backend"], "ort");
     common::assert_clean_failure(
-        &output,
-        &["only the tract backend can read", "graph outputs"],
+        &on_ort(&["--zoom"]),
+        &["no attention on the ort backend", "only tract"],
     );
 }
 
@@ -855,7 +869,8 @@ fn a_graph_that_refuses_the_fixed_size_loads_with_its_dimensions_free() {
     assert_eq!(about_this_graph().len(), warnings.len());
 }
 
-/// x -> QuantizeLinear (scale 1, int8) -> DequantizeLinear -> Mul by 2. No int8 kernel takes
+/// x -> QuantizeLinear (scale 1, int8) -> DequantizeLinear -> Mul by 2 (-> Flatten, to one
+/// vector). No int8 kernel takes
 /// the pair, so ONNX Runtime's Q/DQ cleanup drops it and the Mul gets x unrounded.
 fn qdq_pair_before_a_float_op(path: &Path) {
     use graph::Size;
@@ -874,9 +889,11 @@ fn qdq_pair_before_a_float_op(path: &Path) {
             node: vec![
                 graph::node("QuantizeLinear", &["x", "scale", "zero"], "q", vec![]),
                 graph::node("DequantizeLinear", &["q", "scale", "zero"], "dq", vec![]),
-                graph::node("Mul", &["dq", "two"], "logits", vec![]),
+                graph::node("Mul", &["dq", "two"], "doubled", vec![]),
+                // One vector per frame, as a classifier's logits are.
+                graph::node("Flatten", &["doubled"], "logits", vec![]),
             ],
-            output: vec![graph::tensor("logits", shape())],
+            output: vec![graph::tensor("logits", vec![Size(1), Size(4)])],
             ..Default::default()
         },
     );
@@ -898,8 +915,9 @@ fn dropping_qdq_pairs_runs_only_where_the_self_test_passes() {
     std::fs::create_dir_all(dir.join("selftest")).unwrap();
     qdq_pair_before_a_float_op(&dir.join("model.onnx"));
     let tensor = |values: [f32; 4]| Tensor::new(vec![1, 1, 2, 2], values.to_vec()).unwrap();
+    let logits = |values: [f32; 4]| Tensor::new(vec![1, 4], values.to_vec()).unwrap();
     std::fs::write(dir.join("selftest/input.npy"), tensor(QDQ_INPUT).to_npy()).unwrap();
-    std::fs::write(dir.join("selftest/logits.npy"), tensor(QDQ_EXACT).to_npy()).unwrap();
+    std::fs::write(dir.join("selftest/logits.npy"), logits(QDQ_EXACT).to_npy()).unwrap();
     let manifest = common::reference_manifest(
         "qdq-pair",
         "classify",
@@ -920,7 +938,7 @@ fn dropping_qdq_pairs_runs_only_where_the_self_test_passes() {
         outputs
             .get("logits")
             .unwrap()
-            .max_abs_diff(&tensor(expected))
+            .max_abs_diff(&logits(expected))
             .unwrap()
     };
 
@@ -1001,4 +1019,30 @@ impl log::Log for Warnings {
     }
 
     fn flush(&self) {}
+}
+
+/// `attention = "auto"` follows the attention into the graph, which ONNX Runtime cannot do:
+/// the package still loads there and classifies (its self-test passes), and only zoom, which
+/// needs the maps, is refused, naming the backend. Before, the whole package was refused, with
+/// a message about a `backend.fallback` the user never set.
+#[test]
+fn auto_attention_classifies_on_onnx_runtime_and_only_zoom_is_refused() {
+    let dir = common::repo().join("models/vit-mnist-canvas");
+    let loaded = LoadedModel::load(&dir, &ort_backend_with(|_| {})).unwrap();
+    assert_eq!(loaded.backend.name(), "ort");
+    assert!(loaded.selftest.is_some(), "the self-test ran");
+    assert!(loaded.backend.attention().is_empty());
+    let zoom = edgevit::pipeline::VitOptions {
+        zoom: Some(edgevit::interpret::zoom::ZoomConfig::default()),
+        ..Default::default()
+    };
+    let error =
+        match edgevit::pipeline::VitStage::new(&loaded.package, loaded.backend.as_ref(), &zoom) {
+            Ok(_) => panic!("zoom without attention maps must be refused"),
+            Err(e) => e.to_string(),
+        };
+    assert!(
+        error.contains("no attention on the ort backend") && error.contains("only tract"),
+        "{error}"
+    );
 }

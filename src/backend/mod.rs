@@ -40,7 +40,7 @@ pub enum BackendError {
     Config(String),
     #[error("cannot load the inference library {path}: {message}")]
     Library { path: PathBuf, message: String },
-    #[error("no backend of backend.fallback could load the model: {0}")]
+    #[error("no backend could load the model: {0}")]
     NoneLoaded(String),
     #[error("execution provider {provider} cannot be used: {message}")]
     Provider {
@@ -469,6 +469,20 @@ pub(crate) fn check_threads(threads: usize) -> Result<(), BackendError> {
         ));
     }
     Ok(())
+}
+
+/// The threads to use for `threads` asked for: at most one per core this machine has (more only
+/// share the cores and slow inference; 100,000 asked once made about 9,900 threads and no
+/// result). A board configuration copied to a smaller board keeps working, with a warning.
+pub(crate) fn bounded_threads(threads: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    if threads > cores {
+        log::warn!(
+            "backend.threads = {threads}, but this machine has {cores} cores: using {cores}"
+        );
+        return cores;
+    }
+    threads
 }
 
 /// Refuses an input tensor of another shape than the model's.

@@ -227,8 +227,9 @@ impl TractBackend {
                     .and_then(|fact| fact.shape.as_concrete().map(<[usize]>::to_vec))
             })
             .collect();
-        let executor = if config.threads > 1 {
-            Executor::multithread(config.threads)
+        let threads = super::bounded_threads(config.threads);
+        let executor = if threads > 1 {
+            Executor::multithread(threads)
         } else {
             Executor::SingleThread
         };

@@ -7,6 +7,7 @@ pub mod plot;
 use crate::backend::{BackendError, InferenceBackend};
 use crate::tensor::Tensor;
 use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Latency of repeated inferences, in milliseconds.
@@ -30,30 +31,39 @@ pub fn synthetic_input(shape: [usize; 4]) -> Tensor {
     Tensor::new_nchw(shape, data)
 }
 
-/// Runs `warmup` untimed inferences, then times `iterations` of them.
+/// Runs `warmup` untimed inferences, then times `iterations` of them; `None` when `stop` was
+/// set first (a benchmark cut short measures nothing worth printing).
 pub fn measure(
     backend: &mut dyn InferenceBackend,
     input: &Tensor,
     warmup: usize,
     iterations: usize,
-) -> Result<Timing, BackendError> {
+    stop: &AtomicBool,
+) -> Result<Option<Timing>, BackendError> {
+    let stopped = || stop.load(Ordering::SeqCst);
     for _ in 0..warmup {
+        if stopped() {
+            return Ok(None);
+        }
         backend.run(input)?;
     }
     let mut samples = Vec::with_capacity(iterations.max(1));
     for _ in 0..iterations.max(1) {
+        if stopped() {
+            return Ok(None);
+        }
         let start = Instant::now();
         backend.run(input)?;
         samples.push(start.elapsed().as_secs_f64() * 1e3);
     }
     samples.sort_by(f64::total_cmp);
     let pick = |q: f64| round3(samples[((samples.len() - 1) as f64 * q).round() as usize]);
-    Ok(Timing {
+    Ok(Some(Timing {
         iterations: samples.len(),
         median_ms: pick(0.5),
         p90_ms: pick(0.9),
         min_ms: round3(samples[0]),
-    })
+    }))
 }
 
 /// Rounded to three decimals: milliseconds to the microsecond, which is all a timer on a

@@ -21,7 +21,7 @@ use crate::preprocess::{lap, Preprocess, Preprocessor, StepTimes};
 use crate::sink::{self, FrameInfo, Latency, Record, ResultRecord, SinkConfig};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// What to measure.
@@ -48,6 +48,8 @@ pub enum BenchError {
     Pipeline(#[from] PipelineError),
     #[error("{0}")]
     Setup(String),
+    #[error("interrupted before the benchmark was done")]
+    Interrupted,
 }
 
 /// One stage's latency over the frames, milliseconds.
@@ -101,8 +103,10 @@ const STAGES: [&str; 6] = [
 ];
 
 /// Runs the benchmark; `progress` is told of each frame of the stage-by-stage pass.
+/// `stop` (SIGINT, SIGTERM) ends it between frames with [`BenchError::Interrupted`].
 pub fn run(
     bench: &PipelineBench,
+    stop: &AtomicBool,
     mut progress: impl FnMut(usize),
 ) -> Result<PipelineReport, BenchError> {
     let frame = match &bench.input {
@@ -142,6 +146,9 @@ pub fn run(
     // A few untimed frames first: caches, lazily built kernels.
     let warmup = 3.min(bench.frames);
     for index in 0..warmup + bench.frames {
+        if stop.load(Ordering::SeqCst) {
+            return Err(BenchError::Interrupted);
+        }
         let mut steps = StepTimes::default();
         let prepared = preprocess
             .prepare_frame_timed(&frame, &mut steps)
@@ -216,7 +223,10 @@ pub fn run(
     }
     let cpu_before = cpu_time();
     let start = Instant::now();
-    let summary = pipeline.run(&AtomicBool::new(false))?;
+    let summary = pipeline.run(stop)?;
+    if stop.load(Ordering::SeqCst) {
+        return Err(BenchError::Interrupted);
+    }
     let wall = start.elapsed().as_secs_f64();
     let cpu = cpu_time().saturating_sub(cpu_before);
     let rss_kb = status_kb("VmRSS:").unwrap_or(0);

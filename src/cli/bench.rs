@@ -75,16 +75,22 @@ pub fn run(args: Args) -> Result<i32> {
     if args.models.is_empty() {
         bail!("name at least one model package (DIR), or --frames N with --model DIR");
     }
+    let stop = super::stop_on_signals()?;
     let mut baseline = None;
     for dir in args.models {
         let mut loaded = LoadedModel::load(&dir, &args.backend.config()?)?;
         let input = bench::synthetic_input(loaded.package.manifest.input.shape);
-        let timing = bench::measure(
+        let measured = bench::measure(
             loaded.backend.as_mut(),
             &input,
             args.warmup,
             args.iterations,
+            &stop,
         )?;
+        let Some(timing) = measured else {
+            eprintln!("bench: interrupted; {} not measured", dir.display());
+            return Ok(exit::INTERRUPTED);
+        };
         let base = *baseline.get_or_insert(timing.median_ms);
         let line = serde_json::json!({
             "model": loaded.package.name(),
@@ -128,8 +134,16 @@ fn run_pipeline(args: Args) -> Result<i32> {
     };
     // Drawn on a terminal only.
     let bar = indicatif::ProgressBar::new(frames as u64);
-    let report = bench::pipeline::run(&setup, |done| bar.set_position(done as u64))?;
+    let stop = super::stop_on_signals()?;
+    let report = bench::pipeline::run(&setup, &stop, |done| bar.set_position(done as u64));
     bar.finish_and_clear();
+    let report = match report {
+        Err(bench::pipeline::BenchError::Interrupted) => {
+            eprintln!("bench: interrupted; nothing measured is printed");
+            return Ok(exit::INTERRUPTED);
+        }
+        other => other?,
+    };
     println!("{}", summary(&report));
     if let Some(path) = &args.json {
         bench::pipeline::write_json(&report, path)

@@ -65,7 +65,16 @@ pub fn run(args: Args) -> Result<i32> {
         println!("PASS {}", args.config.display());
         Ok(exit::OK)
     } else {
-        println!("FAIL {}: {} problems", args.config.display(), report.failed);
+        let problems = if report.failed == 1 {
+            "problem"
+        } else {
+            "problems"
+        };
+        println!(
+            "FAIL {}: {} {problems}",
+            args.config.display(),
+            report.failed
+        );
         Ok(exit::FAILED_ITEMS)
     }
 }
@@ -132,7 +141,10 @@ fn check_reid(config: &RunConfig, model: &LoadedModel, report: &mut Report) {
         {
             return report.fail("reid", e);
         }
-        let dir = path.parent().unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         return check_writable_dir("gallery.path", dir, report);
     }
     match ReidStage::new(

@@ -3,9 +3,10 @@
 //! the writes and the running service picks the changes up.
 
 use anyhow::{Context, Result};
+use edgevit::backend::BackendConfig;
 use edgevit::gallery::{Enrolled, Gallery, GalleryConfig};
-use edgevit::interpret::Crop;
 use edgevit::interpret::PixelBox;
+use edgevit::interpret::{Crop, ReidConfig};
 use edgevit::model::Task;
 use edgevit::pipeline::{fleet_device, gallery_path, Camera, LoadedModel, ReidStage, RunConfig};
 use edgevit::preprocess::{Preprocess, Preprocessor};
@@ -25,19 +26,23 @@ pub enum Command {
         at: At,
         /// The identity: its id (id-000042) or its name.
         who: String,
+        /// The name to give it.
         new_name: String,
     },
     /// Make two identities one; the older id is kept.
     Merge {
         #[command(flatten)]
         at: At,
+        /// One identity: its id (id-000042) or its name.
         a: String,
+        /// The other identity, by id or name; its exemplars and sightings join the first.
         b: String,
     },
     /// Delete an identity with its exemplars and sightings.
     Forget {
         #[command(flatten)]
         at: At,
+        /// The identity: its id (id-000042) or its name.
         who: String,
     },
 }
@@ -56,9 +61,25 @@ pub struct At {
 
 #[derive(clap::Args)]
 pub struct EnrollArgs {
-    /// The run configuration: its model, `[reid]` and `[gallery]` are used.
-    #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    /// The run configuration: its model, `[backend]`, `[reid]` and `[gallery]` are used.
+    #[arg(long, value_name = "FILE", required_unless_present_all = ["model", "gallery"])]
+    config: Option<PathBuf>,
+    /// Instead of --config: the ReID model package (run on tract, with `[reid]`'s defaults).
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "config",
+        requires = "gallery"
+    )]
+    model: Option<PathBuf>,
+    /// Instead of --config: the gallery file (created if absent).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "config",
+        requires = "model"
+    )]
+    gallery: Option<PathBuf>,
     /// The person's name.
     #[arg(long)]
     name: String,
@@ -127,9 +148,50 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// What enrolment runs with: from a run configuration, or from `--model` and `--gallery`.
+struct EnrollSetup {
+    model: PathBuf,
+    backend: BackendConfig,
+    reid: ReidConfig,
+    gallery: GalleryConfig,
+    gallery_path: PathBuf,
+    fleet_device: Option<String>,
+}
+
+impl EnrollSetup {
+    fn of(args: &EnrollArgs) -> Result<Self> {
+        if let (Some(model), Some(path)) = (&args.model, &args.gallery) {
+            let gallery = GalleryConfig {
+                path: Some(path.clone()),
+                ..GalleryConfig::default()
+            };
+            return Ok(EnrollSetup {
+                model: model.clone(),
+                backend: BackendConfig::default(),
+                reid: ReidConfig::default(),
+                gallery_path: gallery_path(&gallery, None)?,
+                gallery,
+                fleet_device: None,
+            });
+        }
+        let Some(path) = &args.config else {
+            anyhow::bail!("give --config FILE, or --model DIR with --gallery PATH");
+        };
+        let config = RunConfig::load(path)?;
+        Ok(EnrollSetup {
+            gallery_path: gallery_path(&config.gallery, config.state_dir.as_deref())?,
+            fleet_device: fleet_device(&config),
+            model: config.model.path,
+            backend: config.backend,
+            reid: config.reid,
+            gallery: config.gallery,
+        })
+    }
+}
+
 fn enroll(args: EnrollArgs) -> Result<i32> {
-    let config = RunConfig::load(&args.config)?;
-    let model = LoadedModel::load(&config.model.path, &config.backend)?;
+    let setup = EnrollSetup::of(&args)?;
+    let model = LoadedModel::load(&setup.model, &setup.backend)?;
     if model.package.manifest.task != Task::Reid {
         anyhow::bail!(
             "model {:?} is not a ReID model (task = \"{}\")",
@@ -137,7 +199,6 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
             model.package.manifest.task.name()
         );
     }
-    let path = gallery_path(&config.gallery, config.state_dir.as_deref())?;
     let LoadedModel {
         package,
         mut backend,
@@ -146,11 +207,11 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
     let mut stage = ReidStage::new(
         &package,
         backend.as_ref(),
-        &config.reid,
-        &config.gallery,
-        &path,
+        &setup.reid,
+        &setup.gallery,
+        &setup.gallery_path,
     )?;
-    if let Some(device) = fleet_device(&config) {
+    if let Some(device) = &setup.fleet_device {
         stage.gallery_mut().set_device(&device);
     }
     let mut preprocess = Preprocessor::new(&package.manifest.input);

@@ -11,7 +11,6 @@ use edgevit::pipeline::{LoadedModel, Pipeline, VitOptions};
 use edgevit::sink::{DrawSink, JsonLinesSink, Sink};
 use edgevit::source::ImageListSource;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -63,6 +62,7 @@ pub fn tract(threads: usize) -> BackendConfig {
 
 pub fn run(args: Args) -> Result<i32> {
     let loaded = LoadedModel::load(&args.model, &args.backend.config()?)?;
+    check_flags_fit(&args, loaded.package.manifest.task)?;
     let classify = ClassifyConfig {
         top_k: args.top_k,
         min_score: args.min_score,
@@ -94,10 +94,38 @@ pub fn run(args: Args) -> Result<i32> {
         ),
         (Task::Classify, _) => Pipeline::new(loaded, &classify, &vit, source, sink)?,
     };
-    let summary = pipeline.run(&AtomicBool::new(false))?;
+    // SIGINT and SIGTERM end the run between images: the image in flight gets its whole line.
+    let stop = super::stop_on_signals()?;
+    let summary = pipeline.run(&stop)?;
     Ok(if summary.errors > 0 {
         exit::FAILED_ITEMS
     } else {
         exit::OK
     })
+}
+
+/// Refuses flags that the model's task would ignore, rather than ignoring them silently.
+fn check_flags_fit(args: &Args, task: Task) -> Result<()> {
+    let name = task.name();
+    let model = args.model.display();
+    match task {
+        Task::Classify => {
+            for (given, flag) in [(args.gallery.is_some(), "--gallery"), (args.flip, "--flip")] {
+                if given {
+                    anyhow::bail!("{flag} is for ReID models; {model} is a `{name}` model");
+                }
+            }
+        }
+        Task::Reid => {
+            let vit = [(args.zoom, "--zoom"), (args.parts.is_some(), "--parts")];
+            for (given, flag) in vit {
+                if given {
+                    anyhow::bail!(
+                        "{flag} is for classification models; {model} is a `{name}` model"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -25,6 +25,20 @@ pub mod exit {
     /// The run ended but records were lost: a sink could not deliver them and had nowhere to
     /// keep them (a serial port that stayed away).
     pub const RECORDS_LOST: i32 = 3;
+    /// `bench`: stopped by SIGINT or SIGTERM before it had measured everything (128 + 2, as a
+    /// shell reports a command ended by Ctrl-C).
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// A flag that SIGINT (Ctrl-C) and SIGTERM (systemd, `kill`) set: the commands that loop
+/// watch it and end between frames, so that no record is cut in half and sinks are flushed.
+pub fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))
+            .map_err(|e| anyhow::anyhow!("cannot install the signal handlers: {e}"))?;
+    }
+    Ok(stop)
 }
 
 #[derive(Parser)]

@@ -45,11 +45,7 @@ pub fn run(args: Args) -> Result<i32> {
     );
     // SIGTERM (systemd stop) and SIGINT end the loop between frames, so the frame in flight
     // still gets its record and the sink is flushed.
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install the signal handlers")?;
-    }
+    let stop = super::stop_on_signals()?;
     // Ready: the model is loaded and self-tested, the source and the sink are open. What ran
     // to load it runs no more: its code pages go back to the kernel.
     if release_load_code {

@@ -162,7 +162,7 @@ impl Classifier {
             .get(&self.logits)
             .ok_or_else(|| InterpretError::MissingOutput(self.logits.clone()))?;
         let shape = tensor.shape();
-        let one_row = matches!(shape, [_] | [1, _]);
+        let one_row = super::is_one_vector(shape);
         if !one_row || tensor.data().is_empty() {
             return Err(InterpretError::Shape {
                 name: self.logits.clone(),

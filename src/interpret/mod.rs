@@ -20,6 +20,12 @@ pub use token_labels::TokenLabelConfig;
 pub use tokens::TokenLayout;
 pub use zoom::{PixelBox, ZoomConfig};
 
+/// Whether an output of `shape` is one vector for the frame (`[n]` or `[1, n]`): what class
+/// scores and embeddings must be, checked at load and on every frame.
+pub fn is_one_vector(shape: &[usize]) -> bool {
+    matches!(shape, [_] | [1, _])
+}
+
 use crate::backend::Outputs;
 use serde::Serialize;
 

@@ -120,15 +120,12 @@ impl Embedder {
             let tensor = outputs
                 .get(name)
                 .ok_or_else(|| InterpretError::MissingOutput(name.clone()))?;
-            match tensor.shape() {
-                [1, _] | [_] => {}
-                shape => {
-                    return Err(InterpretError::Shape {
-                        name: name.clone(),
-                        shape: shape.to_vec(),
-                        expected: "[1, dim]",
-                    })
-                }
+            if !super::is_one_vector(tensor.shape()) {
+                return Err(InterpretError::Shape {
+                    name: name.clone(),
+                    shape: tensor.shape().to_vec(),
+                    expected: "[1, dim]",
+                });
             }
             embedding.extend(tensor.data().iter().map(|v| v * weight));
         }

@@ -30,6 +30,14 @@ pub enum ModelError {
     ParseManifest { path: PathBuf, message: String },
     #[error("model manifest {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error(
+        "`{key}` names {name:?}, whose shape is {shape:?}: one vector per frame ([1, n]) is needed"
+    )]
+    OutputShape {
+        key: &'static str,
+        name: String,
+        shape: Vec<usize>,
+    },
     #[error("{path} is not a model package: expected a model folder with {MANIFEST_FILE}")]
     NotAPackage { path: PathBuf },
     #[error("labels file {path} has {lines} lines, but the model has {classes} classes (one label per line, in class order)")]
@@ -86,6 +94,17 @@ impl ModelPackage {
             path: manifest_path.clone(),
             message,
         })?;
+        // tract would call it "a model proto without a graph"; say what it is.
+        let onnx = dir.join(&manifest.onnx);
+        if std::fs::metadata(&onnx).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(ModelError::Invalid {
+                path: manifest_path,
+                message: format!(
+                    "its ONNX file {} is empty (0 bytes): a copy that was cut short?",
+                    onnx.display()
+                ),
+            });
+        }
         let labels = match &manifest.labels {
             Some(file) => {
                 let path = dir.join(file);

@@ -6,6 +6,7 @@ use crate::gallery::GalleryConfig;
 use crate::interpret::{
     AttentionConfig, ClassifyConfig, PartsConfig, ReidConfig, TokenLabelConfig, ZoomConfig,
 };
+use crate::sink::mqtt::NameKind;
 use crate::sink::SinkConfig;
 use crate::source::SourceConfig;
 use serde::Deserialize;
@@ -184,7 +185,37 @@ impl RunConfig {
         config.model.path = base.join(&config.model.path);
         config.state_dir = config.state_dir.map(|dir| base.join(dir));
         config.gallery.path = config.gallery.path.map(|path| base.join(path));
+        config.check_names(text)?;
         Ok(config)
+    }
+
+    /// Camera ids, and the MQTT sink's prefix and device, become topic levels (and camera ids
+    /// file names and CSV fields): a name that would break a topic is refused here, pointing
+    /// at its key, rather than when the broker drops the connection for it.
+    fn check_names(&self, text: &str) -> Result<(), String> {
+        let mut names: Vec<(String, &str, NameKind)> = self
+            .source
+            .camera_ids()
+            .into_iter()
+            .map(|(key, id)| (key, id, NameKind::Level))
+            .collect();
+        if let SinkConfig::Mqtt(mqtt) = &self.sink {
+            names.extend(
+                mqtt.topic_names()
+                    .into_iter()
+                    .map(|(key, name, kind)| (key.to_string(), name, kind)),
+            );
+        }
+        for (key, name, kind) in names {
+            if let Err(e) = kind.check(name) {
+                let message = format!("`{key}`: {e}");
+                return Err(match config::locate(text, &key, None) {
+                    Some(span) => config::point_at(text, span, &message),
+                    None => message,
+                });
+            }
+        }
+        Ok(())
     }
 }
 

@@ -443,12 +443,12 @@ impl Collector<'_> {
 
     /// The sink's delivery state, once per frame, for the health (LED) and the metrics.
     fn report_delivery(&self) {
-        let Some((connected, pending, dropped)) = self.sink.delivery() else {
+        let Some(state) = self.sink.delivery() else {
             return;
         };
-        self.health.delivery(connected);
+        self.health.delivery(state.connected);
         if let Some(metrics) = self.metrics {
-            metrics.delivery(connected, pending, dropped);
+            metrics.delivery(&state);
         }
     }
 }

@@ -60,8 +60,8 @@ pub enum PipelineError {
         #[source]
         source: Box<PipelineError>,
     },
-    #[error("model {model:?} has no attention: zoom and parts need `outputs.attention` (tensor names, or \"auto\") or `outputs.rollout` in its model.toml")]
-    NoAttention { model: String },
+    #[error("model {model:?} has no attention on the {backend} backend: zoom and parts need `outputs.attention` (tensor names, or \"auto\", which only tract can follow into the graph) or `outputs.rollout` in its model.toml")]
+    NoAttention { model: String, backend: String },
     #[error("task {0:?} is not supported by this build yet")]
     UnsupportedTask(&'static str),
     #[error("the GPIO trigger failed: {0}")]
@@ -96,10 +96,43 @@ pub fn check_labels(
         .as_ref()
         .and_then(|logits| backend.output_shape(logits))
         .and_then(|shape| shape.last().copied());
-    match classes {
-        Some(classes) => package.check_labels(classes),
-        None => Ok(()),
+    if let Some(classes) = classes {
+        package.check_labels(classes)?;
     }
+    check_output_shapes(package, backend)
+}
+
+/// Refuses, at load, a class-score or embedding output that is not one vector (`[1, n]`):
+/// every frame would otherwise fail in `interpret`.
+fn check_output_shapes(
+    package: &ModelPackage,
+    backend: &dyn InferenceBackend,
+) -> Result<(), ModelError> {
+    let outputs = &package.manifest.outputs;
+    let vectors = outputs
+        .logits
+        .iter()
+        .map(|name| ("outputs.logits", name))
+        .chain(
+            outputs
+                .embedding
+                .iter()
+                .flatten()
+                .map(|name| ("outputs.embedding", name)),
+        );
+    for (key, name) in vectors {
+        let Some(shape) = backend.output_shape(name) else {
+            continue;
+        };
+        if !crate::interpret::is_one_vector(&shape) {
+            return Err(ModelError::OutputShape {
+                key,
+                name: name.clone(),
+                shape,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A model package loaded into a backend that passed its self-test.

@@ -171,7 +171,7 @@ pub fn gallery_path(
     gallery: &GalleryConfig,
     state_dir: Option<&Path>,
 ) -> Result<std::path::PathBuf, PipelineError> {
-    gallery
+    let path = gallery
         .path
         .clone()
         .or_else(|| state_dir.map(|dir| dir.join("gallery.sqlite")))
@@ -179,5 +179,13 @@ pub fn gallery_path(
             PipelineError::from(InterpretError::Config(
                 "a ReID model needs a gallery file: set `gallery.path`, or `state_dir` (the gallery is then state_dir/gallery.sqlite)".into(),
             ))
-        })
+        })?;
+    if path.is_dir() {
+        return Err(PipelineError::from(InterpretError::Config(format!(
+            "`gallery.path`: {} is a folder; name the gallery file, for example {}",
+            path.display(),
+            path.join("gallery.sqlite").display()
+        ))));
+    }
+    Ok(path)
 }

@@ -109,6 +109,7 @@ impl VitStage {
             (None, None) => {
                 return Err(PipelineError::NoAttention {
                     model: package.name().to_string(),
+                    backend: backend.name().to_string(),
                 })
             }
         };

@@ -130,9 +130,13 @@ fn decode_limited(
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    reader
-        .decode()
-        .map_err(|e| PreprocessError::Decode(e.to_string()))
+    reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => PreprocessError::Decode(format!(
+            "{e}: edgevit decodes images of at most {MAX_SIDE} pixels a side and {} MiB decoded",
+            MAX_DECODE_BYTES >> 20
+        )),
+        other => PreprocessError::Decode(other.to_string()),
+    })
 }
 
 /// The largest image side decoded (16384: beyond any camera, and 8K is 7680).

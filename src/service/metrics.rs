@@ -44,6 +44,7 @@ pub struct Metrics {
     camera_online: Family<Labels, Gauge>,
     spool_pending: Gauge,
     spool_dropped: Gauge,
+    spool_set_aside: Gauge,
     broker_connected: Gauge,
 }
 
@@ -65,6 +66,7 @@ impl Metrics {
             camera_online: Family::default(),
             spool_pending: Gauge::default(),
             spool_dropped: Gauge::default(),
+            spool_set_aside: Gauge::default(),
             broker_connected: Gauge::default(),
             registry: Registry::default(),
         };
@@ -103,6 +105,11 @@ impl Metrics {
             "spool_dropped",
             "MQTT records dropped because the spool was full",
             metrics.spool_dropped.clone(),
+        );
+        registry.register(
+            "spool_set_aside",
+            "MQTT records set aside in the spool's dead-letters.jsonl: the broker can never take them",
+            metrics.spool_set_aside.clone(),
         );
         registry.register(
             "broker_connected",
@@ -153,10 +160,11 @@ impl Metrics {
     }
 
     /// What the sink says about its delivery (MQTT only).
-    pub fn delivery(&self, connected: bool, pending: u64, dropped: u64) {
-        self.broker_connected.set(i64::from(connected));
-        self.spool_pending.set(pending as i64);
-        self.spool_dropped.set(dropped as i64);
+    pub fn delivery(&self, state: &crate::sink::DeliveryState) {
+        self.broker_connected.set(i64::from(state.connected));
+        self.spool_pending.set(state.pending as i64);
+        self.spool_dropped.set(state.dropped as i64);
+        self.spool_set_aside.set(state.set_aside as i64);
     }
 
     /// The exposition (text format).
@@ -210,7 +218,12 @@ mod tests {
         metrics.record("door", None, Some("preprocess"));
         metrics.dropped("door", 3);
         metrics.camera("door", true);
-        metrics.delivery(true, 7, 1);
+        metrics.delivery(&crate::sink::DeliveryState {
+            connected: true,
+            pending: 7,
+            dropped: 1,
+            set_aside: 2,
+        });
         let text = metrics.render();
         for line in [
             "edgevit_frames_total{camera=\"door\"} 2",
@@ -220,6 +233,7 @@ mod tests {
             "edgevit_stage_latency_seconds_count{stage=\"infer\"} 1",
             "edgevit_camera_online{camera=\"door\"} 1",
             "edgevit_spool_pending 7",
+            "edgevit_spool_set_aside 2",
             "edgevit_broker_connected 1",
             "edgevit_model_info{model=\"vit-mnist\",backend=\"tract\"} 1",
         ] {

@@ -50,6 +50,19 @@ pub enum SinkError {
     Mqtt(#[from] mqtt::SetupError),
 }
 
+/// Where a sink that keeps records for later delivery stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryState {
+    /// Connected to where the records go.
+    pub connected: bool,
+    /// Records waiting to be delivered.
+    pub pending: u64,
+    /// Records dropped to make room (a full spool).
+    pub dropped: u64,
+    /// Records set aside because they can never be delivered (dead letters).
+    pub set_aside: u64,
+}
+
 /// Delivers records. A returned error means the record was not delivered.
 pub trait Sink: Send {
     fn describe(&self) -> String;
@@ -59,9 +72,8 @@ pub trait Sink: Send {
         let _ = status;
         Ok(())
     }
-    /// Delivery state for the metrics: connected, records waiting, records dropped. `None`
-    /// for sinks that deliver at once.
-    fn delivery(&self) -> Option<(bool, u64, u64)> {
+    /// Delivery state for the health and the metrics. `None` for sinks that deliver at once.
+    fn delivery(&self) -> Option<DeliveryState> {
         None
     }
     /// Pushes out anything buffered; called at the end of a run.

@@ -144,6 +144,21 @@ impl TryFrom<toml::Table> for SourceConfig {
 }
 
 impl SourceConfig {
+    /// Each camera id with the key that sets it (`source.camera`, `source.camera[1].id`).
+    pub fn camera_ids(&self) -> Vec<(String, &str)> {
+        match self {
+            SourceConfig::ImageFile(c) => vec![("source.camera".into(), c.camera.as_str())],
+            SourceConfig::ImageDir(c) => vec![("source.camera".into(), c.camera.as_str())],
+            SourceConfig::Pattern(c) => vec![("source.camera".into(), c.camera.as_str())],
+            SourceConfig::V4l2(c) => c
+                .camera
+                .iter()
+                .enumerate()
+                .map(|(i, camera)| (format!("source.camera[{i}].id"), camera.id.as_str()))
+                .collect(),
+        }
+    }
+
     /// Resolves relative paths against `base` (the configuration file's folder).
     pub fn resolve_paths(&mut self, base: &Path) {
         match self {

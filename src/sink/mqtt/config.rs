@@ -102,6 +102,23 @@ fn default_drain() -> u64 {
 }
 
 impl MqttConfig {
+    /// The names this section puts into topics, each with its key: checked against
+    /// [`names`](super::names) when the file is read.
+    pub fn topic_names(&self) -> Vec<(&'static str, &str, NameKind)> {
+        let mut names = vec![
+            ("sink.prefix", self.prefix.as_str(), NameKind::Prefix),
+            ("sink.device", self.device.as_str(), NameKind::Level),
+        ];
+        if self.discovery.enabled {
+            names.push((
+                "sink.discovery.prefix",
+                self.discovery.prefix.as_str(),
+                NameKind::Prefix,
+            ));
+        }
+        names
+    }
+
     pub fn client_id(&self) -> String {
         self.client_id
             .clone()
@@ -151,6 +168,24 @@ impl MqttConfig {
                 "a password needs `sink.username` (MQTT 3.1.1 sends no password alone)".into(),
             )),
             (None, None) => Ok(None),
+        }
+    }
+}
+
+/// How a name sits in a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// One or more levels, first in the topic.
+    Prefix,
+    /// Exactly one level.
+    Level,
+}
+
+impl NameKind {
+    pub fn check(self, name: &str) -> Result<(), super::names::NameError> {
+        match self {
+            NameKind::Prefix => super::names::check_prefix(name),
+            NameKind::Level => super::names::check_level(name),
         }
     }
 }

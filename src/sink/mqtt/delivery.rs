@@ -65,6 +65,19 @@ impl Delivery {
         if let Some(done) = self.in_flight.get_mut(&id) {
             *done = true;
         }
+        self.release()
+    }
+
+    /// An entry that will not be sent (set aside): done, in its place in the spool's order.
+    /// Returns what `acknowledged` returns.
+    pub fn skipped(&mut self, id: EntryId) -> Option<EntryId> {
+        self.in_flight.insert(id, true);
+        self.last_requested = Some(id);
+        self.release()
+    }
+
+    /// Takes the done entries off the front; the newest of them, if any.
+    fn release(&mut self) -> Option<EntryId> {
         let mut through = None;
         while let Some((&first, &done)) = self.in_flight.iter().next() {
             if !done {
@@ -104,6 +117,19 @@ mod tests {
         assert_eq!(d.in_flight(), 0);
         assert_eq!(d.last_requested(), Some(c));
         assert_eq!(d.acknowledged(4), None, "a duplicate ack changes nothing");
+    }
+
+    #[test]
+    fn a_skipped_entry_waits_for_those_before_it() {
+        let (a, b, c) = (EntryId::at(1, 0), EntryId::at(1, 10), EntryId::at(1, 20));
+        let mut d = Delivery::default();
+        d.requested(Carried::Entry(a));
+        d.sent(1);
+        assert_eq!(d.skipped(b), None, "b is done, but a is not yet");
+        assert_eq!(d.last_requested(), Some(b));
+        assert_eq!(d.acknowledged(1), Some(b));
+        assert_eq!(d.skipped(c), Some(c), "nothing before c is in flight");
+        assert_eq!(d.in_flight(), 0);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! platforms); all are retained and re-sent on every connect and whenever Home Assistant
 //! announces `online` on `<prefix>/status`.
 
-use super::topics::{level, Topics};
+use super::names::level;
+use super::topics::Topics;
 use crate::model::Task;
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -61,8 +61,8 @@ impl FleetSync {
         format!(
             "{}/gallery/{}/{}",
             self.prefix,
-            super::topics::level(&self.device),
-            super::topics::level(id)
+            super::names::level(&self.device),
+            super::names::level(id)
         )
     }
 
@@ -107,7 +107,7 @@ impl FleetSync {
         let Some((from, _)) = rest.split_once('/') else {
             return true;
         };
-        if payload.is_empty() || from == super::topics::level(&self.device) {
+        if payload.is_empty() || from == super::names::level(&self.device) {
             return true;
         }
         let message: FleetIdentity = match serde_json::from_slice(payload) {

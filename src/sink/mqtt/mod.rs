@@ -9,15 +9,19 @@
 
 mod config;
 mod connection;
+mod dead_letters;
 mod delivery;
 mod discovery;
+mod entry;
 mod events;
 mod fleet;
+pub mod names;
+mod session;
 mod stats;
 mod tls;
 mod topics;
 
-pub use config::{MqttConfig, SetupError};
+pub use config::{MqttConfig, NameKind, SetupError};
 pub use discovery::DiscoveryConfig;
 pub use events::{EventConfig, EventMessage, EventTracker, Subject};
 pub use fleet::FleetLink;
@@ -25,7 +29,7 @@ pub use tls::TlsConfig;
 pub use topics::Topics;
 
 use super::spool::Spool;
-use super::{CameraStatusRecord, Record, Sink, SinkError};
+use super::{CameraStatusRecord, DeliveryState, Record, Sink, SinkError};
 use connection::Shared;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,7 +56,7 @@ impl MqttSink {
         let spool = Spool::open(&config.spool).map_err(SinkError::Spool)?;
         if spool.pending() > 0 {
             log::info!(
-                "mqtt: {} results from an earlier run wait in the spool",
+                "mqtt: {} records from an earlier run wait in the spool",
                 spool.pending()
             );
         }
@@ -65,6 +69,7 @@ impl MqttSink {
             cameras: Mutex::new(Vec::new()),
             new_camera: AtomicBool::new(false),
             stats: Mutex::new(stats::StatsWindow::default()),
+            dead_letters: Mutex::new(dead_letters::DeadLetters::new(&config.spool.path)),
         });
         let io = {
             let (config, topics, shared) = (config.clone(), topics.clone(), Arc::clone(&shared));
@@ -137,9 +142,17 @@ impl Sink for MqttSink {
         Ok(())
     }
 
-    fn delivery(&self) -> Option<(bool, u64, u64)> {
-        let spool = connection::lock(&self.shared.spool);
-        Some((self.is_connected(), spool.pending(), spool.dropped()))
+    fn delivery(&self) -> Option<DeliveryState> {
+        let (pending, dropped) = {
+            let spool = connection::lock(&self.shared.spool);
+            (spool.pending(), spool.dropped())
+        };
+        Some(DeliveryState {
+            connected: self.is_connected(),
+            pending,
+            dropped,
+            set_aside: connection::lock(&self.shared.dead_letters).count(),
+        })
     }
 
     /// Spooled like a result, so an outage seen while the broker was away is not lost either.
@@ -171,16 +184,25 @@ impl Sink for MqttSink {
                 log::error!("mqtt: the I/O thread panicked");
             }
         }
+        // Records kept in the spool are delivered by the next run; records set aside are not.
+        let letters = connection::lock(&self.shared.dead_letters);
+        if letters.count() > 0 {
+            return Err(SinkError::Undelivered {
+                sink: self.describe.clone(),
+                count: letters.count() as usize,
+                why: format!(
+                    "the broker can never take them; they are set aside in {}",
+                    letters.path().display()
+                ),
+            });
+        }
         Ok(())
     }
 }
 
-/// A spool entry: the topic, a newline, the JSON payload.
+/// A spool entry: the topic and the JSON payload (`entry.rs`).
 fn entry(topic: &str, payload: &impl serde::Serialize) -> Result<Vec<u8>, SinkError> {
-    let mut entry = topic.as_bytes().to_vec();
-    entry.push(b'\n');
-    serde_json::to_writer(&mut entry, payload)?;
-    Ok(entry)
+    Ok(entry::encode(topic, payload)?)
 }
 
 impl Drop for MqttSink {

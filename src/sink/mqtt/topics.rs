@@ -1,5 +1,7 @@
 //! The topic layout, in one place.
 
+use super::names::level;
+
 /// Topics of one edgevit instance: `<prefix>/<device>/...`.
 #[derive(Debug, Clone)]
 pub struct Topics {
@@ -9,7 +11,7 @@ pub struct Topics {
 impl Topics {
     pub fn new(prefix: &str, device: &str) -> Self {
         Topics {
-            base: format!("{}/{}", prefix.trim_end_matches('/'), device),
+            base: format!("{}/{}", prefix.trim_end_matches('/'), level(device)),
         }
     }
 
@@ -44,13 +46,6 @@ impl Topics {
     }
 }
 
-/// A topic level cannot hold `/`, `+` or `#`.
-pub fn level(name: &str) -> String {
-    name.chars()
-        .map(|c| if matches!(c, '/' | '+' | '#') { '_' } else { c })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +55,7 @@ mod tests {
         let t = Topics::new("edgevit/", "door");
         assert_eq!(t.availability(), "edgevit/door/availability");
         assert_eq!(t.result("cam/1#"), "edgevit/door/cam_1_/result");
+        let t = Topics::new("edgevit", "door\n1");
+        assert_eq!(t.result("cam\nA"), "edgevit/door_1/cam_A/result");
     }
 }
