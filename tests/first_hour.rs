@@ -505,34 +505,28 @@ fn flags_for_another_task_are_refused() {
 fn enrolment_needs_no_configuration_and_a_folder_is_not_a_gallery() {
     let tmp = tempfile::tempdir().unwrap();
     let reid = common::repo().join("models/transreid-tiny");
-    let sample = std::fs::read_dir(reid.join("selftest"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "png"));
-    let image = match sample {
-        Some(image) => image,
-        None => {
-            let image = tmp.path().join("person.png");
-            image::RgbImage::from_fn(64, 128, |x, y| {
-                image::Rgb([(x * 4) as u8, (y * 2) as u8, 90])
-            })
-            .save(&image)
-            .unwrap();
-            image
-        }
+    // transreid-tiny has random weights: any picture of a person's proportions will do.
+    let image = tmp.path().join("person.png");
+    image::RgbImage::from_fn(64, 128, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 2) as u8, 90])
+    })
+    .save(&image)
+    .unwrap();
+    let enroll = |gallery: &Path, name: &str| {
+        edgevit(&[
+            "gallery",
+            "enroll",
+            "--model",
+            reid.to_str().unwrap(),
+            "--gallery",
+            gallery.to_str().unwrap(),
+            "--name",
+            name,
+            image.to_str().unwrap(),
+        ])
     };
     let gallery = tmp.path().join("g.sqlite");
-    let output = edgevit(&[
-        "gallery",
-        "enroll",
-        "--model",
-        reid.to_str().unwrap(),
-        "--gallery",
-        gallery.to_str().unwrap(),
-        "--name",
-        "ada",
-        image.to_str().unwrap(),
-    ]);
+    let output = enroll(&gallery, "ada");
     assert!(output.status.success(), "{}", stderr(&output));
     let listed = edgevit(&[
         "gallery",
@@ -545,17 +539,7 @@ fn enrolment_needs_no_configuration_and_a_folder_is_not_a_gallery() {
     assert_eq!(identities.len(), 1);
     assert_eq!(identities[0]["name"], "ada");
 
-    let output = edgevit(&[
-        "gallery",
-        "enroll",
-        "--model",
-        reid.to_str().unwrap(),
-        "--gallery",
-        tmp.path().to_str().unwrap(),
-        "--name",
-        "bob",
-        image.to_str().unwrap(),
-    ]);
+    let output = enroll(tmp.path(), "bob");
     assert_clean_failure(&output, &["`gallery.path`", "is a folder"]);
 }
 
@@ -570,4 +554,48 @@ fn one_problem_is_one_problem() {
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(": 1 problem\n"), "{stdout}");
+}
+
+/// Ctrl-C during `infer` ends it between images: every line printed is whole JSON, and the
+/// exit code (130) says that not every image was done.
+#[test]
+fn an_interrupted_infer_prints_whole_lines_and_says_so() {
+    use std::io::{BufRead, Read};
+    let model = common::default_model();
+    let digit = model.join("samples/digit-0-2.png");
+    let images = vec![digit.to_str().unwrap(); 5000];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(["infer", "--model", model.to_str().unwrap()])
+        .args(&images)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    stdout.read_line(&mut text).unwrap();
+    common::signal(&child, "INT");
+    stdout.read_to_string(&mut text).unwrap();
+    let mut stderr_text = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr_text)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr_text}");
+    assert!(stderr_text.contains("interrupted after"), "{stderr_text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        !lines.is_empty() && lines.len() < images.len(),
+        "{} lines",
+        lines.len()
+    );
+    for line in lines {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(record["top"][0]["label"], "0", "{record}");
+    }
+    assert!(text.ends_with('\n'), "the last line is whole");
 }

@@ -73,7 +73,8 @@ pub fn run(args: Args) -> Result<i32> {
         ..VitOptions::default()
     };
     let source = Box::new(
-        ImageListSource::new(args.images, args.camera).with_camera_index(args.camera_index),
+        ImageListSource::new(args.images.clone(), args.camera.clone())
+            .with_camera_index(args.camera_index),
     );
     let stdout = Box::new(JsonLinesSink::stdout());
     let sink: Box<dyn Sink> = match &args.draw {
@@ -96,7 +97,15 @@ pub fn run(args: Args) -> Result<i32> {
     };
     // SIGINT and SIGTERM end the run between images: the image in flight gets its whole line.
     let stop = super::stop_on_signals()?;
+    let images = args.images.len() as u64;
     let summary = pipeline.run(&stop)?;
+    if summary.frames < images && stop.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!(
+            "infer: interrupted after {} of {images} images",
+            summary.frames
+        );
+        return Ok(exit::INTERRUPTED);
+    }
     Ok(if summary.errors > 0 {
         exit::FAILED_ITEMS
     } else {

@@ -25,8 +25,8 @@ pub mod exit {
     /// The run ended but records were lost: a sink could not deliver them and had nowhere to
     /// keep them (a serial port that stayed away).
     pub const RECORDS_LOST: i32 = 3;
-    /// `bench`: stopped by SIGINT or SIGTERM before it had measured everything (128 + 2, as a
-    /// shell reports a command ended by Ctrl-C).
+    /// `infer`, `bench`: stopped by SIGINT or SIGTERM before the end (128 + 2, as a shell
+    /// reports a command ended by Ctrl-C); every line printed is whole.
     pub const INTERRUPTED: i32 = 130;
 }
 
