@@ -212,7 +212,7 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
         &setup.gallery_path,
     )?;
     if let Some(device) = &setup.fleet_device {
-        stage.gallery_mut().set_device(&device);
+        stage.gallery_mut().set_device(device);
     }
     let mut preprocess = Preprocessor::new(&package.manifest.input);
     let camera = Camera {

@@ -352,8 +352,8 @@ impl Machine {
                         retain: false,
                     });
                 }
-                Err((topic, payload, reason)) => {
-                    capture.set_aside(id, &topic, payload, &reason);
+                Err(refused) => {
+                    capture.set_aside(id, &refused.topic, refused.payload, &refused.reason);
                     if let Some(through) = self.delivery.skipped(id) {
                         capture.acknowledge(through);
                     }
@@ -363,24 +363,35 @@ impl Machine {
     }
 }
 
-/// The topic and payload of a spool entry, or why it can never be published (with what of
-/// the topic and payload could be read).
-fn publishable(bytes: &[u8]) -> Result<(&str, &[u8]), (String, &[u8], String)> {
-    let (topic, payload) =
-        entry::decode(bytes).map_err(|e| (String::new(), bytes, e.to_string()))?;
+/// A spool entry that can never be published: what of its topic and payload could be read,
+/// and why.
+struct Unpublishable<'a> {
+    topic: String,
+    payload: &'a [u8],
+    reason: String,
+}
+
+/// The topic and payload of a spool entry, or why it can never be published.
+fn publishable(bytes: &[u8]) -> Result<(&str, &[u8]), Unpublishable<'_>> {
+    let (topic, payload) = entry::decode(bytes).map_err(|e| Unpublishable {
+        topic: String::new(),
+        payload: bytes,
+        reason: e.to_string(),
+    })?;
+    let refuse = |reason: String| Unpublishable {
+        topic: topic.to_string(),
+        payload,
+        reason,
+    };
     if let Err(e) = names::check_topic(topic) {
-        return Err((topic.to_string(), payload, format!("topic {e}")));
+        return Err(refuse(format!("topic {e}")));
     }
     let size = topic.len() + payload.len() + PACKET_OVERHEAD;
-    if size > super::connection::MAX_PACKET {
-        return Err((
-            topic.to_string(),
-            payload,
-            format!(
-                "a packet of {size} bytes is over the limit of {}",
-                super::connection::MAX_PACKET
-            ),
-        ));
+    let limit = super::connection::MAX_PACKET;
+    if size > limit {
+        return Err(refuse(format!(
+            "a packet of {size} bytes is over the limit of {limit}"
+        )));
     }
     Ok((topic, payload))
 }
