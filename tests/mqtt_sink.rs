@@ -310,7 +310,7 @@ fn wait_until_spooled(spool: &Path, n: usize) {
     }
 }
 
-/// The README's case for the run id: without `state_dir`, a run whose results wait in the
+/// The case for the run id (docs/output.md): without `state_dir`, a run whose results wait in the
 /// spool through an outage and the next run both number from 0. A subscriber dropping
 /// duplicates by the documented key `(device, camera, run, seq)` keeps every record of both;
 /// by `(camera, seq)` alone it would throw the first run's away.

@@ -193,7 +193,7 @@ fn two_people_over_two_cameras_are_two_identities_through_restarts_and_a_sigkill
     let gallery = confirmed_in_gallery(&cam0);
     assert_eq!(gallery.len(), 2, "{gallery:?}");
 
-    // The figures the README quotes: the worst same-person and best other-person similarity.
+    // The figures docs/reid.md quotes: the worst same-person and best other-person similarity.
     let same = all
         .iter()
         .filter(|r| r["new"] == false)

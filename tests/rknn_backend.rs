@@ -3,7 +3,7 @@
 //! records the calls it gets, checks the buffers, sizes and formats it is handed, and computes
 //! a known function of the input (output element j = the mean of the input values at
 //! positions i with i % n == j, held as int8 and dequantized on request), so every value that
-//! comes back can be checked. What runs on a real NPU is not tested here (see the README).
+//! comes back can be checked. What runs on a real NPU is not tested here (see docs/boards.md).
 #![cfg(feature = "rknn")]
 
 mod common;

@@ -6,7 +6,7 @@
 #   bash tools/build_models.sh vit-tiny      # models/vit-tiny-f32, models/vit-tiny-int8 and models/vit-tiny-qdq
 #   bash tools/build_models.sh vit-mnist-canvas # train + package models/vit-mnist-canvas (zoom showcase)
 #   bash tools/build_models.sh parts         # models/vit-mnist-transfg and models/vit-mnist-lvvit
-#   bash tools/build_models.sh zoom-figures  # the README's zoom figures (release build of edgevit)
+#   bash tools/build_models.sh zoom-figures  # the zoom figures of docs/vit.md (release build of edgevit)
 #   bash tools/build_models.sh attention-ref # tests/fixtures/attention_ref (needs shared/)
 #   bash tools/build_models.sh osnet-ref     # tests/fixtures/osnet_ort (needs shared/)
 #   bash tools/build_models.sh vit4mnist-ref # tests/fixtures/vit4mnist_ort (needs shared/)

@@ -14,6 +14,7 @@ fail() { echo "check-deb: FAIL: $*" >&2; exit 1; }
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
 for path in /usr/bin/edgevit /etc/edgevit/edgevit.toml /lib/systemd/system/edgevit.service \
     /usr/share/doc/edgevit/README.md /usr/share/doc/edgevit/copyright \
+    /usr/share/doc/edgevit/docs/getting-started.md /usr/share/doc/edgevit/docs/engineering/benchmarks.md \
     /usr/share/edgevit/models/vit-mnist/model.toml /usr/share/edgevit/models/vit-mnist/model.onnx \
     /usr/share/edgevit/models/vit-mnist/labels.txt /usr/share/edgevit/models/vit-mnist/selftest/logits.npy \
     /usr/share/edgevit/models/vit-mnist/samples/digit-7-8.png \

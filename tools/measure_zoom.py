@@ -39,7 +39,7 @@ def iou(a, b):
 
 
 def crops_picture(frames, path):
-    """The README's picture: a held-out frame's 28x28 model input, the digit's region cut
+    """The book's picture (docs/vit.md): a held-out frame's 28x28 model input, the digit's region cut
     from that input and upscaled to 28x28 (the paper's crop), and the same region cut from the
     native 84x84 frame and resized to 28x28 (edgevit's crop); enlarged 6x, nearest."""
     from PIL import Image

@@ -15,8 +15,8 @@ Writes:
   tools/work/vit-mnist-canvas.pt         checkpoint (state_dict + timm kwargs)
   tools/work/vit-mnist-canvas-train.json accuracy by frame size, time, config
   tools/work/canvas-test/                held-out 84x84 frames (PNG) and labels.csv, the set the
-                                         README's zoom figures are measured on (tools/measure_zoom.py)
-  models/vit-mnist-canvas/samples/       a few held-out frames for the README and the demo
+                                         book's zoom figures (docs/vit.md) are measured on (tools/measure_zoom.py)
+  models/vit-mnist-canvas/samples/       a few held-out frames for the book and the demo
 """
 import argparse
 import csv

@@ -86,7 +86,7 @@ pub struct OrtConfig {
     /// of f32 weights. Off, ONNX Runtime fuses DequantizeLinear -> MatMul into kernels that
     /// keep the weights in int8 (a quarter of the memory): at `int8_precision` `fast` they
     /// quantize the activations as well (another function), at `exact` they compute in f32
-    /// (the graph's arithmetic); slower either way on the x86 CPUs measured (see the README).
+    /// (the graph's arithmetic); slower either way on the x86 CPUs measured (see docs/backends.md).
     /// Graphs that quantize activations are never touched.
     #[serde(default = "default_dequantize_weights")]
     pub dequantize_weights: bool,
@@ -97,7 +97,7 @@ pub struct OrtConfig {
     /// kernel only where the pair has one reader: a static QDQ ViT whose query, key and value
     /// are three matmuls on the same quantized tokens (Hugging Face's ViT, DeiT, DINOv2)
     /// otherwise runs them on float or per-block kernels. The same arithmetic, faster (see the
-    /// README). Graphs without such a pair are loaded from their file as they are.
+    /// docs/backends.md). Graphs without such a pair are loaded from their file as they are.
     #[serde(default = "default_dedicated_qdq_pairs")]
     pub dedicated_qdq_pairs: bool,
     /// With more than one thread, whether the CPU provider's threads spin-wait for work
@@ -606,7 +606,7 @@ fn build_session(
 /// The size edgevit feeds for each named free dimension of the graph's inputs: the
 /// manifest's shape for the image, 1 for a side input's single value. A graph exported with
 /// a free batch is planned by ONNX Runtime for any size; with the sizes fixed it folds the
-/// shape arithmetic and fuses more (DINOv2 ViT-S: see the README). A name given two sizes
+/// shape arithmetic and fuses more (DINOv2 ViT-S: see docs/backends.md). A name given two sizes
 /// stays free.
 fn free_dimensions(
     inputs: &[DeclaredInput],

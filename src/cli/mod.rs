@@ -13,7 +13,7 @@ mod snapshot;
 
 use clap::{Parser, Subcommand};
 
-/// Exit codes (documented in the README's "Exit codes").
+/// Exit codes (documented in docs/command-line.md, "Exit codes").
 pub mod exit {
     /// Done: every record was delivered, or is kept in the MQTT spool for a later delivery.
     pub const OK: i32 = 0;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The TOML configuration file (see board-configs/ and the README's "Configuration").
+    /// The TOML configuration file (see board-configs/ and docs/configuration.md).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
 }

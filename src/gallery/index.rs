@@ -3,7 +3,7 @@
 //!
 //! Flat search reads the whole matrix once per query, in order: the compiler vectorises the
 //! dot products, and no index has to be kept in step with deletions and merges. `cargo bench
-//! --bench gallery` measures it at 1k, 10k and 100k exemplars (see the README).
+//! --bench gallery` measures it at 1k, 10k and 100k exemplars (see docs/reid.md).
 
 /// Embeddings of unit length, one row per exemplar.
 #[derive(Debug, Clone, Default)]

@@ -1,5 +1,5 @@
 //! The records every sink delivers: one per frame, a result or an error.
-//! The JSON shape is documented in the README ("Output").
+//! The JSON shape is documented in docs/output.md.
 
 use crate::frame::FrameMeta;
 use crate::interpret::Interpretation;

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LineFormat {
-    /// The JSON object stdout prints (README, "Output").
+    /// The JSON object stdout prints (docs/output.md).
     #[default]
     Json,
     /// `R,...` or `E,...`: see the module documentation of [`serial`](super).

@@ -3,7 +3,7 @@
 //!
 //! # Line formats
 //!
-//! `format = "json"` writes the JSON object stdout prints (README, "Output").
+//! `format = "json"` writes the JSON object stdout prints (docs/output.md).
 //!
 //! `format = "csv"` writes a compact line that a microcontroller can split on `,`:
 //!
