@@ -49,9 +49,7 @@ fn stage(package: &ModelPackage, backend: &dyn InferenceBackend, map: MapKind) -
 
 #[test]
 fn auto_finds_every_block_of_three_vits_and_refuses_a_cnn() {
-    let Some(shared) = common::shared_dir() else {
-        return;
-    };
+    let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
     let (_, dino) = dino(&shared, &tmp.path().join("dino"), "stretch");
     let found = dino.attention();
@@ -128,9 +126,7 @@ fn auto_finds_every_block_of_three_vits_and_refuses_a_cnn() {
 /// which were computed on ONNX Runtime's attention for the same input.
 #[test]
 fn rollout_matches_the_numpy_reference_on_dinov2() {
-    let Some(shared) = common::shared_dir() else {
-        return;
-    };
+    let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
     let (package, mut backend) = dino(&shared, tmp.path(), "stretch");
     let fixtures = common::repo().join("tests/fixtures/attention_ref");
@@ -172,9 +168,7 @@ fn background(width: u32, height: u32) -> image::RgbImage {
 /// Objects pasted at known places into larger frames are covered by the zoom box.
 #[test]
 fn the_zoom_box_finds_objects_pasted_into_larger_frames() {
-    let Some(shared) = common::shared_dir() else {
-        return;
-    };
+    let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
     let objects = ["chelsea.png", "parrot.jpg", "owl.jpg", "coffee.png"];
     let mut ious = Vec::new();

@@ -23,8 +23,8 @@ struct VmRun {
 }
 
 /// Runs `script` in a fresh VM with edgevit (and `extra`) in /work; files the script writes
-/// under /out come back in `out`. `None` when the VM cannot run here (and is not required).
-fn run_in_vm(extra: &[&Path], out: &Path, script: &str) -> Option<VmRun> {
+/// under /out come back in `out`. Where the VM cannot run, the test fails saying what is missing.
+fn run_in_vm(extra: &[&Path], out: &Path, script: &str) -> VmRun {
     let _one_at_a_time = VM.lock().unwrap_or_else(|e| e.into_inner());
     let qemu_found = Command::new("sh")
         .args(["-c", "command -v qemu-system-x86_64"])
@@ -55,21 +55,18 @@ fn run_in_vm(extra: &[&Path], out: &Path, script: &str) -> Option<VmRun> {
         "the VM timed out:\n{}\n{}",
         run.stdout, run.stderr
     );
-    Some(run)
+    run
 }
 
 /// The host's v4l2-ctl, to be copied into the VM (always `Some`: missing, the test fails).
-fn v4l2_ctl() -> Option<PathBuf> {
-    let found = Command::new("sh")
+fn v4l2_ctl() -> PathBuf {
+    Command::new("sh")
         .args(["-c", "command -v v4l2-ctl"])
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if found.is_none() {
-        common::missing("v4l2-ctl (v4l-utils)");
-    }
-    found
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .unwrap_or_else(|| common::missing("v4l2-ctl (v4l-utils)"))
 }
 
 /// The fourccs of `v4l2-ctl --list-formats` (lines like `[0]: 'YUYV' (YUYV 4:2:2)`).
@@ -143,9 +140,7 @@ const FORMATS: [&str; 6] = ["YUYV", "NV12", "NM12", "GREY", "RGB3", "BGR3"];
 fn every_supported_format_on_single_and_multi_planar_nodes_decodes_to_the_colour_bars() {
     let out = tempfile::tempdir().unwrap();
     // What vivid offers is read with v4l2-ctl, independently of edgevit's own enumeration.
-    let Some(v4l2_ctl) = v4l2_ctl() else {
-        return;
-    };
+    let v4l2_ctl = v4l2_ctl();
     let script = format!(
         "./edgevit probe --json > /out/probe.json; \
          for node in /dev/video*; do n=${{node#/dev/}}; \
@@ -157,9 +152,7 @@ fn every_supported_format_on_single_and_multi_planar_nodes_decodes_to_the_colour
          done; done",
         formats = FORMATS.join(" ")
     );
-    let Some(run) = run_in_vm(&[&v4l2_ctl], out.path(), &script) else {
-        return;
-    };
+    let run = run_in_vm(&[&v4l2_ctl], out.path(), &script);
     assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
     let probe: Value = serde_json::from_slice(
         &std::fs::read(out.path().join("probe.json")).expect("probe.json written"),
@@ -300,9 +293,7 @@ fn two_cameras_run_through_the_model_and_numbering_survives_a_restart() {
     let script = "for run in 1 2; do \
         ./edgevit run --config cameras.toml > /out/run$run.jsonl 2> /out/run$run.err & pid=$!; \
         sleep 12; kill -TERM $pid; wait $pid; echo \"run $run exit $?\"; done";
-    let Some(run) = run_in_vm(&[&config, &model], dir.path(), script) else {
-        return;
-    };
+    let run = run_in_vm(&[&config, &model], dir.path(), script);
     assert_eq!(run.status, 0, "{}\n{}", run.stdout, run.stderr);
     let mut last_seq = std::collections::HashMap::new();
     for round in [1, 2] {
@@ -365,9 +356,7 @@ fn cameras_unplugged_while_running_come_back_without_a_restart() {
         sleep 10; echo vivid.0 > /sys/bus/platform/drivers/vivid/unbind; echo unplugged; \
         sleep 3; echo vivid.0 > /sys/bus/platform/drivers/vivid/bind; echo replugged; \
         sleep 12; kill -TERM $pid; wait $pid; echo \"exit $?\"";
-    let Some(run) = run_in_vm(&[&config, &model], dir.path(), script) else {
-        return;
-    };
+    let run = run_in_vm(&[&config, &model], dir.path(), script);
     let err = std::fs::read_to_string(dir.path().join("run.err")).unwrap_or_default();
     assert_eq!(run.status, 0, "{}\n{}\n{err}", run.stdout, run.stderr);
     assert!(

@@ -54,9 +54,7 @@ fn package(shared: &Path, dir: &Path) -> PathBuf {
 
 #[test]
 fn logits_match_onnx_runtime_within_1e4() {
-    let Some(shared) = common::shared_dir() else {
-        return;
-    };
+    let shared = common::shared_dir();
     let reference = reference(&shared);
     let tmp = tempfile::tempdir().unwrap();
     let mut model =
@@ -97,9 +95,9 @@ struct Digit {
 }
 
 /// The first `count` digits of the reference list through `edgevit infer --top-k 1` and the
-/// `flags` given, in order; `None` without ../shared.
-fn classify_digits(count: usize, flags: &[&str]) -> Option<Vec<Digit>> {
-    let shared = common::shared_dir()?;
+/// `flags` given, in order.
+fn classify_digits(count: usize, flags: &[&str]) -> Vec<Digit> {
+    let shared = common::shared_dir();
     let reference = reference(&shared);
     let tmp = tempfile::tempdir().unwrap();
     let model = package(&shared, tmp.path());
@@ -133,7 +131,7 @@ fn classify_digits(count: usize, flags: &[&str]) -> Option<Vec<Digit>> {
             }
         })
         .collect();
-    Some(digits)
+    digits
 }
 
 /// How many edgevit got right, how many ONNX Runtime got right, and on how many they agree.
@@ -148,9 +146,7 @@ fn tally(digits: &[Digit]) -> (usize, usize, usize) {
 
 #[test]
 fn top1_accuracy_through_the_cli_equals_onnx_runtime() {
-    let Some(digits) = classify_digits(300, &[]) else {
-        return;
-    };
+    let digits = classify_digits(300, &[]);
     let (ours, ort, agree) = tally(&digits);
     assert_eq!(agree, 300, "every prediction equals ONNX Runtime's");
     assert_eq!(ours, ort);
@@ -165,9 +161,7 @@ fn top1_accuracy_through_the_cli_equals_onnx_runtime() {
 #[test]
 fn half_precision_keeps_onnx_runtimes_top1() {
     let count = 100;
-    let Some(digits) = classify_digits(count, &["--backend", "tract-f16"]) else {
-        return;
-    };
+    let digits = classify_digits(count, &["--backend", "tract-f16"]);
     for digit in &digits {
         assert_eq!(digit.line["backend"], "tract-f16", "{}", digit.line);
     }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::broker::{free_port, installed, Broker, MOSQUITTO};
+use common::broker::{free_port, installed, Broker};
 
 /// A subscriber to `edgevit/#` with a persistent session, collecting (topic, payload).
 struct Subscriber {
@@ -175,9 +175,7 @@ fn assert_complete_in_order(results: &[(String, u64)], camera: &str, n: u64) {
 fn results_arrive_in_order_and_a_clean_stop_says_stopped() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let Some(_broker) = Broker::start(tmp.path(), port) else {
-        return;
-    };
+    let _broker = Broker::start(tmp.path(), port);
     let sub = subscribed(port, "sub-order");
     let status = edgevit(&config(tmp.path(), port, "frames = 25\ncamera = \"gate\"")).wait();
     assert!(status.success());
@@ -199,9 +197,7 @@ fn results_arrive_in_order_and_a_clean_stop_says_stopped() {
 fn broker_restart_mid_run_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let Some(mut broker) = Broker::start(tmp.path(), port) else {
-        return;
-    };
+    let mut broker = Broker::start(tmp.path(), port);
     let sub = subscribed(port, "sub-restart");
     let run = edgevit(&config(
         tmp.path(),
@@ -233,9 +229,7 @@ fn broker_restart_mid_run_loses_nothing() {
 fn sigkill_while_connected_leaves_offline() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let Some(_broker) = Broker::start(tmp.path(), port) else {
-        return;
-    };
+    let _broker = Broker::start(tmp.path(), port);
     let sub = subscribed(port, "sub-kill");
     let run = edgevit(&config(tmp.path(), port, "fps = 10"));
     sub.wait_for("online", 20, |s| {
@@ -253,10 +247,8 @@ fn sigkill_while_connected_leaves_offline() {
 fn results_spooled_before_a_kill_arrive_after_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    if !Path::new(MOSQUITTO).exists() {
-        let _ = Broker::start(tmp.path(), port);
-        return;
-    }
+    // The broker starts later: mosquitto must be there (the test fails here if not).
+    installed();
     // The broker is down: ten results go to the spool, then edgevit is killed while it waits.
     let first = edgevit(&config(
         tmp.path(),
@@ -267,9 +259,7 @@ fn results_spooled_before_a_kill_arrive_after_restart() {
     common::signal(first.child(), "KILL");
     first.wait();
 
-    let Some(_broker) = Broker::start(tmp.path(), port) else {
-        return;
-    };
+    let _broker = Broker::start(tmp.path(), port);
     let sub = subscribed(port, "sub-spool");
     let status = edgevit(&config(tmp.path(), port, "frames = 1\ncamera = \"after\"")).wait();
     assert!(status.success());
@@ -318,18 +308,14 @@ fn wait_until_spooled(spool: &Path, n: usize) {
 fn two_runs_with_an_outage_between_are_told_apart_by_the_dedup_key() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    if !Path::new(MOSQUITTO).exists() {
-        let _ = Broker::start(tmp.path(), port);
-        return;
-    }
+    // The broker starts later: mosquitto must be there (the test fails here if not).
+    installed();
     let first = edgevit(&config(tmp.path(), port, "frames = 26\ncamera = \"gate\""));
     wait_until_spooled(&tmp.path().join("spool"), 26);
     common::signal(first.child(), "KILL");
     first.wait();
 
-    let Some(_broker) = Broker::start(tmp.path(), port) else {
-        return;
-    };
+    let _broker = Broker::start(tmp.path(), port);
     let sub = subscribed(port, "sub-dedup");
     let status = edgevit(&config(tmp.path(), port, "frames = 31\ncamera = \"gate\"")).wait();
     assert!(status.success());
@@ -374,9 +360,7 @@ fn two_runs_with_an_outage_between_are_told_apart_by_the_dedup_key() {
 fn events_discovery_and_stats() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let Some(_broker) = Broker::start(tmp.path(), port) else {
-        return;
-    };
+    let _broker = Broker::start(tmp.path(), port);
     // The same digit, 15 times: one event starts after 3 frames and never ends.
     let frames = tmp.path().join("frames");
     std::fs::create_dir(&frames).unwrap();
@@ -543,23 +527,21 @@ struct TlsSetup {
     _broker: Broker,
 }
 
-fn tls_setup(server_names: &[&str], auth: impl FnOnce(&Path) -> String) -> Option<TlsSetup> {
-    if !installed() {
-        return None;
-    }
+fn tls_setup(server_names: &[&str], auth: impl FnOnce(&Path) -> String) -> TlsSetup {
+    installed();
     let tmp = tempfile::tempdir().unwrap();
     let (plain, secure) = (free_port(), free_port());
     let pki = Pki::new(&tmp.path().join("pki"), "ca");
     let server = pki.issue("server", server_names, false);
     let listener = tls_listener(secure, &pki, &server, &auth(tmp.path()));
-    let broker = Broker::start_with(tmp.path(), plain, &listener)?;
-    Some(TlsSetup {
+    let broker = Broker::start_with(tmp.path(), plain, &listener);
+    TlsSetup {
         tmp,
         plain,
         secure,
         pki,
         _broker: broker,
-    })
+    }
 }
 
 /// Runs edgevit against the TLS listener of `setup` with settings the broker will not accept:
@@ -727,11 +709,9 @@ fn subscribed(port: u16, id: &str) -> Subscriber {
 
 #[test]
 fn tls_with_a_password_file_delivers_in_order() {
-    let Some(setup) = tls_setup(&["localhost", "127.0.0.1"], |dir| {
+    let setup = tls_setup(&["localhost", "127.0.0.1"], |dir| {
         password_auth(dir, "camera", "s3cret")
-    }) else {
-        return;
-    };
+    });
     let (tmp, plain, secure) = (&setup.tmp, setup.plain, setup.secure);
     let sub = subscribed(plain, "sub-tls");
     std::fs::write(tmp.path().join("password"), "s3cret\n").unwrap();
@@ -756,11 +736,9 @@ fn tls_with_a_password_file_delivers_in_order() {
 
 #[test]
 fn wrong_password_is_retried_and_never_online_and_loses_nothing() {
-    let Some(setup) = tls_setup(&["localhost", "127.0.0.1"], |dir| {
+    let setup = tls_setup(&["localhost", "127.0.0.1"], |dir| {
         password_auth(dir, "camera", "s3cret")
-    }) else {
-        return;
-    };
+    });
     let (tmp, plain, secure) = (&setup.tmp, setup.plain, setup.secure);
     let sub = subscribed(plain, "sub-password");
     let tls = "ca_file = \"pki/ca.pem\"";
@@ -797,11 +775,9 @@ fn wrong_password_is_retried_and_never_online_and_loses_nothing() {
 
 #[test]
 fn untrusted_ca_is_a_tls_error_and_never_online() {
-    let Some(setup) = tls_setup(&["localhost", "127.0.0.1"], |_| {
+    let setup = tls_setup(&["localhost", "127.0.0.1"], |_| {
         "allow_anonymous true".to_string()
-    }) else {
-        return;
-    };
+    });
     let (tmp, plain, secure) = (&setup.tmp, setup.plain, setup.secure);
     let other = Pki::new(&tmp.path().join("pki"), "other-ca");
     let sub = subscribed(plain, "sub-untrusted");
@@ -823,9 +799,7 @@ fn untrusted_ca_is_a_tls_error_and_never_online() {
 
 #[test]
 fn certificate_name_mismatch_fails_and_server_name_fixes_it() {
-    let Some(setup) = tls_setup(&["broker.test"], |_| "allow_anonymous true".to_string()) else {
-        return;
-    };
+    let setup = tls_setup(&["broker.test"], |_| "allow_anonymous true".to_string());
     let (tmp, plain, secure) = (&setup.tmp, setup.plain, setup.secure);
     let sub = subscribed(plain, "sub-name");
     assert_refused_twice(
@@ -853,11 +827,9 @@ fn certificate_name_mismatch_fails_and_server_name_fixes_it() {
 
 #[test]
 fn client_certificate_is_required_and_accepted() {
-    let Some(setup) = tls_setup(&["localhost", "127.0.0.1"], |_| {
+    let setup = tls_setup(&["localhost", "127.0.0.1"], |_| {
         "require_certificate true\nallow_anonymous true".to_string()
-    }) else {
-        return;
-    };
+    });
     let (tmp, plain, secure, pki) = (&setup.tmp, setup.plain, setup.secure, &setup.pki);
     pki.issue("client", &["edgevit"], true);
     let sub = subscribed(plain, "sub-client-cert");
@@ -894,11 +866,9 @@ fn client_certificate_is_required_and_accepted() {
 /// the right password does (so the broker was reachable all along).
 #[test]
 fn refused_login_never_counts_as_connected() {
-    let Some(setup) = tls_setup(&["localhost", "127.0.0.1"], |dir| {
+    let setup = tls_setup(&["localhost", "127.0.0.1"], |dir| {
         password_auth(dir, "camera", "s3cret")
-    }) else {
-        return;
-    };
+    });
     let (tmp, secure) = (&setup.tmp, setup.secure);
     let sink = |password: &str| {
         let mut config: edgevit::sink::MqttConfig = toml::from_str(&format!(
@@ -994,9 +964,7 @@ fn unusable_tls_files_stop_the_start_with_the_key_and_file() {
 fn camera_status_changes_are_published_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let Some(_broker) = Broker::start(tmp.path(), port) else {
-        return;
-    };
+    let _broker = Broker::start(tmp.path(), port);
     let sub = subscribed(port, "sub-camera-status");
     let mut config: edgevit::sink::MqttConfig = toml::from_str(&format!(
         "host = \"127.0.0.1\"\nport = {port}\ndevice = \"test\"\n[spool]\npath = \"spool\"\n"
@@ -1047,9 +1015,7 @@ fn camera_status_changes_are_published_in_order() {
 fn a_poisoned_spool_is_drained_and_its_bad_entries_are_set_aside() {
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let Some(_broker) = Broker::start(tmp.path(), port) else {
-        return;
-    };
+    let _broker = Broker::start(tmp.path(), port);
     let spool_dir = tmp.path().join("spool");
     {
         let config = edgevit::sink::spool::SpoolConfig {

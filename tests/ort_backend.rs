@@ -105,19 +105,20 @@ fn every_bundled_model_gives_tracts_outputs_and_passes_its_self_test() {
             "{name}: ort (basic) vs tract: worst {d:e} on {output:?} (tolerance {tolerance:e})"
         );
         assert!(d <= tolerance, "{name}: {output} differs by {d}");
-        // `all` (ONNX Runtime's default) fuses more; report how far that moves the outputs.
-        let mut fused = LoadedModel::load(&dir, &ort_backend(Optimization::All));
-        match &mut fused {
-            Ok(fused) => {
-                let (output, d) = worst_difference(
-                    tract.backend.as_mut(),
-                    fused.backend.as_mut(),
-                    &tract.package,
-                );
-                eprintln!("{name}: ort (all) vs tract: worst {d:e} on {output:?}");
-            }
-            Err(e) => eprintln!("{name}: ort (all) refused: {}", edgevit::error::chain(e)),
-        }
+        // `all` (ONNX Runtime's default) fuses more: the model still loads there, its
+        // self-test holding at the package's tolerance for ONNX Runtime, and its outputs stay
+        // within that of tract's (plus tract's own distance from the reference).
+        let mut fused = LoadedModel::load(&dir, &ort_backend(Optimization::All))
+            .unwrap_or_else(|e| panic!("{name} at `all`: {}", edgevit::error::chain(&e)));
+        let selftest = tract.package.manifest.selftest.as_ref().unwrap();
+        let allowed = selftest.tolerance_for("ort") + tolerance;
+        let (output, d) = worst_difference(
+            tract.backend.as_mut(),
+            fused.backend.as_mut(),
+            &tract.package,
+        );
+        eprintln!("{name}: ort (all) vs tract: worst {d:e} on {output:?} (allowed {allowed:e})");
+        assert!(d <= allowed, "{name} at `all`: {output} differs by {d}");
     }
 }
 
@@ -140,7 +141,14 @@ fn the_int8_precision_setting_keeps_the_qdq_model_within_its_self_test() {
         assert_eq!(model.backend.name(), "ort");
     }
     match load(Int8Precision::Fast) {
-        Ok(_) => eprintln!("fast int8 passes the self-test on this CPU"),
+        Ok(model) => {
+            assert!(
+                model.backend.name().starts_with("ort"),
+                "{}",
+                model.backend.name()
+            );
+            eprintln!("fast int8 passes the self-test on this CPU");
+        }
         Err(e) => {
             let message = edgevit::error::chain(&e);
             // Only a CPU where `auto` chooses the exact kernels may fail with the fast ones.
@@ -467,9 +475,7 @@ fn the_memory_and_threading_settings_change_no_output() {
 
 #[test]
 fn vit4mnist_and_osnet_agree_with_tract() {
-    let Some(shared) = common::shared_dir() else {
-        return;
-    };
+    let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
     let dir = vit4mnist_package(&shared, tmp.path());
     let mut tract = LoadedModel::load(&dir, &BackendConfig::default()).unwrap();
@@ -537,9 +543,7 @@ fn vit4mnist_and_osnet_agree_with_tract() {
 /// graph with no free dimension is left as it is.
 #[test]
 fn a_free_batch_is_planned_at_the_size_edgevit_feeds() {
-    let Some(shared) = common::shared_dir() else {
-        return;
-    };
+    let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
     let dir = vit4mnist_package(&shared, tmp.path());
     let package = ModelPackage::open(&dir).unwrap();

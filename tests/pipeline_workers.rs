@@ -166,7 +166,17 @@ fn every_frame_buffer_goes_back_to_the_source() {
 fn zoom_runs_on_every_worker() {
     let tmp = tempfile::tempdir().unwrap();
     let canvas = common::repo().join("models/vit-mnist-canvas");
-    let samples = canvas.join("samples");
+    // The four samples ten times over: enough frames that both workers get some, however the
+    // threads are scheduled.
+    let samples = tmp.path().join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    for entry in std::fs::read_dir(canvas.join("samples")).unwrap() {
+        let path = entry.unwrap().path();
+        for copy in 0..10 {
+            let name = format!("{copy}-{}", path.file_name().unwrap().to_string_lossy());
+            std::fs::copy(&path, samples.join(name)).unwrap();
+        }
+    }
     let out = tmp.path().join("out.jsonl");
     let config = tmp.path().join("edgevit.toml");
     std::fs::write(
@@ -180,10 +190,24 @@ fn zoom_runs_on_every_worker() {
         ),
     )
     .unwrap();
-    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", common::stderr(&output));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(["run", "--config", config.to_str().unwrap()])
+        .env("RUST_LOG", "edgevit::pipeline=debug")
+        .output()
+        .unwrap();
+    let log = common::stderr(&output);
+    assert!(output.status.success(), "{log}");
+    // Both workers took frames: each says how many at the end.
+    for worker in 0..2 {
+        let jobs: u64 = log
+            .lines()
+            .find_map(|l| l.split(&format!("worker {worker}: ")).nth(1))
+            .and_then(|rest| rest.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("worker {worker} said nothing: {log}"));
+        assert!(jobs >= 1, "worker {worker} took no frame: {log}");
+    }
     let records = records(&out);
-    assert!(records.len() >= 2, "{records:?}");
+    assert_eq!(records.len(), 40);
     for record in &records {
         assert!(record["region"]["box"].is_array(), "{record}");
         assert!(

@@ -240,7 +240,35 @@ fn infer_runs_the_self_test_and_the_image_on_the_npu_runtime() {
     let records = common::json_lines(&output);
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["backend"], "rknn", "{records:?}");
-    assert!(records[0]["top"][0]["label"].is_string(), "{records:?}");
+    // The mock's logits are its known function of the 8-bit pixels: logit j is the mean of the
+    // pixels i with i % 10 == j, held as int8 on the way (so within one step of 1/255 of the
+    // range). The top class is theirs.
+    let pixels = image::open(&sample).unwrap().to_luma8().into_raw();
+    let means: Vec<f32> = (0..10)
+        .map(|j| {
+            let column: Vec<f32> = pixels
+                .iter()
+                .skip(j)
+                .step_by(10)
+                .map(|&v| f32::from(v))
+                .collect();
+            column.iter().sum::<f32>() / column.len() as f32
+        })
+        .collect();
+    let (max, min) = means
+        .iter()
+        .fold((f32::MIN, f32::MAX), |(hi, lo), &m| (hi.max(m), lo.min(m)));
+    let top = records[0]["top"][0]["index"].as_u64().unwrap() as usize;
+    assert!(
+        means[top] >= max - (max - min) / 255.0 * 2.0,
+        "class {top} has mean {}, the best {max}: {means:?}",
+        means[top]
+    );
+    assert_eq!(
+        records[0]["top"][0]["label"],
+        top.to_string(),
+        "{records:?}"
+    );
     let runs = calls(&log)
         .iter()
         .filter(|c| c.starts_with("rknn_run"))

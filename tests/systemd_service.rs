@@ -62,6 +62,40 @@ impl NotifySocket {
         }
     }
 
+    /// Collects messages while `child` runs, until `done` says enough (or `limit` passes).
+    fn collect_until(&mut self, limit: Duration, done: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + limit;
+        let mut buf = [0u8; 4096];
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "not within {limit:?}: {:?}",
+                self.texts()
+            );
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                self.messages
+                    .extend(text.lines().map(|l| (Instant::now(), l.to_string())));
+            }
+        }
+    }
+
+    /// The longest time between READY=1 and STOPPING=1 without a WATCHDOG=1: what systemd
+    /// compares with WatchdogSec.
+    fn longest_silence(&self) -> Duration {
+        let marks: Vec<Instant> = self
+            .messages
+            .iter()
+            .filter(|(_, m)| matches!(m.as_str(), "READY=1" | "WATCHDOG=1" | "STOPPING=1"))
+            .map(|(at, _)| *at)
+            .collect();
+        marks
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default()
+    }
+
     fn texts(&self) -> Vec<&str> {
         self.messages.iter().map(|(_, m)| m.as_str()).collect()
     }
@@ -107,14 +141,18 @@ fn ready_after_loading_then_watchdog_and_status_while_frames_flow_then_stopping(
         "[source]\nkind = \"pattern\"\nwidth = 32\nheight = 32\nframes = 50\nfps = 20\n\
          [model]\npath = \"{model}\"\n[sink]\nkind = \"file\"\npath = \"out.jsonl\"\n",
     );
-    let mut child = edgevit_under_systemd(&config, &socket, Duration::from_millis(600));
+    let watchdog = Duration::from_secs(2);
+    let mut child = edgevit_under_systemd(&config, &socket, watchdog);
     let status = socket.collect_until_exit(child.child_mut(), Duration::from_secs(60));
     assert!(status.success());
     let texts = socket.texts();
     assert_eq!(texts.first(), Some(&"READY=1"), "{texts:?}");
     assert_eq!(texts.last(), Some(&"STOPPING=1"), "{texts:?}");
-    // 2.5 s of frames, pinged every 0.3 s.
-    assert!(socket.count("WATCHDOG=1") >= 3, "{texts:?}");
+    // While frames flow, systemd never goes WatchdogSec without a ping (edgevit pings every
+    // half of it, which leaves the other half for a loaded machine).
+    assert!(socket.count("WATCHDOG=1") >= 1, "{texts:?}");
+    let silence = socket.longest_silence();
+    assert!(silence < watchdog, "{silence:?} without a ping: {texts:?}");
     let status_line = texts
         .iter()
         .find(|m| m.starts_with("STATUS="))
@@ -155,17 +193,12 @@ fn a_stalled_pipeline_is_not_pinged() {
     let mut child = edgevit_under_systemd(&config, &socket, Duration::from_millis(600));
     let status = socket.collect_until_exit(child.child_mut(), Duration::from_secs(60));
     assert!(status.success());
-    let ready = socket.messages[0].0;
-    let stopping = socket.messages.last().unwrap().0;
+    // Pings stop a watchdog interval after the last frame: during the 2.5 s between the two
+    // frames systemd sees more than WatchdogSec without a ping (and would restart edgevit).
+    let silence = socket.longest_silence();
     assert!(
-        stopping - ready >= Duration::from_secs(2),
-        "the stall lasted 2.5 s"
-    );
-    // Pinging all along would give about 8 pings in those 2.5 s; pings stop 0.6 s after a frame.
-    let pings = socket.count("WATCHDOG=1");
-    assert!(
-        pings <= 5,
-        "{pings} pings during a stall: {:?}",
+        silence > Duration::from_millis(600),
+        "never more than {silence:?} without a ping during a stall: {:?}",
         socket.texts()
     );
     let log = stderr_of(child);
@@ -182,13 +215,19 @@ fn a_camera_that_is_reconnecting_is_not_a_stall() {
         "[source]\nkind = \"v4l2\"\n[[source.camera]]\nid = \"door\"\ndevice = \"/dev/video-edgevit-none\"\n\
          reconnect_min_ms = 200\nreconnect_max_ms = 400\n[model]\npath = \"{model}\"\n",
     );
-    let mut child = edgevit_under_systemd(&config, &socket, Duration::from_millis(600));
-    std::thread::sleep(Duration::from_secs(3));
+    let watchdog = Duration::from_secs(2);
+    let mut child = edgevit_under_systemd(&config, &socket, watchdog);
+    // Several watchdog intervals without a single frame, pinged throughout.
+    socket.collect_until(Duration::from_secs(60), |s| s.count("WATCHDOG=1") >= 5);
     common::signal(child.child(), "TERM");
     let status = socket.collect_until_exit(child.child_mut(), Duration::from_secs(30));
     assert!(status.success());
-    // 3 s without a single frame, pinged throughout.
-    assert!(socket.count("WATCHDOG=1") >= 5, "{:?}", socket.texts());
+    let silence = socket.longest_silence();
+    assert!(
+        silence < watchdog,
+        "{silence:?} without a ping: {:?}",
+        socket.texts()
+    );
     // The status changes as soon as the camera is known to be away.
     assert!(
         socket
@@ -250,9 +289,10 @@ fn the_unit_file_verifies_and_is_hardened() {
 }
 
 /// `systemctl stop` with a slow model and an MQTT broker that is down: the frame in flight
-/// gets its record, every record is kept in the spool, and edgevit exits 0 well within 5 s.
+/// gets its record, every record is kept in the spool, and edgevit exits 0 well within the
+/// unit's TimeoutStopSec.
 #[test]
-fn sigterm_with_a_slow_model_and_no_broker_stops_within_five_seconds() {
+fn sigterm_with_a_slow_model_and_no_broker_stops_within_the_stop_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -286,9 +326,17 @@ fn sigterm_with_a_slow_model_and_no_broker_stops_within_five_seconds() {
     let took = asked.elapsed();
     let log = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(output.status.success(), "{log}");
+    // systemd kills what has not stopped within the unit's TimeoutStopSec; the drain time
+    // (2 s) and one frame must fit well inside it.
+    let unit = std::fs::read_to_string(common::repo().join("deploy/edgevit.service")).unwrap();
+    let timeout_stop: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("TimeoutStopSec= in the unit");
     assert!(
-        took < Duration::from_secs(5),
-        "stopping took {took:?}: {log}"
+        took < Duration::from_secs(timeout_stop / 2),
+        "stopping took {took:?}, TimeoutStopSec={timeout_stop}: {log}"
     );
     // Every record made it to the spool: as many as the run says it produced.
     let results = common::run_summary(&log, "results");
@@ -419,16 +467,34 @@ fn metrics_are_scraped_over_http_and_parse() {
     );
     let child = edgevit_run(&config, &[]);
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut first = None;
     let exposition = loop {
         assert!(Instant::now() < deadline, "no metrics with frames");
         if let Some((status, body)) = http_get(metrics_port, "/metrics") {
             assert!(status.contains("200"), "{status}");
+            first.get_or_insert_with(|| body.clone());
             if sample(&body, "edgevit_results_total{camera=\"bars\"}").unwrap_or(0.0) >= 5.0 {
                 break body;
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(10));
     };
+    // Every series is there from the first scrape (at 0 before the first frame), so that
+    // alerts on absence and rates work from the start.
+    let first = first.unwrap();
+    for series in [
+        "edgevit_frames_total{camera=\"bars\"}",
+        "edgevit_results_total{camera=\"bars\"}",
+        "edgevit_frames_dropped_total{camera=\"bars\"}",
+        "edgevit_errors_total{stage=\"preprocess\"}",
+        "edgevit_stage_latency_seconds_count{stage=\"infer\"}",
+        "edgevit_spool_set_aside",
+    ] {
+        assert!(
+            sample(&first, series).is_some(),
+            "{series} missing from the first scrape:\n{first}"
+        );
+    }
     common::signal(child.child(), "TERM");
     child.wait();
     for (series, check) in [

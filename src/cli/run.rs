@@ -21,7 +21,13 @@ pub fn run(args: Args) -> Result<i32> {
     let release_load_code = config.pipeline.release_load_code;
     let mut pipeline = Pipeline::from_config(&config)?;
     if let Some(metrics) = &config.metrics {
-        pipeline.serve_metrics(metrics)?;
+        let cameras: Vec<&str> = config
+            .source
+            .camera_ids()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        pipeline.serve_metrics(metrics, &cameras)?;
     }
     let led_stop = Arc::new(AtomicBool::new(false));
     let led = match &config.gpio {

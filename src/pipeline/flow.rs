@@ -133,15 +133,7 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
             std::thread::Builder::new()
                 .name(format!("edgevit-worker-{index}"))
                 .spawn_scoped(scope, move || {
-                    work(
-                        worker,
-                        index == 0,
-                        &queue,
-                        &done,
-                        settings,
-                        recycler,
-                        finished,
-                    )
+                    work(worker, index, &queue, &done, settings, recycler, finished)
                 })
                 .map_err(|e| PipelineError::Thread(e.to_string()))?;
         }
@@ -242,14 +234,16 @@ fn wait_for_trigger(
 /// reader has stopped and the queue is empty, or the collector is gone.
 fn work(
     worker: &mut Worker,
-    first: bool,
+    index: usize,
     queue: &Mutex<Receiver<(u64, Job)>>,
     done: &Sender<(u64, Outcome)>,
     settings: &Mutex<Settings>,
     recycler: Option<Recycler>,
     finished: &SpareBuffers,
 ) {
+    let first = index == 0;
     let mut generation = 0;
+    let mut jobs = 0u64;
     loop {
         // Taken in reading order: live settings published before a frame is taken apply
         // to it and to every later one.
@@ -296,10 +290,13 @@ fn work(
                 }
             }
         };
+        jobs += 1;
         if done.send((ticket, outcome)).is_err() {
             break;
         }
     }
+    // What each worker did, for a look at how the frames were shared (and for the tests).
+    log::debug!("worker {index}: {jobs} jobs");
 }
 
 /// Rebuilds the worker's interpretation when a reload brought new settings; the first worker

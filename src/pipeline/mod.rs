@@ -470,9 +470,15 @@ impl Pipeline {
         self.trigger = Some(trigger);
     }
 
-    /// Serves Prometheus metrics about this pipeline (`[metrics]`).
-    pub fn serve_metrics(&mut self, config: &MetricsConfig) -> std::io::Result<()> {
+    /// Serves Prometheus metrics about this pipeline (`[metrics]`); the series of `cameras`
+    /// exist, at 0, from the first scrape.
+    pub fn serve_metrics(
+        &mut self,
+        config: &MetricsConfig,
+        cameras: &[&str],
+    ) -> std::io::Result<()> {
         let metrics = Arc::new(Metrics::new(&self.model, self.workers[0].backend.name()));
+        metrics.prime(cameras);
         crate::service::metrics::serve(config, Arc::clone(&metrics))?;
         self.metrics = Some(metrics);
         Ok(())

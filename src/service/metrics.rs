@@ -48,6 +48,11 @@ pub struct Metrics {
     broker_connected: Gauge,
 }
 
+/// The stages of `stage_latency_seconds`, in the order of a record's latencies.
+const LATENCY_STAGES: [&str; 3] = ["pre", "infer", "post"];
+/// The stages an error record can name.
+const ERROR_STAGES: [&str; 4] = ["source", "preprocess", "infer", "interpret"];
+
 fn latency_histogram() -> Histogram {
     // 0.1 ms to about 3 s.
     Histogram::new(exponential_buckets(0.0001, 2.0, 15))
@@ -130,13 +135,31 @@ impl Metrics {
         }
     }
 
+    /// Creates every series the run will have, at 0, before the first frame: Prometheus's
+    /// guidance, so that an alert on absence or a rate works from the first scrape.
+    pub fn prime(&self, cameras: &[&str]) {
+        for cam in cameras {
+            let _ = self.frames.get_or_create(&camera(cam));
+            let _ = self.results.get_or_create(&camera(cam));
+            let _ = self.dropped.get_or_create(&camera(cam));
+        }
+        for stage in LATENCY_STAGES {
+            let labels = vec![("stage".to_string(), stage.to_string())];
+            let _ = self.latency.get_or_create(&labels);
+        }
+        for stage in ERROR_STAGES {
+            let labels = vec![("stage".to_string(), stage.to_string())];
+            let _ = self.errors.get_or_create(&labels);
+        }
+    }
+
     /// One record: a result with its stage latencies (milliseconds), or an error in `stage`.
     pub fn record(&self, cam: &str, latency_ms: Option<[f64; 3]>, error_stage: Option<&str>) {
         self.frames.get_or_create(&camera(cam)).inc();
         match (latency_ms, error_stage) {
             (Some(ms), _) => {
                 self.results.get_or_create(&camera(cam)).inc();
-                for (stage, ms) in ["pre", "infer", "post"].into_iter().zip(ms) {
+                for (stage, ms) in LATENCY_STAGES.into_iter().zip(ms) {
                     let labels = vec![("stage".to_string(), stage.to_string())];
                     self.latency.get_or_create(&labels).observe(ms / 1e3);
                 }
@@ -210,6 +233,26 @@ pub fn serve(config: &MetricsConfig, metrics: Arc<Metrics>) -> std::io::Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_series_is_there_at_zero_before_the_first_frame() {
+        let metrics = Metrics::new("vit-mnist", "tract");
+        metrics.prime(&["door", "yard"]);
+        let text = metrics.render();
+        for line in [
+            "edgevit_frames_total{camera=\"door\"} 0",
+            "edgevit_results_total{camera=\"yard\"} 0",
+            "edgevit_frames_dropped_total{camera=\"door\"} 0",
+            "edgevit_errors_total{stage=\"preprocess\"} 0",
+            "edgevit_errors_total{stage=\"source\"} 0",
+            "edgevit_stage_latency_seconds_count{stage=\"infer\"} 0",
+            "edgevit_spool_pending 0",
+            "edgevit_spool_set_aside 0",
+            "edgevit_broker_connected 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
 
     #[test]
     fn the_exposition_carries_every_metric() {

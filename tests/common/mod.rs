@@ -11,10 +11,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared` (or `$EDGEVIT_SHARED_DIR`): the reference models and images. Always `Some`: a
-/// missing folder fails the test with what to do (the `Option` keeps the callers' early
-/// returns readable).
-pub fn shared_dir() -> Option<PathBuf> {
+/// `../shared` (or `$EDGEVIT_SHARED_DIR`): the reference models and images. A missing folder
+/// fails the test with what to do.
+pub fn shared_dir() -> PathBuf {
     let dir = std::env::var_os("EDGEVIT_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared"));
@@ -25,7 +24,7 @@ pub fn shared_dir() -> Option<PathBuf> {
             dir.display()
         );
     }
-    Some(dir)
+    dir
 }
 
 /// Fails the calling test: something the tests need is not installed. No test passes

@@ -6,7 +6,7 @@
 //! in order, so a packet id maps back to the spool entry it carried.
 
 use crate::sink::spool::EntryId;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// What a publish request carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub struct Delivery {
     in_flight: BTreeMap<EntryId, bool>,
     /// The newest entry requested: the next read from the spool starts after it.
     last_requested: Option<EntryId>,
+    /// Packet ids of control messages sent and not yet acknowledged.
+    control_sent: HashSet<u16>,
 }
 
 impl Delivery {
@@ -53,14 +55,35 @@ impl Delivery {
 
     /// A publish left with `pkid` (0 for QoS 0).
     pub fn sent(&mut self, pkid: u16) {
-        if let Some(Carried::Entry(id)) = self.requested.pop_front() {
-            self.sent.insert(pkid, id);
+        match self.requested.pop_front() {
+            Some(Carried::Entry(id)) => {
+                self.sent.insert(pkid, id);
+            }
+            Some(Carried::Control) => {
+                self.control_sent.insert(pkid);
+            }
+            None => {}
         }
+    }
+
+    /// Control messages (availability, the fleet's identities, statistics) requested or sent
+    /// and not yet acknowledged: a clean stop waits for them, so that the DISCONNECT cannot cut
+    /// them off.
+    pub fn controls_in_flight(&self) -> usize {
+        let queued = self
+            .requested
+            .iter()
+            .filter(|c| **c == Carried::Control)
+            .count();
+        queued + self.control_sent.len()
     }
 
     /// The broker acknowledged `pkid`. Returns the newest entry up to which everything is now
     /// acknowledged, if that moved.
     pub fn acknowledged(&mut self, pkid: u16) -> Option<EntryId> {
+        if self.control_sent.remove(&pkid) {
+            return None;
+        }
         let id = self.sent.remove(&pkid)?;
         if let Some(done) = self.in_flight.get_mut(&id) {
             *done = true;
@@ -130,6 +153,24 @@ mod tests {
         assert_eq!(d.acknowledged(1), Some(b));
         assert_eq!(d.skipped(c), Some(c), "nothing before c is in flight");
         assert_eq!(d.in_flight(), 0);
+    }
+
+    #[test]
+    fn control_messages_are_counted_until_acknowledged() {
+        let mut d = Delivery::default();
+        d.requested(Carried::Control);
+        d.requested(Carried::Entry(EntryId::at(1, 0)));
+        d.requested(Carried::Control);
+        assert_eq!(d.controls_in_flight(), 2, "requested, not yet sent");
+        for pkid in [1, 2, 3] {
+            d.sent(pkid);
+        }
+        assert_eq!(d.controls_in_flight(), 2);
+        assert_eq!(d.acknowledged(3), None);
+        assert_eq!(d.controls_in_flight(), 1);
+        assert_eq!(d.acknowledged(2), Some(EntryId::at(1, 0)));
+        assert_eq!(d.acknowledged(1), None);
+        assert_eq!(d.controls_in_flight(), 0);
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct Machine {
     fleet: Option<FleetSync>,
     delivery: Delivery,
     connected: bool,
+    /// A stop was decided: `stopped` and the last fleet messages are out, and the DISCONNECT
+    /// waits (until this instant at most) for the broker to acknowledge them.
+    closing: Option<Instant>,
     disconnecting: bool,
     next_stats: Instant,
     drain_deadline: Option<Instant>,
@@ -124,6 +127,7 @@ impl Machine {
             fleet,
             delivery: Delivery::default(),
             connected: false,
+            closing: None,
             disconnecting: false,
             next_stats: Instant::now(),
             drain_deadline: None,
@@ -139,6 +143,7 @@ impl Machine {
         self.connect_wait = connect_wait;
         self.delivery.reset();
         self.connected = false;
+        self.closing = None;
         self.disconnecting = false;
         self.next_stats = now + self.stats_every();
     }
@@ -185,7 +190,14 @@ impl Machine {
             return actions;
         }
         if self.connected && !self.disconnecting {
-            self.due(capture, now, &mut actions);
+            match self.closing {
+                Some(until) if self.delivery.controls_in_flight() == 0 || now >= until => {
+                    actions.push(Action::Disconnect);
+                    self.disconnecting = true;
+                }
+                Some(_) => {}
+                None => self.due(capture, now, &mut actions),
+            }
         }
         actions
     }
@@ -226,7 +238,9 @@ impl Machine {
                 }
             }
             Input::DisconnectSent | Input::Closed => return Some(Outcome::Finished),
-            Input::Error(_) if self.disconnecting => return Some(Outcome::Finished),
+            Input::Error(_) if self.disconnecting || self.closing.is_some() => {
+                return Some(Outcome::Finished)
+            }
             Input::Error(e) if self.connected => {
                 return Some(Outcome::Lost(format!(
                     "connection to {}:{} lost: {e}",
@@ -242,7 +256,9 @@ impl Machine {
                 )));
             }
             Input::Timeout => {}
-            Input::QueueFull if self.disconnecting => return Some(Outcome::Finished),
+            Input::QueueFull if self.disconnecting || self.closing.is_some() => {
+                return Some(Outcome::Finished)
+            }
             Input::QueueFull => return Some(Outcome::Lost(QUEUE_FULL.into())),
         }
         None
@@ -295,8 +311,10 @@ impl Machine {
                 log::warn!("mqtt: stopping with {pending} records not yet delivered; they stay in the spool");
             }
             out.push(self.control(self.topics.availability(), b"stopped".to_vec(), true));
-            out.push(Action::Disconnect);
-            self.disconnecting = true;
+            // A DISCONNECT right behind them can cut retained messages off (a board's last
+            // identities never reached the broker): it waits for their acknowledgements,
+            // within the drain time once more.
+            self.closing = Some(now + Duration::from_millis(self.config.drain_timeout_ms));
             return;
         }
         if self.config.discovery.enabled {

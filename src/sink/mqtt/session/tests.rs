@@ -244,12 +244,19 @@ fn a_stop_drains_then_says_stopped_and_disconnects() {
     );
     m.handle(Input::Sent(1), &fake, now);
     m.handle(Input::Sent(2), &fake, now);
+    m.handle(Input::PubAck(1), &fake, now);
     let actions = m.handle(Input::PubAck(2), &fake, now);
     assert_eq!(published(&actions), ["edgevit/door/availability"]);
     assert!(
         matches!(&actions[0], Action::Publish { payload, retain: true, .. } if payload == b"stopped")
     );
-    assert_eq!(actions.last(), Some(&Action::Disconnect));
+    assert!(
+        !actions.contains(&Action::Disconnect),
+        "the DISCONNECT waits for `stopped` to be acknowledged: {actions:?}"
+    );
+    m.handle(Input::Sent(3), &fake, now);
+    assert!(m.handle(Input::Timeout, &fake, now).is_empty());
+    assert_eq!(m.handle(Input::PubAck(3), &fake, now), [Action::Disconnect]);
     let end = m.handle(Input::DisconnectSent, &fake, now);
     assert_eq!(end, [Action::End(Outcome::Finished)]);
 }
@@ -265,7 +272,16 @@ fn a_stop_gives_up_at_the_drain_deadline() {
     let later = now + Duration::from_millis(1001);
     assert!(m.stopping(&fake, later));
     let actions = m.handle(Input::Timeout, &fake, later);
-    assert_eq!(actions.last(), Some(&Action::Disconnect));
+    assert_eq!(
+        published(&actions),
+        ["edgevit/door/availability"],
+        "stopped"
+    );
+    // `stopped` is never acknowledged: the DISCONNECT goes at the second drain time's end.
+    let before = later + Duration::from_millis(999);
+    assert!(m.handle(Input::Timeout, &fake, before).is_empty());
+    let end = later + Duration::from_millis(1000);
+    assert_eq!(m.handle(Input::Timeout, &fake, end), [Action::Disconnect]);
     let error = ConnectionError::NetworkTimeout;
     assert_eq!(
         m.handle(Input::Error(&error), &fake, later),
