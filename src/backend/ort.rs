@@ -831,13 +831,6 @@ impl InferenceBackend for OrtBackend {
     }
 }
 
-/// Whether `path` looks like an ONNX Runtime library at all (for `check`).
-pub fn library_exists(config: &OrtConfig) -> (PathBuf, bool) {
-    let path = library_path(config);
-    let exists = path.is_absolute() && Path::new(&path).exists();
-    (path, exists)
-}
-
 #[cfg(test)]
 mod tests {
     use super::free_dimensions;

@@ -66,13 +66,6 @@ impl FlatIndex {
         best
     }
 
-    /// The most similar exemplar of one identity.
-    pub fn best_of(&self, identity: i64, query: &[f32]) -> Option<f32> {
-        self.positions(identity)
-            .map(|i| dot(self.row(i), query))
-            .reduce(f32::max)
-    }
-
     /// How many exemplars `identity` has.
     pub fn count(&self, identity: i64) -> usize {
         self.owners.iter().filter(|o| **o == identity).count()

@@ -254,11 +254,6 @@ impl OutputSpec {
     pub fn owned_graph_names(&self) -> Vec<String> {
         self.graph_names().into_iter().map(str::to_string).collect()
     }
-
-    /// Whether the model offers attention in any form (maps, a rolled-out map, or parts).
-    pub fn has_attention(&self) -> bool {
-        !self.attention.is_none() || self.rollout.is_some()
-    }
 }
 
 /// `[tokens]`: the token layout, where detection from the attention's size is not enough.
