@@ -132,9 +132,7 @@ impl SpareBuffers {
 
     fn buffers(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
         // Plain buffers: a thread that panicked while holding them leaves nothing half-done.
-        self.buffers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.buffers)
     }
 
     /// Keeps `data` unless enough are kept already (or it holds no memory).

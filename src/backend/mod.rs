@@ -461,6 +461,20 @@ pub(crate) fn side_inputs(
         .collect())
 }
 
+/// A vendor runtime loaded at run time: the `library` setting, else the path in the environment
+/// variable `env` (when the vendor has one), else `default` from the system's library path.
+#[cfg(any(feature = "ort", feature = "rknn"))]
+pub(crate) fn runtime_library(
+    setting: Option<&std::path::Path>,
+    env: Option<&str>,
+    default: &str,
+) -> std::path::PathBuf {
+    setting
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| env.and_then(std::env::var_os).map(std::path::PathBuf::from))
+        .unwrap_or_else(|| std::path::PathBuf::from(default))
+}
+
 /// Refuses 0 threads.
 pub(crate) fn check_threads(threads: usize) -> Result<(), BackendError> {
     if threads == 0 {

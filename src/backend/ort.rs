@@ -279,19 +279,17 @@ static LOADED: OnceLock<Loaded> = OnceLock::new();
 
 /// The library to load: the setting, else `$ORT_DYLIB_PATH`, else the system's.
 pub fn library_path(config: &OrtConfig) -> PathBuf {
-    config
-        .library
-        .clone()
-        .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"))
+    super::runtime_library(
+        config.library.as_deref(),
+        Some("ORT_DYLIB_PATH"),
+        "libonnxruntime.so",
+    )
 }
 
 /// Loads ONNX Runtime (once per process) and makes its environment.
 fn load(config: &OrtConfig) -> Result<&'static Loaded, BackendError> {
     static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = MAKING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one_at_a_time = crate::sync::lock(&MAKING);
     let path = library_path(config);
     if let Some(loaded) = LOADED.get() {
         if loaded.path != path {

@@ -5,6 +5,7 @@ pub mod pipeline;
 pub mod plot;
 
 use crate::backend::{BackendError, InferenceBackend};
+pub use crate::numbers::{percentile, round3};
 use crate::tensor::Tensor;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,18 +57,10 @@ pub fn measure(
         backend.run(input)?;
         samples.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    samples.sort_by(f64::total_cmp);
-    let pick = |q: f64| round3(samples[((samples.len() - 1) as f64 * q).round() as usize]);
     Ok(Some(Timing {
         iterations: samples.len(),
-        median_ms: pick(0.5),
-        p90_ms: pick(0.9),
-        min_ms: round3(samples[0]),
+        median_ms: round3(percentile(&mut samples, 0.5)),
+        p90_ms: round3(percentile(&mut samples, 0.9)),
+        min_ms: round3(percentile(&mut samples, 0.0)),
     }))
-}
-
-/// Rounded to three decimals: milliseconds to the microsecond, which is all a timer on a
-/// shared machine can tell apart.
-pub fn round3(value: f64) -> f64 {
-    (value * 1e3).round() / 1e3
 }

@@ -16,6 +16,7 @@ use crate::frame::PixelFormat;
 use crate::interpret::ClassifyConfig;
 use crate::memory::status_kb;
 use crate::model::Task;
+use crate::numbers::{percentile, round3};
 use crate::pipeline::{LoadedModel, Pipeline, PipelineError, VitOptions};
 use crate::preprocess::{lap, Preprocess, Preprocessor, StepTimes};
 use crate::sink::{self, FrameInfo, Latency, Record, ResultRecord, SinkConfig};
@@ -262,21 +263,8 @@ fn stats(stage: &'static str, mut values: Vec<f64>) -> StageStats {
     }
 }
 
-/// The `q` quantile (nearest rank) of `values`, which it sorts.
-fn percentile(values: &mut [f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    values[((values.len() - 1) as f64 * q).round() as usize]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn round3(v: f64) -> f64 {
-    super::round3(v)
 }
 
 /// User plus system CPU time of this process so far.

@@ -12,7 +12,7 @@ use edgevit::pipeline::{fleet_device, gallery_path, Camera, LoadedModel, ReidSta
 use edgevit::preprocess::{Preprocess, Preprocessor};
 use edgevit::source::{FrameSource, ImageListSource};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -142,12 +142,6 @@ pub fn run(command: Command) -> Result<i32> {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// What enrolment runs with: from a run configuration, or from `--model` and `--gallery`.
 struct EnrollSetup {
     model: PathBuf,
@@ -248,9 +242,10 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
             })?;
         embeddings.push(embedding);
     }
-    let outcome = stage
-        .gallery_mut()
-        .enroll(&args.name, &embeddings, now_ms())?;
+    let outcome =
+        stage
+            .gallery_mut()
+            .enroll(&args.name, &embeddings, edgevit::gallery::now_ms())?;
     let count = embeddings.len();
     match outcome {
         Enrolled::Created(id) => println!("{id} {:?}: new, {count} images", args.name),

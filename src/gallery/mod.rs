@@ -27,9 +27,7 @@ use store::{Store, Tombstone};
 static WRITES: Mutex<()> = Mutex::new(());
 
 fn writing() -> MutexGuard<'static, ()> {
-    WRITES
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    crate::sync::lock(&WRITES)
 }
 
 /// Milliseconds since 1970.

@@ -23,10 +23,11 @@ use crate::preprocess::{Prepared, Preprocess, PreprocessError, Preprocessor, Rec
 use crate::service::Metrics;
 use crate::sink::{CameraStatusRecord, FrameInfo, Record, Sink};
 use crate::source::{CameraState, CameraStatus, FrameResult, FrameSource, SourceEvent};
+use crate::sync::lock;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What the reader hands a worker, numbered in reading order.
@@ -71,10 +72,6 @@ pub(super) struct Parts<'a> {
     pub metrics: Option<&'a Metrics>,
     pub reload: &'a mut Option<Reload>,
     pub last_source_seq: &'a mut HashMap<String, u64>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs the threads until the source ends, `stop` is set, or the sink or the trigger fails.

@@ -3,7 +3,7 @@
 //! The preprocessor and the workers that finish its frames (on other threads) share one.
 
 use super::Prepared;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// More spare buffers than frames in flight are never needed; beyond this they are freed.
 const KEPT: usize = 8;
@@ -23,7 +23,7 @@ struct Spare {
 impl Recycler {
     /// Takes back the buffers of a frame whose tensor and model-input pixels are no longer read.
     pub fn give_back(&self, prepared: Prepared) {
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut spare = crate::sync::lock(&self.spare);
         if spare.tensors.len() < KEPT {
             spare.tensors.push(prepared.tensor.into_data());
         }
@@ -34,13 +34,13 @@ impl Recycler {
 
     /// A spare tensor buffer (contents unspecified), or a new empty one.
     pub(super) fn tensor(&self) -> Vec<f32> {
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut spare = crate::sync::lock(&self.spare);
         spare.tensors.pop().unwrap_or_default()
     }
 
     /// A spare raster buffer (contents unspecified), or a new empty one.
     pub(super) fn raster(&self) -> Vec<u8> {
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut spare = crate::sync::lock(&self.spare);
         spare.rasters.pop().unwrap_or_default()
     }
 }

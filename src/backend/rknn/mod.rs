@@ -81,10 +81,7 @@ impl CoreMask {
 
 /// The library to load: the setting, else the system's `librknnrt.so`.
 pub fn library_path(config: &RknnConfig) -> PathBuf {
-    config
-        .library
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("librknnrt.so"))
+    super::runtime_library(config.library.as_deref(), None, "librknnrt.so")
 }
 
 /// One output the manifest names: where it is among the model's outputs and its layout.

@@ -20,6 +20,7 @@ use super::MqttConfig;
 use crate::error::Report;
 use crate::model::Task;
 use crate::sink::spool::{EntryId, Spool};
+use crate::sync::lock;
 use rumqttc::{
     Client, Connection, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
     Transport,
@@ -155,14 +156,6 @@ pub fn run(config: MqttConfig, options: MqttOptions, topics: Topics, shared: Arc
 
 fn seconds(wait: Duration) -> String {
     format!("{:.1} s", wait.as_secs_f64())
-}
-
-/// Locks shared state; a panic elsewhere while holding it leaves nothing half-written that
-/// matters here (the spool's files are checked on open), so go on.
-pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One connection: rumqttc's events in, the machine's actions out, until it ends.

@@ -102,7 +102,7 @@ impl MqttSink {
 
     /// Results waiting for the broker.
     pub fn pending(&self) -> u64 {
-        connection::lock(&self.shared.spool).pending()
+        crate::sync::lock(&self.shared.spool).pending()
     }
 
     pub fn is_connected(&self) -> bool {
@@ -125,15 +125,15 @@ impl Sink for MqttSink {
             entries.push(entry(&self.topics.identity(camera), &event)?);
         }
         {
-            let mut spool = connection::lock(&self.shared.spool);
+            let mut spool = crate::sync::lock(&self.shared.spool);
             for entry in &entries {
                 spool.append(entry).map_err(SinkError::Spool)?;
             }
         }
-        connection::lock(&self.shared.stats).record(record);
+        crate::sync::lock(&self.shared.stats).record(record);
         // Announced once its first result says what it reports (labels or identities).
         if let Record::Result(result) = record {
-            let mut cameras = connection::lock(&self.shared.cameras);
+            let mut cameras = crate::sync::lock(&self.shared.cameras);
             if !cameras.iter().any(|(known, _)| known == camera) {
                 cameras.push((camera.clone(), result.task));
                 self.shared.new_camera.store(true, Ordering::SeqCst);
@@ -144,21 +144,21 @@ impl Sink for MqttSink {
 
     fn delivery(&self) -> Option<DeliveryState> {
         let (pending, dropped) = {
-            let spool = connection::lock(&self.shared.spool);
+            let spool = crate::sync::lock(&self.shared.spool);
             (spool.pending(), spool.dropped())
         };
         Some(DeliveryState {
             connected: self.is_connected(),
             pending,
             dropped,
-            set_aside: connection::lock(&self.shared.dead_letters).count(),
+            set_aside: crate::sync::lock(&self.shared.dead_letters).count(),
         })
     }
 
     /// Spooled like a result, so an outage seen while the broker was away is not lost either.
     fn camera_status(&mut self, status: &CameraStatusRecord) -> Result<(), SinkError> {
         let entry = entry(&self.topics.camera_status(&status.camera), status)?;
-        connection::lock(&self.shared.spool)
+        crate::sync::lock(&self.shared.spool)
             .append(&entry)
             .map_err(SinkError::Spool)?;
         Ok(())
@@ -168,7 +168,7 @@ impl Sink for MqttSink {
     /// published `stopped`.
     fn flush(&mut self) -> Result<(), SinkError> {
         if self.io.is_some() {
-            let mut spool = connection::lock(&self.shared.spool);
+            let mut spool = crate::sync::lock(&self.shared.spool);
             for event in self.events.finish() {
                 let entry = entry(&self.topics.event(&event.camera), &event)?;
                 spool.append(&entry).map_err(SinkError::Spool)?;
@@ -185,7 +185,7 @@ impl Sink for MqttSink {
             }
         }
         // Records kept in the spool are delivered by the next run; records set aside are not.
-        let letters = connection::lock(&self.shared.dead_letters);
+        let letters = crate::sync::lock(&self.shared.dead_letters);
         if letters.count() > 0 {
             return Err(SinkError::Undelivered {
                 sink: self.describe.clone(),

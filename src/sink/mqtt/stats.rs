@@ -51,7 +51,7 @@ impl StatsWindow {
             if self.results == 0 {
                 0.0
             } else {
-                (self.latency_sum[i] / self.results as f64 * 1e3).round() / 1e3
+                crate::numbers::round3(self.latency_sum[i] / self.results as f64)
             }
         };
         let report = json!({

@@ -56,7 +56,7 @@ impl Hub {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A capture thread that panicked leaves consistent state (plain slots): carry on.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Offers camera `camera`'s newest frame; returns whether it replaced an unconsumed one.
