@@ -34,6 +34,12 @@ pub enum SinkError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{sink}: cannot start its thread")]
+    Thread {
+        sink: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{sink} was closed by the reader")]
     OutputClosed { sink: String },
     #[error("{count} records were not delivered to {sink} and are lost ({why})")]

@@ -76,7 +76,7 @@ impl MqttSink {
             std::thread::Builder::new()
                 .name("mqtt".into())
                 .spawn(move || connection::run(config, options, topics, shared))
-                .map_err(|source| SinkError::Write {
+                .map_err(|source| SinkError::Thread {
                     sink: "mqtt".into(),
                     source,
                 })?

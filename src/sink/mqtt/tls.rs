@@ -7,6 +7,7 @@
 use super::config::SetupError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::Deserialize;
@@ -109,7 +110,7 @@ fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, SetupError> {
 
 fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, SetupError> {
     let pem = read(key, path)?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+    let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| invalid(key, path, format!("bad PEM: {e}")))?;
     if certs.is_empty() {
@@ -125,15 +126,14 @@ fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'stat
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, SetupError> {
     const KEY: &str = "sink.tls.client_key_file";
     let pem = read(KEY, path)?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .map_err(|e| invalid(KEY, path, format!("bad PEM: {e}")))?
-        .ok_or_else(|| {
-            invalid(
-                KEY,
-                path,
-                "no private key in it (expected PEM: -----BEGIN PRIVATE KEY-----)",
-            )
-        })
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => invalid(
+            KEY,
+            path,
+            "no private key in it (expected PEM: -----BEGIN PRIVATE KEY-----)",
+        ),
+        e => invalid(KEY, path, format!("bad PEM: {e}")),
+    })
 }
 
 /// The usual verification, against `name` rather than the host connected to.

@@ -241,16 +241,34 @@ mod tests {
         assert_eq!(taken(&hub).unwrap().0, "a");
     }
 
+    /// A sleeper that is asleep (it said so, then the test waited a little) is woken by
+    /// `close` long before its 30 s: `sleep` says it was closed, and it ended after the close.
     #[test]
     fn close_wakes_a_sleeper() {
         let hub = std::sync::Arc::new(Hub::new(1));
+        let (asleep, falling_asleep) = std::sync::mpsc::channel();
         let sleeper = {
             let hub = hub.clone();
-            std::thread::spawn(move || hub.sleep(Duration::from_secs(30)))
+            std::thread::spawn(move || {
+                asleep.send(()).unwrap();
+                let slept = hub.sleep(Duration::from_secs(30));
+                (slept, std::time::Instant::now())
+            })
         };
-        std::thread::sleep(Duration::from_millis(20));
+        falling_asleep.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let closed = std::time::Instant::now();
         hub.close();
-        assert!(!sleeper.join().unwrap());
+        let (slept, woke) = sleeper.join().unwrap();
+        assert!(!slept, "sleep says the hub was closed");
+        assert!(
+            woke >= closed,
+            "it ended because of the close, not before it"
+        );
+        assert!(
+            woke - closed < Duration::from_secs(25),
+            "woken, not timed out"
+        );
         assert!(hub.take(Duration::from_secs(5)).is_none());
     }
 }
