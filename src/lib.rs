@@ -7,6 +7,7 @@
 //! [`pipeline`] wires the stages into the capture loop.
 
 pub mod backend;
+pub mod backoff;
 pub mod bench;
 pub mod config;
 pub mod error;

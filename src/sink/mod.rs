@@ -120,7 +120,17 @@ impl TryFrom<toml::Table> for SinkConfig {
         match config::take_kind("sink", &mut table)?.as_str() {
             "stdout" => Ok(SinkConfig::Stdout(config::parse_section("sink", table)?)),
             "file" => Ok(SinkConfig::File(config::parse_section("sink", table)?)),
-            "serial" => Ok(SinkConfig::Serial(config::parse_section("sink", table)?)),
+            "serial" => {
+                for (old, new) in [
+                    ("reopen_backoff_ms", "reconnect_min_ms"),
+                    ("reopen_backoff_max_ms", "reconnect_max_ms"),
+                ] {
+                    if table.contains_key(old) {
+                        log::warn!("`sink.{old}` is now called `sink.{new}` (as for cameras and MQTT); the old name is still read");
+                    }
+                }
+                Ok(SinkConfig::Serial(config::parse_section("sink", table)?))
+            }
             "mqtt" => Ok(SinkConfig::Mqtt(config::parse_section("sink", table)?)),
             other => Err(config::unknown_kind(
                 "sink",

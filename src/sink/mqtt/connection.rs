@@ -17,6 +17,7 @@ use super::session::{Action, Capture, Input, Machine, Outcome};
 use super::stats::StatsWindow;
 use super::topics::Topics;
 use super::MqttConfig;
+use crate::backoff::Backoff;
 use crate::error::Report;
 use crate::model::Task;
 use crate::sink::spool::{EntryId, Spool};
@@ -76,43 +77,15 @@ pub fn options(config: &MqttConfig, topics: &Topics, prepared: &Prepared) -> Mqt
     options
 }
 
-/// Exponential backoff with jitter, so a fleet does not reconnect in lock-step.
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-    seed: u32,
-}
-
-impl Backoff {
-    fn new(config: &MqttConfig) -> Self {
-        let min = Duration::from_millis(config.reconnect_min_ms.max(10));
-        Backoff {
-            min,
-            max: Duration::from_millis(config.reconnect_max_ms).max(min),
-            next: min,
-            seed: std::process::id() | 1,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.next = self.min;
-    }
-
-    fn step(&mut self) -> Duration {
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 17;
-        self.seed ^= self.seed << 5;
-        let jitter = 0.75 + (self.seed % 500) as f64 / 1000.0;
-        let wait = self.next.mul_f64(jitter);
-        self.next = (self.next * 2).min(self.max);
-        wait
-    }
-}
-
 /// Runs until `shared.stop` is set and the spool is drained (or the drain deadline passes).
 pub fn run(config: MqttConfig, options: MqttOptions, topics: Topics, shared: Arc<Shared>) {
-    let mut backoff = Backoff::new(&config);
+    // With jitter, so that a fleet that lost its broker together does not reconnect in
+    // lock-step.
+    let mut backoff = Backoff::new(
+        Duration::from_millis(config.reconnect_min_ms.max(10)),
+        Duration::from_millis(config.reconnect_max_ms),
+    )
+    .with_jitter(std::process::id());
     let inflight = config.inflight;
     let mut machine = Machine::new(config, topics);
     loop {
@@ -129,13 +102,13 @@ pub fn run(config: MqttConfig, options: MqttOptions, topics: Topics, shared: Arc
         let wait = match outcome {
             Outcome::Finished => return,
             Outcome::Lost(why) => {
-                backoff.reset();
-                let wait = backoff.step();
+                backoff.succeeded();
+                let wait = backoff.failed(Instant::now());
                 log::warn!("mqtt: {why} (reconnecting in {})", seconds(wait));
                 wait
             }
             Outcome::Failed(why) => {
-                let wait = backoff.step();
+                let wait = backoff.failed(Instant::now());
                 log::warn!("mqtt: {why} (will retry in {})", seconds(wait));
                 wait
             }

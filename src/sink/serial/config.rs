@@ -40,14 +40,15 @@ pub struct SerialConfig {
     #[serde(default = "default_write_timeout_ms")]
     pub write_timeout_ms: NonZeroU64,
     /// Wait before the first attempt to reopen a lost or absent port, in milliseconds
-    /// (default 500); it doubles after each failed attempt, up to `reopen_backoff_max_ms`, and
-    /// starts again from here once a write succeeds. 0 tries on every record.
-    #[serde(default = "default_reopen_backoff_ms")]
-    pub reopen_backoff_ms: u64,
+    /// (default 500); it doubles after each failed attempt, up to `reconnect_max_ms`, and
+    /// starts again from here once a write succeeds. 0 tries on every record. (The same keys
+    /// as the cameras' and the MQTT sink's; `reopen_backoff_ms` is still read, with a warning.)
+    #[serde(default = "default_reconnect_min_ms", alias = "reopen_backoff_ms")]
+    pub reconnect_min_ms: u64,
     /// Upper bound of the reopen wait, in milliseconds (default 10000; never below
-    /// `reopen_backoff_ms`, never above a day).
-    #[serde(default = "default_reopen_backoff_max_ms")]
-    pub reopen_backoff_max_ms: u64,
+    /// `reconnect_min_ms`, never above a day). `reopen_backoff_max_ms` is still read.
+    #[serde(default = "default_reconnect_max_ms", alias = "reopen_backoff_max_ms")]
+    pub reconnect_max_ms: u64,
     /// Most records held in memory while the port is away or too slow (default 1000). When
     /// full, the oldest is dropped, counted and logged.
     #[serde(default = "default_queue")]
@@ -67,11 +68,11 @@ fn default_write_timeout_ms() -> NonZeroU64 {
     DEFAULT_WRITE_TIMEOUT_MS
 }
 
-fn default_reopen_backoff_ms() -> u64 {
+fn default_reconnect_min_ms() -> u64 {
     500
 }
 
-fn default_reopen_backoff_max_ms() -> u64 {
+fn default_reconnect_max_ms() -> u64 {
     10_000
 }
 
@@ -91,8 +92,8 @@ impl SerialConfig {
             flow_control: FlowControl::default(),
             format: LineFormat::default(),
             write_timeout_ms: default_write_timeout_ms(),
-            reopen_backoff_ms: default_reopen_backoff_ms(),
-            reopen_backoff_max_ms: default_reopen_backoff_max_ms(),
+            reconnect_min_ms: default_reconnect_min_ms(),
+            reconnect_max_ms: default_reconnect_max_ms(),
             queue: default_queue(),
         }
     }

@@ -42,7 +42,7 @@
 //!   `\n` is sent first so that the fragment ends as a line of its own: readers should skip
 //!   lines that do not parse, and empty ones.
 //! - A closed or absent port is reopened on a later `emit` once the backoff has passed:
-//!   `reopen_backoff_ms`, doubling after each failure up to `reopen_backoff_max_ms`. Nothing
+//!   `reconnect_min_ms`, doubling after each failure up to `reconnect_max_ms`. Nothing
 //!   sleeps: each `emit` checks whether it is time.
 //! - At most `queue` records wait; beyond that the oldest is dropped, counted and logged.
 //! - `flush` (the end of a run) opens the port if it can, whatever the backoff, and waits for
@@ -52,7 +52,6 @@
 //! [`SerialSink::counters`] tells what happened: delivered, queued, dropped, reopens, and
 //! write failures.
 
-mod backoff;
 mod config;
 mod format;
 mod port;
@@ -65,7 +64,7 @@ pub use format::{render, render_status, write_line, LineError, LineFormat};
 pub use port::IoWrite;
 
 use super::{CameraStatusRecord, Record, Sink, SinkError};
-use backoff::Backoff;
+use crate::backoff::Backoff;
 use port::NativePort;
 use queue::LineQueue;
 use serialport::SerialPort;
@@ -113,8 +112,8 @@ impl SerialSink {
     /// on later records.
     pub fn new(config: SerialConfig) -> Self {
         let backoff = Backoff::new(
-            Duration::from_millis(config.reopen_backoff_ms),
-            Duration::from_millis(config.reopen_backoff_max_ms),
+            Duration::from_millis(config.reconnect_min_ms),
+            Duration::from_millis(config.reconnect_max_ms),
         );
         let mut sink = SerialSink {
             name: format!("serial {}", config.path),

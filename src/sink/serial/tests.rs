@@ -89,8 +89,8 @@ fn error(seq: u64, message: &str) -> Record {
 fn config(path: &Path, format: LineFormat) -> SerialConfig {
     let mut config = SerialConfig::new(path.to_string_lossy());
     config.format = format;
-    config.reopen_backoff_ms = 10;
-    config.reopen_backoff_max_ms = 40;
+    config.reconnect_min_ms = 10;
+    config.reconnect_max_ms = 40;
     config
 }
 
@@ -221,8 +221,8 @@ fn config_defaults() {
     assert_eq!(c.flow_control, FlowControl::None);
     assert_eq!(c.format, LineFormat::Json);
     assert_eq!(c.write_timeout_ms.get(), 1000);
-    assert_eq!(c.reopen_backoff_ms, 500);
-    assert_eq!(c.reopen_backoff_max_ms, 10_000);
+    assert_eq!(c.reconnect_min_ms, 500);
+    assert_eq!(c.reconnect_max_ms, 10_000);
     assert_eq!(c.queue.get(), 1000);
 }
 
@@ -258,6 +258,8 @@ fn config_takes_every_key() {
     assert_eq!(c.flow_control, FlowControl::Hardware);
     assert_eq!(c.format, LineFormat::Csv);
     assert_eq!(c.queue.get(), 50);
+    // The backoff's earlier names are still read.
+    assert_eq!((c.reconnect_min_ms, c.reconnect_max_ms), (100, 2000));
 }
 
 #[test]
@@ -542,8 +544,8 @@ fn absent_port_at_start_delivers_once_it_appears() {
     let dir = tempfile::tempdir().expect("tempdir");
     let link = dir.path().join("ttyACM9");
     let text = format!(
-        "kind = \"serial\"\npath = {:?}\nformat = \"csv\"\nreopen_backoff_ms = 5\n\
-         reopen_backoff_max_ms = 20",
+        "kind = \"serial\"\npath = {:?}\nformat = \"csv\"\nreconnect_min_ms = 5\n\
+         reconnect_max_ms = 20",
         link.to_string_lossy()
     );
     let config = sink_config(&text).expect("valid config");

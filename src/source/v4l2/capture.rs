@@ -59,9 +59,10 @@ impl Worker {
     /// Runs until the hub closes. A panic anywhere below (in the `v4l` crate, say) is caught,
     /// reported as the camera going offline, and followed by a reopen.
     pub fn run(mut self) {
-        let min = Duration::from_millis(self.config.reconnect_min_ms.max(10));
-        let max = Duration::from_millis(self.config.reconnect_max_ms).max(min);
-        let mut backoff = min;
+        let mut backoff = crate::backoff::Backoff::new(
+            Duration::from_millis(self.config.reconnect_min_ms.max(10)),
+            Duration::from_millis(self.config.reconnect_max_ms),
+        );
         while !self.hub.is_closed() {
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.session()));
             let (reason, was_online) = match outcome {
@@ -75,18 +76,18 @@ impl Worker {
                 break;
             }
             if was_online {
-                backoff = min;
+                backoff.succeeded();
             }
             self.report_offline(reason);
+            let wait = backoff.failed(std::time::Instant::now());
             log::info!(
                 "camera {}: reopening in {:.1} s",
                 self.config.id,
-                backoff.as_secs_f64()
+                wait.as_secs_f64()
             );
-            if !self.hub.sleep(backoff) {
+            if !self.hub.sleep(wait) {
                 break;
             }
-            backoff = (backoff * 2).min(max);
         }
     }
 
