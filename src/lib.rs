@@ -9,7 +9,7 @@
 pub mod backend;
 pub mod backoff;
 pub mod bench;
-pub mod config;
+pub mod config_parse;
 pub mod error;
 pub mod frame;
 pub mod gallery;

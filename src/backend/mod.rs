@@ -14,7 +14,7 @@ pub use self::ort::{OrtBackend, OrtConfig};
 pub use self::rknn::{RknnBackend, RknnConfig};
 pub use self::tract::{Precision, TractBackend, TractConfig};
 
-use crate::config;
+use crate::config_parse as config;
 use crate::model::ModelPackage;
 use crate::tensor::Tensor;
 use serde::Deserialize;

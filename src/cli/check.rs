@@ -136,7 +136,7 @@ fn check_reid(config: &RunConfig, model: &LoadedModel, report: &mut Report) {
         Err(e) => return report.fail("gallery.path", chain(&e)),
     };
     if !path.exists() {
-        if let Err(e) = edgevit::interpret::reid::check_rois(&config.reid.rois)
+        if let Err(e) = edgevit::interpret::embedding::check_rois(&config.reid.rois)
             .and_then(|()| config.gallery.check())
         {
             return report.fail("reid", e);

@@ -8,7 +8,7 @@
 //! whenever another process (`edgevit gallery ...`) changed it.
 
 mod config;
-pub mod fleet;
+pub mod fleet_merge;
 pub mod index;
 pub mod store;
 

@@ -234,7 +234,7 @@ fn a_gallery_of_another_model_or_a_foreign_or_damaged_file_is_refused_and_kept()
 }
 
 /// Hands every message of `from`'s fleet state to `to`.
-fn exchange(from: &Gallery, to: &mut Gallery) -> Vec<fleet::Applied> {
+fn exchange(from: &Gallery, to: &mut Gallery) -> Vec<fleet_merge::Applied> {
     from.fleet_state()
         .iter()
         .map(|m| to.apply_remote(from.device(), m).unwrap())
@@ -269,11 +269,11 @@ fn two_boards_agree_on_ids_renames_and_forgets_through_their_messages() {
 
     // The hall hears the door: the older id wins, the other person is learnt.
     let applied = exchange(&door, &mut hall);
-    assert!(applied.contains(&fleet::Applied::Relabelled {
+    assert!(applied.contains(&fleet_merge::Applied::Relabelled {
         from: "id-hall-000001".into(),
         to: "id-door-000001".into()
     }));
-    assert!(applied.contains(&fleet::Applied::Added(only.identity.clone())));
+    assert!(applied.contains(&fleet_merge::Applied::Added(only.identity.clone())));
     // The door hears the hall: nothing of its own changes.
     exchange(&hall, &mut door);
     let ids = |g: &Gallery| {
@@ -290,7 +290,8 @@ fn two_boards_agree_on_ids_renames_and_forgets_through_their_messages() {
 
     // A rename at the hall reaches the door; a forget at the door reaches the hall.
     hall.rename("id-door-000001", "alice").unwrap();
-    assert!(exchange(&hall, &mut door).contains(&fleet::Applied::Renamed("id-door-000001".into())));
+    assert!(exchange(&hall, &mut door)
+        .contains(&fleet_merge::Applied::Renamed("id-door-000001".into())));
     assert_eq!(
         door.observe(&view(0, 0.05, 9), "cam0", 5_000)
             .unwrap()
@@ -299,18 +300,20 @@ fn two_boards_agree_on_ids_renames_and_forgets_through_their_messages() {
         Some("alice")
     );
     door.forget(&only.identity).unwrap();
-    assert!(exchange(&door, &mut hall).contains(&fleet::Applied::Removed(only.identity.clone())));
+    assert!(
+        exchange(&door, &mut hall).contains(&fleet_merge::Applied::Removed(only.identity.clone()))
+    );
     assert_eq!(ids(&hall), ["id-door-000001"]);
     // A board ignores its own messages and other models'.
     let own = door.fleet_state();
     assert!(matches!(
         door.apply_remote("door", &own[0]).unwrap(),
-        fleet::Applied::Ignored(_)
+        fleet_merge::Applied::Ignored(_)
     ));
     let mut foreign = own[0].clone();
     foreign.model = "other".into();
     assert!(matches!(
         hall.apply_remote("door", &foreign).unwrap(),
-        fleet::Applied::Ignored(_)
+        fleet_merge::Applied::Ignored(_)
     ));
 }

@@ -3,8 +3,8 @@
 //! region (`zoom`) and parts (`parts`).
 
 mod classify;
+pub mod embedding;
 pub mod parts;
-pub mod reid;
 pub mod rollout;
 pub mod token_labels;
 pub mod tokens;
@@ -13,8 +13,8 @@ pub mod zoom;
 pub use classify::{
     softmax, ClassScore, Classification, Classifier, ClassifyConfig, Pass, ZoomRegion,
 };
+pub use embedding::{Crop, Embedder, Identification, ReidConfig, RoiConfig};
 pub use parts::PartsConfig;
-pub use reid::{Crop, Embedder, Identification, ReidConfig, RoiConfig};
 pub use rollout::{AttentionConfig, AttentionMap};
 pub use token_labels::TokenLabelConfig;
 pub use tokens::TokenLayout;

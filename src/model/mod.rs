@@ -84,7 +84,7 @@ impl ModelPackage {
             })?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::ParseManifest {
             path: manifest_path.clone(),
-            message: crate::config::plain_words(&e.to_string()),
+            message: crate::config_parse::plain_words(&e.to_string()),
         })?;
         let dir = manifest_path
             .parent()
@@ -154,7 +154,7 @@ impl ModelPackage {
 /// reads any other file).
 pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
     let manifest: Manifest =
-        toml::from_str(text).map_err(|e| crate::config::plain_words(&e.to_string()))?;
+        toml::from_str(text).map_err(|e| crate::config_parse::plain_words(&e.to_string()))?;
     validate(&manifest)?;
     Ok(manifest)
 }

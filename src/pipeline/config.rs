@@ -1,7 +1,7 @@
 //! The `edgevit run` configuration file: one TOML section per stage.
 
 use crate::backend::BackendConfig;
-use crate::config;
+use crate::config_parse as config;
 use crate::gallery::GalleryConfig;
 use crate::interpret::{
     AttentionConfig, ClassifyConfig, PartsConfig, ReidConfig, TokenLabelConfig, ZoomConfig,
@@ -220,7 +220,7 @@ impl RunConfig {
 }
 
 /// A parse error as toml renders it, but pointing at the bad key itself: sections with a `kind`
-/// are parsed by hand, and toml alone would point at their header (see `crate::config`).
+/// are parsed by hand, and toml alone would point at their header (see `crate::config_parse`).
 fn explain(text: &str, error: serde_path_to_error::Error<toml::de::Error>) -> String {
     let outer = error.path().to_string();
     let inner = error.into_inner();

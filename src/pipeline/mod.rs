@@ -6,17 +6,17 @@
 mod config;
 mod flow;
 mod health;
-mod reid;
+mod reid_stage;
 mod sequence;
-mod vit;
+mod vit_stage;
 mod warnings;
 mod worker;
 
 pub use config::{ConfigError, ModelConfig, PipelineConfig, RunConfig};
 pub use health::{Health, Snapshot};
-pub use reid::{gallery_path, Camera, ReidStage};
+pub use reid_stage::{gallery_path, Camera, ReidStage};
 pub use sequence::{SequenceError, Sequences};
-pub use vit::{FramePasses, StageFailure, VitOptions, VitStage};
+pub use vit_stage::{FramePasses, StageFailure, VitOptions, VitStage};
 pub use warnings::WarningLimiter;
 
 use self::worker::{Stage, Worker};

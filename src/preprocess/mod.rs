@@ -5,9 +5,9 @@
 mod color;
 mod decode;
 mod mjpeg;
+mod mjpeg_scaled;
 mod normalize;
 mod recycle;
-mod reduced;
 mod resize;
 mod yuv;
 
@@ -251,13 +251,14 @@ impl Preprocessor {
             self.width,
             self.height,
         );
-        let factor = reduced::reduction(&placement);
+        let factor = mjpeg_scaled::reduction(&placement);
         if meta.format == PixelFormat::Mjpeg && factor > 1 {
             let mut clock = Instant::now();
             mjpeg::check_complete(&frame.data)?;
             let jpeg = with_huffman_tables(&frame.data)?;
             let gray = self.color == ColorOrder::Gray;
-            if let Some(small) = reduced::decode(&jpeg, meta.width, meta.height, factor, gray) {
+            if let Some(small) = mjpeg_scaled::decode(&jpeg, meta.width, meta.height, factor, gray)
+            {
                 times.convert += lap(&mut clock);
                 let prepared =
                     self.prepare_raster_timed(small.pixels(), AfterResize::Nothing, times)?;

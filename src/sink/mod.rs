@@ -15,7 +15,7 @@ pub use record::{
 };
 pub use serial::{SerialConfig, SerialSink};
 
-use crate::config;
+use crate::config_parse as config;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 

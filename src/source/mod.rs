@@ -12,7 +12,7 @@ pub use files::{ImageDirConfig, ImageDirSource, ImageFileConfig, ImageListSource
 pub use pattern::{PatternConfig, PatternSource};
 pub use v4l2::{V4l2Config, V4l2Source};
 
-use crate::config;
+use crate::config_parse as config;
 use crate::frame::{Frame, FrameMeta};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

@@ -66,7 +66,7 @@ pub struct MqttConfig {
     /// The gallery shared with the fleet (`[gallery] fleet = true`); set by the pipeline,
     /// not read from the file.
     #[serde(skip)]
-    pub fleet: Option<super::fleet::FleetLink>,
+    pub fleet: Option<super::fleet_sync::FleetLink>,
 }
 
 fn default_stats_interval() -> u64 {
@@ -215,7 +215,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<MqttConfig, String> {
-        crate::config::parse_section("sink", toml::from_str(text).map_err(|e| e.to_string())?)
+        crate::config_parse::parse_section("sink", toml::from_str(text).map_err(|e| e.to_string())?)
     }
 
     #[test]

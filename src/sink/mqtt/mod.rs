@@ -14,7 +14,7 @@ mod delivery;
 mod discovery;
 mod entry;
 mod events;
-mod fleet;
+mod fleet_sync;
 pub mod names;
 mod session;
 mod stats;
@@ -24,7 +24,7 @@ mod topics;
 pub use config::{MqttConfig, NameKind, SetupError};
 pub use discovery::DiscoveryConfig;
 pub use events::{EventConfig, EventMessage, EventTracker, Subject};
-pub use fleet::FleetLink;
+pub use fleet_sync::FleetLink;
 pub use tls::TlsConfig;
 pub use topics::Topics;
 

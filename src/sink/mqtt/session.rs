@@ -11,7 +11,7 @@
 use super::delivery::{Carried, Delivery};
 use super::discovery;
 use super::entry;
-use super::fleet::FleetSync;
+use super::fleet_sync::FleetSync;
 use super::names;
 use super::topics::Topics;
 use super::MqttConfig;

@@ -12,7 +12,7 @@ use std::time::Duration;
 pub struct SerialConfig {
     /// The device, used as given (not relative to the configuration file): `/dev/ttyUSB0`,
     /// `/dev/serial/by-id/...`, `COM3`. It may be absent at start and may come and go.
-    #[serde(deserialize_with = "crate::config::non_empty")]
+    #[serde(deserialize_with = "crate::config_parse::non_empty")]
     pub path: String,
     /// Line speed in bits per second (default 115200).
     #[serde(default = "default_baud")]

@@ -67,7 +67,7 @@ impl Capture for Fake {
 
 fn config(text: &str) -> MqttConfig {
     let table: toml::Table = toml::from_str(text).unwrap();
-    crate::config::parse_section("sink", table).unwrap()
+    crate::config_parse::parse_section("sink", table).unwrap()
 }
 
 fn machine(text: &str) -> Machine {

@@ -1,10 +1,10 @@
-//! The MQTT side of a fleet's shared gallery (see `gallery::fleet` for the rules): this
+//! The MQTT side of a fleet's shared gallery (see `gallery::fleet_merge` for the rules): this
 //! board's identities go out retained on `<prefix>/gallery/<device>/<id>`, the other boards'
 //! come in on `<prefix>/gallery/+/+` and are merged into the gallery file. The I/O thread owns
 //! one of these; it opens the gallery file itself (SQLite orders its writes with the capture
 //! loop's).
 
-use crate::gallery::fleet::{Applied, FleetIdentity};
+use crate::gallery::fleet_merge::{Applied, FleetIdentity};
 use crate::gallery::{Gallery, GalleryConfig, GalleryError};
 use std::collections::HashMap;
 use std::path::PathBuf;

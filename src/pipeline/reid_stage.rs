@@ -2,11 +2,11 @@
 //! native-resolution frame, embedded (with its mirror image when `flip` is on, with the
 //! camera's SIE index when the model takes one) and matched in the board's gallery.
 
-use super::vit::StageFailure;
+use super::vit_stage::StageFailure;
 use super::PipelineError;
 use crate::backend::InferenceBackend;
 use crate::gallery::{Gallery, GalleryConfig, ModelStamp};
-use crate::interpret::reid::{check_rois, crops_for};
+use crate::interpret::embedding::{check_rois, crops_for};
 use crate::interpret::{Crop, Embedder, Identification, InterpretError, ReidConfig};
 use crate::model::{ModelPackage, SieSpec};
 use crate::preprocess::{Preprocess, Raster};
