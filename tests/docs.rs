@@ -256,3 +256,101 @@ fn every_configuration_in_the_book_parses() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The keys the code knows in each section, as serde lists them when it refuses an unknown
+/// one ("unknown field `zz`, expected one of `a`, `b`").
+fn known_keys(section: &str, template: &str) -> Vec<String> {
+    let text = template.replace("ZZ", "zz_no_such_key = 1");
+    let error = match edgevit::pipeline::RunConfig::parse(&text, Path::new("/etc/edgevit")) {
+        Ok(_) => panic!("{section}: an unknown key was accepted:\n{text}"),
+        Err(e) => e,
+    };
+    let list = error
+        .split("expected one of ")
+        .nth(1)
+        .or_else(|| error.split("expected ").nth(1))
+        .unwrap_or_else(|| panic!("{section}: no key list in: {error}"));
+    list.lines()
+        .next()
+        .unwrap_or_default()
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every key of every section the code reads is documented in the book (named in backticks
+/// or on the left of `=` in a TOML block), so that the reference cannot fall behind the code.
+#[test]
+fn every_configuration_key_is_documented() {
+    const BASE: &str = "[source]\nkind = \"pattern\"\n[model]\npath = \"m\"\n";
+    let sections = [
+        ("(top level)", format!("ZZ\n{BASE}")),
+        ("source (image-file)", "[source]\nkind = \"image-file\"\npath = \"x.png\"\nZZ\n[model]\npath = \"m\"\n".to_string()),
+        ("source (image-dir)", "[source]\nkind = \"image-dir\"\npath = \"d\"\nZZ\n[model]\npath = \"m\"\n".to_string()),
+        ("source (pattern)", "[source]\nkind = \"pattern\"\nZZ\n[model]\npath = \"m\"\n".to_string()),
+        ("source (v4l2)", "[source]\nkind = \"v4l2\"\nZZ\n[[source.camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\n[model]\npath = \"m\"\n".to_string()),
+        ("source.camera", "[source]\nkind = \"v4l2\"\n[[source.camera]]\nid = \"a\"\ndevice = \"/dev/video0\"\nZZ\n[model]\npath = \"m\"\n".to_string()),
+        ("model", "[source]\nkind = \"pattern\"\n[model]\npath = \"m\"\nZZ\n".to_string()),
+        ("backend (tract)", format!("{BASE}[backend]\nkind = \"tract\"\nZZ\n")),
+        ("pipeline", format!("{BASE}[pipeline]\nZZ\n")),
+        ("classify", format!("{BASE}[classify]\nZZ\n")),
+        ("attention", format!("{BASE}[attention]\nZZ\n")),
+        ("zoom", format!("{BASE}[zoom]\nZZ\n")),
+        ("parts", format!("{BASE}[parts]\nZZ\n")),
+        ("token_labels", format!("{BASE}[token_labels]\nZZ\n")),
+        ("reid", format!("{BASE}[reid]\nZZ\n")),
+        ("reid.roi", format!("{BASE}[[reid.roi]]\ncamera = \"c\"\nname = \"n\"\nbox = [0, 0, 1, 1]\nZZ\n")),
+        ("gallery", format!("{BASE}[gallery]\nZZ\n")),
+        ("metrics", format!("{BASE}[metrics]\nZZ\n")),
+        ("gpio", format!("{BASE}[gpio]\nchip = \"/dev/gpiochip0\"\nZZ\n")),
+        ("sink (file)", format!("{BASE}[sink]\nkind = \"file\"\npath = \"o\"\nZZ\n")),
+        ("sink (serial)", format!("{BASE}[sink]\nkind = \"serial\"\npath = \"/dev/ttyS0\"\nZZ\n")),
+        ("sink (mqtt)", format!("{BASE}[sink]\nkind = \"mqtt\"\nZZ\n")),
+        ("sink.spool", format!("{BASE}[sink]\nkind = \"mqtt\"\n[sink.spool]\nZZ\n")),
+        ("sink.events", format!("{BASE}[sink]\nkind = \"mqtt\"\n[sink.events]\nZZ\n")),
+        ("sink.discovery", format!("{BASE}[sink]\nkind = \"mqtt\"\n[sink.discovery]\nZZ\n")),
+        ("sink.tls", format!("{BASE}[sink]\nkind = \"mqtt\"\n[sink.tls]\nca_file = \"c\"\nZZ\n")),
+    ];
+    let mut sections = sections.to_vec();
+    if cfg!(feature = "ort") {
+        sections.push((
+            "backend (ort)",
+            format!("{BASE}[backend]\nkind = \"ort\"\nZZ\n"),
+        ));
+    }
+    if cfg!(feature = "rknn") {
+        sections.push((
+            "backend (rknn)",
+            format!("{BASE}[backend]\nkind = \"rknn\"\nZZ\n"),
+        ));
+    }
+    let book: String = documents()
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let mut undocumented = Vec::new();
+    for (section, template) in &sections {
+        let keys = known_keys(section, template);
+        assert!(!keys.is_empty(), "{section}: no keys found");
+        for key in keys {
+            // A key, or a table: `[zoom]`, `[sink.tls]`, `[gpio.trigger]`, `[[reid.roi]]`.
+            let named = book.contains(&format!("`{key}`"))
+                || book.contains(&format!("\n{key} ="))
+                || book.contains(&format!("# {key} ="))
+                || book.contains(&format!("({key} ="))
+                || book.contains(&format!("[{key}]"))
+                || book.contains(&format!("[[{key}"))
+                || book.contains(&format!(".{key}]"));
+            if !named {
+                undocumented.push(format!("{section}: {key}"));
+            }
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "keys the code reads that the book does not name:\n{}",
+        undocumented.join("\n")
+    );
+}

@@ -599,3 +599,45 @@ fn an_interrupted_infer_prints_whole_lines_and_says_so() {
     }
     assert!(text.ends_with('\n'), "the last line is whole");
 }
+
+/// Ctrl-C during `bench` ends it with exit code 130 and prints nothing partial.
+#[test]
+fn an_interrupted_bench_prints_nothing_and_says_so() {
+    use std::io::Read;
+    let model = common::default_model();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
+        .args(["bench", model.to_str().unwrap(), "--warmup", "0"])
+        .args(["--iterations", "100000000"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Loaded and measuring: the self-test's line is on stderr.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("self-test") {
+        assert_eq!(
+            stderr.read(&mut byte).unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.push(byte[0]);
+    }
+    common::signal(&child, "INT");
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
+    assert!(stdout.is_empty(), "nothing partial: {stdout}");
+}
