@@ -3,7 +3,7 @@
 threads: `edgevit bench` medians and each package's worst self-test difference per backend.
 
     cargo build --release --features ort
-    python3 bench/backends.py [--rounds 2] [--iterations 40] [--library PATH]
+    python3 compare/backends.py [--rounds 2] [--iterations 40] [--library PATH]
 
 The f32 packages are made in a temporary folder from tools/work/ (`bash tools/build_models.sh
 vit-mnist vit-tiny` writes those ONNX files; their self-test references come from ONNX

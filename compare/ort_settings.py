@@ -19,9 +19,9 @@ here (`tools/quantize.py`'s default form): time per inference (one thread, inter
 the largest difference from ONNX Runtime at `basic` (the graph's own arithmetic), and the
 resident set of a process that loaded the model and ran it 10 times.
 
-Not run in CI. Needs the venv of bench/compare (onnxruntime, onnx, OpenCV, numpy):
+Not run in CI. Needs the venv of compare/pipeline (onnxruntime, onnx, OpenCV, numpy):
 
-    bench/compare/.venv/bin/python bench/ort_settings.py [--rounds 12] [--shared ../shared]
+    compare/pipeline/.venv/bin/python compare/ort_settings.py [--rounds 12] [--shared ../shared]
 """
 import argparse
 import collections

@@ -12,21 +12,21 @@ Pipelines:
 - edgevit on tract, 2 single-threaded instances (`--workers 2`);
 - edgevit on ONNX Runtime, one instance;
 - edgevit on ONNX Runtime, 2 single-threaded instances;
-- bench/compare/python_pipeline.py: OpenCV + onnxruntime + paho-mqtt.
+- compare/pipeline/python_pipeline.py: OpenCV + onnxruntime + paho-mqtt.
 Each pipeline runs --repeat times (default 3), the pipelines taken in turn round after round, so
 that a slow spell of a shared machine falls on all of them; each figure is the run of median frame
 rate. Prints a Markdown table of frames per second and the ratios, and writes every figure as JSON.
 
 Not run in CI. Needs:
 - a release build with ONNX Runtime: `cargo build --release --features ort`;
-- the Python venv: `python3 -m venv bench/compare/.venv &&
-  bench/compare/.venv/bin/pip install -r bench/compare/requirements.txt`
+- the Python venv: `python3 -m venv compare/pipeline/.venv &&
+  compare/pipeline/.venv/bin/pip install -r compare/pipeline/requirements.txt`
   (its onnxruntime wheel's library is the one edgevit's `ort` backend loads, so both run the
   same ONNX Runtime);
 - mosquitto on the PATH;
 - ../shared for DINOv2.
 
-    bench/compare/.venv/bin/python bench/compare/run.py [--frames N] [--threads 1 2] [--repeat N]
+    compare/pipeline/.venv/bin/python compare/pipeline/run.py [--frames N] [--threads 1 2] [--repeat N]
         [--models vit-mnist ...] [--json out.json]
 
 The DINOv2 model is a saliency model (its output is a 224x224 map): run.py flattens that map
@@ -77,7 +77,7 @@ def start_broker(work):
 def ort_library():
     found = glob.glob(os.path.join(HERE, ".venv/lib/python*/site-packages/onnxruntime/capi/libonnxruntime.so*"))
     if not found:
-        sys.exit("no onnxruntime in bench/compare/.venv: pip install -r bench/compare/requirements.txt")
+        sys.exit("no onnxruntime in compare/pipeline/.venv: pip install -r compare/pipeline/requirements.txt")
     return found[0]
 
 
