@@ -117,7 +117,11 @@ fn manifest_output_name_that_the_graph_lacks() {
     });
     assert_clean_failure(
         &check(&dir),
-        &["names output \"scores\"", "neither a graph output"],
+        &[
+            "names output \"scores\"",
+            "not among the model's outputs",
+            "nor is it a tensor inside the graph",
+        ],
     );
 }
 

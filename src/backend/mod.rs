@@ -461,6 +461,47 @@ pub(crate) fn side_inputs(
         .collect())
 }
 
+/// The manifest's `input.shape` against the graph's image input, dimension by dimension
+/// (`None`: a symbolic dimension, which matches any); the same check on every backend.
+pub(crate) fn check_image_shape(
+    graph: &[Option<i64>],
+    expected: &[usize; 4],
+) -> Result<(), String> {
+    let differs = graph.len() != 4
+        || graph
+            .iter()
+            .zip(expected)
+            .any(|(dim, want)| dim.is_some_and(|d| d != *want as i64));
+    if differs {
+        let shown: Vec<String> = graph
+            .iter()
+            .map(|d| d.map_or("?".to_string(), |d| d.to_string()))
+            .collect();
+        return Err(format!(
+            "the manifest's input.shape is {expected:?}, the graph's input is [{}]",
+            shown.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The first output the manifest names that the model does not offer (`offers`), said the
+/// same way on every backend: what it offers (`available`), then what the backend can do
+/// about it (`hint`).
+pub(crate) fn check_outputs(
+    wanted: &[String],
+    offers: impl Fn(&str) -> bool,
+    available: &[&str],
+    hint: &str,
+) -> Result<(), String> {
+    match wanted.iter().find(|name| !offers(name)) {
+        Some(missing) => Err(format!(
+            "the manifest names output {missing:?}, which is not among the model's outputs {available:?}; {hint}"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// A vendor runtime loaded at run time: the `library` setting, else the path in the environment
 /// variable `env` (when the vendor has one), else `default` from the system's library path.
 #[cfg(any(feature = "ort", feature = "rknn"))]

@@ -437,13 +437,14 @@ impl OrtBackend {
         }
         let outputs = package.manifest.outputs.owned_graph_names();
         let available: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
-        if let Some(missing) = outputs.iter().find(|n| !available.contains(&n.as_str())) {
-            return Err(mismatch(format!(
-                "the manifest names output {missing:?}, which is not an output of the graph {available:?}; \
-                 ONNX Runtime returns graph outputs only (attention maps must be exported as outputs for this backend, \
-                 e.g. with tools/add_attention_outputs.py)"
-            )));
-        }
+        super::check_outputs(
+            &outputs,
+            |n| available.contains(&n),
+            &available,
+            "ONNX Runtime returns graph outputs only (attention maps must be exported as outputs for this backend, \
+             e.g. with tools/add_attention_outputs.py)",
+        )
+        .map_err(&mismatch)?;
         // "auto" follows the attention into the graph, which ONNX Runtime cannot: the model
         // still classifies; zoom and parts, which need the maps, are refused where they are
         // asked for (`NoAttention`).
@@ -753,18 +754,9 @@ fn check_image_input(dtype: &ValueType, expected: &[usize; 4]) -> Result<(), Str
     let Some(shape) = dtype.tensor_shape() else {
         return Ok(());
     };
-    let dims: Vec<i64> = shape.iter().copied().collect();
-    let differs = dims.len() != 4
-        || dims
-            .iter()
-            .zip(expected)
-            .any(|(graph, want)| *graph >= 0 && *graph != *want as i64);
-    if differs {
-        return Err(format!(
-            "the manifest's input.shape is {expected:?}, the graph's input is {dims:?}"
-        ));
-    }
-    Ok(())
+    // ONNX Runtime gives a free dimension as -1.
+    let dims: Vec<Option<i64>> = shape.iter().map(|&d| (d >= 0).then_some(d)).collect();
+    super::check_image_shape(&dims, expected)
 }
 
 impl InferenceBackend for OrtBackend {

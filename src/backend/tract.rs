@@ -144,14 +144,14 @@ impl TractBackend {
         // A name may be a graph output or any tensor inside the graph (attention maps of an
         // export that only has `logits` as output): tract makes it an output.
         let available = output_labels(&model);
-        if let Some(missing) = output_names
-            .iter()
-            .find(|n| !available.contains(n) && !has_tensor(&model, n))
-        {
-            return Err(mismatch(format!(
-                "the manifest names output {missing:?}, which is neither a graph output {available:?} nor a tensor inside the graph"
-            )));
-        }
+        let listed: Vec<&str> = available.iter().map(String::as_str).collect();
+        super::check_outputs(
+            &output_names,
+            |n| listed.contains(&n) || has_tensor(&model, n),
+            &listed,
+            "nor is it a tensor inside the graph",
+        )
+        .map_err(&mismatch)?;
         model
             .select_outputs_by_name(&output_names)
             .map_err(|e| mismatch(format!("{e:#}")))?;
@@ -335,30 +335,16 @@ fn find_attention(model: &TypedModel) -> TractResult<Vec<(OutletId, AttentionTen
 /// Compares the manifest's shape with the dimensions the graph fixes (symbolic ones match any).
 fn check_input_shape(model: &InferenceModel, expected: &[usize; 4]) -> Result<(), String> {
     let fact = model.input_fact(0).map_err(|e| format!("{e:#}"))?;
-    let Some(rank) = fact.shape.rank().concretize() else {
+    // A graph of unknown rank fixes nothing to compare with.
+    if fact.shape.rank().concretize().is_none() {
         return Ok(());
-    };
+    }
     let dims: Vec<Option<i64>> = fact
         .shape
         .dims()
         .map(|d| d.concretize().and_then(|d| d.to_i64().ok()))
         .collect();
-    let shown: Vec<String> = dims
-        .iter()
-        .map(|d| d.map_or("?".to_string(), |d| d.to_string()))
-        .collect();
-    let differs = rank != 4
-        || dims
-            .iter()
-            .zip(expected)
-            .any(|(graph, want)| graph.is_some_and(|g| g != *want as i64));
-    if differs {
-        return Err(format!(
-            "the manifest's input.shape is {expected:?}, the graph's input is [{}]",
-            shown.join(", ")
-        ));
-    }
-    Ok(())
+    super::check_image_shape(&dims, expected)
 }
 
 impl InferenceBackend for TractBackend {

@@ -197,15 +197,20 @@ impl RknnBackend {
         for index in 0..counts.n_output {
             available.push(backend.query_attr(rknn_query_cmd::RKNN_QUERY_OUTPUT_ATTR, index)?);
         }
-        for name in manifest.outputs.owned_graph_names() {
-            let Some(attr) = available.iter().find(|a| attr_name(a) == name) else {
-                return Err(mismatch(format!(
-                    "the manifest names output {name:?}, which is not an output of the converted model {:?}; \
-                     convert again keeping it as an output",
-                    available.iter().map(attr_name).collect::<Vec<_>>()
-                )));
-            };
-            backend.outputs.push(output_slot(name, attr));
+        let wanted = manifest.outputs.owned_graph_names();
+        let names: Vec<String> = available.iter().map(attr_name).collect();
+        let listed: Vec<&str> = names.iter().map(String::as_str).collect();
+        super::check_outputs(
+            &wanted,
+            |n| listed.contains(&n),
+            &listed,
+            "convert again keeping it as an output",
+        )
+        .map_err(&mismatch)?;
+        for name in wanted {
+            if let Some(attr) = available.iter().find(|a| attr_name(a) == name) {
+                backend.outputs.push(output_slot(name, attr));
+            }
         }
         log::info!(
             "RKNN runtime {} runs {} (input {:?}, cores {:?})",
