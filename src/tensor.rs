@@ -25,7 +25,36 @@ pub enum TensorError {
         source: std::io::Error,
     },
     #[error("{path} is not a supported .npy file: {reason}")]
-    Npy { path: String, reason: String },
+    Npy { path: String, reason: NpyError },
+}
+
+/// Why bytes are not a `.npy` file edgevit reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NpyError {
+    #[error("missing the \\x93NUMPY magic")]
+    Magic,
+    #[error("unsupported format version {0}")]
+    Version(u8),
+    #[error("truncated or non-text header")]
+    Header,
+    #[error("header has no '{0}'")]
+    MissingKey(&'static str),
+    #[error("dtype {0} is neither float32 '<f4' nor uint8 '|u1'")]
+    Dtype(String),
+    #[error("Fortran-order arrays are not supported")]
+    FortranOrder,
+    #[error("malformed 'shape'")]
+    Shape,
+    #[error("bad dimension {0:?}")]
+    Dimension(String),
+    #[error("shape {0:?} is too large")]
+    TooLarge(Vec<usize>),
+    #[error("shape {shape:?} needs {needed} bytes of data, file has {actual}")]
+    Length {
+        shape: Vec<usize>,
+        needed: usize,
+        actual: usize,
+    },
 }
 
 impl Tensor {
@@ -93,7 +122,7 @@ impl Tensor {
     }
 
     /// Parses the bytes of a `.npy` file (see [`Tensor::read_npy`]); the error says why not.
-    pub fn from_npy_bytes(bytes: &[u8]) -> Result<Tensor, String> {
+    pub fn from_npy_bytes(bytes: &[u8]) -> Result<Tensor, NpyError> {
         parse_npy(bytes)
     }
 
@@ -121,9 +150,9 @@ impl Tensor {
     }
 }
 
-fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
+fn parse_npy(bytes: &[u8]) -> Result<Tensor, NpyError> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err("missing the \\x93NUMPY magic".into());
+        return Err(NpyError::Magic);
     }
     let (header_len, header_start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
@@ -131,50 +160,51 @@ fn parse_npy(bytes: &[u8]) -> Result<Tensor, String> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        v => return Err(format!("unsupported format version {v}")),
+        v => return Err(NpyError::Version(v)),
     };
     let header_end = header_start + header_len;
     let header = bytes
         .get(header_start..header_end)
         .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or("truncated or non-text header")?;
-    let descr = dict_value(header, "descr").ok_or("header has no 'descr'")?;
+        .ok_or(NpyError::Header)?;
+    let descr = dict_value(header, "descr").ok_or(NpyError::MissingKey("descr"))?;
     let element_size = if descr.starts_with("'<f4'") {
         4
     } else if descr.starts_with("'|u1'") {
         1
     } else {
-        return Err(format!(
-            "dtype {descr} is neither float32 '<f4' nor uint8 '|u1'"
+        return Err(NpyError::Dtype(
+            descr.split(',').next().unwrap_or(descr).to_string(),
         ));
     };
     if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err("Fortran-order arrays are not supported".into());
+        return Err(NpyError::FortranOrder);
     }
-    let shape_text = dict_value(header, "shape").ok_or("header has no 'shape'")?;
+    let shape_text = dict_value(header, "shape").ok_or(NpyError::MissingKey("shape"))?;
     let inner = shape_text
         .strip_prefix('(')
         .and_then(|s| s.split(')').next())
-        .ok_or("malformed 'shape'")?;
+        .ok_or(NpyError::Shape)?;
     let shape = inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<usize>()
-                .map_err(|_| format!("bad dimension {s:?}"))
+                .map_err(|_| NpyError::Dimension(s.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let payload = &bytes[header_end..];
     let needed = shape
         .iter()
         .try_fold(element_size, |bytes: usize, &d| bytes.checked_mul(d))
-        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
+        .ok_or_else(|| NpyError::TooLarge(shape.clone()))?;
     if payload.len() != needed {
-        return Err(format!(
-            "shape {shape:?} needs {needed} bytes of data, file has {}",
-            payload.len()
-        ));
+        return Err(NpyError::Length {
+            shape,
+            needed,
+            actual: payload.len(),
+        });
     }
     let data = match element_size {
         4 => payload
@@ -213,10 +243,22 @@ mod tests {
         let mut f8 = bytes.clone();
         let at = f8.windows(3).position(|w| w == b"<f4").unwrap();
         f8[at + 2] = b'8';
-        assert!(parse_npy(&f8).unwrap_err().contains("<f8"));
+        assert_eq!(parse_npy(&f8), Err(NpyError::Dtype("'<f8'".into())));
+        assert!(parse_npy(&f8).unwrap_err().to_string().contains("<f8"));
         bytes.pop();
-        assert!(parse_npy(&bytes).unwrap_err().contains("needs 8 bytes"));
-        assert!(parse_npy(b"garbage").is_err());
+        assert!(matches!(
+            parse_npy(&bytes),
+            Err(NpyError::Length {
+                needed: 8,
+                actual: 7,
+                ..
+            })
+        ));
+        assert!(parse_npy(&bytes)
+            .unwrap_err()
+            .to_string()
+            .contains("needs 8 bytes"));
+        assert_eq!(parse_npy(b"garbage"), Err(NpyError::Magic));
     }
 
     #[test]
