@@ -36,6 +36,14 @@ pub enum BackendError {
     },
     #[error("inference failed: {0}")]
     Run(String),
+    /// A vendor runtime's call returned an error code (RKNN): the code says what went wrong
+    /// (a timeout, a device that is away, an invalid model), for a caller that acts on it.
+    #[error("runtime call {call}: {name} ({code})")]
+    RuntimeCall {
+        call: &'static str,
+        code: i32,
+        name: &'static str,
+    },
     #[error("invalid backend configuration: {0}")]
     Config(String),
     #[error("cannot load the inference library {path}: {message}")]

@@ -272,16 +272,20 @@ impl RknnBackend {
                 size,
             )
         };
-        check("rknn_query", code).map_err(BackendError::Run)
+        check("rknn_query", code)
     }
 }
 
-/// `Err` naming the call and the code unless `code` is RKNN_SUCC.
-fn check(call: &str, code: c_int) -> Result<(), String> {
+/// `Err` with the call and its code unless `code` is RKNN_SUCC.
+fn check(call: &'static str, code: c_int) -> Result<(), BackendError> {
     if code == 0 {
         return Ok(());
     }
-    Err(format!("{call}: {} ({code})", ffi::error_name(code)))
+    Err(BackendError::RuntimeCall {
+        call,
+        code,
+        name: ffi::error_name(code),
+    })
 }
 
 fn attr_name(attr: &rknn_tensor_attr) -> String {
@@ -416,10 +420,10 @@ impl InferenceBackend for RknnBackend {
         // unmoved until the run below has returned (the runtime copies inputs in
         // rknn_inputs_set or rknn_run).
         let code = unsafe { (self.api.inputs_set)(self.context, 1, &mut image) };
-        check("rknn_inputs_set", code).map_err(BackendError::Run)?;
+        check("rknn_inputs_set", code)?;
         // SAFETY: a live context; no extension.
         let code = unsafe { (self.api.run)(self.context, std::ptr::null_mut()) };
-        check("rknn_run", code).map_err(BackendError::Run)?;
+        check("rknn_run", code)?;
         let mut wanted: Vec<rknn_output> = self
             .outputs
             .iter_mut()
@@ -442,11 +446,11 @@ impl InferenceBackend for RknnBackend {
                 std::ptr::null_mut(),
             )
         };
-        check("rknn_outputs_get", code).map_err(BackendError::Run)?;
+        check("rknn_outputs_get", code)?;
         // SAFETY: releases what rknn_outputs_get handed out (nothing to free for
         // preallocated buffers, but the runtime expects the call).
         let code = unsafe { (self.api.outputs_release)(self.context, count, wanted.as_mut_ptr()) };
-        check("rknn_outputs_release", code).map_err(BackendError::Run)?;
+        check("rknn_outputs_release", code)?;
         let mut tensors = Vec::with_capacity(self.outputs.len());
         for slot in &self.outputs {
             let tensor = match slot.nhwc {
