@@ -16,14 +16,21 @@ fn error_text(output: &std::process::Output) -> String {
     err[start..].to_string()
 }
 
+/// `edgevit COMMAND --config FILE` on the configuration `text` written into `dir` (`{model}`
+/// stands for the default model).
+fn on_config(dir: &Path, command: &str, text: &str) -> std::process::Output {
+    let config = common::write_config(dir, text);
+    edgevit(&[command, "--config", config.to_str().unwrap()])
+}
+
 #[test]
 fn a_cause_is_said_once_and_the_key_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = common::write_config(
+    let output = on_config(
         tmp.path(),
+        "run",
         "[source]\nkind = \"pattern\"\nframes = 1\n[model]\npath = \"no-such-model\"\n",
     );
-    let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2));
     let error = error_text(&output);
     assert!(
@@ -65,8 +72,7 @@ fn file_sink_and_image_folder_paths_name_their_keys() {
         ),
     ];
     for (text, expected) in cases {
-        let config = common::write_config(tmp.path(), text);
-        let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
+        let output = on_config(tmp.path(), "run", text);
         assert!(
             error_text(&output).starts_with(expected),
             "{}",
@@ -277,12 +283,12 @@ fn a_closed_stdout_ends_quietly() {
 #[test]
 fn an_empty_serial_path_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = common::write_config(
+    let output = on_config(
         tmp.path(),
+        "run",
         "[source]\nkind = \"pattern\"\nframes = 1\n[model]\npath = \"{model}\"\n\
          [sink]\nkind = \"serial\"\npath = \"\"\n",
     );
-    let output = edgevit(&["run", "--config", config.to_str().unwrap()]);
     assert_clean_failure(&output, &["`sink.path`", "must not be empty"]);
 }
 
@@ -359,9 +365,8 @@ fn names_that_would_break_a_topic_are_refused_naming_the_key() {
         ),
     ];
     for (text, key, why) in cases {
-        let config = common::write_config(tmp.path(), &text);
         for command in ["check", "run"] {
-            let output = edgevit(&[command, "--config", config.to_str().unwrap()]);
+            let output = on_config(tmp.path(), command, &text);
             assert_eq!(
                 output.status.code(),
                 Some(2),
@@ -546,11 +551,11 @@ fn enrolment_needs_no_configuration_and_a_folder_is_not_a_gallery() {
 #[test]
 fn one_problem_is_one_problem() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = common::write_config(
+    let output = on_config(
         tmp.path(),
+        "check",
         "[source]\nkind = \"image-dir\"\npath = \"no-such-folder\"\n[model]\npath = \"{model}\"\n",
     );
-    let output = edgevit(&["check", "--config", config.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(": 1 problem\n"), "{stdout}");
