@@ -31,6 +31,7 @@ fn imagenet(resize: ResizePolicy) -> InputSpec {
         mean: vec![0.485, 0.456, 0.406],
         std: vec![0.229, 0.224, 0.225],
         resize,
+        layout: Default::default(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! edgevit: fine-grained recognition and re-identification with Vision Transformers on edge boards.
 //!
 //! Frames flow one way through the stages, each behind a small trait:
-//! [`source`] -> [`preprocess`] -> [`backend`] -> [`interpret`] -> [`sink`].
+//! [`source`] -> [`preprocess`] -> [`detect`] / [`track`] -> [`backend`] -> [`interpret`] -> [`sink`].
 //! [`model`] describes a model package (manifest, labels, self-test) that the
 //! preprocessing, backend and interpretation stages are configured from, and
 //! [`pipeline`] wires the stages into the capture loop.
@@ -10,6 +10,7 @@ pub mod backend;
 pub mod backoff;
 pub mod bench;
 pub mod config_parse;
+pub mod detect;
 pub mod error;
 pub mod frame;
 pub mod gallery;
@@ -24,4 +25,5 @@ pub mod service;
 pub mod sink;
 pub mod source;
 pub mod sync;
+pub mod track;
 pub mod tensor;

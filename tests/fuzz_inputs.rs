@@ -150,6 +150,7 @@ fn preprocessor(color: ColorOrder) -> Preprocessor {
         mean: vec![],
         std: vec![],
         resize: ResizePolicy::CenterCrop,
+        layout: Default::default(),
     })
 }
 

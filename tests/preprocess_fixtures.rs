@@ -52,6 +52,7 @@ fn encoded_images_match_pillow_within_one_grey_level() {
             mean: case.mean.clone(),
             std: case.std.clone(),
             resize: case.resize,
+            layout: Default::default(),
         };
         let bytes = std::fs::read(fixtures().join(&case.image)).unwrap();
         let tensor = Preprocessor::new(&spec)
@@ -141,6 +142,7 @@ fn raw_frames_of_every_format_reach_the_same_tensor() {
         mean: vec![],
         std: vec![],
         resize: ResizePolicy::Stretch,
+        layout: Default::default(),
     };
     let mut pre = Preprocessor::new(&spec);
     let from_rgb = pre
@@ -195,6 +197,7 @@ fn a_grey_ramp_in_every_raw_format_gives_the_tensor_of_its_rgb_form() {
             mean: vec![],
             std: vec![],
             resize: ResizePolicy::Stretch,
+            layout: Default::default(),
         };
         let mut pre = Preprocessor::new(&spec);
         let reference = pre

@@ -4,6 +4,7 @@ use super::args::{at_least_one, probability, BackendArgs};
 use super::exit;
 use anyhow::Result;
 use edgevit::backend::{BackendConfig, TractConfig};
+use edgevit::detect::DetectOverrides;
 use edgevit::gallery::GalleryConfig;
 use edgevit::interpret::{ClassifyConfig, PartsConfig, ReidConfig, ZoomConfig};
 use edgevit::model::Task;
@@ -22,7 +23,8 @@ pub struct Args {
     /// Classes to report per image, best first.
     #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     top_k: usize,
-    /// Leave out classes whose probability is below this (0 to 1).
+    /// Leave out classes whose probability is below this (0 to 1); for a detector, objects
+    /// scoring below it (else its package's `detect.min_score`).
     #[arg(long, default_value_t = 0.0, value_parser = probability)]
     min_score: f32,
     /// Camera id to report in each result (and, for ReID, to record the sightings under).
@@ -94,6 +96,14 @@ pub fn run(args: Args) -> Result<i32> {
             args.model.display()
         ),
         (Task::Classify, _) => Pipeline::new(loaded, &classify, &vit, source, sink)?,
+        (Task::Detect, _) => {
+            // --min-score, when given, is the detector's threshold; else its package's.
+            let overrides = DetectOverrides {
+                min_score: (args.min_score > 0.0).then_some(args.min_score),
+                ..DetectOverrides::default()
+            };
+            Pipeline::new_detect(loaded, &overrides, source, sink)?
+        }
     };
     // SIGINT and SIGTERM end the run between images: the image in flight gets its whole line.
     let stop = super::stop_on_signals()?;
@@ -122,6 +132,19 @@ fn check_flags_fit(args: &Args, task: Task) -> Result<()> {
             for (given, flag) in [(args.gallery.is_some(), "--gallery"), (args.flip, "--flip")] {
                 if given {
                     anyhow::bail!("{flag} is for ReID models; {model} is a `{name}` model");
+                }
+            }
+        }
+        Task::Detect => {
+            let given = [
+                (args.gallery.is_some(), "--gallery"),
+                (args.flip, "--flip"),
+                (args.zoom, "--zoom"),
+                (args.parts.is_some(), "--parts"),
+            ];
+            for (given, flag) in given {
+                if given {
+                    anyhow::bail!("{flag} is not for detectors; {model} is a `{name}` model");
                 }
             }
         }

@@ -6,6 +6,7 @@ mod classify;
 pub mod embedding;
 pub mod parts;
 pub mod rollout;
+mod scene;
 pub mod token_labels;
 pub mod tokens;
 pub mod zoom;
@@ -16,6 +17,7 @@ pub use classify::{
 pub use embedding::{Crop, Embedder, Identification, ReidConfig, RoiConfig};
 pub use parts::PartsConfig;
 pub use rollout::{AttentionConfig, AttentionMap};
+pub use scene::{Scene, SceneObject};
 pub use token_labels::TokenLabelConfig;
 pub use tokens::TokenLayout;
 pub use zoom::{PixelBox, ZoomConfig};
@@ -54,6 +56,8 @@ pub enum InterpretError {
 pub enum Interpretation {
     Classification(Classification),
     Identification(Identification),
+    /// The objects of a scene (a detector, and the model on each object).
+    Scene(Scene),
 }
 
 /// Turns one inference's outputs into an [`Interpretation`].

@@ -12,6 +12,8 @@ pub enum Task {
     Classify,
     /// An embedding -> identities matched in a gallery.
     Reid,
+    /// Boxes -> objects (a detector, see `[detect]`).
+    Detect,
 }
 
 impl Task {
@@ -19,6 +21,7 @@ impl Task {
         match self {
             Task::Classify => "classify",
             Task::Reid => "reid",
+            Task::Detect => "detect",
         }
     }
 }
@@ -62,14 +65,28 @@ pub enum ResizePolicy {
     Letterbox,
 }
 
+/// The order of the input tensor's dimensions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `[N, C, H, W]`: PyTorch exports.
+    #[default]
+    Nchw,
+    /// `[N, H, W, C]`: TensorFlow, TF.js and TFLite exports.
+    Nhwc,
+}
+
 /// `[input]`: the tensor the model takes and how pixels become that tensor.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
     /// Name of the graph input.
     pub name: String,
-    /// `[N, C, H, W]`; N must be 1.
+    /// The graph input's shape in `layout` order (`[N, C, H, W]` or `[N, H, W, C]`); N must be 1.
     pub shape: [usize; 4],
+    /// `nchw` (the default) or `nhwc`.
+    #[serde(default)]
+    pub layout: Layout,
     pub color: ColorOrder,
     /// Pixels are divided by this first (255.0 maps 8-bit values to 0..1).
     #[serde(default = "default_scale")]
@@ -94,13 +111,23 @@ fn default_resize() -> ResizePolicy {
 
 impl InputSpec {
     pub fn channels(&self) -> usize {
-        self.shape[1]
+        self.nchw()[1]
     }
     pub fn height(&self) -> usize {
-        self.shape[2]
+        self.nchw()[2]
     }
     pub fn width(&self) -> usize {
-        self.shape[3]
+        self.nchw()[3]
+    }
+    /// The input's shape as `[N, C, H, W]`, whatever its layout.
+    pub fn nchw(&self) -> [usize; 4] {
+        match self.layout {
+            Layout::Nchw => self.shape,
+            Layout::Nhwc => {
+                let [n, h, w, c] = self.shape;
+                [n, c, h, w]
+            }
+        }
     }
 }
 
@@ -126,6 +153,10 @@ pub struct OutputSpec {
     pub parts: Option<String>,
     /// LV-ViT's per-patch class scores, `[1, patches, classes]` (token labeling).
     pub patch_logits: Option<String>,
+    /// A detector's boxes (task `detect`): their shape depends on `detect.format`.
+    pub detections: Option<String>,
+    /// A detector's scores, apart from its boxes (`detect.format = "anchors"`).
+    pub scores: Option<String>,
 }
 
 /// A tensor name, or a list of them.
@@ -235,6 +266,8 @@ impl OutputSpec {
             .chain(self.rollout.iter())
             .chain(self.parts.iter())
             .chain(self.patch_logits.iter())
+            .chain(self.detections.iter())
+            .chain(self.scores.iter())
             .map(String::as_str)
             .collect()
     }
@@ -246,6 +279,8 @@ impl OutputSpec {
             .iter()
             .chain(self.embedding.iter().flatten())
             .chain(self.patch_logits.iter())
+            .chain(self.detections.iter())
+            .chain(self.scores.iter())
             .cloned()
             .collect()
     }
@@ -324,6 +359,8 @@ pub struct Manifest {
     #[serde(default)]
     pub embedding: EmbeddingSpec,
     pub sie: Option<SieSpec>,
+    /// `[detect]`: how a detector's outputs become boxes (task `detect`).
+    pub detect: Option<crate::detect::DetectSpec>,
     pub selftest: Option<SelfTestSpec>,
     /// The model converted for Rockchip NPUs (`rknn = "model.rknn"`, or a table), used by
     /// the `rknn` backend.

@@ -8,7 +8,7 @@ pub mod qdq_pairs;
 pub mod selftest;
 
 pub use manifest::{
-    AttentionSource, ColorOrder, EmbeddingSpec, InputSpec, Manifest, OutputSpec, ResizePolicy,
+    AttentionSource, ColorOrder, EmbeddingSpec, InputSpec, Layout, Manifest, OutputSpec, ResizePolicy,
     RknnInput, RknnSpec, SelfTestSpec, SieSpec, Task, TokenSpec,
 };
 
@@ -159,9 +159,36 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
     Ok(manifest)
 }
 
+/// A detector names its boxes' output and says how to read it; the anchor format needs its
+/// grid and its scores' output.
+fn check_detect(manifest: &Manifest) -> Result<(), String> {
+    let outputs = &manifest.outputs;
+    let Some(spec) = &manifest.detect else {
+        return Err("task \"detect\" needs a [detect] table (format = \"boxes\", \"yolo\" or \"anchors\")".into());
+    };
+    if outputs.detections.is_none() {
+        return Err("task \"detect\" needs outputs.detections".into());
+    }
+    if spec.format == crate::detect::DetectFormat::Anchors {
+        let Some(anchors) = &spec.anchors else {
+            return Err("detect.format = \"anchors\" needs [detect.anchors] (strides, per_cell)".into());
+        };
+        if anchors.strides.is_empty()
+            || anchors.strides.len() != anchors.per_cell.len()
+            || anchors.strides.contains(&0)
+        {
+            return Err("detect.anchors: strides and per_cell need one positive value per grid each".into());
+        }
+        if outputs.scores.is_none() {
+            return Err("detect.format = \"anchors\" needs outputs.scores".into());
+        }
+    }
+    Ok(())
+}
+
 fn validate(manifest: &Manifest) -> Result<(), String> {
     let input = &manifest.input;
-    let [n, c, h, w] = input.shape;
+    let [n, c, h, w] = input.nchw();
     if n != 1 {
         return Err(format!("input.shape: batch must be 1, got {n}"));
     }
@@ -212,6 +239,7 @@ fn validate(manifest: &Manifest) -> Result<(), String> {
         {
             return Err("task \"reid\" needs outputs.embedding".into())
         }
+        Task::Detect => check_detect(manifest)?,
         _ => {}
     }
     let embeddings = manifest.outputs.embedding.as_ref().map_or(0, Vec::len);

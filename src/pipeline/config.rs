@@ -94,6 +94,19 @@ pub struct RunConfig {
     /// The identity gallery of a ReID model.
     #[serde(default)]
     pub gallery: GalleryConfig,
+    /// A detector that finds the objects `[model]` then looks at; absent, the model sees the
+    /// whole frame (or the `[[reid.roi]]` regions).
+    #[serde(default)]
+    pub detector: Option<crate::pipeline::DetectorConfig>,
+    /// Overrides of the detector package's `[detect]` settings.
+    #[serde(default)]
+    pub detect: crate::detect::DetectOverrides,
+    /// Follows objects across frames; absent, each frame's objects stand alone.
+    #[serde(default)]
+    pub tracker: Option<crate::track::TrackerConfig>,
+    /// Polygons per camera: only objects standing inside count.
+    #[serde(default)]
+    pub zones: Vec<crate::detect::ZoneConfig>,
     #[serde(default)]
     pub sink: SinkConfig,
     /// A Prometheus endpoint; absent, none.
@@ -150,6 +163,10 @@ impl RunConfig {
                 ("gpio", format!("{:?}", c.gpio)),
                 ("reid", format!("{:?}", c.reid)),
                 ("gallery", format!("{:?}", c.gallery)),
+                ("detector", format!("{:?}", c.detector)),
+                ("detect", format!("{:?}", c.detect)),
+                ("tracker", format!("{:?}", c.tracker)),
+                ("zones", format!("{:?}", c.zones)),
             ]
         };
         for ((key, new), (_, old)) in fixed(self).iter().zip(fixed(started).iter()) {
@@ -160,6 +177,19 @@ impl RunConfig {
             }
         }
         Ok(())
+    }
+
+    /// The configuration of a run of the detector at `model` alone on images (`edgevit infer`).
+    pub fn for_detector(model: &Path, detect: crate::detect::DetectOverrides) -> Self {
+        let text = format!(
+            "[source]\nkind = \"image-dir\"\npath = \".\"\n[model]\npath = {:?}\n",
+            model.display().to_string()
+        );
+        let mut config: RunConfig = toml::from_str(&text).unwrap_or_else(|e| {
+            unreachable!("the built-in configuration parses: {e}")
+        });
+        config.detect = detect;
+        config
     }
 
     /// Reads and checks a configuration file.
@@ -185,6 +215,9 @@ impl RunConfig {
         config.model.path = base.join(&config.model.path);
         config.state_dir = config.state_dir.map(|dir| base.join(dir));
         config.gallery.path = config.gallery.path.map(|path| base.join(path));
+        if let Some(detector) = &mut config.detector {
+            detector.path = base.join(&detector.path);
+        }
         config.check_names(text)?;
         Ok(config)
     }

@@ -7,6 +7,7 @@ mod config;
 mod flow;
 mod health;
 mod reid_stage;
+mod scene_stage;
 mod sequence;
 mod vit_stage;
 mod warnings;
@@ -15,6 +16,7 @@ mod worker;
 pub use config::{ConfigError, ModelConfig, PipelineConfig, RunConfig};
 pub use health::{Health, Snapshot};
 pub use reid_stage::{gallery_path, Camera, ReidStage};
+pub use scene_stage::{DetectorConfig, SceneStage, Second};
 pub use sequence::{SequenceError, Sequences};
 pub use vit_stage::{FramePasses, StageFailure, VitOptions, VitStage};
 pub use warnings::WarningLimiter;
@@ -53,6 +55,8 @@ pub enum PipelineError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Sequence(#[from] SequenceError),
+    #[error(transparent)]
+    Detect(#[from] crate::detect::DetectError),
     /// An error about a file or folder that a configuration key names.
     #[error("`{key}`")]
     Setting {
@@ -243,7 +247,7 @@ fn classifier_for(
                 None => classifier,
             })
         }
-        Task::Reid => Err(PipelineError::UnsupportedTask(Task::Reid.name())),
+        task => Err(PipelineError::UnsupportedTask(task.name())),
     }
 }
 
@@ -353,7 +357,22 @@ impl Pipeline {
             PipelineError::from(e).at_key(names_the_path, "sink.path")
         })?;
         let workers = config.pipeline.workers;
+        let scene = config.detector.is_some() || model.package.manifest.task == Task::Detect;
         let mut pipeline = match model.package.manifest.task {
+            _ if scene => {
+                if workers > 1 {
+                    log::warn!(
+                        "pipeline.workers = {workers}: a scene runs with one worker (its tracks follow the frames in order)"
+                    );
+                }
+                let mut worker = scene_stage::worker(config, model)?;
+                if let (Stage::Scene(stage), Some(device)) = (&mut worker.stage, &fleet_device) {
+                    if let Some(reid) = stage.reid_mut() {
+                        reid.gallery_mut().set_device(device);
+                    }
+                }
+                Self::assemble(worker, source, sink)
+            }
             Task::Classify => {
                 let vit = config.vit_options();
                 let mut pipeline = Self::new(model, &config.classify, &vit, source, sink)?;
@@ -379,6 +398,7 @@ impl Pipeline {
                 }
                 pipeline
             }
+            Task::Detect => unreachable!("a detector's run is a scene"),
         };
         if let Some(dir) = &config.state_dir {
             pipeline.sequences = Sequences::persistent(dir);
@@ -427,6 +447,19 @@ impl Pipeline {
         sink: Box<dyn Sink>,
     ) -> Result<Self, PipelineError> {
         let worker = Worker::reid_model(model, reid, gallery, gallery_path)?;
+        Ok(Self::assemble(worker, source, sink))
+    }
+
+    /// A pipeline for a `detect` package: each frame's objects, with `overrides` of its
+    /// `[detect]` settings (no tracker: `edgevit infer`).
+    pub fn new_detect(
+        model: LoadedModel,
+        overrides: &crate::detect::DetectOverrides,
+        source: Box<dyn FrameSource>,
+        sink: Box<dyn Sink>,
+    ) -> Result<Self, PipelineError> {
+        let config = RunConfig::for_detector(&model.package.dir, overrides.clone());
+        let worker = scene_stage::worker(&config, model)?;
         Ok(Self::assemble(worker, source, sink))
     }
 

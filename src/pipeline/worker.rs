@@ -1,6 +1,7 @@
 //! One model instance and the stages around it: a frame in, its records out. The loop runs
 //! one or several of these (`[pipeline] workers`), each with its own backend.
 
+use super::scene_stage::{Models, SceneStage};
 use super::{
     classifier_for, elapsed_ms, keep_read_outputs, Camera, FramePasses, LoadedModel, PipelineError,
     ReidStage, StageFailure, VitOptions, VitStage,
@@ -25,6 +26,8 @@ pub(super) enum Stage {
         vit: Option<Box<(VitStage, Classifier)>>,
     },
     Reid(Box<ReidStage>),
+    /// A detector, and on each object the second model.
+    Scene(Box<SceneStage>),
 }
 
 /// A loaded model with its preprocessing and interpretation.
@@ -71,6 +74,12 @@ impl Worker {
         Ok(Self::assemble(model, Stage::Reid(Box::new(stage))))
     }
 
+    /// A worker for a scene: `model` is the detector, or the second model when `stage` has
+    /// the detector's own.
+    pub(super) fn scene_model(model: LoadedModel, stage: SceneStage) -> Self {
+        Self::assemble(model, Stage::Scene(Box::new(stage)))
+    }
+
     fn assemble(model: LoadedModel, stage: Stage) -> Self {
         Worker {
             preprocess: Box::new(Preprocessor::new(&model.package.manifest.input)),
@@ -89,7 +98,7 @@ impl Worker {
         classify: &ClassifyConfig,
         vit: &VitOptions,
     ) -> Result<(), PipelineError> {
-        if let Stage::Reid(_) = self.stage {
+        if let Stage::Reid(_) | Stage::Scene(_) = self.stage {
             // [reid] and [gallery] are compared with the running ones before this (a
             // change needs a restart): nothing of a ReID run changes live.
             return Ok(());
@@ -112,10 +121,66 @@ impl Worker {
 
     /// Runs one frame through the stages: one record, or one per crop for ReID.
     pub(super) fn process_frame(&mut self, frame: &Frame) -> Vec<Record> {
-        if matches!(self.stage, Stage::Reid(_)) {
-            self.identify(frame)
-        } else {
-            vec![self.classify(frame)]
+        match self.stage {
+            Stage::Reid(_) => self.identify(frame),
+            Stage::Scene(_) => vec![self.scene(frame)],
+            Stage::Classify { .. } => vec![self.classify(frame)],
+        }
+    }
+
+    /// Finds, tracks and looks at the objects of a frame (a detector first).
+    fn scene(&mut self, frame: &Frame) -> Record {
+        let info = FrameInfo::from_meta(&frame.meta);
+        let start = Instant::now();
+        let Stage::Scene(stage) = &mut self.stage else {
+            let scene = Interpretation::Scene(Default::default());
+            return Record::Result(self.result(info, scene, Latency::default()));
+        };
+        let (raster, second) = match stage.decode(frame, self.preprocess.as_ref()) {
+            Ok(decoded) => decoded,
+            Err(e) => return self.error_record(info, "preprocess", &e),
+        };
+        let pre = elapsed_ms(start);
+        let camera = Camera {
+            id: &frame.meta.camera,
+            index: frame.meta.camera_index,
+        };
+        let mut models = Models {
+            preprocess: self.preprocess.as_mut(),
+            backend: self.backend.as_mut(),
+        };
+        let found = stage.process(
+            &raster,
+            second.as_ref().unwrap_or(&raster),
+            &camera,
+            frame_time_ms(frame),
+            &mut models,
+        );
+        match found {
+            Ok(scene) => {
+                let latency = Latency {
+                    pre,
+                    // Detection, the crops and the second model's looks, in turn.
+                    infer: crate::numbers::round3(elapsed_ms(start) - pre),
+                    post: 0.0,
+                };
+                Record::Result(self.result(info, Interpretation::Scene(scene), latency))
+            }
+            Err(failure) => {
+                let (stage, error) = failure.parts();
+                self.error_record(info, stage, error)
+            }
+        }
+    }
+
+    fn result(&self, frame: FrameInfo, result: Interpretation, latency_ms: Latency) -> ResultRecord {
+        ResultRecord {
+            frame,
+            model: self.model.clone(),
+            backend: self.backend.name(),
+            task: self.task,
+            result,
+            latency_ms,
         }
     }
 
@@ -135,16 +200,11 @@ impl Worker {
             id: &frame.meta.camera,
             index: frame.meta.camera_index,
         };
-        let now_ms = frame
-            .meta
-            .captured_at
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
         let found = stage.identify(
             &raster,
             &crops,
             &camera,
-            now_ms,
+            frame_time_ms(frame),
             self.preprocess.as_mut(),
             self.backend.as_mut(),
         );
@@ -227,8 +287,8 @@ impl Worker {
         };
         let inferred = Instant::now();
         let result = match (&self.stage, native) {
-            (Stage::Reid(_), _) => Err(InterpretError::Config(
-                "a ReID model's frames are identified, not classified".into(),
+            (Stage::Reid(_) | Stage::Scene(_), _) => Err(InterpretError::Config(
+                "a ReID model's or a scene's frames are not classified whole".into(),
             )),
             (
                 Stage::Classify {
@@ -300,4 +360,13 @@ impl Worker {
             },
         })
     }
+}
+
+/// A frame's capture time in milliseconds since 1970 (the gallery's clock).
+fn frame_time_ms(frame: &Frame) -> i64 {
+    frame
+        .meta
+        .captured_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -20,7 +20,7 @@ pub use recycle::Recycler;
 pub use resize::{resize, Placement, Region};
 
 use crate::frame::{Frame, PixelFormat};
-use crate::model::{ColorOrder, InputSpec, ResizePolicy};
+use crate::model::{ColorOrder, InputSpec, Layout, ResizePolicy};
 use crate::tensor::Tensor;
 use std::time::{Duration, Instant};
 
@@ -163,6 +163,7 @@ impl Raster {
 /// The standard preprocessing described by a manifest's `[input]`.
 pub struct Preprocessor {
     color: ColorOrder,
+    layout: Layout,
     policy: ResizePolicy,
     width: u32,
     height: u32,
@@ -176,6 +177,7 @@ impl Preprocessor {
     pub fn new(spec: &InputSpec) -> Self {
         Preprocessor {
             color: spec.color,
+            layout: spec.layout,
             policy: spec.resize,
             width: spec.width() as u32,
             height: spec.height() as u32,
@@ -205,11 +207,12 @@ impl Preprocess for Preprocessor {
     }
 
     fn prepare_raster(&mut self, raster: &Raster) -> Result<Prepared, PreprocessError> {
-        self.prepare_raster_timed(
+        let prepared = self.prepare_raster_timed(
             raster.pixels(),
             AfterResize::Nothing,
             &mut StepTimes::default(),
-        )
+        )?;
+        Ok(self.arrange(prepared))
     }
 
     fn recycle(&mut self, prepared: Prepared) {
@@ -239,6 +242,31 @@ pub(crate) fn lap(since: &mut Instant) -> Duration {
 impl Preprocessor {
     /// [`Preprocess::prepare_frame`], adding the time of each step to `times`.
     pub fn prepare_frame_timed(
+        &mut self,
+        frame: &Frame,
+        times: &mut StepTimes,
+    ) -> Result<Prepared, PreprocessError> {
+        let prepared = self.prepare_frame_nchw(frame, times)?;
+        let mut clock = Instant::now();
+        let prepared = self.arrange(prepared);
+        times.normalize += lap(&mut clock);
+        Ok(prepared)
+    }
+
+    /// The tensor in the layout the model takes: every step writes NCHW, and an NHWC model
+    /// (a TensorFlow export) gets it transposed.
+    fn arrange(&self, prepared: Prepared) -> Prepared {
+        match self.layout {
+            Layout::Nchw => prepared,
+            Layout::Nhwc => Prepared {
+                tensor: normalize::nchw_to_nhwc(&prepared.tensor),
+                ..prepared
+            },
+        }
+    }
+
+    /// [`Preprocessor::prepare_frame_timed`] up to the NCHW tensor.
+    fn prepare_frame_nchw(
         &mut self,
         frame: &Frame,
         times: &mut StepTimes,
@@ -384,6 +412,7 @@ mod tests {
                             mean: vec![],
                             std: vec![],
                             resize,
+                            layout: Default::default(),
                         };
                         let frame =
                             crate::bench::frames::synthetic_frame(width, height, format).unwrap();

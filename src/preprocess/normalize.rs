@@ -194,6 +194,23 @@ impl InputWriter<'_> {
     }
 }
 
+/// `[1, C, H, W]` as `[1, H, W, C]`.
+pub fn nchw_to_nhwc(tensor: &Tensor) -> Tensor {
+    let &[n, c, h, w] = tensor.shape() else {
+        return tensor.clone();
+    };
+    let data = tensor.data();
+    let plane = h * w;
+    let mut out = Vec::with_capacity(data.len());
+    for image in data.chunks_exact((c * plane).max(1)) {
+        for p in 0..plane {
+            out.extend((0..c).map(|channel| image[channel * plane + p]));
+        }
+    }
+    // The same number of values in another order: the shape always fits.
+    Tensor::new(vec![n, h, w, c], out).unwrap_or_else(|_| tensor.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +225,7 @@ mod tests {
             mean: vec![0.485, 0.456, 0.406][..color.channels()].to_vec(),
             std: vec![0.229, 0.224, 0.225][..color.channels()].to_vec(),
             resize: ResizePolicy::Letterbox,
+            layout: Default::default(),
         }
     }
 
@@ -278,5 +296,14 @@ mod tests {
             tensor.data()
         );
         assert!((tensor.data()[2] - red).abs() < 1e-5, "{:?}", tensor.data());
+    }
+
+    #[test]
+    fn nhwc_holds_each_pixel_s_channels_together() {
+        // Two channels of a 1x3 image: R = 0 1 2, G = 10 11 12.
+        let nchw = Tensor::new(vec![1, 2, 1, 3], vec![0.0, 1.0, 2.0, 10.0, 11.0, 12.0]).unwrap();
+        let nhwc = nchw_to_nhwc(&nchw);
+        assert_eq!(nhwc.shape(), [1, 1, 3, 2]);
+        assert_eq!(nhwc.data(), [0.0, 10.0, 1.0, 11.0, 2.0, 12.0]);
     }
 }

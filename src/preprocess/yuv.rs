@@ -169,6 +169,7 @@ mod tests {
             mean: vec![],
             std: vec![],
             resize,
+            layout: Default::default(),
         }
     }
 

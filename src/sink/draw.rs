@@ -51,6 +51,21 @@ impl DrawSink {
         let width = (picture.width().max(picture.height()) / 150).max(1);
         let result = match &record.result {
             Interpretation::Classification(result) => result,
+            Interpretation::Scene(scene) => {
+                for object in &scene.objects {
+                    let colour = track_colour(object.track.unwrap_or(0));
+                    rectangle(&mut picture, scaled(object.object.bounds), colour, width);
+                    if let Some(region) = object.region {
+                        rectangle(&mut picture, scaled(region), [230, 20, 20], width);
+                    }
+                    for &[x, y] in &object.object.keypoints {
+                        let (x, y) = (x.max(0.0) as u32 * scale, y.max(0.0) as u32 * scale);
+                        let dot = PixelBox { x0: x.saturating_sub(width), y0: y.saturating_sub(width), x1: x + width + 1, y1: y + width + 1 };
+                        rectangle(&mut picture, dot, [255, 255, 255], width + 1);
+                    }
+                }
+                return self.save(picture, record);
+            }
             Interpretation::Identification(identified) => {
                 rectangle(
                     &mut picture,
@@ -91,6 +106,21 @@ impl DrawSink {
                 sink: self.dir.display().to_string(),
                 source: std::io::Error::other(e.to_string()),
             })
+    }
+}
+
+/// A colour per track, the same in every picture: hues spread by the golden ratio.
+fn track_colour(track: u64) -> [u8; 3] {
+    let hue = (track as f32 * 0.618_034).fract() * 6.0;
+    let x = (1.0 - (hue % 2.0 - 1.0).abs()) * 255.0;
+    let (c, x) = (255u8, x as u8);
+    match hue as u32 {
+        0 => [c, x, 0],
+        1 => [x, c, 0],
+        2 => [0, c, x],
+        3 => [0, x, c],
+        4 => [x, 0, c],
+        _ => [c, 0, x],
     }
 }
 

@@ -58,6 +58,7 @@ mod tests {
             mean,
             std,
             resize: ResizePolicy::Stretch,
+            layout: Default::default(),
         }
     }
 

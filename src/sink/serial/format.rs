@@ -92,6 +92,11 @@ fn csv(record: &Record) -> String {
                 field(&frame.ts)
             );
             match result {
+                Interpretation::Scene(scene) => {
+                    // One line per object, or one empty line for a frame without any.
+                    let head = std::mem::take(&mut line);
+                    return scene_lines(&head, scene);
+                }
                 Interpretation::Classification(c) => match c.top.first() {
                     Some(best) => {
                         let _ = write!(
@@ -131,6 +136,45 @@ fn csv(record: &Record) -> String {
     }
     line.push('\n');
     line
+}
+
+/// A scene's frame: `O,seq,camera,ts,track,label,score,x0,y0,x1,y1,identity or fine label,
+/// similarity or its score` per object (`head` is `R,seq,camera,ts,`), or `R,seq,camera,ts,,,`
+/// for a frame without objects.
+fn scene_lines(head: &str, scene: &crate::interpret::Scene) -> String {
+    if scene.objects.is_empty() {
+        return format!("{head},,\n");
+    }
+    let object_head = head.replacen('R', "O", 1);
+    let mut lines = String::new();
+    for o in &scene.objects {
+        let b = o.object.bounds;
+        let (what, how) = match (&o.identity, &o.fine_label) {
+            (Some(identity), _) => (
+                o.name.as_deref().unwrap_or(identity).to_string(),
+                o.similarity.map(|s| format!("{s:.4}")).unwrap_or_default(),
+            ),
+            (None, Some(label)) => (
+                label.clone(),
+                o.top.first().map(|c| format!("{:.4}", c.score)).unwrap_or_default(),
+            ),
+            (None, None) => (String::new(), String::new()),
+        };
+        let _ = writeln!(
+            lines,
+            "{object_head}{},{},{:.4},{},{},{},{},{},{}",
+            o.track.map(|t| t.to_string()).unwrap_or_default(),
+            field(&o.object.label),
+            o.object.score,
+            b.x0,
+            b.y0,
+            b.x1,
+            b.y1,
+            field(&what),
+            how
+        );
+    }
+    lines
 }
 
 /// A text field made safe for a reader that splits on `,` and `\n`: each `,` becomes `;` and

@@ -364,6 +364,7 @@ mod tests {
                 mean: vec![],
                 std: vec![],
                 resize: ResizePolicy::Letterbox,
+                layout: Default::default(),
             };
             let packed = std::cell::Cell::new(0u32);
             runner
