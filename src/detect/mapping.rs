@@ -5,7 +5,7 @@ use super::Candidate;
 use crate::interpret::PixelBox;
 use crate::preprocess::{Placement, Region};
 
-/// A box and its key points in frame pixels, clipped to the frame; `None` when nothing of it
+/// A box and its key points in frame pixels, clipped to the part of the frame the model saw; `None` when nothing of it
 /// lies inside the frame (a box in the letterbox padding) or it is under `min_size` pixels.
 pub fn to_frame(
     candidate: &Candidate,
@@ -20,11 +20,13 @@ pub fn to_frame(
         width: (x1 - x0) as f64,
         height: (y1 - y0) as f64,
     });
+    // Clipped to what the model saw of the frame (a centre crop's sides it never saw).
+    let seen = placement.source;
     let (width, height) = (frame.0 as f64, frame.1 as f64);
-    let left = region.x.max(0.0);
-    let top = region.y.max(0.0);
-    let right = (region.x + region.width).min(width);
-    let bottom = (region.y + region.height).min(height);
+    let left = region.x.max(seen.x).max(0.0);
+    let top = region.y.max(seen.y).max(0.0);
+    let right = (region.x + region.width).min(seen.x + seen.width).min(width);
+    let bottom = (region.y + region.height).min(seen.y + seen.height).min(height);
     // Less than a pixel inside the frame is nothing to crop.
     if !(right - left >= 1.0 && bottom - top >= 1.0) {
         return None;

@@ -125,6 +125,32 @@ pub fn osnet_package(shared: &Path, dir: &Path) -> PathBuf {
     write_manifest(&dir.join("osnet"), &osnet_manifest(&onnx))
 }
 
+/// The bundled detector package (`models/centernet-coco`) with its ONNX file from `shared`,
+/// written into `dir`, `edit` applied to its manifest.
+pub fn centernet_package(shared: &Path, dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+    let dest = dir.join("centernet-coco");
+    std::fs::create_dir_all(&dest).unwrap();
+    let bundled = repo().join("models/centernet-coco");
+    std::fs::copy(bundled.join("labels.txt"), dest.join("labels.txt")).unwrap();
+    let mut manifest: toml::Table = std::fs::read_to_string(bundled.join("model.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let onnx = shared.join("reference/centernet/centernet_mbv3_coco.onnx");
+    manifest.insert("onnx".into(), onnx.display().to_string().into());
+    edit(&mut manifest);
+    std::fs::write(dest.join("model.toml"), manifest.to_string()).unwrap();
+    dest
+}
+
+/// Intersection over union of two `[x0, y0, x1, y1]` boxes.
+pub fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let area = |r: [f64; 4]| (r[2] - r[0]) * (r[3] - r[1]);
+    w * h / (area(a) + area(b) - w * h)
+}
+
 /// The bundled default model package.
 pub fn default_model() -> PathBuf {
     repo().join("models/vit-mnist")
