@@ -1,0 +1,225 @@
+//! Synthetic walk-throughs on real weights: two people cut from the reference photos walk
+//! across larger frames (1280x720 on one camera, 1920x1080 on another), cross, leave and come
+//! back. The real detector (CenterNet) finds them, the tracker follows them, the real ReID
+//! model (OSNet) names them through the gallery. The frames are made here, deterministically
+//! (a seeded noise background, people pasted at known places), so the truth is known.
+
+mod common;
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// A person pasted into a frame: who, and the box (frame pixels).
+#[derive(Debug, Clone)]
+struct Placed {
+    who: &'static str,
+    bounds: [f64; 4],
+}
+
+/// The two people, cut from the photos where the hand-drawn boxes are, scaled to `height`.
+fn people(shared: &Path, height: u32) -> BTreeMap<&'static str, image::RgbImage> {
+    let cut = |name: &str, b: [u32; 4]| {
+        let photo = image::open(shared.join("reference/images").join(name)).unwrap().to_rgb8();
+        let crop = image::imageops::crop_imm(&photo, b[0], b[1], b[2] - b[0], b[3] - b[1]).to_image();
+        let width = crop.width() * height / crop.height();
+        image::imageops::resize(&crop, width, height, image::imageops::FilterType::Triangle)
+    };
+    BTreeMap::from([
+        ("astronaut", cut("astronaut.png", [18, 14, 365, 512])),
+        ("grace", cut("grace_hopper.bmp", [12, 20, 512, 600])),
+    ])
+}
+
+/// A grey, noisy background (a fixed seed: the same frames every run).
+fn background(width: u32, height: u32, seed: u64) -> image::RgbImage {
+    let mut state = seed;
+    image::RgbImage::from_fn(width, height, |_, _| {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let v = 110 + (state >> 59) as u8;
+        image::Rgb([v, v, v + 8])
+    })
+}
+
+/// Writes the frames of a camera: `at(t)` says where each person stands in frame `t`
+/// (top-left corner), absent when out of sight.
+fn film(
+    dir: &Path,
+    size: (u32, u32),
+    frames: usize,
+    cast: &BTreeMap<&'static str, image::RgbImage>,
+    at: impl Fn(usize) -> Vec<(&'static str, i64, i64)>,
+) -> Vec<Vec<Placed>> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut truth = Vec::new();
+    for t in 0..frames {
+        let mut frame = background(size.0, size.1, 7 + t as u64);
+        let mut placed = Vec::new();
+        for (who, x, y) in at(t) {
+            let person = &cast[who];
+            image::imageops::overlay(&mut frame, person, x, y);
+            let clip = |v: i64, max: u32| v.clamp(0, max as i64) as f64;
+            placed.push(Placed {
+                who,
+                bounds: [
+                    clip(x, size.0),
+                    clip(y, size.1),
+                    clip(x + person.width() as i64, size.0),
+                    clip(y + person.height() as i64, size.1),
+                ],
+            });
+        }
+        frame.save(dir.join(format!("{t:04}.png"))).unwrap();
+        truth.push(placed);
+    }
+    truth
+}
+
+fn config(tmp: &Path, camera: &str, frames: &Path, detector: &Path, osnet: &Path) -> PathBuf {
+    let text = format!(
+        r#"
+[source]
+kind = "image-dir"
+path = "{frames}"
+camera = "{camera}"
+
+[model]
+path = "{osnet}"
+
+[detector]
+path = "{detector}"
+
+[detect]
+classes = ["person"]
+
+[tracker]
+max_age = 4
+every_frames = 3
+
+[gallery]
+path = "{gallery}"
+"#,
+        frames = frames.display(),
+        osnet = osnet.display(),
+        detector = detector.display(),
+        gallery = tmp.join("gallery.sqlite").display(),
+    );
+    let path = tmp.join(format!("{camera}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(config: &Path) -> Vec<Value> {
+    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let lines = common::json_lines(&output);
+    for line in &lines {
+        assert!(line.get("error").is_none(), "no frame fails: {line}");
+    }
+    lines
+}
+
+/// Who each reported object is: the person whose true box it overlaps best (IoU >= 0.5).
+fn matched<'a>(object: &Value, truth: &'a [Placed]) -> Option<&'a Placed> {
+    let b: Vec<f64> = object["box"].as_array()?.iter().map(|v| v.as_f64().unwrap()).collect();
+    truth
+        .iter()
+        .map(|p| (common::iou([b[0], b[1], b[2], b[3]], p.bounds), p))
+        .filter(|(overlap, _)| *overlap >= 0.5)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, p)| p)
+}
+
+/// What a camera's run said about each person: their track ids in order of appearance, and
+/// their identities.
+#[derive(Debug, Default)]
+struct Seen {
+    tracks: BTreeMap<&'static str, Vec<u64>>,
+    identities: BTreeMap<&'static str, BTreeSet<String>>,
+    /// Frames whose count of reported people differs from the truth (after the tracks'
+    /// first `min_hits` frames).
+    wrong_counts: Vec<usize>,
+    unmatched: usize,
+}
+
+fn read(lines: &[Value], truth: &[Vec<Placed>], settled: impl Fn(usize) -> bool) -> Seen {
+    let mut seen = Seen::default();
+    for (t, line) in lines.iter().enumerate() {
+        let objects = line["objects"].as_array().unwrap();
+        if settled(t) && objects.len() != truth[t].len() {
+            seen.wrong_counts.push(t);
+        }
+        for object in objects {
+            let Some(person) = matched(object, &truth[t]) else {
+                seen.unmatched += 1;
+                continue;
+            };
+            let track = object["track"].as_u64().unwrap();
+            let tracks = seen.tracks.entry(person.who).or_default();
+            if tracks.last() != Some(&track) {
+                tracks.push(track);
+            }
+            if let Some(identity) = object["identity"].as_str() {
+                seen.identities.entry(person.who).or_default().insert(identity.to_string());
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn people_walking_through_two_cameras_keep_their_tracks_and_identities() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let detector = common::centernet_package(&shared, tmp.path(), |_| {});
+    let osnet = common::osnet_package(&shared, tmp.path());
+    let cast = people(&shared, 300);
+
+    // cam0, 1280x720, 36 frames: the astronaut walks right and leaves (frames 0-21), is away
+    // (22-25) and comes back from the right (26-35); Grace walks left from frame 0, crossing
+    // the astronaut's path around frame 9, lower in the picture.
+    let cam0 = film(&tmp.path().join("cam0"), (1280, 720), 36, &cast, |t| {
+        let t = t as i64;
+        let mut at = vec![("grace", 1000 - 30 * t, 360)];
+        if t <= 21 {
+            at.push(("astronaut", 60 + 50 * t, 40));
+        } else if t >= 26 {
+            at.push(("astronaut", 1280 - 60 * (t - 25), 40));
+        }
+        at
+    });
+    // cam1, 1920x1080, 12 frames: the astronaut alone.
+    let cam1 = film(&tmp.path().join("cam1"), (1920, 1080), 12, &cast, |t| {
+        vec![("astronaut", 300 + 40 * t as i64, 500)]
+    });
+
+    let first = run(&config(tmp.path(), "cam0", &tmp.path().join("cam0"), &detector, &osnet));
+    let second = run(&config(tmp.path(), "cam1", &tmp.path().join("cam1"), &detector, &osnet));
+    assert_eq!((first.len(), second.len()), (36, 12));
+
+    // Counts are checked where nobody is half out of the frame or newly (re)appeared: a
+    // track is reported from its `min_hits`-th frame, and a person coming in from the edge is
+    // found once enough of them is in sight.
+    let settled0 = |t: usize| (3..=17).contains(&t) || (30..=35).contains(&t);
+    let seen0 = read(&first, &cam0, settled0);
+    let seen1 = read(&second, &cam1, |t| t >= 3);
+    eprintln!("cam0: {seen0:?}\ncam1: {seen1:?}");
+
+    // Grace keeps one track through the crossing; the astronaut has one before leaving and
+    // one after coming back.
+    assert_eq!(seen0.tracks["grace"].len(), 1, "Grace's track through the crossing");
+    assert_eq!(seen0.tracks["astronaut"].len(), 2, "one track before leaving, one after");
+    assert!(seen0.wrong_counts.is_empty(), "frames with the wrong count: {:?}", seen0.wrong_counts);
+    assert!(seen1.wrong_counts.is_empty(), "cam1 frames with the wrong count: {:?}", seen1.wrong_counts);
+    assert_eq!(seen0.unmatched + seen1.unmatched, 0, "every reported object is a person placed there");
+
+    // Identities: one per person over both cameras and the re-entry, different people
+    // different identities.
+    let astronaut: BTreeSet<String> = seen0.identities["astronaut"]
+        .union(&seen1.identities["astronaut"])
+        .cloned()
+        .collect();
+    assert_eq!(astronaut.len(), 1, "the astronaut is one identity on both cameras: {astronaut:?}");
+    assert_eq!(seen0.identities["grace"].len(), 1, "{:?}", seen0.identities);
+    assert!(astronaut.is_disjoint(&seen0.identities["grace"]));
+}
