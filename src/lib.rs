@@ -25,5 +25,5 @@ pub mod service;
 pub mod sink;
 pub mod source;
 pub mod sync;
-pub mod track;
 pub mod tensor;
+pub mod track;

@@ -24,7 +24,12 @@ fn best_person(line: &serde_json::Value) -> Option<([f64; 4], f64)> {
         .iter()
         .find(|o| o["label"] == "person")
         .map(|o| {
-            let b: Vec<f64> = o["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let b: Vec<f64> = o["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
             ([b[0], b[1], b[2], b[3]], o["score"].as_f64().unwrap())
         })
 }
@@ -36,10 +41,22 @@ fn the_detector_finds_the_people_in_the_photos() {
     let package = common::centernet_package(&shared, tmp.path(), |_| {});
     let images: Vec<String> = PEOPLE
         .iter()
-        .map(|(name, _)| shared.join("reference/images").join(name).display().to_string())
+        .map(|(name, _)| {
+            shared
+                .join("reference/images")
+                .join(name)
+                .display()
+                .to_string()
+        })
         .collect();
     let draw = tmp.path().join("drawn");
-    let mut args = vec!["infer", "--model", package.to_str().unwrap(), "--draw", draw.to_str().unwrap()];
+    let mut args = vec![
+        "infer",
+        "--model",
+        package.to_str().unwrap(),
+        "--draw",
+        draw.to_str().unwrap(),
+    ];
     args.extend(images.iter().map(String::as_str));
     let output = common::edgevit(&args);
     assert!(output.status.success(), "{}", common::stderr(&output));
@@ -47,15 +64,23 @@ fn the_detector_finds_the_people_in_the_photos() {
     assert_eq!(lines.len(), 2);
     for ((name, truth), line) in PEOPLE.iter().zip(&lines) {
         assert_eq!(line["task"], "detect");
-        let (found, score) = best_person(line).unwrap_or_else(|| panic!("no person in {name}: {line}"));
+        let (found, score) =
+            best_person(line).unwrap_or_else(|| panic!("no person in {name}: {line}"));
         let overlap = common::iou(found, *truth);
-        eprintln!("{name}: person {score:.3} at {found:?}, IoU {overlap:.3} with the hand-drawn box");
+        eprintln!(
+            "{name}: person {score:.3} at {found:?}, IoU {overlap:.3} with the hand-drawn box"
+        );
         assert!(overlap >= 0.5, "{name}: IoU {overlap}");
         // Best first, and every box inside the frame.
         let objects = line["objects"].as_array().unwrap();
-        let scores: Vec<f64> = objects.iter().map(|o| o["score"].as_f64().unwrap()).collect();
+        let scores: Vec<f64> = objects
+            .iter()
+            .map(|o| o["score"].as_f64().unwrap())
+            .collect();
         assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
-        assert!(draw.join(Path::new(name).with_extension("png").file_name().unwrap()).exists());
+        assert!(draw
+            .join(Path::new(name).with_extension("png").file_name().unwrap())
+            .exists());
     }
 }
 
@@ -65,7 +90,9 @@ fn the_detector_finds_the_people_in_the_photos() {
 fn letterbox_and_stretch_are_measured_on_a_portrait() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let person = image::open(shared.join("reference/images/astronaut.png")).unwrap().to_rgb8();
+    let person = image::open(shared.join("reference/images/astronaut.png"))
+        .unwrap()
+        .to_rgb8();
     // 512x1100: the photo at the top of a grey column, like a door camera's frame.
     let mut portrait = image::RgbImage::from_pixel(512, 1100, image::Rgb([120, 120, 120]));
     image::imageops::replace(&mut portrait, &person, 0, 300);
@@ -77,7 +104,12 @@ fn letterbox_and_stretch_are_measured_on_a_portrait() {
         let package = common::centernet_package(&shared, &tmp.path().join(policy), |m| {
             common::table(m, "input").insert("resize".into(), policy.into());
         });
-        let output = common::edgevit(&["infer", "--model", package.to_str().unwrap(), path.to_str().unwrap()]);
+        let output = common::edgevit(&[
+            "infer",
+            "--model",
+            package.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ]);
         assert!(output.status.success(), "{}", common::stderr(&output));
         let found = best_person(&common::json_lines(&output)[0]);
         let overlap = found.map_or(0.0, |(b, _)| common::iou(b, truth));
@@ -89,7 +121,8 @@ fn letterbox_and_stretch_are_measured_on_a_portrait() {
 
 /// Decodes a package's detections on one photo with the given backend.
 fn detections(package: &ModelPackage, config: &BackendConfig, photo: &Path) -> Vec<Vec<f32>> {
-    let mut backend = backend::open(package, config).unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+    let mut backend =
+        backend::open(package, config).unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
     let mut preprocess = Preprocessor::new(&package.manifest.input);
     let image = image::open(photo).unwrap().to_rgb8();
     let input = preprocess.prepare(&common::rgb_frame(&image)).unwrap();
@@ -107,7 +140,8 @@ fn detections(package: &ModelPackage, config: &BackendConfig, photo: &Path) -> V
 fn tract_and_onnx_runtime_agree_on_the_detector() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let package = ModelPackage::open(&common::centernet_package(&shared, tmp.path(), |_| {})).unwrap();
+    let package =
+        ModelPackage::open(&common::centernet_package(&shared, tmp.path(), |_| {})).unwrap();
     let ort = BackendConfig::Ort(edgevit::backend::OrtConfig {
         library: Some(common::ort_library()),
         ..Default::default()
@@ -117,19 +151,29 @@ fn tract_and_onnx_runtime_agree_on_the_detector() {
         let photo = entry.unwrap().path();
         let ours = detections(&package, &BackendConfig::default(), &photo);
         let theirs = detections(&package, &ort, &photo);
-        let kept = |rows: &[Vec<f32>]| rows.iter().filter(|r| r[4] >= 0.1).cloned().collect::<Vec<_>>();
+        let kept = |rows: &[Vec<f32>]| {
+            rows.iter()
+                .filter(|r| r[4] >= 0.1)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
         let (ours, theirs) = (kept(&ours), kept(&theirs));
         assert_eq!(ours.len(), theirs.len(), "{}", photo.display());
         for (a, b) in ours.iter().zip(&theirs) {
             assert_eq!(a[5], b[5], "class, {}", photo.display());
-            worst_box = (0..4).map(|i| (a[i] - b[i]).abs()).fold(worst_box, f32::max);
+            worst_box = (0..4)
+                .map(|i| (a[i] - b[i]).abs())
+                .fold(worst_box, f32::max);
             worst_score = worst_score.max((a[4] - b[4]).abs());
             rows += 1;
         }
     }
     eprintln!("tract vs ONNX Runtime: {rows} detections, worst box difference {worst_box:.4} px, worst score difference {worst_score:.2e}");
     assert!(rows >= 7, "at least one object per photo");
-    assert!(worst_box < 0.5 && worst_score < 1e-3, "{worst_box} px, {worst_score}");
+    assert!(
+        worst_box < 0.5 && worst_score < 1e-3,
+        "{worst_box} px, {worst_score}"
+    );
 }
 
 #[test]
@@ -141,23 +185,45 @@ fn bad_detector_packages_and_settings_are_refused_clearly() {
     let wrong = common::centernet_package(&shared, &tmp.path().join("wrong"), |m| {
         common::table(m, "outputs").insert("detections".into(), "tower_0/keypoints".into());
     });
-    let output = common::edgevit(&["infer", "--model", wrong.to_str().unwrap(), image.to_str().unwrap()]);
+    let output = common::edgevit(&[
+        "infer",
+        "--model",
+        wrong.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
     common::assert_clean_failure(&output, &["tower_0/keypoints", "[1, N, 6]"]);
     // A label the model does not have.
     let unknown = common::centernet_package(&shared, &tmp.path().join("unknown"), |m| {
-        common::table(m, "detect").insert("classes".into(), toml::Value::Array(vec!["persn".into()]));
+        common::table(m, "detect")
+            .insert("classes".into(), toml::Value::Array(vec!["persn".into()]));
     });
-    let output = common::edgevit(&["infer", "--model", unknown.to_str().unwrap(), image.to_str().unwrap()]);
+    let output = common::edgevit(&[
+        "infer",
+        "--model",
+        unknown.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
     common::assert_clean_failure(&output, &["\"persn\"", "person"]);
     // No [detect] table.
     let bare = common::centernet_package(&shared, &tmp.path().join("bare"), |m| {
         m.remove("detect");
     });
-    let output = common::edgevit(&["infer", "--model", bare.to_str().unwrap(), image.to_str().unwrap()]);
+    let output = common::edgevit(&[
+        "infer",
+        "--model",
+        bare.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
     common::assert_clean_failure(&output, &["[detect]"]);
     // A ViT flag on a detector.
     let good = common::centernet_package(&shared, &tmp.path().join("good"), |_| {});
-    let output = common::edgevit(&["infer", "--model", good.to_str().unwrap(), "--zoom", image.to_str().unwrap()]);
+    let output = common::edgevit(&[
+        "infer",
+        "--model",
+        good.to_str().unwrap(),
+        "--zoom",
+        image.to_str().unwrap(),
+    ]);
     common::assert_clean_failure(&output, &["--zoom"]);
 }
 
@@ -176,19 +242,30 @@ fn five_hundred_detections_are_capped() {
         .flat_map(|i| {
             let x = (i % 25) as f32 * 20.0 - 10.0;
             let y = (i / 25) as f32 * 25.0 - 10.0;
-            [x, y, x + 30.0, y + 40.0, 0.3 + (i % 7) as f32 * 0.1, (i % 80) as f32]
+            [
+                x,
+                y,
+                x + 30.0,
+                y + 40.0,
+                0.3 + (i % 7) as f32 * 0.1,
+                (i % 80) as f32,
+            ]
         })
         .collect();
     let tensor = edgevit::tensor::Tensor::new(vec![1, 500, 6], rows).unwrap();
     let outputs = edgevit::backend::Outputs::new(vec![("tower_0/detections".into(), tensor)]);
-    let placement = edgevit::preprocess::Placement::new(package.manifest.input.resize, 1920, 1080, 512, 512);
+    let placement =
+        edgevit::preprocess::Placement::new(package.manifest.input.resize, 1920, 1080, 512, 512);
     let objects = decoder.objects(&outputs, &placement, (1920, 1080)).unwrap();
     assert_eq!(objects.len(), 20);
     assert!(objects.windows(2).all(|w| w[0].score >= w[1].score));
-    assert!(objects.iter().all(|o| o.bounds.x1 <= 1920 && o.bounds.y1 <= 1080 && o.bounds.x0 < o.bounds.x1));
+    assert!(objects
+        .iter()
+        .all(|o| o.bounds.x1 <= 1920 && o.bounds.y1 <= 1080 && o.bounds.x0 < o.bounds.x1));
     // Wrong shapes at run time are errors, not panics.
     let short = edgevit::tensor::Tensor::new(vec![1, 3, 5], vec![0.0; 15]).unwrap();
     let outputs = edgevit::backend::Outputs::new(vec![("tower_0/detections".into(), short)]);
     assert!(decoder.objects(&outputs, &placement, (1920, 1080)).is_err());
-    let _ = Preprocessor::new(&package.manifest.input).decode(&common::rgb_frame(&image::RgbImage::new(4, 4)));
+    let _ = Preprocessor::new(&package.manifest.input)
+        .decode(&common::rgb_frame(&image::RgbImage::new(4, 4)));
 }

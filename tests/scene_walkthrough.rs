@@ -20,8 +20,11 @@ struct Placed {
 /// The two people, cut from the photos where the hand-drawn boxes are, scaled to `height`.
 fn people(shared: &Path, height: u32) -> BTreeMap<&'static str, image::RgbImage> {
     let cut = |name: &str, b: [u32; 4]| {
-        let photo = image::open(shared.join("reference/images").join(name)).unwrap().to_rgb8();
-        let crop = image::imageops::crop_imm(&photo, b[0], b[1], b[2] - b[0], b[3] - b[1]).to_image();
+        let photo = image::open(shared.join("reference/images").join(name))
+            .unwrap()
+            .to_rgb8();
+        let crop =
+            image::imageops::crop_imm(&photo, b[0], b[1], b[2] - b[0], b[3] - b[1]).to_image();
         let width = crop.width() * height / crop.height();
         image::imageops::resize(&crop, width, height, image::imageops::FilterType::Triangle)
     };
@@ -35,7 +38,9 @@ fn people(shared: &Path, height: u32) -> BTreeMap<&'static str, image::RgbImage>
 fn background(width: u32, height: u32, seed: u64) -> image::RgbImage {
     let mut state = seed;
     image::RgbImage::from_fn(width, height, |_, _| {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let v = 110 + (state >> 59) as u8;
         image::Rgb([v, v, v + 8])
     })
@@ -121,7 +126,11 @@ fn run(config: &Path) -> Vec<Value> {
 
 /// Who each reported object is: the person whose true box it overlaps best (IoU >= 0.5).
 fn matched<'a>(object: &Value, truth: &'a [Placed]) -> Option<&'a Placed> {
-    let b: Vec<f64> = object["box"].as_array()?.iter().map(|v| v.as_f64().unwrap()).collect();
+    let b: Vec<f64> = object["box"]
+        .as_array()?
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     truth
         .iter()
         .map(|p| (common::iou([b[0], b[1], b[2], b[3]], p.bounds), p))
@@ -160,7 +169,10 @@ fn read(lines: &[Value], truth: &[Vec<Placed>], settled: impl Fn(usize) -> bool)
                 tracks.push(track);
             }
             if let Some(identity) = object["identity"].as_str() {
-                seen.identities.entry(person.who).or_default().insert(identity.to_string());
+                seen.identities
+                    .entry(person.who)
+                    .or_default()
+                    .insert(identity.to_string());
             }
         }
     }
@@ -193,8 +205,20 @@ fn people_walking_through_two_cameras_keep_their_tracks_and_identities() {
         vec![("astronaut", 300 + 40 * t as i64, 500)]
     });
 
-    let first = run(&config(tmp.path(), "cam0", &tmp.path().join("cam0"), &detector, &osnet));
-    let second = run(&config(tmp.path(), "cam1", &tmp.path().join("cam1"), &detector, &osnet));
+    let first = run(&config(
+        tmp.path(),
+        "cam0",
+        &tmp.path().join("cam0"),
+        &detector,
+        &osnet,
+    ));
+    let second = run(&config(
+        tmp.path(),
+        "cam1",
+        &tmp.path().join("cam1"),
+        &detector,
+        &osnet,
+    ));
     assert_eq!((first.len(), second.len()), (36, 12));
 
     // Counts are checked where nobody is half out of the frame or newly (re)appeared: a
@@ -207,11 +231,31 @@ fn people_walking_through_two_cameras_keep_their_tracks_and_identities() {
 
     // Grace keeps one track through the crossing; the astronaut has one before leaving and
     // one after coming back.
-    assert_eq!(seen0.tracks["grace"].len(), 1, "Grace's track through the crossing");
-    assert_eq!(seen0.tracks["astronaut"].len(), 2, "one track before leaving, one after");
-    assert!(seen0.wrong_counts.is_empty(), "frames with the wrong count: {:?}", seen0.wrong_counts);
-    assert!(seen1.wrong_counts.is_empty(), "cam1 frames with the wrong count: {:?}", seen1.wrong_counts);
-    assert_eq!(seen0.unmatched + seen1.unmatched, 0, "every reported object is a person placed there");
+    assert_eq!(
+        seen0.tracks["grace"].len(),
+        1,
+        "Grace's track through the crossing"
+    );
+    assert_eq!(
+        seen0.tracks["astronaut"].len(),
+        2,
+        "one track before leaving, one after"
+    );
+    assert!(
+        seen0.wrong_counts.is_empty(),
+        "frames with the wrong count: {:?}",
+        seen0.wrong_counts
+    );
+    assert!(
+        seen1.wrong_counts.is_empty(),
+        "cam1 frames with the wrong count: {:?}",
+        seen1.wrong_counts
+    );
+    assert_eq!(
+        seen0.unmatched + seen1.unmatched,
+        0,
+        "every reported object is a person placed there"
+    );
 
     // Identities: one per person over both cameras and the re-entry, different people
     // different identities.
@@ -219,7 +263,11 @@ fn people_walking_through_two_cameras_keep_their_tracks_and_identities() {
         .union(&seen1.identities["astronaut"])
         .cloned()
         .collect();
-    assert_eq!(astronaut.len(), 1, "the astronaut is one identity on both cameras: {astronaut:?}");
+    assert_eq!(
+        astronaut.len(),
+        1,
+        "the astronaut is one identity on both cameras: {astronaut:?}"
+    );
     assert_eq!(seen0.identities["grace"].len(), 1, "{:?}", seen0.identities);
     assert!(astronaut.is_disjoint(&seen0.identities["grace"]));
 }

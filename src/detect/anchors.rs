@@ -16,10 +16,7 @@ pub fn centres(spec: &AnchorSpec, width: usize, height: usize) -> Vec<[f32; 2]> 
         let (gw, gh) = (width.div_ceil(stride), height.div_ceil(stride));
         for y in 0..gh {
             for x in 0..gw {
-                let centre = [
-                    (x as f32 + 0.5) / gw as f32,
-                    (y as f32 + 0.5) / gh as f32,
-                ];
+                let centre = [(x as f32 + 0.5) / gw as f32, (y as f32 + 0.5) / gh as f32];
                 centres.extend(std::iter::repeat_n(centre, per_cell));
             }
         }
@@ -78,7 +75,8 @@ pub fn decode(
         } else {
             raw
         };
-        if !(score >= min_score) || !row.iter().all(|v| v.is_finite()) {
+        // A NaN score is no detection.
+        if score.is_nan() || score < min_score || !row.iter().all(|v| v.is_finite()) {
             continue;
         }
         let [ax, ay] = [centres[i][0] * w, centres[i][1] * h];

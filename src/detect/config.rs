@@ -122,7 +122,9 @@ impl DetectParams {
 
     /// Whether objects of class `class` are kept.
     pub fn keeps(&self, class: usize) -> bool {
-        self.classes.as_ref().is_none_or(|kept| kept.contains(&class))
+        self.classes
+            .as_ref()
+            .is_none_or(|kept| kept.contains(&class))
     }
 }
 
@@ -142,7 +144,12 @@ fn class_indexes(names: &[String], labels: &[String]) -> Result<Vec<usize>, Dete
                 .position(|l| l == name)
                 .ok_or_else(|| DetectError::UnknownLabel {
                     label: name.clone(),
-                    known: labels.iter().take(12).cloned().collect::<Vec<_>>().join(", "),
+                    known: labels
+                        .iter()
+                        .take(12)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
         })
         .collect()

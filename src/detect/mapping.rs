@@ -25,8 +25,12 @@ pub fn to_frame(
     let (width, height) = (frame.0 as f64, frame.1 as f64);
     let left = region.x.max(seen.x).max(0.0);
     let top = region.y.max(seen.y).max(0.0);
-    let right = (region.x + region.width).min(seen.x + seen.width).min(width);
-    let bottom = (region.y + region.height).min(seen.y + seen.height).min(height);
+    let right = (region.x + region.width)
+        .min(seen.x + seen.width)
+        .min(width);
+    let bottom = (region.y + region.height)
+        .min(seen.y + seen.height)
+        .min(height);
     // Less than a pixel inside the frame is nothing to crop.
     if !(right - left >= 1.0 && bottom - top >= 1.0) {
         return None;
@@ -76,18 +80,40 @@ mod tests {
     fn a_letterboxed_box_maps_back_past_the_padding() {
         // 1280x720 into 512x512: scale 0.4, the picture at y 112..400.
         let placement = Placement::new(ResizePolicy::Letterbox, 1280, 720, 512, 512);
-        let (b, keypoints) =
-            to_frame(&candidate([40.0, 152.0, 80.0, 232.0]), &placement, (1280, 720), 0).unwrap();
+        let (b, keypoints) = to_frame(
+            &candidate([40.0, 152.0, 80.0, 232.0]),
+            &placement,
+            (1280, 720),
+            0,
+        )
+        .unwrap();
         assert_eq!([b.x0, b.y0, b.x1, b.y1], [100, 100, 200, 300]);
         assert_eq!(keypoints, [[100.0, 100.0]]);
         // Wholly in the padding: nothing.
-        assert!(to_frame(&candidate([0.0, 0.0, 512.0, 100.0]), &placement, (1280, 720), 0).is_none());
+        assert!(to_frame(
+            &candidate([0.0, 0.0, 512.0, 100.0]),
+            &placement,
+            (1280, 720),
+            0
+        )
+        .is_none());
         // Half in the padding: clipped to the frame.
-        let (b, _) =
-            to_frame(&candidate([0.0, 50.0, 100.0, 200.0]), &placement, (1280, 720), 0).unwrap();
+        let (b, _) = to_frame(
+            &candidate([0.0, 50.0, 100.0, 200.0]),
+            &placement,
+            (1280, 720),
+            0,
+        )
+        .unwrap();
         assert_eq!([b.x0, b.y0, b.x1, b.y1], [0, 0, 250, 220]);
         // Under min_size: dropped.
-        assert!(to_frame(&candidate([40.0, 152.0, 42.0, 232.0]), &placement, (1280, 720), 8).is_none());
+        assert!(to_frame(
+            &candidate([40.0, 152.0, 42.0, 232.0]),
+            &placement,
+            (1280, 720),
+            8
+        )
+        .is_none());
     }
 
     proptest! {

@@ -23,7 +23,9 @@ use serde::Serialize;
 /// Why a detector's settings cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
-    #[error("detect.classes names {label:?}, which is not one of the model's labels ({known}, ...)")]
+    #[error(
+        "detect.classes names {label:?}, which is not one of the model's labels ({known}, ...)"
+    )]
     UnknownLabel { label: String, known: String },
     #[error("{0}")]
     Setting(String),
@@ -83,12 +85,13 @@ impl Decoder {
         };
         let input = (manifest.input.width(), manifest.input.height());
         let anchors = match (spec.format, &spec.anchors) {
-            (DetectFormat::Anchors, Some(a)) => Some((a.clone(), anchors::centres(a, input.0, input.1))),
-            (DetectFormat::Anchors, None) => {
-                return Err(DetectError::Setting(
-                    "detect.format = \"anchors\" needs a [detect.anchors] table (strides, per_cell)".into(),
-                ))
+            (DetectFormat::Anchors, Some(a)) => {
+                Some((a.clone(), anchors::centres(a, input.0, input.1)))
             }
+            (DetectFormat::Anchors, None) => return Err(DetectError::Setting(
+                "detect.format = \"anchors\" needs a [detect.anchors] table (strides, per_cell)"
+                    .into(),
+            )),
             _ => None,
         };
         Ok(Decoder {
@@ -129,7 +132,9 @@ impl Decoder {
             DetectFormat::Yolo => yolo::check_shape(&self.detections, &shape, self.classes())?,
             DetectFormat::Anchors => {
                 let (spec, centres) = self.anchors.as_ref().ok_or_else(|| {
-                    DetectError::Setting("detect.format = \"anchors\" needs [detect.anchors]".into())
+                    DetectError::Setting(
+                        "detect.format = \"anchors\" needs [detect.anchors]".into(),
+                    )
                 })?;
                 let scores = self.scores_name()?;
                 if let Some(score_shape) = backend.output_shape(scores) {
@@ -153,7 +158,10 @@ impl Decoder {
         })
     }
 
-    fn output<'a>(outputs: &'a Outputs, name: &str) -> Result<&'a crate::tensor::Tensor, InterpretError> {
+    fn output<'a>(
+        outputs: &'a Outputs,
+        name: &str,
+    ) -> Result<&'a crate::tensor::Tensor, InterpretError> {
         outputs
             .get(name)
             .ok_or_else(|| InterpretError::MissingOutput(name.to_string()))
@@ -172,7 +180,9 @@ impl Decoder {
                 let scores_name = self.scores_name()?;
                 let scores = Self::output(outputs, scores_name)?;
                 let (spec, centres) = self.anchors.as_ref().ok_or_else(|| {
-                    InterpretError::Config("detect.format = \"anchors\" needs [detect.anchors]".into())
+                    InterpretError::Config(
+                        "detect.format = \"anchors\" needs [detect.anchors]".into(),
+                    )
                 })?;
                 anchors::decode(
                     (&self.detections, scores_name),

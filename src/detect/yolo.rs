@@ -94,7 +94,10 @@ mod tests {
     #[test]
     fn both_orientations_decode_alike() {
         // Anchor 0: a box at (50, 40) 20x10, class 1 at 0.8. Anchor 1: all scores low.
-        let anchors = [[50.0, 40.0, 20.0, 10.0, 0.1, 0.8], [5.0, 5.0, 2.0, 2.0, 0.05, 0.1]];
+        let anchors = [
+            [50.0, 40.0, 20.0, 10.0, 0.1, 0.8],
+            [5.0, 5.0, 2.0, 2.0, 0.05, 0.1],
+        ];
         let last = Tensor::new(vec![1, 2, 6], anchors.concat()).unwrap();
         let first_data: Vec<f32> = (0..6).flat_map(|v| anchors.map(|a| a[v])).collect();
         let first = Tensor::new(vec![1, 6, 2], first_data).unwrap();

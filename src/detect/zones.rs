@@ -78,7 +78,10 @@ pub fn zones_of(zones: &[ZoneConfig], camera: &str, bounds: PixelBox) -> Option<
     if ours.peek().is_none() {
         return Some(Vec::new());
     }
-    let inside: Vec<String> = ours.filter(|z| z.holds(bounds)).map(|z| z.name.clone()).collect();
+    let inside: Vec<String> = ours
+        .filter(|z| z.holds(bounds))
+        .map(|z| z.name.clone())
+        .collect();
     (!inside.is_empty()).then_some(inside)
 }
 
@@ -98,14 +101,29 @@ mod tests {
     #[test]
     fn a_person_counts_where_they_stand() {
         // An L-shaped zone: the square 0..100 without its top-right quarter.
-        let l = zone(vec![[0.0, 0.0], [50.0, 0.0], [50.0, 50.0], [100.0, 50.0], [100.0, 100.0], [0.0, 100.0]]);
-        let standing = |x0, y1| PixelBox { x0, y0: 0, x1: x0 + 10, y1 };
+        let l = zone(vec![
+            [0.0, 0.0],
+            [50.0, 0.0],
+            [50.0, 50.0],
+            [100.0, 50.0],
+            [100.0, 100.0],
+            [0.0, 100.0],
+        ]);
+        let standing = |x0, y1| PixelBox {
+            x0,
+            y0: 0,
+            x1: x0 + 10,
+            y1,
+        };
         assert!(l.holds(standing(70, 80)));
         assert!(!l.holds(standing(70, 30)), "in the missing quarter");
         assert!(l.holds(standing(10, 30)));
         assert!(!l.holds(standing(200, 80)));
         let zones = vec![l];
-        assert_eq!(zones_of(&zones, "cam0", standing(70, 80)), Some(vec!["porch".to_string()]));
+        assert_eq!(
+            zones_of(&zones, "cam0", standing(70, 80)),
+            Some(vec!["porch".to_string()])
+        );
         assert_eq!(zones_of(&zones, "cam0", standing(200, 80)), None);
         assert_eq!(zones_of(&zones, "cam1", standing(200, 80)), Some(vec![]));
     }
@@ -114,8 +132,12 @@ mod tests {
     fn zones_without_an_inside_are_refused() {
         assert!(zone(vec![]).check().is_err());
         assert!(zone(vec![[0.0, 0.0], [1.0, 1.0]]).check().is_err());
-        assert!(zone(vec![[0.0, 0.0], [10.0, 10.0], [20.0, 20.0]]).check().is_err());
-        assert!(zone(vec![[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]]).check().is_ok());
+        assert!(zone(vec![[0.0, 0.0], [10.0, 10.0], [20.0, 20.0]])
+            .check()
+            .is_err());
+        assert!(zone(vec![[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+            .check()
+            .is_ok());
     }
 
     proptest! {

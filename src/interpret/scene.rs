@@ -47,4 +47,3 @@ pub struct Scene {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ended: Vec<u64>,
 }
-

@@ -8,8 +8,8 @@ pub mod qdq_pairs;
 pub mod selftest;
 
 pub use manifest::{
-    AttentionSource, ColorOrder, EmbeddingSpec, InputSpec, Layout, Manifest, OutputSpec, ResizePolicy,
-    RknnInput, RknnSpec, SelfTestSpec, SieSpec, Task, TokenSpec,
+    AttentionSource, ColorOrder, EmbeddingSpec, InputSpec, Layout, Manifest, OutputSpec,
+    ResizePolicy, RknnInput, RknnSpec, SelfTestSpec, SieSpec, Task, TokenSpec,
 };
 
 use std::path::{Path, PathBuf};
@@ -164,20 +164,27 @@ pub fn parse_manifest(text: &str) -> Result<Manifest, String> {
 fn check_detect(manifest: &Manifest) -> Result<(), String> {
     let outputs = &manifest.outputs;
     let Some(spec) = &manifest.detect else {
-        return Err("task \"detect\" needs a [detect] table (format = \"boxes\", \"yolo\" or \"anchors\")".into());
+        return Err(
+            "task \"detect\" needs a [detect] table (format = \"boxes\", \"yolo\" or \"anchors\")"
+                .into(),
+        );
     };
     if outputs.detections.is_none() {
         return Err("task \"detect\" needs outputs.detections".into());
     }
     if spec.format == crate::detect::DetectFormat::Anchors {
         let Some(anchors) = &spec.anchors else {
-            return Err("detect.format = \"anchors\" needs [detect.anchors] (strides, per_cell)".into());
+            return Err(
+                "detect.format = \"anchors\" needs [detect.anchors] (strides, per_cell)".into(),
+            );
         };
         if anchors.strides.is_empty()
             || anchors.strides.len() != anchors.per_cell.len()
             || anchors.strides.contains(&0)
         {
-            return Err("detect.anchors: strides and per_cell need one positive value per grid each".into());
+            return Err(
+                "detect.anchors: strides and per_cell need one positive value per grid each".into(),
+            );
         }
         if outputs.scores.is_none() {
             return Err("detect.format = \"anchors\" needs outputs.scores".into());

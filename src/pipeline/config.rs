@@ -185,9 +185,8 @@ impl RunConfig {
             "[source]\nkind = \"image-dir\"\npath = \".\"\n[model]\npath = {:?}\n",
             model.display().to_string()
         );
-        let mut config: RunConfig = toml::from_str(&text).unwrap_or_else(|e| {
-            unreachable!("the built-in configuration parses: {e}")
-        });
+        let mut config: RunConfig = toml::from_str(&text)
+            .unwrap_or_else(|e| unreachable!("the built-in configuration parses: {e}"));
         config.detect = detect;
         config
     }

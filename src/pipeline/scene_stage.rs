@@ -10,12 +10,14 @@ use super::{
     gallery_path, keep_read_outputs, Camera, FramePasses, LoadedModel, PipelineError, ReidStage,
     RunConfig, VitStage,
 };
-use crate::detect::DetectError;
-use crate::model::Task;
 use crate::backend::InferenceBackend;
+use crate::detect::DetectError;
 use crate::detect::{zones, Decoder, DetectOverrides, Object, ZoneConfig};
-use crate::interpret::{Classification, Classifier, Crop, InterpretError, PixelBox, Scene, SceneObject};
 use crate::frame::Frame;
+use crate::interpret::{
+    Classification, Classifier, Crop, InterpretError, PixelBox, Scene, SceneObject,
+};
+use crate::model::Task;
 use crate::model::{ColorOrder, ModelPackage};
 use crate::preprocess::{Preprocess, PreprocessError, Preprocessor, Raster};
 use crate::track::{Looks, Seen, Tracker, TrackerConfig};
@@ -44,7 +46,7 @@ fn default_margin() -> f32 {
 pub enum Second {
     Classify {
         classifier: Classifier,
-        vit: Option<VitStage>,
+        vit: Option<Box<VitStage>>,
     },
     Reid(Box<ReidStage>),
 }
@@ -183,9 +185,9 @@ impl SceneStage {
             .prepare_raster(raster)
             .map_err(StageFailure::Preprocess)?;
         let outputs = backend.run(&prepared.tensor).map_err(StageFailure::Infer)?;
-        let objects = self
-            .decoder
-            .objects(&outputs, &prepared.placement, (raster.width, raster.height))?;
+        let objects =
+            self.decoder
+                .objects(&outputs, &prepared.placement, (raster.width, raster.height))?;
         preprocess.recycle(prepared);
         Ok(objects
             .into_iter()
@@ -224,7 +226,12 @@ impl SceneStage {
         let seen: Vec<Seen> = found
             .iter()
             .map(|(o, _)| Seen {
-                bounds: [o.bounds.x0 as f32, o.bounds.y0 as f32, o.bounds.x1 as f32, o.bounds.y1 as f32],
+                bounds: [
+                    o.bounds.x0 as f32,
+                    o.bounds.y0 as f32,
+                    o.bounds.x1 as f32,
+                    o.bounds.y1 as f32,
+                ],
                 score: o.score,
                 class: o.class,
             })
@@ -251,9 +258,12 @@ impl SceneStage {
             let mut current = plain(object, zones);
             current.track = Some(assigned.track);
             let due = self.second.is_some()
-                && memory
-                    .looks
-                    .see(current.object.bounds, current.object.score, frame, config.every_frames);
+                && memory.looks.see(
+                    current.object.bounds,
+                    current.object.score,
+                    frame,
+                    config.every_frames,
+                );
             if due {
                 let looked = self.look(&mut current, second_raster, camera, now_ms, worker);
                 if let Err(failure) = looked {
@@ -283,7 +293,12 @@ impl SceneStage {
         let Some(second) = &mut self.second else {
             return Ok(());
         };
-        let bounds = widen(object.object.bounds, self.margin, raster.width, raster.height);
+        let bounds = widen(
+            object.object.bounds,
+            self.margin,
+            raster.width,
+            raster.height,
+        );
         match second {
             Second::Reid(stage) => {
                 let crop = Crop {
@@ -292,16 +307,27 @@ impl SceneStage {
                     view: 0,
                 };
                 let found = stage
-                    .identify(raster, &[crop], camera, now_ms, &mut *worker.preprocess, &mut *worker.backend)
+                    .identify(
+                        raster,
+                        &[crop],
+                        camera,
+                        now_ms,
+                        &mut *worker.preprocess,
+                        &mut *worker.backend,
+                    )
                     .pop()
-                    .ok_or_else(|| StageFailure::Interpret(InterpretError::Config("no crop was identified".into())))??;
+                    .ok_or_else(|| {
+                        StageFailure::Interpret(InterpretError::Config(
+                            "no crop was identified".into(),
+                        ))
+                    })??;
                 object.identity = Some(found.identity);
                 object.name = found.name;
                 object.similarity = Some(found.similarity);
             }
             Second::Classify { classifier, vit } => {
                 let crop = raster.crop(bounds.x0, bounds.y0, bounds.x1, bounds.y1);
-                let result = classify_crop(&crop, classifier, vit.as_ref(), worker)?;
+                let result = classify_crop(&crop, classifier, vit.as_deref(), worker)?;
                 object.fine_label = result.top.first().map(|c| c.label.clone());
                 object.region = result.region.map(|r| PixelBox {
                     x0: r.bounds.x0 + bounds.x0,
@@ -318,7 +344,10 @@ impl SceneStage {
     /// Ends every track (the run stops): their ids.
     pub fn end_all(&mut self) -> Vec<u64> {
         self.memory.clear();
-        self.trackers.values_mut().flat_map(Tracker::end_all).collect()
+        self.trackers
+            .values_mut()
+            .flat_map(Tracker::end_all)
+            .collect()
     }
 }
 
@@ -374,10 +403,11 @@ pub(super) fn worker(config: &RunConfig, mut model: LoadedModel) -> Result<Worke
         )
         .into());
     }
-    let found = LoadedModel::load(&detector.path, &config.backend).map_err(|e| PipelineError::Setting {
-        key: "detector.path",
-        source: Box::new(e),
-    })?;
+    let found =
+        LoadedModel::load(&detector.path, &config.backend).map_err(|e| PipelineError::Setting {
+            key: "detector.path",
+            source: Box::new(e),
+        })?;
     if found.package.manifest.task != Task::Detect {
         return Err(PipelineError::Setting {
             key: "detector.path",
@@ -391,11 +421,23 @@ pub(super) fn worker(config: &RunConfig, mut model: LoadedModel) -> Result<Worke
     }
     let mut detector_backend = found.backend;
     detector_backend.keep_outputs(&found.package.manifest.outputs.per_frame_names())?;
-    let stage = SceneStage::new(&found.package, Some(detector_backend), &config.detect, &config.zones, tracker)?;
+    let stage = SceneStage::new(
+        &found.package,
+        Some(detector_backend),
+        &config.detect,
+        &config.zones,
+        tracker,
+    )?;
     let second = match task {
         Task::Reid => {
             let path = gallery_path(&config.gallery, config.state_dir.as_deref())?;
-            let reid = ReidStage::new(&model.package, model.backend.as_ref(), &config.reid, &config.gallery, &path)?;
+            let reid = ReidStage::new(
+                &model.package,
+                model.backend.as_ref(),
+                &config.reid,
+                &config.gallery,
+                &path,
+            )?;
             Second::Reid(Box::new(reid))
         }
         _ => {
@@ -404,12 +446,15 @@ pub(super) fn worker(config: &RunConfig, mut model: LoadedModel) -> Result<Worke
             keep_read_outputs(&model.package, model.backend.as_mut(), stage.is_some())?;
             Second::Classify {
                 classifier: model.classifier(&config.classify, &vit)?,
-                vit: stage,
+                vit: stage.map(Box::new),
             }
         }
     };
     let color = model.package.manifest.input.color;
-    Ok(Worker::scene_model(model, stage.with_second(second, detector.margin, color)))
+    Ok(Worker::scene_model(
+        model,
+        stage.with_second(second, detector.margin, color),
+    ))
 }
 
 /// An object as the detector gave it, before tracking and looks.
@@ -479,8 +524,12 @@ pub fn widen(bounds: PixelBox, margin: f32, width: u32, height: u32) -> PixelBox
     PixelBox {
         x0: bounds.x0.saturating_sub(dx),
         y0: bounds.y0.saturating_sub(dy),
-        x1: (bounds.x1 + dx).min(width).max(bounds.x0.saturating_sub(dx) + 1),
-        y1: (bounds.y1 + dy).min(height).max(bounds.y0.saturating_sub(dy) + 1),
+        x1: (bounds.x1 + dx)
+            .min(width)
+            .max(bounds.x0.saturating_sub(dx) + 1),
+        y1: (bounds.y1 + dy)
+            .min(height)
+            .max(bounds.y0.saturating_sub(dy) + 1),
     }
 }
 
@@ -490,9 +539,30 @@ mod tests {
 
     #[test]
     fn crops_widen_within_the_frame() {
-        let b = PixelBox { x0: 10, y0: 20, x1: 110, y1: 220 };
-        assert_eq!(widen(b, 0.1, 1000, 1000), PixelBox { x0: 0, y0: 0, x1: 120, y1: 240 });
-        assert_eq!(widen(b, 0.1, 115, 230), PixelBox { x0: 0, y0: 0, x1: 115, y1: 230 });
+        let b = PixelBox {
+            x0: 10,
+            y0: 20,
+            x1: 110,
+            y1: 220,
+        };
+        assert_eq!(
+            widen(b, 0.1, 1000, 1000),
+            PixelBox {
+                x0: 0,
+                y0: 0,
+                x1: 120,
+                y1: 240
+            }
+        );
+        assert_eq!(
+            widen(b, 0.1, 115, 230),
+            PixelBox {
+                x0: 0,
+                y0: 0,
+                x1: 115,
+                y1: 230
+            }
+        );
         assert_eq!(widen(b, 0.0, 1000, 1000), b);
     }
 }

@@ -173,7 +173,12 @@ impl Worker {
         }
     }
 
-    fn result(&self, frame: FrameInfo, result: Interpretation, latency_ms: Latency) -> ResultRecord {
+    fn result(
+        &self,
+        frame: FrameInfo,
+        result: Interpretation,
+        latency_ms: Latency,
+    ) -> ResultRecord {
         ResultRecord {
             frame,
             model: self.model.clone(),

@@ -60,7 +60,12 @@ impl DrawSink {
                     }
                     for &[x, y] in &object.object.keypoints {
                         let (x, y) = (x.max(0.0) as u32 * scale, y.max(0.0) as u32 * scale);
-                        let dot = PixelBox { x0: x.saturating_sub(width), y0: y.saturating_sub(width), x1: x + width + 1, y1: y + width + 1 };
+                        let dot = PixelBox {
+                            x0: x.saturating_sub(width),
+                            y0: y.saturating_sub(width),
+                            x1: x + width + 1,
+                            y1: y + width + 1,
+                        };
                         rectangle(&mut picture, dot, [255, 255, 255], width + 1);
                     }
                 }

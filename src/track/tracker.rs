@@ -203,7 +203,10 @@ mod tests {
     }
 
     fn ids(step: &Step) -> Vec<(u64, bool)> {
-        step.assigned.iter().map(|a| (a.track, a.confirmed)).collect()
+        step.assigned
+            .iter()
+            .map(|a| (a.track, a.confirmed))
+            .collect()
     }
 
     /// Two people walk towards each other and cross: each keeps their track id, and tracks

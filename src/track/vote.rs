@@ -76,7 +76,8 @@ impl Looks {
     pub fn see(&mut self, bounds: PixelBox, score: f32, frame: (u32, u32), every: u32) -> bool {
         self.frames += 1;
         let cut = bounds.x0 == 0 || bounds.y0 == 0 || bounds.x1 >= frame.0 || bounds.y1 >= frame.1;
-        let quality = if cut { 0.0 } else { 1.0 } + (bounds.width() as f32 * bounds.height() as f32).sqrt() * score;
+        let quality = if cut { 0.0 } else { 1.0 }
+            + (bounds.width() as f32 * bounds.height() as f32).sqrt() * score;
         if self.best.is_none_or(|(_, q)| quality > q) {
             self.best = Some((bounds, quality));
         }
@@ -112,15 +113,33 @@ mod tests {
 
     #[test]
     fn looks_come_every_n_frames_and_avoid_cut_crops() {
-        let whole = PixelBox { x0: 10, y0: 10, x1: 50, y1: 110 };
-        let cut = PixelBox { x0: 0, y0: 10, x1: 50, y1: 110 };
+        let whole = PixelBox {
+            x0: 10,
+            y0: 10,
+            x1: 50,
+            y1: 110,
+        };
+        let cut = PixelBox {
+            x0: 0,
+            y0: 10,
+            x1: 50,
+            y1: 110,
+        };
         let mut looks = Looks::default();
-        let due: Vec<bool> = (0..25).map(|_| looks.see(whole, 0.9, (640, 480), 10)).collect();
+        let due: Vec<bool> = (0..25)
+            .map(|_| looks.see(whole, 0.9, (640, 480), 10))
+            .collect();
         let at: Vec<usize> = (0..25).filter(|&i| due[i]).collect();
         assert_eq!(at, [0, 10, 20]);
         let mut edge = Looks::default();
-        let due: Vec<bool> = (0..12).map(|_| edge.see(cut, 0.9, (640, 480), 10)).collect();
-        assert_eq!(due.iter().position(|d| *d), Some(9), "a cut crop is looked at once it is all there is");
+        let due: Vec<bool> = (0..12)
+            .map(|_| edge.see(cut, 0.9, (640, 480), 10))
+            .collect();
+        assert_eq!(
+            due.iter().position(|d| *d),
+            Some(9),
+            "a cut crop is looked at once it is all there is"
+        );
         assert_eq!(edge.best.map(|b| b.0), Some(cut));
     }
 }

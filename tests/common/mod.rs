@@ -127,7 +127,11 @@ pub fn osnet_package(shared: &Path, dir: &Path) -> PathBuf {
 
 /// The bundled detector package (`models/centernet-coco`) with its ONNX file from `shared`,
 /// written into `dir`, `edit` applied to its manifest.
-pub fn centernet_package(shared: &Path, dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+pub fn centernet_package(
+    shared: &Path,
+    dir: &Path,
+    edit: impl FnOnce(&mut toml::Table),
+) -> PathBuf {
     let dest = dir.join("centernet-coco");
     std::fs::create_dir_all(&dest).unwrap();
     let bundled = repo().join("models/centernet-coco");

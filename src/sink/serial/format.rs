@@ -156,7 +156,10 @@ fn scene_lines(head: &str, scene: &crate::interpret::Scene) -> String {
             ),
             (None, Some(label)) => (
                 label.clone(),
-                o.top.first().map(|c| format!("{:.4}", c.score)).unwrap_or_default(),
+                o.top
+                    .first()
+                    .map(|c| format!("{:.4}", c.score))
+                    .unwrap_or_default(),
             ),
             (None, None) => (String::new(), String::new()),
         };
