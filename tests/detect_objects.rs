@@ -1,5 +1,5 @@
 //! A real detector (CenterNet MobileNetV3 trained on COCO, ../shared/reference/centernet)
-//! through the bundled package `models/centernet-coco`: it finds the people in the reference
+//! through the package `tools/packages/centernet-coco`: it finds the people in the reference
 //! photos where a person drew them, tract agrees with ONNX Runtime, and bad packages or
 //! settings are refused with clear errors.
 

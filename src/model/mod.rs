@@ -348,7 +348,7 @@ logits = "logits"
                 "needs outputs.logits",
             ),
             (
-                GOOD.replace("task = \"classify\"", "task = \"detect\""),
+                GOOD.replace("task = \"classify\"", "task = \"segment\""),
                 "unknown variant",
             ),
             (format!("{GOOD}\nextra = 1"), "unknown field"),

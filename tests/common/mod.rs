@@ -125,7 +125,7 @@ pub fn osnet_package(shared: &Path, dir: &Path) -> PathBuf {
     write_manifest(&dir.join("osnet"), &osnet_manifest(&onnx))
 }
 
-/// The bundled detector package (`models/centernet-coco`) with its ONNX file from `shared`,
+/// The detector package (`tools/packages/centernet-coco`) with its ONNX file from `shared`,
 /// written into `dir`, `edit` applied to its manifest.
 pub fn centernet_package(
     shared: &Path,
@@ -134,7 +134,7 @@ pub fn centernet_package(
 ) -> PathBuf {
     let dest = dir.join("centernet-coco");
     std::fs::create_dir_all(&dest).unwrap();
-    let bundled = repo().join("models/centernet-coco");
+    let bundled = repo().join("tools/packages/centernet-coco");
     std::fs::copy(bundled.join("labels.txt"), dest.join("labels.txt")).unwrap();
     let mut manifest: toml::Table = std::fs::read_to_string(bundled.join("model.toml"))
         .unwrap()
