@@ -118,6 +118,14 @@ impl RknnBackend {
                 package.name()
             ))
         })?;
+        if manifest.input.layout == crate::model::Layout::Nhwc {
+            // The converted model takes NHWC pixels whatever the ONNX graph took; the feeding
+            // here reads the manifest's shape as NCHW and has not been made to read both.
+            return Err(BackendError::Config(format!(
+                "model {:?} has input.layout = \"nhwc\", which the rknn backend does not take yet: run it on tract or ort",
+                package.name()
+            )));
+        }
         let path = package.resolve(&spec.file);
         let mismatch = |message: String| BackendError::Mismatch {
             path: path.clone(),
