@@ -84,6 +84,63 @@ fn the_detector_finds_the_people_in_the_photos() {
     }
 }
 
+/// The anchor format on real weights (MediaPipe's BlazeFace): one face in each person's
+/// photo where a person drew it, both eyes inside it, and none on the cat.
+#[test]
+fn the_face_detector_finds_the_faces_with_their_key_points() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let package = common::blazeface_package(&shared, tmp.path());
+    let faces = [
+        ("astronaut.png", Some([175.0, 75.0, 280.0, 185.0])),
+        ("grace_hopper.bmp", Some([165.0, 130.0, 370.0, 345.0])),
+        ("chelsea.png", None),
+    ];
+    let mut args = vec![
+        "infer".to_string(),
+        "--model".into(),
+        package.display().to_string(),
+    ];
+    args.extend(faces.iter().map(|(name, _)| {
+        shared
+            .join("reference/images")
+            .join(name)
+            .display()
+            .to_string()
+    }));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = common::edgevit(&args);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    for ((name, truth), line) in faces.iter().zip(common::json_lines(&output)) {
+        let objects = line["objects"].as_array().unwrap();
+        let Some(truth) = truth else {
+            assert!(objects.is_empty(), "{name}: {objects:?}");
+            continue;
+        };
+        assert_eq!(objects.len(), 1, "{name}: {objects:?}");
+        let face = &objects[0];
+        let b: Vec<f64> = face["box"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let overlap = common::iou([b[0], b[1], b[2], b[3]], *truth);
+        let score = face["score"].as_f64().unwrap();
+        eprintln!("{name}: face {score:.3} at {b:?}, IoU {overlap:.3} with the hand-drawn box");
+        assert!(score >= 0.9 && overlap >= 0.5, "{name}: {face}");
+        let keypoints = face["keypoints"].as_array().unwrap();
+        assert_eq!(keypoints.len(), 6);
+        for eye in &keypoints[..2] {
+            let (x, y) = (eye[0].as_f64().unwrap(), eye[1].as_f64().unwrap());
+            assert!(
+                x > b[0] && x < b[2] && y > b[1] && y < b[3],
+                "{name}: eye {eye} outside {b:?}"
+            );
+        }
+    }
+}
+
 /// The model was trained on square inputs: a tall frame letterboxed keeps the person's shape;
 /// stretched, it is squeezed. Both measured on a portrait made by padding a photo.
 #[test]
@@ -181,50 +238,38 @@ fn bad_detector_packages_and_settings_are_refused_clearly() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
     let image = shared.join("reference/images/coffee.png");
+    // `infer` on the package edited by `edit`, with `flags`, fails naming each of `needles`.
+    let refused =
+        |name: &str, flags: &[&str], edit: &dyn Fn(&mut toml::Table), needles: &[&str]| {
+            let package = common::centernet_package(&shared, &tmp.path().join(name), edit);
+            let mut args = vec!["infer", "--model", package.to_str().unwrap()];
+            args.extend_from_slice(flags);
+            args.push(image.to_str().unwrap());
+            common::assert_clean_failure(&common::edgevit(&args), needles);
+        };
     // The heat map named as the boxes: the wrong shape, refused at load.
-    let wrong = common::centernet_package(&shared, &tmp.path().join("wrong"), |m| {
-        common::table(m, "outputs").insert("detections".into(), "tower_0/keypoints".into());
-    });
-    let output = common::edgevit(&[
-        "infer",
-        "--model",
-        wrong.to_str().unwrap(),
-        image.to_str().unwrap(),
-    ]);
-    common::assert_clean_failure(&output, &["tower_0/keypoints", "[1, N, 6]"]);
+    refused(
+        "wrong",
+        &[],
+        &|m| {
+            common::table(m, "outputs").insert("detections".into(), "tower_0/keypoints".into());
+        },
+        &["tower_0/keypoints", "[1, N, 6]"],
+    );
     // A label the model does not have.
-    let unknown = common::centernet_package(&shared, &tmp.path().join("unknown"), |m| {
-        common::table(m, "detect")
-            .insert("classes".into(), toml::Value::Array(vec!["persn".into()]));
-    });
-    let output = common::edgevit(&[
-        "infer",
-        "--model",
-        unknown.to_str().unwrap(),
-        image.to_str().unwrap(),
-    ]);
-    common::assert_clean_failure(&output, &["\"persn\"", "person"]);
+    refused(
+        "unknown",
+        &[],
+        &|m| {
+            common::table(m, "detect")
+                .insert("classes".into(), toml::Value::Array(vec!["persn".into()]));
+        },
+        &["\"persn\"", "person"],
+    );
     // No [detect] table.
-    let bare = common::centernet_package(&shared, &tmp.path().join("bare"), |m| {
-        m.remove("detect");
-    });
-    let output = common::edgevit(&[
-        "infer",
-        "--model",
-        bare.to_str().unwrap(),
-        image.to_str().unwrap(),
-    ]);
-    common::assert_clean_failure(&output, &["[detect]"]);
+    refused("bare", &[], &|m| drop(m.remove("detect")), &["[detect]"]);
     // A ViT flag on a detector.
-    let good = common::centernet_package(&shared, &tmp.path().join("good"), |_| {});
-    let output = common::edgevit(&[
-        "infer",
-        "--model",
-        good.to_str().unwrap(),
-        "--zoom",
-        image.to_str().unwrap(),
-    ]);
-    common::assert_clean_failure(&output, &["--zoom"]);
+    refused("zoom", &["--zoom"], &|_| {}, &["--zoom"]);
 }
 
 /// 500 boxes in a frame (a noisy scene, a threshold too low): at most `max_objects` come

@@ -132,16 +132,41 @@ pub fn centernet_package(
     dir: &Path,
     edit: impl FnOnce(&mut toml::Table),
 ) -> PathBuf {
-    let dest = dir.join("centernet-coco");
+    tools_package(
+        shared,
+        dir,
+        "centernet-coco",
+        "reference/centernet/centernet_mbv3_coco.onnx",
+        edit,
+    )
+}
+
+/// The face detector package (`tools/packages/blazeface`) with its ONNX file from `shared`.
+pub fn blazeface_package(shared: &Path, dir: &Path) -> PathBuf {
+    let onnx = "reference/blazeface/face_detection_short_range.onnx";
+    tools_package(shared, dir, "blazeface", onnx, |_| {})
+}
+
+/// A package of `tools/packages/` completed with `onnx` (relative to `shared`) in `dir`.
+fn tools_package(
+    shared: &Path,
+    dir: &Path,
+    name: &str,
+    onnx: &str,
+    edit: impl FnOnce(&mut toml::Table),
+) -> PathBuf {
+    let dest = dir.join(name);
     std::fs::create_dir_all(&dest).unwrap();
-    let bundled = repo().join("tools/packages/centernet-coco");
+    let bundled = repo().join("tools/packages").join(name);
     std::fs::copy(bundled.join("labels.txt"), dest.join("labels.txt")).unwrap();
     let mut manifest: toml::Table = std::fs::read_to_string(bundled.join("model.toml"))
         .unwrap()
         .parse()
         .unwrap();
-    let onnx = shared.join("reference/centernet/centernet_mbv3_coco.onnx");
-    manifest.insert("onnx".into(), onnx.display().to_string().into());
+    manifest.insert(
+        "onnx".into(),
+        shared.join(onnx).display().to_string().into(),
+    );
     edit(&mut manifest);
     std::fs::write(dest.join("model.toml"), manifest.to_string()).unwrap();
     dest
