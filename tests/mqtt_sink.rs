@@ -451,6 +451,130 @@ fn events_discovery_and_stats() {
     );
 }
 
+/// A scene on MQTT: two people tracked through a camera (the real detector and ReID model)
+/// give one `new` and one `end` per track on `<camera>/objects/<track>` (with an `update` only
+/// where what the model said changed), counts by label on `<camera>/objects` when they change,
+/// and Home Assistant entities for the person label and the last identity.
+#[test]
+fn objects_of_a_scene_arrive_as_events_counts_and_discovery() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(tmp.path(), port);
+    let cast = common::scene::people(&shared, 300);
+    // Grace stands still throughout; the astronaut walks in from frame 4 and out after 12.
+    let frames = tmp.path().join("frames");
+    common::scene::film(&frames, (1280, 720), 18, &cast, |t| {
+        let mut at = vec![("grace", 100, 300)];
+        if (4..=12).contains(&t) {
+            at.push(("astronaut", 500 + 20 * t as i64, 40));
+        }
+        at
+    });
+    let detector = common::centernet_package(&shared, tmp.path(), |_| {});
+    let osnet = common::osnet_package(&shared, tmp.path());
+    let config = tmp.path().join("scene.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"image-dir\"\npath = \"{}\"\ncamera = \"porch\"\n\
+             [model]\npath = \"{}\"\n[detector]\npath = \"{}\"\n[detect]\nclasses = [\"person\"]\n\
+             [tracker]\nmax_age = 2\nevery_frames = 3\n[gallery]\npath = \"gallery.sqlite\"\n\
+             [sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ndevice = \"test\"\n\
+             [sink.spool]\npath = \"spool\"\n",
+            frames.display(),
+            osnet.display(),
+            detector.display()
+        ),
+    )
+    .unwrap();
+    let sub = subscribed(port, "sub-objects");
+    let run = edgevit(&config);
+    assert!(run.wait().success());
+    sub.wait_for("the last end", 20, |s| {
+        s.json("/objects/1")
+            .iter()
+            .chain(s.json("/objects/2").iter())
+            .filter(|(_, e)| e["type"] == "end")
+            .count()
+            == 2
+    });
+
+    let object_events: Vec<(String, serde_json::Value)> = sub
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| t.contains("/porch/objects/"))
+        .map(|(t, p)| (t.clone(), serde_json::from_str(p).unwrap()))
+        .collect();
+    let mut tracks = std::collections::BTreeMap::new();
+    for (topic, event) in object_events {
+        assert_eq!(
+            topic,
+            format!("edgevit/test/porch/objects/{}", event["track"])
+        );
+        tracks
+            .entry(event["track"].as_u64().unwrap())
+            .or_insert_with(Vec::new)
+            .push(event);
+    }
+    assert_eq!(tracks.len(), 2, "two people, two tracks: {tracks:?}");
+    let mut identities = std::collections::BTreeSet::new();
+    for (track, events) in &tracks {
+        let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds.first(), Some(&"new"), "track {track}: {kinds:?}");
+        assert_eq!(kinds.last(), Some(&"end"), "track {track}: {kinds:?}");
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "new").count(),
+            1,
+            "track {track}: {kinds:?}"
+        );
+        let end = events.last().unwrap();
+        assert_eq!(end["label"], "person");
+        assert!(
+            end["identity"]
+                .as_str()
+                .is_some_and(|i| i.starts_with("id-")),
+            "{end}"
+        );
+        identities.insert(end["identity"].as_str().unwrap().to_string());
+    }
+    assert_eq!(identities.len(), 2, "two people, two identities");
+
+    let counts: Vec<u64> = sub
+        .json("/porch/objects")
+        .iter()
+        .map(|(_, c)| c["person"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        counts.first(),
+        Some(&0),
+        "no one is confirmed in the first frames: {counts:?}"
+    );
+    assert!(
+        counts.windows(2).all(|w| w[0] != w[1]),
+        "sent only on a change: {counts:?}"
+    );
+    assert!(
+        counts.contains(&2) && counts.last() == Some(&1),
+        "{counts:?}"
+    );
+
+    let discovery: Vec<String> = sub.json("/config").into_iter().map(|(t, _)| t).collect();
+    for entity in [
+        "binary_sensor/edgevit_test/porch_person_occupancy",
+        "sensor/edgevit_test/porch_person_count",
+        "sensor/edgevit_test/porch_last_identity",
+        "event/edgevit_test/porch_object_event",
+    ] {
+        assert!(
+            discovery.iter().any(|t| t.contains(entity)),
+            "{entity} in {discovery:?}"
+        );
+    }
+}
+
 // ---- TLS and authentication ----
 
 /// A throwaway certificate authority whose files live in `dir`.

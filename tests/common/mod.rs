@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod scene;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

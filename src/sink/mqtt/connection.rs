@@ -13,13 +13,13 @@
 //! events into its inputs and carries out its actions.
 
 use super::dead_letters::DeadLetters;
+use super::discovery::Reports;
 use super::session::{Action, Capture, Input, Machine, Outcome};
 use super::stats::StatsWindow;
 use super::topics::Topics;
 use super::MqttConfig;
 use crate::backoff::Backoff;
 use crate::error::Report;
-use crate::model::Task;
 use crate::sink::spool::{EntryId, Spool};
 use crate::sync::lock;
 use rumqttc::{
@@ -39,7 +39,7 @@ pub struct Shared {
     pub connected: AtomicBool,
     pub stop: AtomicBool,
     /// Cameras seen so far, for discovery; `new_camera` says the list grew.
-    pub cameras: Mutex<Vec<(String, Task)>>,
+    pub cameras: Mutex<Vec<(String, Reports)>>,
     pub new_camera: AtomicBool,
     pub stats: Mutex<StatsWindow>,
     /// Spool entries that can never be published.
@@ -201,7 +201,7 @@ impl Capture for Shared {
         lock(&self.spool).pending()
     }
 
-    fn new_cameras(&self) -> Option<Vec<(String, Task)>> {
+    fn new_cameras(&self) -> Option<Vec<(String, Reports)>> {
         self.new_camera
             .swap(false, Ordering::SeqCst)
             .then(|| lock(&self.cameras).clone())

@@ -1,5 +1,7 @@
 //! Home Assistant MQTT discovery: one device per edgevit instance and, per camera, a sensor for
-//! the current label, a sensor for its score and an event entity. Payloads follow
+//! the current label, a sensor for its score and an event entity; for a camera whose objects a
+//! detector finds, an occupancy binary sensor and a count per label seen, an object event entity
+//! and, with ReID, the last identity seen. Payloads follow
 //! <https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery> (sensor and event
 //! platforms); all are retained and re-sent on every connect and whenever Home Assistant
 //! announces `online` on `<prefix>/status`.
@@ -8,6 +10,30 @@ use super::names::level;
 use super::topics::Topics;
 use crate::model::Task;
 use serde::Deserialize;
+
+/// What a camera's records report, and so which entities announce it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reports {
+    /// The top class of each frame.
+    Classes,
+    /// The identities in fixed regions.
+    Identities,
+    /// Objects a detector found: the labels seen so far, and whether they carry identities.
+    Objects {
+        labels: Vec<String>,
+        identities: bool,
+    },
+}
+
+impl Reports {
+    /// What a whole-frame model of `task` reports.
+    pub fn of(task: Task) -> Self {
+        match task {
+            Task::Reid => Reports::Identities,
+            _ => Reports::Classes,
+        }
+    }
+}
 use serde_json::{json, Value};
 
 /// `[sink.discovery]`.
@@ -51,7 +77,7 @@ pub fn camera_messages(
     topics: &Topics,
     device: &str,
     camera: &str,
-    task: Task,
+    reports: &Reports,
 ) -> Vec<(String, Value)> {
     let node = format!("edgevit_{}", level(device));
     let object = level(camera);
@@ -85,7 +111,10 @@ pub fn camera_messages(
             fields,
         )
     };
-    if task == Task::Reid {
+    if let Reports::Objects { labels, identities } = reports {
+        return object_entities(topics, camera, labels, *identities, entity);
+    }
+    if *reports == Reports::Identities {
         let identity = topics.identity(camera);
         return vec![
             entity(
@@ -144,6 +173,79 @@ pub fn camera_messages(
     ]
 }
 
+/// A scene camera's entities: per label an occupancy binary sensor and a count; an event
+/// entity for its objects' events; with ReID, the last identity seen.
+fn object_entities(
+    topics: &Topics,
+    camera: &str,
+    labels: &[String],
+    identities: bool,
+    entity: impl Fn(&str, &str, String, Value) -> (String, Value),
+) -> Vec<(String, Value)> {
+    let counts = topics.objects(camera);
+    let every = topics.every_object(camera);
+    let mut messages = Vec::new();
+    for label in labels {
+        let slug = slug(label);
+        // The label inside the template is a JSON string: quotes and braces stay data.
+        let key = serde_json::to_string(label).unwrap_or_default();
+        messages.push(entity(
+            "binary_sensor",
+            &format!("{slug}_occupancy"),
+            format!("{camera} {label} occupancy"),
+            json!({
+                "state_topic": counts,
+                "value_template": format!("{{{{ 'ON' if (value_json[{key}] | default(0)) > 0 else 'OFF' }}}}"),
+                "device_class": "occupancy",
+            }),
+        ));
+        messages.push(entity(
+            "sensor",
+            &format!("{slug}_count"),
+            format!("{camera} {label} count"),
+            json!({
+                "state_topic": counts,
+                "value_template": format!("{{{{ value_json[{key}] | default(0) }}}}"),
+                "state_class": "measurement",
+            }),
+        ));
+    }
+    messages.push(entity(
+        "event",
+        "object_event",
+        format!("{camera} object event"),
+        json!({ "state_topic": every, "event_types": ["new", "update", "end"] }),
+    ));
+    if identities {
+        messages.push(entity(
+            "sensor",
+            "last_identity",
+            format!("{camera} last identity"),
+            json!({
+                "state_topic": every,
+                "value_template": "{{ value_json.name or value_json.identity if value_json.identity is defined else this.state }}",
+                "json_attributes_topic": every,
+                "icon": "mdi:account-search",
+            }),
+        ));
+    }
+    messages
+}
+
+/// A label as a piece of an entity id: lower case letters, digits and `_`.
+fn slug(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,20 +254,20 @@ mod tests {
     fn payloads_have_unique_ids_availability_and_one_device() {
         let topics = Topics::new("edgevit", "door");
         let config = DiscoveryConfig::default();
-        let mut messages = camera_messages(&config, &topics, "door", "cam0", Task::Classify);
+        let mut messages = camera_messages(&config, &topics, "door", "cam0", &Reports::Classes);
         messages.extend(camera_messages(
             &config,
             &topics,
             "door",
             "cam1",
-            Task::Classify,
+            &Reports::Classes,
         ));
         messages.extend(camera_messages(
             &config,
             &topics,
             "door",
             "cam2",
-            Task::Reid,
+            &Reports::Identities,
         ));
         let ids: std::collections::HashSet<&str> = messages
             .iter()
@@ -197,5 +299,40 @@ mod tests {
             "homeassistant/sensor/edgevit_door/cam2_identity/config"
         );
         assert_eq!(identity["state_topic"], "edgevit/door/cam2/identity");
+    }
+
+    #[test]
+    fn a_scene_camera_gets_occupancy_and_counts_per_label_and_its_last_identity() {
+        let topics = Topics::new("edgevit", "door");
+        let reports = Reports::Objects {
+            labels: vec!["person".into(), "traffic light".into()],
+            identities: true,
+        };
+        let messages = camera_messages(
+            &DiscoveryConfig::default(),
+            &topics,
+            "door",
+            "cam0",
+            &reports,
+        );
+        let topics_of: Vec<&str> = messages.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            topics_of,
+            [
+                "homeassistant/binary_sensor/edgevit_door/cam0_person_occupancy/config",
+                "homeassistant/sensor/edgevit_door/cam0_person_count/config",
+                "homeassistant/binary_sensor/edgevit_door/cam0_traffic_light_occupancy/config",
+                "homeassistant/sensor/edgevit_door/cam0_traffic_light_count/config",
+                "homeassistant/event/edgevit_door/cam0_object_event/config",
+                "homeassistant/sensor/edgevit_door/cam0_last_identity/config",
+            ]
+        );
+        let occupancy = &messages[2].1;
+        assert_eq!(occupancy["state_topic"], "edgevit/door/cam0/objects");
+        assert_eq!(
+            occupancy["value_template"],
+            "{{ 'ON' if (value_json[\"traffic light\"] | default(0)) > 0 else 'OFF' }}"
+        );
+        assert_eq!(messages[5].1["state_topic"], "edgevit/door/cam0/objects/+");
     }
 }

@@ -5,6 +5,8 @@
 //! Topics: `<prefix>/<device>/availability` (retained: `online` on every connect, `offline` as
 //! the last will, `stopped` on a clean stop), `<prefix>/<device>/<camera>/result`,
 //! `<prefix>/<device>/<camera>/event` (debounced, spooled with the results),
+//! `<prefix>/<device>/<camera>/objects` (counts by label) and `.../objects/<track>` (object
+//! events) for scenes,
 //! `<prefix>/<device>/stats` (periodic) and Home Assistant discovery.
 
 mod config;
@@ -16,6 +18,7 @@ mod entry;
 mod events;
 mod fleet_sync;
 pub mod names;
+mod object_events;
 mod session;
 mod stats;
 mod tls;
@@ -23,13 +26,17 @@ mod topics;
 
 pub use config::{MqttConfig, NameKind, SetupError};
 pub use discovery::DiscoveryConfig;
+pub use discovery::Reports;
 pub use events::{EventConfig, EventMessage, EventTracker, Subject};
 pub use fleet_sync::FleetLink;
+pub use object_events::{Counts, ObjectEvent, ObjectEvents};
 pub use tls::TlsConfig;
 pub use topics::Topics;
 
 use super::spool::Spool;
-use super::{CameraStatusRecord, DeliveryState, Record, Sink, SinkError};
+use super::{CameraStatusRecord, DeliveryState, Record, ResultRecord, Sink, SinkError};
+use crate::interpret::Interpretation;
+use crate::model::Task;
 use connection::Shared;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +46,7 @@ pub struct MqttSink {
     topics: Topics,
     events: EventTracker,
     identities: EventTracker,
+    objects: ObjectEvents,
     shared: Arc<Shared>,
     io: Option<JoinHandle<()>>,
     describe: String,
@@ -85,6 +93,7 @@ impl MqttSink {
             topics,
             events: EventTracker::new(config.events.clone()),
             identities: EventTracker::of(Subject::Identities, config.events.clone()),
+            objects: ObjectEvents::default(),
             shared,
             io: Some(io),
             describe: format!(
@@ -124,6 +133,13 @@ impl Sink for MqttSink {
         for event in self.identities.observe(record) {
             entries.push(entry(&self.topics.identity(camera), &event)?);
         }
+        let (object_events, counts) = self.objects.observe(record);
+        for event in &object_events {
+            entries.push(entry(&self.topics.object(camera, event.track), event)?);
+        }
+        if let Some(counts) = &counts {
+            entries.push(entry(&self.topics.objects(camera), counts)?);
+        }
         {
             let mut spool = crate::sync::lock(&self.shared.spool);
             for entry in &entries {
@@ -131,11 +147,18 @@ impl Sink for MqttSink {
             }
         }
         crate::sync::lock(&self.shared.stats).record(record);
-        // Announced once its first result says what it reports (labels or identities).
+        // Announced once its first result says what it reports (labels, identities, objects),
+        // and again when a scene shows a label not seen before.
         if let Record::Result(result) = record {
             let mut cameras = crate::sync::lock(&self.shared.cameras);
-            if !cameras.iter().any(|(known, _)| known == camera) {
-                cameras.push((camera.clone(), result.task));
+            let known = cameras.iter().position(|(known, _)| known == camera);
+            let before = known.map(|i| &cameras[i].1);
+            let reports = reports(result, before, counts.as_ref());
+            if before != Some(&reports) {
+                match known {
+                    Some(i) => cameras[i].1 = reports,
+                    None => cameras.push((camera.clone(), reports)),
+                }
                 self.shared.new_camera.store(true, Ordering::SeqCst);
             }
         }
@@ -177,6 +200,10 @@ impl Sink for MqttSink {
                 let entry = entry(&self.topics.identity(&event.camera), &event)?;
                 spool.append(&entry).map_err(SinkError::Spool)?;
             }
+            for event in self.objects.finish() {
+                let entry = entry(&self.topics.object(&event.camera, event.track), &event)?;
+                spool.append(&entry).map_err(SinkError::Spool)?;
+            }
         }
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(io) = self.io.take() {
@@ -197,6 +224,26 @@ impl Sink for MqttSink {
             });
         }
         Ok(())
+    }
+}
+
+/// What a camera reports after `result`: for a scene, every label its counts have held.
+fn reports(result: &ResultRecord, before: Option<&Reports>, counts: Option<&Counts>) -> Reports {
+    if !matches!(result.result, Interpretation::Scene(_)) {
+        return Reports::of(result.task);
+    }
+    let mut labels = match before {
+        Some(Reports::Objects { labels, .. }) => labels.clone(),
+        _ => Vec::new(),
+    };
+    for label in counts.into_iter().flat_map(|c| c.keys()) {
+        if !labels.contains(label) {
+            labels.push(label.clone());
+        }
+    }
+    Reports::Objects {
+        labels,
+        identities: result.task == Task::Reid,
     }
 }
 

@@ -10,12 +10,12 @@
 
 use super::delivery::{Carried, Delivery};
 use super::discovery;
+use super::discovery::Reports;
 use super::entry;
 use super::fleet_sync::FleetSync;
 use super::names;
 use super::topics::Topics;
 use super::MqttConfig;
-use crate::model::Task;
 use crate::sink::spool::EntryId;
 use rumqttc::{ConnectReturnCode, ConnectionError};
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ pub trait Capture {
     /// Spool entries not yet acknowledged.
     fn pending(&self) -> u64;
     /// Every camera seen so far, when the list grew since the last call.
-    fn new_cameras(&self) -> Option<Vec<(String, Task)>>;
+    fn new_cameras(&self) -> Option<Vec<(String, Reports)>>;
     /// The statistics message.
     fn stats(&self, pending: u64) -> serde_json::Value;
     /// Up to `max` spool entries after `after`; a spool that cannot be read logs and gives none.
@@ -111,7 +111,7 @@ pub struct Machine {
     /// How long to wait for the CONNACK (longer than rumqttc's own connection timeout).
     connect_wait: Duration,
     /// Cameras to announce to Home Assistant, and whether an announcement is due.
-    cameras: Vec<(String, Task)>,
+    cameras: Vec<(String, Reports)>,
     announce: bool,
 }
 
@@ -336,13 +336,13 @@ impl Machine {
 
     fn announce_cameras(&mut self, out: &mut Vec<Action>) {
         let mut messages = Vec::new();
-        for (camera, task) in &self.cameras {
+        for (camera, reports) in &self.cameras {
             messages.extend(discovery::camera_messages(
                 &self.config.discovery,
                 &self.topics,
                 &self.config.device,
                 camera,
-                *task,
+                reports,
             ));
         }
         for (topic, payload) in messages {

@@ -30,6 +30,21 @@ impl Topics {
         format!("{}/{}/identity", self.base, level(camera))
     }
 
+    /// `camera`'s count of objects by label, when it changes.
+    pub fn objects(&self, camera: &str) -> String {
+        format!("{}/{}/objects", self.base, level(camera))
+    }
+
+    /// `new` / `update` / `end` of one tracked object of `camera`.
+    pub fn object(&self, camera: &str, track: u64) -> String {
+        format!("{}/{}/objects/{track}", self.base, level(camera))
+    }
+
+    /// Every tracked object's events of `camera` (a subscription).
+    pub fn every_object(&self, camera: &str) -> String {
+        format!("{}/{}/objects/+", self.base, level(camera))
+    }
+
     /// Periodic statistics.
     pub fn stats(&self) -> String {
         format!("{}/stats", self.base)

@@ -10,7 +10,7 @@ struct Fake {
     entries: RefCell<Vec<(EntryId, Vec<u8>)>>,
     acked: Cell<Option<EntryId>>,
     set_aside: RefCell<Vec<(EntryId, String, String)>>,
-    cameras: RefCell<Option<Vec<(String, Task)>>>,
+    cameras: RefCell<Option<Vec<(String, Reports)>>>,
 }
 
 impl Fake {
@@ -38,7 +38,7 @@ impl Capture for Fake {
             .filter(|(id, _)| Some(*id) > acked)
             .count() as u64
     }
-    fn new_cameras(&self) -> Option<Vec<(String, Task)>> {
+    fn new_cameras(&self) -> Option<Vec<(String, Reports)>> {
         self.cameras.borrow_mut().take()
     }
     fn stats(&self, pending: u64) -> serde_json::Value {
@@ -293,7 +293,7 @@ fn a_stop_gives_up_at_the_drain_deadline() {
 #[test]
 fn discovery_subscribes_and_announces_cameras_and_again_when_home_assistant_returns() {
     let fake = Fake::default();
-    *fake.cameras.borrow_mut() = Some(vec![("cam0".into(), Task::Classify)]);
+    *fake.cameras.borrow_mut() = Some(vec![("cam0".into(), Reports::Classes)]);
     let mut m = machine(&format!("{PLAIN}[discovery]\nenabled = true\n"));
     let now = Instant::now();
     let actions = m.handle(Input::ConnAck(ConnectReturnCode::Success), &fake, now);
