@@ -12,6 +12,24 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn config(tmp: &Path, camera: &str, frames: &Path, detector: &Path, osnet: &Path) -> PathBuf {
+    config_with(
+        tmp,
+        camera,
+        frames,
+        (detector, osnet),
+        "max_age = 4\nevery_frames = 3",
+    )
+}
+
+/// A run of the detector and OSNet on `frames` as `camera`, with `tracker` as `[tracker]`.
+fn config_with(
+    tmp: &Path,
+    camera: &str,
+    frames: &Path,
+    models: (&Path, &Path),
+    tracker: &str,
+) -> PathBuf {
+    let (detector, osnet) = models;
     let text = format!(
         r#"
 [source]
@@ -29,8 +47,7 @@ path = "{detector}"
 classes = ["person"]
 
 [tracker]
-max_age = 4
-every_frames = 3
+{tracker}
 
 [gallery]
 path = "{gallery}"
@@ -201,4 +218,45 @@ fn people_walking_through_two_cameras_keep_their_tracks_and_identities() {
     );
     assert_eq!(seen0.identities["grace"].len(), 1, "{:?}", seen0.identities);
     assert!(astronaut.is_disjoint(&seen0.identities["grace"]));
+}
+
+/// With `detect_every = 3` the detector runs on one frame in three; on the others each track
+/// is reported where its motion model puts it, which is where the person walked.
+#[test]
+fn between_detections_tracks_follow_their_motion() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let detector = common::centernet_package(&shared, tmp.path(), |_| {});
+    let osnet = common::osnet_package(&shared, tmp.path());
+    let cast = people(&shared, 300);
+    let frames = tmp.path().join("frames");
+    let truth = film(&frames, (1280, 720), 15, &cast, |t| {
+        vec![("grace", 100 + 25 * t as i64, 200)]
+    });
+    let tracker = "min_hits = 2\ndetect_every = 3";
+    let lines = run(&config_with(
+        tmp.path(),
+        "cam0",
+        &frames,
+        (&detector, &osnet),
+        tracker,
+    ));
+    assert_eq!(lines.len(), 15);
+    // Detections at frames 0 and 3 confirm the track; from then on every frame reports it.
+    for (t, line) in lines.iter().enumerate().skip(3) {
+        let objects = line["objects"].as_array().unwrap();
+        assert_eq!(objects.len(), 1, "frame {t}: {objects:?}");
+        let placed = matched(&objects[0], &truth[t]);
+        assert!(
+            placed.is_some(),
+            "frame {t}: {} is where Grace stands, {:?}",
+            objects[0]["box"],
+            truth[t][0].bounds
+        );
+        assert_eq!(objects[0]["track"], 1);
+        assert!(
+            objects[0]["identity"].is_string(),
+            "frame {t}: the identity carries over"
+        );
+    }
 }

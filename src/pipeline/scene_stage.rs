@@ -77,6 +77,8 @@ pub struct SceneStage {
     trackers: HashMap<String, Tracker>,
     memory: HashMap<u64, Memory>,
     next_track: u64,
+    /// Frames of each camera so far (for `tracker.detect_every`).
+    frames: HashMap<String, u64>,
     second: Option<Second>,
 }
 
@@ -122,6 +124,7 @@ impl SceneStage {
             trackers: HashMap::new(),
             memory: HashMap::new(),
             next_track: 0,
+            frames: HashMap::new(),
             second: None,
         })
     }
@@ -196,6 +199,45 @@ impl SceneStage {
                 Some((o, inside))
             })
             .collect())
+    }
+
+    /// A frame the detector skips (`tracker.detect_every`): the confirmed tracks at their
+    /// predicted boxes, saying what their last look said. `None` when the detector runs on
+    /// this frame.
+    pub fn coast(&mut self, camera: &str, frame: (u32, u32)) -> Option<Scene> {
+        let every = u64::from(self.tracker.as_ref()?.detect_every.max(1));
+        let count = self.frames.entry(camera.to_string()).or_insert(0);
+        let skipped = *count % every != 0;
+        *count += 1;
+        if !skipped {
+            return None;
+        }
+        let tracker = self.trackers.get_mut(camera)?;
+        let objects = tracker
+            .coast()
+            .into_iter()
+            .filter_map(|(track, [x0, y0, x1, y1])| {
+                let mut object = self.memory.get(&track)?.last.clone()?;
+                let (right, bottom) = (x1.min(frame.0 as f32), y1.min(frame.1 as f32));
+                let (left, top) = (x0.max(0.0), y0.max(0.0));
+                // A track predicted out of the frame is not reported until it is seen again.
+                if right - left < 1.0 || bottom - top < 1.0 {
+                    return None;
+                }
+                object.object.bounds = PixelBox {
+                    x0: left as u32,
+                    y0: top as u32,
+                    x1: right.ceil() as u32,
+                    y1: bottom.ceil() as u32,
+                };
+                object.region = None;
+                Some(object)
+            })
+            .collect();
+        Some(Scene {
+            objects,
+            ended: Vec::new(),
+        })
     }
 
     /// One frame: its objects, tracked, each with what the second model made of it.

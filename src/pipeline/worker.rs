@@ -136,6 +136,14 @@ impl Worker {
             let scene = Interpretation::Scene(Default::default());
             return Record::Result(self.result(info, scene, Latency::default()));
         };
+        let size = (frame.meta.width, frame.meta.height);
+        if let Some(scene) = stage.coast(&frame.meta.camera, size) {
+            let latency = Latency {
+                post: elapsed_ms(start),
+                ..Latency::default()
+            };
+            return Record::Result(self.result(info, Interpretation::Scene(scene), latency));
+        }
         let (raster, second) = match stage.decode(frame, self.preprocess.as_ref()) {
             Ok(decoded) => decoded,
             Err(e) => return self.error_record(info, "preprocess", &e),

@@ -21,6 +21,9 @@ pub struct TrackerConfig {
     /// The second model (classify or ReID) looks at each track at most once every this many
     /// frames, on its best crop; its label or identity is the vote of those looks.
     pub every_frames: u32,
+    /// The detector runs on one frame in this many; on the others each track's box is the
+    /// motion model's prediction (and the model does not look). 1: every frame.
+    pub detect_every: u32,
 }
 
 impl Default for TrackerConfig {
@@ -32,6 +35,7 @@ impl Default for TrackerConfig {
             min_hits: 3,
             max_age: 30,
             every_frames: 10,
+            detect_every: 1,
         }
     }
 }
@@ -52,6 +56,7 @@ impl TrackerConfig {
             ("min_hits", self.min_hits),
             ("max_age", self.max_age),
             ("every_frames", self.every_frames),
+            ("detect_every", self.detect_every),
         ] {
             if v == 0 {
                 return Err(format!("tracker.{key} must be at least 1"));

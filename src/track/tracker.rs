@@ -172,6 +172,20 @@ impl Tracker {
         pairs
     }
 
+    /// A frame the detector skipped: every track moves on by its motion model. The confirmed
+    /// tracks seen at the last detection, with their predicted boxes.
+    pub fn coast(&mut self) -> Vec<(u64, [f32; 4])> {
+        self.tracks
+            .iter_mut()
+            .map(|t| {
+                t.motion.predict();
+                t
+            })
+            .filter(|t| t.confirmed && t.missed == 0)
+            .map(|t| (t.id, t.motion.bounds()))
+            .collect()
+    }
+
     /// Ends every confirmed track (the run is stopping): their ids.
     pub fn end_all(&mut self) -> Vec<u64> {
         self.tracks
@@ -251,6 +265,23 @@ mod tests {
         assert!(tracker.is_empty());
         let back = tracker.step(&[person(100.0, 50.0, 0.9)], &mut next);
         assert_eq!(ids(&back), [(2, false)]);
+    }
+
+    /// Between detections a track coasts on its motion: a person walking 8 px a frame is
+    /// predicted where they are, and is matched again at the next detection.
+    #[test]
+    fn tracks_coast_between_detections() {
+        let mut tracker = Tracker::new(TrackerConfig::default());
+        let mut next = counter();
+        for t in 0..10 {
+            tracker.step(&[person(100.0 + 8.0 * t as f32, 50.0, 0.9)], &mut next);
+        }
+        let predicted = tracker.coast();
+        assert_eq!(predicted.len(), 1);
+        assert!((predicted[0].1[0] - 180.0).abs() < 2.0, "{predicted:?}");
+        tracker.coast();
+        let back = tracker.step(&[person(196.0, 50.0, 0.9)], &mut next);
+        assert_eq!(ids(&back), [(1, true)]);
     }
 
     /// A single false detection never becomes a reported track; a weak box alone starts none.
