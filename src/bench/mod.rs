@@ -3,6 +3,7 @@
 pub mod frames;
 pub mod pipeline;
 pub mod plot;
+pub mod scene;
 
 use crate::backend::{BackendError, InferenceBackend};
 pub use crate::numbers::{percentile, round3};

@@ -5,7 +5,8 @@ use super::args::{at_least_one, BackendArgs};
 use super::exit;
 use anyhow::{bail, Context, Result};
 use edgevit::bench;
-use edgevit::bench::pipeline::{PipelineBench, PipelineReport};
+use edgevit::bench::pipeline::{BenchError, PipelineBench, PipelineReport};
+use edgevit::bench::scene::SceneBench;
 use edgevit::frame::PixelFormat;
 use edgevit::pipeline::LoadedModel;
 use std::path::PathBuf;
@@ -50,6 +51,13 @@ pub struct Args {
     /// `--frames`: also write the whole report, every frame's latency included, as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// `--frames`: a detector package before the model: what a scene costs per stage (decode,
+    /// detect, track, the model's looks) for each number of objects in `--objects`.
+    #[arg(long, value_name = "DIR")]
+    detector: Option<PathBuf>,
+    /// `--detector`: the numbers of objects to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,5,20")]
+    objects: Vec<usize>,
     /// `--frames`: draw the stages and the latency over the frames as an SVG picture.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
@@ -105,6 +113,57 @@ pub fn run(args: Args) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// The pixel format `--format` names.
+fn pixel_format(name: &str) -> PixelFormat {
+    match name {
+        "nv12" => PixelFormat::Nv12,
+        "mjpeg" => PixelFormat::Mjpeg,
+        "rgb" => PixelFormat::Rgb24,
+        "bgr" => PixelFormat::Bgr24,
+        "gray" => PixelFormat::Gray8,
+        _ => PixelFormat::Yuyv,
+    }
+}
+
+/// `--frames N --detector DIR --model DIR`: one JSON line per number of objects.
+fn run_scene(args: &Args, detector: PathBuf, model: PathBuf) -> Result<i32> {
+    let frames = args.frames.unwrap_or(1);
+    let setup = SceneBench {
+        detector,
+        model,
+        backend: args.backend.config()?,
+        frames,
+        width: args.size.0,
+        height: args.size.1,
+        format: pixel_format(&args.format),
+        objects: args.objects.clone(),
+    };
+    let bar = indicatif::ProgressBar::new((frames * setup.objects.len()) as u64);
+    let stop = super::stop_on_signals()?;
+    let report = edgevit::bench::scene::run(&setup, &stop, |done| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    let report = match report {
+        Ok(report) => report,
+        Err(BenchError::Interrupted) => {
+            eprintln!("bench: interrupted; the scene was not measured");
+            return Ok(exit::INTERRUPTED);
+        }
+        Err(e) => return Err(e).context("scene benchmark"),
+    };
+    for row in &report.rows {
+        let line = serde_json::json!({
+            "detector": report.detector,
+            "model": report.model,
+            "backend": report.backend,
+            "size": format!("{}x{}", report.width, report.height),
+            "frames": report.frames,
+            "row": row,
+        });
+        println!("{line}");
+    }
+    Ok(exit::OK)
+}
+
 fn run_pipeline(args: Args) -> Result<i32> {
     let model = match (&args.model, args.models.as_slice()) {
         (Some(model), []) => model.clone(),
@@ -112,14 +171,10 @@ fn run_pipeline(args: Args) -> Result<i32> {
         (None, []) => bail!("--frames needs the model package: --model DIR"),
         _ => bail!("--frames measures one model package: give one DIR or --model DIR"),
     };
-    let format = match args.format.as_str() {
-        "nv12" => PixelFormat::Nv12,
-        "mjpeg" => PixelFormat::Mjpeg,
-        "rgb" => PixelFormat::Rgb24,
-        "bgr" => PixelFormat::Bgr24,
-        "gray" => PixelFormat::Gray8,
-        _ => PixelFormat::Yuyv,
-    };
+    if let Some(detector) = args.detector.clone() {
+        return run_scene(&args, detector, model);
+    }
+    let format = pixel_format(&args.format);
     let frames = args.frames.unwrap_or(1);
     let setup = PipelineBench {
         model,
@@ -138,7 +193,7 @@ fn run_pipeline(args: Args) -> Result<i32> {
     let report = bench::pipeline::run(&setup, &stop, |done| bar.set_position(done as u64));
     bar.finish_and_clear();
     let report = match report {
-        Err(bench::pipeline::BenchError::Interrupted) => {
+        Err(BenchError::Interrupted) => {
             eprintln!("bench: interrupted; nothing measured is printed");
             return Ok(exit::INTERRUPTED);
         }
