@@ -63,7 +63,13 @@ path = "{gallery}"
 }
 
 fn run(config: &Path) -> Vec<Value> {
-    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+    run_with(config, &[])
+}
+
+fn run_with(config: &Path, flags: &[&str]) -> Vec<Value> {
+    let mut args = vec!["run", "--config", config.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    let output = common::edgevit(&args);
     assert!(output.status.success(), "{}", common::stderr(&output));
     let lines = common::json_lines(&output);
     for line in &lines {

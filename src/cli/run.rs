@@ -14,12 +14,19 @@ pub struct Args {
     /// The TOML configuration file (see board-configs/ and docs/configuration.md).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+    /// Also save each frame read from an image file as a PNG in DIR, with what was found drawn
+    /// on it (boxes, track ids, identities; zoom regions and parts).
+    #[arg(long, value_name = "DIR")]
+    draw: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<i32> {
     let config = RunConfig::load(&args.config)?;
     let release_load_code = config.pipeline.release_load_code;
     let mut pipeline = Pipeline::from_config(&config)?;
+    if let Some(dir) = &args.draw {
+        pipeline.draw_into(dir)?;
+    }
     if let Some(metrics) = &config.metrics {
         let cameras: Vec<&str> = config
             .source

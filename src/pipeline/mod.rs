@@ -498,6 +498,20 @@ impl Pipeline {
         self.reload = Some(Reload { flag, reload });
     }
 
+    /// Saves a picture of each frame read from an image file into `dir`, with what was found
+    /// drawn on it, beside the configured sink (`edgevit run --draw`).
+    pub fn draw_into(&mut self, dir: &Path) -> Result<(), PipelineError> {
+        // The folder first: the sink is handed over only once it cannot fail.
+        std::fs::create_dir_all(dir).map_err(|source| SinkError::Open {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let placeholder: Box<dyn Sink> = Box::new(sink::JsonLinesSink::stdout());
+        let inner = std::mem::replace(&mut self.sink, placeholder);
+        self.sink = Box::new(sink::DrawSink::new(inner, dir)?);
+        Ok(())
+    }
+
     /// Lets one frame through per trigger edge, instead of every frame.
     pub fn set_trigger(&mut self, trigger: Box<dyn FrameTrigger>) {
         self.trigger = Some(trigger);

@@ -52,22 +52,26 @@ impl DrawSink {
         let result = match &record.result {
             Interpretation::Classification(result) => result,
             Interpretation::Scene(scene) => {
+                // Text a third of a percent of the picture's height a dot: readable at 1080p.
+                let dot = (picture.height() / 300).max(1);
                 for object in &scene.objects {
                     let colour = track_colour(object.track.unwrap_or(0));
-                    rectangle(&mut picture, scaled(object.object.bounds), colour, width);
+                    let bounds = scaled(object.object.bounds);
+                    rectangle(&mut picture, bounds, colour, width);
                     if let Some(region) = object.region {
                         rectangle(&mut picture, scaled(region), [230, 20, 20], width);
                     }
                     for &[x, y] in &object.object.keypoints {
                         let (x, y) = (x.max(0.0) as u32 * scale, y.max(0.0) as u32 * scale);
-                        let dot = PixelBox {
+                        let spot = PixelBox {
                             x0: x.saturating_sub(width),
                             y0: y.saturating_sub(width),
                             x1: x + width + 1,
                             y1: y + width + 1,
                         };
-                        rectangle(&mut picture, dot, [255, 255, 255], width + 1);
+                        rectangle(&mut picture, spot, [255, 255, 255], width + 1);
                     }
+                    label(&mut picture, bounds, &caption(object), colour, dot);
                 }
                 return self.save(picture, record);
             }
@@ -111,6 +115,62 @@ impl DrawSink {
                 sink: self.dir.display().to_string(),
                 source: std::io::Error::other(e.to_string()),
             })
+    }
+}
+
+/// What a box's caption says: `#7 person id-000003` (track, label, and the identity's name or
+/// id, or the fine label).
+fn caption(object: &crate::interpret::SceneObject) -> String {
+    let mut text = String::new();
+    if let Some(track) = object.track {
+        text.push_str(&format!("#{track} "));
+    }
+    text.push_str(&object.object.label);
+    if let Some(who) = object
+        .name
+        .as_ref()
+        .or(object.identity.as_ref())
+        .or(object.fine_label.as_ref())
+    {
+        text.push(' ');
+        text.push_str(who);
+    }
+    text
+}
+
+/// Writes `text` in white on a `colour` band just above `bounds` (inside it when the box
+/// touches the top), each font pixel `dot` pixels square. Characters the font lacks are blank.
+fn label(image: &mut image::RgbImage, bounds: PixelBox, text: &str, colour: [u8; 3], dot: u32) {
+    use font8x8::UnicodeFonts;
+    let (w, h) = image.dimensions();
+    let height = 10 * dot;
+    let y0 = if bounds.y0 >= height {
+        bounds.y0 - height
+    } else {
+        bounds.y0
+    };
+    let x1 = (bounds.x0 + text.chars().count() as u32 * 8 * dot + 2 * dot).min(w);
+    for y in y0..(y0 + height).min(h) {
+        for x in bounds.x0..x1 {
+            image.put_pixel(x, y, image::Rgb(colour));
+        }
+    }
+    for (i, c) in text.chars().enumerate() {
+        let glyph = font8x8::BASIC_FONTS.get(c).unwrap_or([0; 8]);
+        for (row, bits) in glyph.iter().enumerate() {
+            for column in 0..8 {
+                if bits >> column & 1 == 0 {
+                    continue;
+                }
+                let x = bounds.x0 + dot + (i as u32 * 8 + column) * dot;
+                let y = y0 + dot + row as u32 * dot;
+                for (px, py) in (0..dot).flat_map(|dx| (0..dot).map(move |dy| (x + dx, y + dy))) {
+                    if px < w && py < h {
+                        image.put_pixel(px, py, image::Rgb([255, 255, 255]));
+                    }
+                }
+            }
+        }
     }
 }
 
