@@ -266,3 +266,63 @@ fn between_detections_tracks_follow_their_motion() {
         );
     }
 }
+
+/// Frigate's state classification: a classify model on fixed regions (`[[reid.roi]]`). Each
+/// region is an object with a stable track, labelled by its name, and its state (`fine_label`)
+/// is the vote of its latest looks: a change wins within a few frames, and MQTT would send it
+/// as the track's `update`.
+#[test]
+fn fixed_regions_report_their_state_by_a_classify_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let samples = common::default_model().join("samples");
+    let digit = |name: &str| image::open(samples.join(name)).unwrap().to_luma8();
+    let (three, seven, one) = (
+        digit("digit-3-4.png"),
+        digit("digit-7-8.png"),
+        digit("digit-1-10.png"),
+    );
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    for t in 0..12 {
+        let mut frame = image::GrayImage::new(200, 80);
+        image::imageops::replace(&mut frame, if t < 6 { &three } else { &seven }, 20, 20);
+        image::imageops::replace(&mut frame, &one, 120, 20);
+        frame.save(frames.join(format!("{t:04}.png"))).unwrap();
+    }
+    let config = tmp.path().join("state.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"image-dir\"\npath = \"{}\"\n[model]\npath = \"{}\"\n\
+             [tracker]\nevery_frames = 1\n\
+             [[reid.roi]]\ncamera = \"cam0\"\nname = \"left\"\nbox = [20, 20, 48, 48]\n\
+             [[reid.roi]]\ncamera = \"cam0\"\nname = \"right\"\nbox = [120, 20, 148, 48]\n",
+            frames.display(),
+            common::default_model().display()
+        ),
+    )
+    .unwrap();
+    let lines = run(&config);
+    assert_eq!(lines.len(), 12);
+    let states: Vec<(String, String)> = lines
+        .iter()
+        .map(|line| {
+            let objects = line["objects"].as_array().unwrap();
+            assert_eq!(objects.len(), 2, "{line}");
+            let state = |i: usize| {
+                assert_eq!(objects[i]["track"], i as u64 + 1);
+                assert_eq!(objects[i]["label"], ["left", "right"][i]);
+                objects[i]["fine_label"].as_str().unwrap().to_string()
+            };
+            (state(0), state(1))
+        })
+        .collect();
+    let left: String = states.iter().map(|s| s.0.as_str()).collect();
+    let right: String = states.iter().map(|s| s.1.as_str()).collect();
+    eprintln!("left {left}, right {right}");
+    assert_eq!(right, "111111111111");
+    assert_eq!(
+        left, "333333337777",
+        "the change wins at the third look of 7 (5 looks vote)"
+    );
+}

@@ -7,7 +7,7 @@ mod config;
 mod flow;
 mod health;
 mod reid_stage;
-mod scene_stage;
+mod scene;
 mod sequence;
 mod vit_stage;
 mod warnings;
@@ -16,7 +16,7 @@ mod worker;
 pub use config::{ConfigError, ModelConfig, PipelineConfig, RunConfig};
 pub use health::{Health, Snapshot};
 pub use reid_stage::{gallery_path, Camera, ReidStage};
-pub use scene_stage::{DetectorConfig, SceneStage, Second};
+pub use scene::{DetectorConfig, SceneStage, Second};
 pub use sequence::{SequenceError, Sequences};
 pub use vit_stage::{FramePasses, StageFailure, VitOptions, VitStage};
 pub use warnings::WarningLimiter;
@@ -357,7 +357,7 @@ impl Pipeline {
             PipelineError::from(e).at_key(names_the_path, "sink.path")
         })?;
         let workers = config.pipeline.workers;
-        let scene = config.detector.is_some() || model.package.manifest.task == Task::Detect;
+        let scene = scene::is_scene(config, model.package.manifest.task);
         let mut pipeline = match model.package.manifest.task {
             _ if scene => {
                 if workers > 1 {
@@ -365,7 +365,7 @@ impl Pipeline {
                         "pipeline.workers = {workers}: a scene runs with one worker (its tracks follow the frames in order)"
                     );
                 }
-                let mut worker = scene_stage::worker(config, model)?;
+                let mut worker = scene::worker(config, model)?;
                 if let (Stage::Scene(stage), Some(device)) = (&mut worker.stage, &fleet_device) {
                     if let Some(reid) = stage.reid_mut() {
                         reid.gallery_mut().set_device(device);
@@ -459,7 +459,7 @@ impl Pipeline {
         sink: Box<dyn Sink>,
     ) -> Result<Self, PipelineError> {
         let config = RunConfig::for_detector(&model.package.dir, overrides.clone());
-        let worker = scene_stage::worker(&config, model)?;
+        let worker = scene::worker(&config, model)?;
         Ok(Self::assemble(worker, source, sink))
     }
 

@@ -1,7 +1,7 @@
 //! One model instance and the stages around it: a frame in, its records out. The loop runs
 //! one or several of these (`[pipeline] workers`), each with its own backend.
 
-use super::scene_stage::{Models, SceneStage};
+use super::scene::{Models, SceneStage};
 use super::{
     classifier_for, elapsed_ms, keep_read_outputs, Camera, FramePasses, LoadedModel, PipelineError,
     ReidStage, StageFailure, VitOptions, VitStage,

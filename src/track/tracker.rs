@@ -175,12 +175,11 @@ impl Tracker {
     /// A frame the detector skipped: every track moves on by its motion model. The confirmed
     /// tracks seen at the last detection, with their predicted boxes.
     pub fn coast(&mut self) -> Vec<(u64, [f32; 4])> {
+        for track in &mut self.tracks {
+            track.motion.predict();
+        }
         self.tracks
-            .iter_mut()
-            .map(|t| {
-                t.motion.predict();
-                t
-            })
+            .iter()
             .filter(|t| t.confirmed && t.missed == 0)
             .map(|t| (t.id, t.motion.bounds()))
             .collect()

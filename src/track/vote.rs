@@ -4,55 +4,55 @@
 
 use crate::interpret::PixelBox;
 
-/// One value a look gave, with how often and how strongly.
-#[derive(Debug, Clone, PartialEq)]
-struct Ballot {
-    value: String,
-    count: u32,
-    score_sum: f32,
-}
+/// How many of a track's latest looks vote: enough that one odd crop does not rename a
+/// person, few enough that a real change (a door that opens) wins within a few looks.
+pub const VOTES: usize = 5;
 
-/// The votes of one track.
+/// The votes of one track: its latest looks, each a value with a score.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Vote {
-    ballots: Vec<Ballot>,
+    latest: std::collections::VecDeque<(String, f32)>,
 }
 
 impl Vote {
-    /// Counts one look that gave `value` with `score` (a probability or a similarity).
+    /// Counts one look that gave `value` with `score` (a probability or a similarity); the
+    /// oldest of more than [`VOTES`] looks leaves.
     pub fn add(&mut self, value: &str, score: f32) {
-        match self.ballots.iter_mut().find(|b| b.value == value) {
-            Some(b) => {
-                b.count += 1;
-                b.score_sum += score;
-            }
-            None => self.ballots.push(Ballot {
-                value: value.to_string(),
-                count: 1,
-                score_sum: score,
-            }),
+        if self.latest.len() == VOTES {
+            self.latest.pop_front();
         }
+        self.latest.push_back((value.to_string(), score));
     }
 
-    /// The value most looks gave (ties: the higher summed score; then the first given), and
-    /// its share of the looks.
+    /// The value most of the latest looks gave (ties: the higher summed score, then the latest
+    /// given), and its share of them.
     pub fn leader(&self) -> Option<(&str, f32)> {
-        let total: u32 = self.ballots.iter().map(|b| b.count).sum();
-        self.ballots
-            .iter()
-            .reduce(|best, b| {
-                if (b.count, b.score_sum) > (best.count, best.score_sum) {
-                    b
+        let mut tally: Vec<(&str, u32, f32)> = Vec::new();
+        for (value, score) in &self.latest {
+            match tally.iter_mut().find(|t| t.0 == value) {
+                Some(t) => {
+                    t.1 += 1;
+                    t.2 += score;
+                }
+                None => tally.push((value, 1, *score)),
+            }
+        }
+        let total = self.latest.len().max(1) as f32;
+        tally
+            .into_iter()
+            .reduce(|best, t| {
+                if (t.1, t.2) >= (best.1, best.2) {
+                    t
                 } else {
                     best
                 }
             })
-            .map(|b| (b.value.as_str(), b.count as f32 / total.max(1) as f32))
+            .map(|(value, count, _)| (value, count as f32 / total))
     }
 
-    /// How many looks were counted.
-    pub fn looks(&self) -> u32 {
-        self.ballots.iter().map(|b| b.count).sum()
+    /// How many looks vote now.
+    pub fn looks(&self) -> usize {
+        self.latest.len()
     }
 }
 
@@ -96,6 +96,22 @@ impl Looks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A real change wins once most of the latest looks say it.
+    #[test]
+    fn a_change_wins_within_the_window() {
+        let mut vote = Vote::default();
+        for _ in 0..20 {
+            vote.add("closed", 0.9);
+        }
+        let mut leaders = Vec::new();
+        for _ in 0..4 {
+            vote.add("open", 0.9);
+            leaders.push(vote.leader().unwrap().0.to_string());
+        }
+        assert_eq!(leaders, ["closed", "closed", "open", "open"]);
+        assert_eq!(vote.looks(), VOTES);
+    }
 
     #[test]
     fn one_odd_look_does_not_rename_a_track() {

@@ -1,0 +1,160 @@
+//! Where a scene's objects come from: a detector, or fixed regions (`[[reid.roi]]` with a
+//! classify model: Frigate's state classification, each region an object with a stable track).
+
+use super::Models;
+use crate::backend::InferenceBackend;
+use crate::detect::{zones, Decoder, DetectError, Object, ZoneConfig};
+use crate::frame::Frame;
+use crate::interpret::embedding::crops_for;
+use crate::interpret::RoiConfig;
+use crate::model::{ColorOrder, ModelPackage};
+use crate::pipeline::StageFailure;
+use crate::preprocess::{Preprocess, PreprocessError, Preprocessor, Raster};
+
+/// The detector's own model, when the worker's backend runs the second one.
+pub(super) struct OwnModel {
+    preprocess: Preprocessor,
+    backend: Box<dyn InferenceBackend>,
+    color: ColorOrder,
+    /// The second model decodes frames in the detector's colour order: one decode serves both.
+    same_color: bool,
+}
+
+impl OwnModel {
+    pub(super) fn new(package: &ModelPackage, backend: Box<dyn InferenceBackend>) -> Self {
+        OwnModel {
+            preprocess: Preprocessor::new(&package.manifest.input),
+            backend,
+            color: package.manifest.input.color,
+            same_color: true,
+        }
+    }
+}
+
+/// One object a frame shows, before tracking.
+#[derive(Debug, Clone)]
+pub(super) struct Found {
+    pub object: Object,
+    pub zones: Vec<String>,
+    /// A fixed region's track (its place in the configuration, from 1).
+    pub track: Option<u64>,
+    /// The view index a ReID model with SIE views is fed (fixed regions).
+    pub view: usize,
+}
+
+/// What finds the objects.
+pub(super) enum Finder {
+    Detector {
+        decoder: Box<Decoder>,
+        own: Option<Box<OwnModel>>,
+        zones: Vec<ZoneConfig>,
+    },
+    Regions(Vec<RoiConfig>),
+}
+
+impl Finder {
+    /// The second model takes `color`: one decode serves both when the detector's is the same.
+    pub(super) fn second_takes(&mut self, color: ColorOrder) {
+        if let Finder::Detector { own: Some(own), .. } = self {
+            own.same_color = own.color == color;
+        }
+    }
+
+    /// Refuses, at load, a detector whose outputs the worker's backend gives in shapes the
+    /// decoder cannot read.
+    pub(super) fn check(&self, worker: &dyn InferenceBackend) -> Result<(), DetectError> {
+        match self {
+            Finder::Detector { decoder, own, .. } => {
+                decoder.check(own.as_ref().map_or(worker, |o| o.backend.as_ref()))
+            }
+            Finder::Regions(_) => Ok(()),
+        }
+    }
+
+    /// The frame as the finder decodes it, and as the second model does where its colour
+    /// order differs.
+    pub(super) fn decode(
+        &self,
+        frame: &Frame,
+        worker: &dyn Preprocess,
+    ) -> Result<(Raster, Option<Raster>), PreprocessError> {
+        match self {
+            Finder::Detector { own: Some(own), .. } => {
+                let raster = own.preprocess.decode(frame)?;
+                let second = match own.same_color {
+                    true => None,
+                    false => Some(worker.decode(frame)?),
+                };
+                Ok((raster, second))
+            }
+            _ => Ok((worker.decode(frame)?, None)),
+        }
+    }
+
+    /// The objects of a decoded frame of `camera` that count (inside its zones).
+    pub(super) fn find(
+        &mut self,
+        raster: &Raster,
+        camera: &str,
+        worker: &mut Models,
+    ) -> Result<Vec<Found>, StageFailure> {
+        let (decoder, own, zones) = match self {
+            Finder::Regions(rois) => return Ok(regions(rois, camera, raster)),
+            Finder::Detector {
+                decoder,
+                own,
+                zones,
+            } => (decoder, own, zones),
+        };
+        let (preprocess, backend): (&mut dyn Preprocess, &mut dyn InferenceBackend) = match own {
+            Some(own) => (&mut own.preprocess, own.backend.as_mut()),
+            None => (&mut *worker.preprocess, &mut *worker.backend),
+        };
+        let prepared = preprocess
+            .prepare_raster(raster)
+            .map_err(StageFailure::Preprocess)?;
+        let outputs = backend.run(&prepared.tensor).map_err(StageFailure::Infer)?;
+        let objects =
+            decoder.objects(&outputs, &prepared.placement, (raster.width, raster.height))?;
+        preprocess.recycle(prepared);
+        Ok(objects
+            .into_iter()
+            .filter_map(|object| {
+                let zones = zones::zones_of(zones, camera, object.bounds)?;
+                Some(Found {
+                    object,
+                    zones,
+                    track: None,
+                    view: 0,
+                })
+            })
+            .collect())
+    }
+}
+
+/// The camera's fixed regions as objects: labelled by name, each with its own track (its
+/// place among all the regions, from 1; a camera without regions is one region, the frame,
+/// after them).
+fn regions(rois: &[RoiConfig], camera: &str, raster: &Raster) -> Vec<Found> {
+    let frame_track = rois.len() as u64 + 1;
+    crops_for(rois, camera, raster.width, raster.height)
+        .into_iter()
+        .map(|crop| {
+            let index = rois
+                .iter()
+                .position(|r| r.camera == camera && r.name == crop.roi);
+            Found {
+                object: Object {
+                    bounds: crop.bounds,
+                    label: crop.roi,
+                    class: index.unwrap_or(rois.len()),
+                    score: 1.0,
+                    keypoints: Vec::new(),
+                },
+                zones: Vec::new(),
+                track: Some(index.map_or(frame_track, |i| i as u64 + 1)),
+                view: crop.view,
+            }
+        })
+        .collect()
+}
