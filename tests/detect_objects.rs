@@ -272,6 +272,52 @@ fn bad_detector_packages_and_settings_are_refused_clearly() {
     refused("zoom", &["--zoom"], &|_| {}, &["--zoom"]);
 }
 
+/// A scene's configuration mistakes (an unknown label, a zone without an inside, a tracker
+/// that could never report, a detector that is not one) are named by `check` (exit 1) and
+/// refused by `run` before any frame (exit 2), never a panic.
+#[test]
+fn bad_scene_configurations_are_named_by_check_and_refused_by_run() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let detector = common::centernet_package(&shared, tmp.path(), |_| {});
+    let images = shared.join("reference/images");
+    let base = format!(
+        "[source]\nkind = \"image-dir\"\npath = \"{}\"\n[model]\npath = \"{}\"\n",
+        images.display(),
+        detector.display()
+    );
+    let cases = [
+        ("[detect]\nclasses = [\"persn\"]\n", "\"persn\""),
+        (
+            "[[zones]]\nname = \"porch\"\ncamera = \"cam0\"\npoints = [[0, 0], [5, 5]]\n",
+            "porch",
+        ),
+        ("[tracker]\nmin_hits = 0\n", "tracker.min_hits"),
+        (
+            &format!(
+                "[detector]\npath = \"{}\"\n",
+                common::default_model().display()
+            ),
+            "detector",
+        ),
+    ];
+    for (i, (extra, needle)) in cases.iter().enumerate() {
+        let config = tmp.path().join(format!("bad-{i}.toml"));
+        std::fs::write(&config, format!("{base}{extra}")).unwrap();
+        let checked = common::edgevit(&["check", "--config", config.to_str().unwrap()]);
+        let report = String::from_utf8_lossy(&checked.stdout);
+        assert_eq!(checked.status.code(), Some(1), "check, case {i}: {report}");
+        assert!(
+            report.contains("FAIL") && report.contains(needle),
+            "check, case {i}: {report}"
+        );
+        let ran = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+        assert_eq!(ran.status.code(), Some(2), "run, case {i}");
+        common::assert_clean_failure(&ran, &[needle]);
+        assert!(ran.stdout.is_empty(), "no frame was processed, case {i}");
+    }
+}
+
 /// 500 boxes in a frame (a noisy scene, a threshold too low): at most `max_objects` come
 /// out, best first, inside the frame, without a panic.
 #[test]

@@ -5,6 +5,7 @@
 
 use super::exit;
 use anyhow::Result;
+use edgevit::detect::Decoder;
 use edgevit::error::chain;
 use edgevit::model::Task;
 use edgevit::pipeline::{fleet_device, gallery_path, LoadedModel, ReidStage, RunConfig, VitStage};
@@ -100,8 +101,11 @@ fn check_model(config: &RunConfig, report: &mut Report) {
             model.backend.name()
         ),
     );
-    if model.package.manifest.task == Task::Reid {
-        return check_reid(config, &model, report);
+    check_scene(config, &model, report);
+    match model.package.manifest.task {
+        Task::Reid => return check_reid(config, &model, report),
+        Task::Detect => return,
+        Task::Classify => {}
     }
     let vit = config.vit_options();
     if let Err(e) = model.classifier(&config.classify, &vit) {
@@ -119,6 +123,51 @@ fn check_model(config: &RunConfig, report: &mut Report) {
         ),
         Ok(None) => {}
         Err(e) => report.fail("zoom/parts", chain(&e)),
+    }
+}
+
+/// A scene's parts: the detector (`[detector]`, or the model itself) loads and its `[detect]`
+/// settings resolve; the zones have an inside; the tracker's settings are sound.
+fn check_scene(config: &RunConfig, model: &LoadedModel, report: &mut Report) {
+    let detector = match &config.detector {
+        Some(detector) => match LoadedModel::load(&detector.path, &config.backend) {
+            Ok(loaded) => Some(loaded),
+            Err(e) => return report.fail("detector.path", chain(&e)),
+        },
+        None => None,
+    };
+    if let Some(package) = detector
+        .as_ref()
+        .map(|d| &d.package)
+        .or((model.package.manifest.task == Task::Detect).then_some(&model.package))
+    {
+        match Decoder::new(package, &config.detect) {
+            Ok(decoder) => report.ok(
+                "detector",
+                format!(
+                    "{}, objects scoring {} or more{}",
+                    package.name(),
+                    decoder.params().min_score,
+                    match &decoder.params().classes {
+                        Some(kept) => {
+                            let labels: Vec<String> =
+                                kept.iter().map(|&c| decoder.label(c)).collect();
+                            format!(", only {}", labels.join(", "))
+                        }
+                        None => String::new(),
+                    }
+                ),
+            ),
+            Err(e) => report.fail("detect", chain(&e)),
+        }
+    }
+    for zone in &config.zones {
+        if let Err(e) = zone.check() {
+            report.fail("zones", e);
+        }
+    }
+    if let Some(Err(e)) = config.tracker.as_ref().map(|t| t.check()) {
+        report.fail("tracker", e);
     }
 }
 
