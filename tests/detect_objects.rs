@@ -272,6 +272,101 @@ fn bad_detector_packages_and_settings_are_refused_clearly() {
     refused("zoom", &["--zoom"], &|_| {}, &["--zoom"]);
 }
 
+/// A YOLO head written here (`[1, 4 + 2, 3]`: cx, cy, w, h in input pixels, then two class
+/// scores) through the real backend: the overlapping weaker box of a class is suppressed, the
+/// other class's box stays, and both map back to frame pixels (a 128x128 image stretched to the
+/// 64x64 input: everything doubles).
+#[test]
+fn a_yolo_head_is_decoded_suppressed_and_mapped() {
+    use common::graph::{self, Size};
+    use tract_onnx::pb::{attribute_proto, AttributeProto, GraphProto};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("yolo");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Anchor by anchor: (cx, cy, w, h, score of class 0, score of class 1).
+    let anchors = [
+        [20.0, 20.0, 10.0, 10.0, 0.05, 0.9],
+        [21.0, 20.0, 10.0, 10.0, 0.05, 0.8],
+        [50.0, 50.0, 8.0, 8.0, 0.6, 0.1],
+    ];
+    let head: Vec<f32> = (0..6).flat_map(|v| anchors.map(|a| a[v])).collect();
+    let keepdims = AttributeProto {
+        name: "keepdims".into(),
+        r#type: attribute_proto::AttributeType::Int as i32,
+        i: 1,
+        ..Default::default()
+    };
+    // The head does not depend on the pixels, but flows from the input as a real one does.
+    graph::write(
+        &dir.join("yolo.onnx"),
+        GraphProto {
+            name: "yolo_head".into(),
+            input: vec![graph::tensor(
+                "x",
+                vec![Size(1), Size(3), Size(64), Size(64)],
+            )],
+            initializer: vec![
+                tract_onnx::pb::TensorProto {
+                    name: "shape".into(),
+                    dims: vec![3],
+                    data_type: 7,
+                    int64_data: vec![1, 1, 1],
+                    ..Default::default()
+                },
+                graph::constant("zero", vec![1, 1, 1], 1, vec![0.0]),
+                graph::constant("anchors", vec![1, 6, 3], 1, head),
+            ],
+            node: vec![
+                graph::node("ReduceMean", &["x"], "mean", vec![keepdims]),
+                graph::node("Reshape", &["mean", "shape"], "flat", vec![]),
+                graph::node("Mul", &["flat", "zero"], "nothing", vec![]),
+                graph::node("Add", &["nothing", "anchors"], "head", vec![]),
+            ],
+            output: vec![graph::tensor("head", vec![Size(1), Size(6), Size(3)])],
+            ..Default::default()
+        },
+    );
+    std::fs::write(dir.join("labels.txt"), "cat\ndog\n").unwrap();
+    std::fs::write(
+        dir.join("model.toml"),
+        "name = \"yolo-head\"\ntask = \"detect\"\nonnx = \"yolo.onnx\"\nlabels = \"labels.txt\"\n\
+         [input]\nname = \"x\"\nshape = [1, 3, 64, 64]\ncolor = \"rgb\"\n\
+         [outputs]\ndetections = \"head\"\n[detect]\nformat = \"yolo\"\nmin_score = 0.25\n",
+    )
+    .unwrap();
+    let image = tmp.path().join("frame.png");
+    image::RgbImage::new(128, 128).save(&image).unwrap();
+    let output = common::edgevit(&[
+        "infer",
+        "--model",
+        dir.to_str().unwrap(),
+        image.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let line = &common::json_lines(&output)[0];
+    let objects = line["objects"].as_array().unwrap();
+    let found: Vec<(String, Vec<u64>)> = objects
+        .iter()
+        .map(|o| {
+            let b = o["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap())
+                .collect();
+            (o["label"].as_str().unwrap().to_string(), b)
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("dog".to_string(), vec![30, 30, 50, 50]),
+            ("cat".to_string(), vec![92, 92, 108, 108])
+        ],
+        "{line}"
+    );
+}
+
 /// A scene's configuration mistakes (an unknown label, a zone without an inside, a tracker
 /// that could never report, a detector that is not one) are named by `check` (exit 1) and
 /// refused by `run` before any frame (exit 2), never a panic.

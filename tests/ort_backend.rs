@@ -179,7 +179,7 @@ const X_SCALE: f32 = 8.0 / 127.0;
 /// block's query and key. With `output_scale`, each matmul's output goes through a pair of
 /// its own at that scale, as a static QDQ export quantizes it.
 fn shared_input_weight_matmuls(path: &Path, output_scale: Option<f32>) -> WeightMatmuls {
-    use graph::Size;
+    use common::graph::Size;
     use tract_onnx::pb::{attribute_proto, AttributeProto, GraphProto};
     let axis = || AttributeProto {
         name: "axis".into(),
@@ -195,15 +195,15 @@ fn shared_input_weight_matmuls(path: &Path, output_scale: Option<f32>) -> Weight
         .map(|v| (v / X_SCALE).round_ties_even().clamp(-128.0, 127.0) * X_SCALE)
         .collect();
     let mut initializer = vec![
-        graph::constant("x_scale", vec![], 1, vec![X_SCALE]),
-        graph::constant("zero", vec![], 3, vec![0.0]),
+        common::graph::constant("x_scale", vec![], 1, vec![X_SCALE]),
+        common::graph::constant("zero", vec![], 3, vec![0.0]),
     ];
     let mut node = vec![
-        graph::node("QuantizeLinear", &["x", "x_scale", "zero"], "xq", vec![]),
-        graph::node("DequantizeLinear", &["xq", "x_scale", "zero"], "xd", vec![]),
+        common::graph::node("QuantizeLinear", &["x", "x_scale", "zero"], "xq", vec![]),
+        common::graph::node("DequantizeLinear", &["xq", "x_scale", "zero"], "xd", vec![]),
     ];
     if let Some(scale) = output_scale {
-        initializer.push(graph::constant("y_scale", vec![], 1, vec![scale]));
+        initializer.push(common::graph::constant("y_scale", vec![], 1, vec![scale]));
     }
     let mut products = Vec::new();
     for w in 0..2 {
@@ -224,11 +224,11 @@ fn shared_input_weight_matmuls(path: &Path, output_scale: Option<f32>) -> Weight
         products.push((product(&x), product(&rounded)));
         let [q, s, z, d, y] = ["w", "s", "z", "wd", "y"].map(|n| format!("{n}{w}"));
         initializer.extend([
-            graph::constant(&q, vec![DEPTH as i64, COLUMNS as i64], 3, weights),
-            graph::constant(&s, vec![COLUMNS as i64], 1, scales),
-            graph::constant(&z, vec![COLUMNS as i64], 3, vec![0.0; COLUMNS]),
+            common::graph::constant(&q, vec![DEPTH as i64, COLUMNS as i64], 3, weights),
+            common::graph::constant(&s, vec![COLUMNS as i64], 1, scales),
+            common::graph::constant(&z, vec![COLUMNS as i64], 3, vec![0.0; COLUMNS]),
         ]);
-        node.push(graph::node(
+        node.push(common::graph::node(
             "DequantizeLinear",
             &[&q, &s, &z],
             &d,
@@ -236,33 +236,33 @@ fn shared_input_weight_matmuls(path: &Path, output_scale: Option<f32>) -> Weight
         ));
         if output_scale.is_some() {
             let [p, pq] = ["p", "pq"].map(|n| format!("{n}{w}"));
-            node.push(graph::node("MatMul", &["xd", &d], &p, vec![]));
-            node.push(graph::node(
+            node.push(common::graph::node("MatMul", &["xd", &d], &p, vec![]));
+            node.push(common::graph::node(
                 "QuantizeLinear",
                 &[&p, "y_scale", "zero"],
                 &pq,
                 vec![],
             ));
-            node.push(graph::node(
+            node.push(common::graph::node(
                 "DequantizeLinear",
                 &[&pq, "y_scale", "zero"],
                 &y,
                 vec![],
             ));
         } else {
-            node.push(graph::node("MatMul", &["xd", &d], &y, vec![]));
+            node.push(common::graph::node("MatMul", &["xd", &d], &y, vec![]));
         }
     }
-    node.push(graph::node("Add", &["y0", "y1"], "logits", vec![]));
+    node.push(common::graph::node("Add", &["y0", "y1"], "logits", vec![]));
     let shape = |columns: usize| vec![Size(1), Size(1), Size(ROWS as i64), Size(columns as i64)];
-    graph::write(
+    common::graph::write(
         path,
         GraphProto {
             name: "shared_input_weight_matmuls".into(),
-            input: vec![graph::tensor("x", shape(DEPTH))],
+            input: vec![common::graph::tensor("x", shape(DEPTH))],
             initializer,
             node,
-            output: vec![graph::tensor("logits", shape(COLUMNS))],
+            output: vec![common::graph::tensor("logits", shape(COLUMNS))],
             ..Default::default()
         },
     );
@@ -722,89 +722,11 @@ fn load_fixing_free_dimensions(package: &ModelPackage, fix_free_dimensions: bool
     OrtBackend::load(package, &config).unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)))
 }
 
-mod graph {
-    //! Small ONNX graphs written here with tract-onnx's protobuf types.
-    use tract_onnx::pb::tensor_shape_proto::{dimension, Dimension};
-    use tract_onnx::pb::ValueInfoProto;
-    use tract_onnx::pb::{type_proto, AttributeProto, GraphProto, ModelProto, NodeProto};
-    use tract_onnx::pb::{OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto};
-
-    pub use dimension::Value::{DimParam as Named, DimValue as Size};
-
-    /// An f32 tensor of these dimensions.
-    pub fn tensor(name: &str, dims: Vec<dimension::Value>) -> ValueInfoProto {
-        ValueInfoProto {
-            name: name.into(),
-            r#type: Some(TypeProto {
-                value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                    elem_type: 1,
-                    shape: Some(TensorShapeProto {
-                        dim: dims
-                            .into_iter()
-                            .map(|value| Dimension {
-                                value: Some(value),
-                                ..Default::default()
-                            })
-                            .collect(),
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
-
-    pub fn node(
-        op: &str,
-        inputs: &[&str],
-        output: &str,
-        attribute: Vec<AttributeProto>,
-    ) -> NodeProto {
-        NodeProto {
-            op_type: op.into(),
-            input: inputs.iter().map(|i| i.to_string()).collect(),
-            output: vec![output.into()],
-            attribute,
-            ..Default::default()
-        }
-    }
-
-    /// A model of one graph at opset 13, written to `path`.
-    pub fn write(path: &std::path::Path, graph: GraphProto) {
-        let model = ModelProto {
-            ir_version: 8,
-            opset_import: vec![OperatorSetIdProto {
-                domain: String::new(),
-                version: 13,
-            }],
-            graph: Some(graph),
-            ..Default::default()
-        };
-        std::fs::write(path, prost::Message::encode_to_vec(&model)).unwrap();
-    }
-
-    /// A constant: an f32 tensor (`data_type` 1) or an int8 one (3, in `int32_data`).
-    pub fn constant(name: &str, dims: Vec<i64>, data_type: i32, values: Vec<f32>) -> TensorProto {
-        let mut tensor = TensorProto {
-            name: name.into(),
-            dims,
-            data_type,
-            ..Default::default()
-        };
-        if data_type == 3 {
-            tensor.int32_data = values.iter().map(|&v| v as i32).collect();
-        } else {
-            tensor.float_data = values;
-        }
-        tensor
-    }
-}
-
 /// A graph whose free batch cannot be 1: its batch axis is the inner dimension of a product
 /// with a 3-row matrix. ONNX Runtime accepts it with the batch free (the size is checked when it
 /// runs) and refuses to plan it with the batch fixed at 1.
 fn batch_must_be_three(path: &Path) {
-    use graph::{Named, Size};
+    use common::graph::{Named, Size};
     use tract_onnx::pb::{attribute_proto, AttributeProto, GraphProto};
     let perm = AttributeProto {
         name: "perm".into(),
@@ -812,20 +734,20 @@ fn batch_must_be_three(path: &Path) {
         ints: vec![1, 2, 3, 0],
         ..Default::default()
     };
-    graph::write(
+    common::graph::write(
         path,
         GraphProto {
             name: "batch_must_be_three".into(),
-            input: vec![graph::tensor(
+            input: vec![common::graph::tensor(
                 "x",
                 vec![Named("batch".into()), Size(1), Size(2), Size(2)],
             )],
-            initializer: vec![graph::constant("w", vec![3, 5], 1, vec![0.5; 15])],
+            initializer: vec![common::graph::constant("w", vec![3, 5], 1, vec![0.5; 15])],
             node: vec![
-                graph::node("Transpose", &["x"], "batch_last", vec![perm]),
-                graph::node("MatMul", &["batch_last", "w"], "logits", vec![]),
+                common::graph::node("Transpose", &["x"], "batch_last", vec![perm]),
+                common::graph::node("MatMul", &["batch_last", "w"], "logits", vec![]),
             ],
-            output: vec![graph::tensor(
+            output: vec![common::graph::tensor(
                 "logits",
                 vec![Size(1), Size(2), Size(2), Size(5)],
             )],
@@ -877,27 +799,27 @@ fn a_graph_that_refuses_the_fixed_size_loads_with_its_dimensions_free() {
 /// vector). No int8 kernel takes
 /// the pair, so ONNX Runtime's Q/DQ cleanup drops it and the Mul gets x unrounded.
 fn qdq_pair_before_a_float_op(path: &Path) {
-    use graph::Size;
+    use common::graph::Size;
     use tract_onnx::pb::GraphProto;
     let shape = || vec![Size(1), Size(1), Size(2), Size(2)];
-    graph::write(
+    common::graph::write(
         path,
         GraphProto {
             name: "qdq_pair_before_a_float_op".into(),
-            input: vec![graph::tensor("x", shape())],
+            input: vec![common::graph::tensor("x", shape())],
             initializer: vec![
-                graph::constant("scale", vec![], 1, vec![1.0]),
-                graph::constant("zero", vec![], 3, vec![0.0]),
-                graph::constant("two", vec![], 1, vec![2.0]),
+                common::graph::constant("scale", vec![], 1, vec![1.0]),
+                common::graph::constant("zero", vec![], 3, vec![0.0]),
+                common::graph::constant("two", vec![], 1, vec![2.0]),
             ],
             node: vec![
-                graph::node("QuantizeLinear", &["x", "scale", "zero"], "q", vec![]),
-                graph::node("DequantizeLinear", &["q", "scale", "zero"], "dq", vec![]),
-                graph::node("Mul", &["dq", "two"], "doubled", vec![]),
+                common::graph::node("QuantizeLinear", &["x", "scale", "zero"], "q", vec![]),
+                common::graph::node("DequantizeLinear", &["q", "scale", "zero"], "dq", vec![]),
+                common::graph::node("Mul", &["dq", "two"], "doubled", vec![]),
                 // One vector per frame, as a classifier's logits are.
-                graph::node("Flatten", &["doubled"], "logits", vec![]),
+                common::graph::node("Flatten", &["doubled"], "logits", vec![]),
             ],
-            output: vec![graph::tensor("logits", vec![Size(1), Size(4)])],
+            output: vec![common::graph::tensor("logits", vec![Size(1), Size(4)])],
             ..Default::default()
         },
     );

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod graph;
 pub mod scene;
 
 use std::path::{Path, PathBuf};
