@@ -38,7 +38,7 @@ fn best_person(line: &serde_json::Value) -> Option<([f64; 4], f64)> {
 fn the_detector_finds_the_people_in_the_photos() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let package = common::centernet_package(&shared, tmp.path(), |_| {});
+    let package = common::centernet_package(tmp.path(), |_| {});
     let images: Vec<String> = PEOPLE
         .iter()
         .map(|(name, _)| {
@@ -158,7 +158,7 @@ fn letterbox_and_stretch_are_measured_on_a_portrait() {
     let truth = [18.0, 314.0, 365.0, 812.0];
     let mut results = Vec::new();
     for policy in ["letterbox", "stretch"] {
-        let package = common::centernet_package(&shared, &tmp.path().join(policy), |m| {
+        let package = common::centernet_package(&tmp.path().join(policy), |m| {
             common::table(m, "input").insert("resize".into(), policy.into());
         });
         let output = common::edgevit(&[
@@ -197,8 +197,7 @@ fn detections(package: &ModelPackage, config: &BackendConfig, photo: &Path) -> V
 fn tract_and_onnx_runtime_agree_on_the_detector() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let package =
-        ModelPackage::open(&common::centernet_package(&shared, tmp.path(), |_| {})).unwrap();
+    let package = ModelPackage::open(&common::centernet_package(tmp.path(), |_| {})).unwrap();
     let ort = BackendConfig::Ort(edgevit::backend::OrtConfig {
         library: Some(common::ort_library()),
         ..Default::default()
@@ -233,6 +232,39 @@ fn tract_and_onnx_runtime_agree_on_the_detector() {
     );
 }
 
+/// The bundled ONNX file, which this project's converter made from the TF.js weights
+/// (tools/tfjs_detector.py: the trunk in NCHW, float16 weights cast in the graph), gives the
+/// same detections as the reference conversion in `shared` (NHWC with transposes, float32
+/// weights) on every photo, through tract.
+#[test]
+fn the_bundled_conversion_equals_the_reference_conversion() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = ModelPackage::open(&common::centernet_package(tmp.path(), |_| {})).unwrap();
+    let reference = common::centernet_package(&tmp.path().join("reference"), |m| {
+        let onnx = shared.join("reference/centernet/centernet_mbv3_coco.onnx");
+        m.insert("onnx".into(), onnx.display().to_string().into());
+        m.remove("selftest");
+    });
+    let reference = ModelPackage::open(&reference).unwrap();
+    let mut worst = 0f32;
+    for entry in std::fs::read_dir(shared.join("reference/images")).unwrap() {
+        let photo = entry.unwrap().path();
+        let a = detections(&ours, &BackendConfig::default(), &photo);
+        let b = detections(&reference, &BackendConfig::default(), &photo);
+        for (x, y) in a.iter().zip(&b).filter(|(x, _)| x[4] >= 0.1) {
+            assert_eq!(x[5], y[5], "{}", photo.display());
+            worst = x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(worst, f32::max);
+        }
+    }
+    eprintln!("our conversion against the reference, through tract: worst difference {worst:e}");
+    assert!(worst < 0.01, "{worst}");
+}
+
 #[test]
 fn bad_detector_packages_and_settings_are_refused_clearly() {
     let shared = common::shared_dir();
@@ -241,7 +273,7 @@ fn bad_detector_packages_and_settings_are_refused_clearly() {
     // `infer` on the package edited by `edit`, with `flags`, fails naming each of `needles`.
     let refused =
         |name: &str, flags: &[&str], edit: &dyn Fn(&mut toml::Table), needles: &[&str]| {
-            let package = common::centernet_package(&shared, &tmp.path().join(name), edit);
+            let package = common::centernet_package(&tmp.path().join(name), edit);
             let mut args = vec!["infer", "--model", package.to_str().unwrap()];
             args.extend_from_slice(flags);
             args.push(image.to_str().unwrap());
@@ -253,6 +285,7 @@ fn bad_detector_packages_and_settings_are_refused_clearly() {
         &[],
         &|m| {
             common::table(m, "outputs").insert("detections".into(), "tower_0/keypoints".into());
+            m.remove("selftest");
         },
         &["tower_0/keypoints", "[1, N, 6]"],
     );
@@ -374,7 +407,7 @@ fn a_yolo_head_is_decoded_suppressed_and_mapped() {
 fn bad_scene_configurations_are_named_by_check_and_refused_by_run() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let detector = common::centernet_package(&shared, tmp.path(), |_| {});
+    let detector = common::centernet_package(tmp.path(), |_| {});
     let images = shared.join("reference/images");
     let base = format!(
         "[source]\nkind = \"image-dir\"\npath = \"{}\"\n[model]\npath = \"{}\"\n",
@@ -417,9 +450,8 @@ fn bad_scene_configurations_are_named_by_check_and_refused_by_run() {
 /// out, best first, inside the frame, without a panic.
 #[test]
 fn five_hundred_detections_are_capped() {
-    let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = common::centernet_package(&shared, tmp.path(), |m| {
+    let dir = common::centernet_package(tmp.path(), |m| {
         common::table(m, "detect").insert("max_objects".into(), 20.into());
     });
     let package = ModelPackage::open(&dir).unwrap();

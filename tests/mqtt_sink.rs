@@ -471,7 +471,7 @@ fn objects_of_a_scene_arrive_as_events_counts_and_discovery() {
         }
         at
     });
-    let detector = common::centernet_package(&shared, tmp.path(), |_| {});
+    let detector = common::centernet_package(tmp.path(), |_| {});
     let osnet = common::osnet_package(&shared, tmp.path());
     let config = tmp.path().join("scene.toml");
     std::fs::write(

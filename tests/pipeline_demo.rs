@@ -100,6 +100,7 @@ fn bundled_models_pass_their_self_tests() {
         "vit-mnist-canvas",
         "vit-mnist-transfg",
         "vit-mnist-lvvit",
+        "centernet-coco",
     ] {
         assert!(
             checked.iter().any(|c| c == required),

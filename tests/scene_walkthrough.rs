@@ -137,7 +137,7 @@ fn read(lines: &[Value], truth: &[Vec<Placed>], settled: impl Fn(usize) -> bool)
 fn people_walking_through_two_cameras_keep_their_tracks_and_identities() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let detector = common::centernet_package(&shared, tmp.path(), |_| {});
+    let detector = common::centernet_package(tmp.path(), |_| {});
     let osnet = common::osnet_package(&shared, tmp.path());
     let cast = people(&shared, 300);
 
@@ -232,7 +232,7 @@ fn people_walking_through_two_cameras_keep_their_tracks_and_identities() {
 fn between_detections_tracks_follow_their_motion() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let detector = common::centernet_package(&shared, tmp.path(), |_| {});
+    let detector = common::centernet_package(tmp.path(), |_| {});
     let osnet = common::osnet_package(&shared, tmp.path());
     let cast = people(&shared, 300);
     let frames = tmp.path().join("frames");

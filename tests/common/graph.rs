@@ -4,6 +4,8 @@ use tract_onnx::pb::ValueInfoProto;
 use tract_onnx::pb::{type_proto, AttributeProto, GraphProto, ModelProto, NodeProto};
 use tract_onnx::pb::{OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto};
 
+// Not every test binary that includes `common` writes graphs.
+#[allow(unused_imports)]
 pub use dimension::Value::{DimParam as Named, DimValue as Size};
 
 /// An f32 tensor of these dimensions.

@@ -127,36 +127,47 @@ pub fn osnet_package(shared: &Path, dir: &Path) -> PathBuf {
     write_manifest(&dir.join("osnet"), &osnet_manifest(&onnx))
 }
 
-/// The detector package (`tools/packages/centernet-coco`) with its ONNX file from `shared`,
-/// written into `dir`, `edit` applied to its manifest.
-pub fn centernet_package(
-    shared: &Path,
-    dir: &Path,
-    edit: impl FnOnce(&mut toml::Table),
-) -> PathBuf {
-    tools_package(
-        shared,
-        dir,
-        "centernet-coco",
-        "reference/centernet/centernet_mbv3_coco.onnx",
-        edit,
-    )
+/// The bundled detector package (`models/centernet-coco`) copied into `dir`, `edit` applied
+/// to its manifest; its ONNX file and self-test stay where they are.
+pub fn centernet_package(dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+    let bundled = repo().join("models/centernet-coco");
+    let dest = dir.join("centernet-coco");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::copy(bundled.join("labels.txt"), dest.join("labels.txt")).unwrap();
+    let mut manifest: toml::Table = std::fs::read_to_string(bundled.join("model.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    manifest.insert(
+        "onnx".into(),
+        bundled
+            .join("centernet_mbv3_coco.onnx")
+            .display()
+            .to_string()
+            .into(),
+    );
+    if let Some(selftest) = manifest.get_mut("selftest").and_then(|s| s.as_table_mut()) {
+        let input = bundled.join("selftest/input.npy");
+        selftest.insert("input".into(), input.display().to_string().into());
+        let outputs = toml::Table::from_iter([(
+            "tower_0/detections".to_string(),
+            bundled
+                .join("selftest/detections.npy")
+                .display()
+                .to_string()
+                .into(),
+        )]);
+        selftest.insert("outputs".into(), outputs.into());
+    }
+    edit(&mut manifest);
+    std::fs::write(dest.join("model.toml"), manifest.to_string()).unwrap();
+    dest
 }
 
 /// The face detector package (`tools/packages/blazeface`) with its ONNX file from `shared`.
 pub fn blazeface_package(shared: &Path, dir: &Path) -> PathBuf {
     let onnx = "reference/blazeface/face_detection_short_range.onnx";
-    tools_package(shared, dir, "blazeface", onnx, |_| {})
-}
-
-/// A package of `tools/packages/` completed with `onnx` (relative to `shared`) in `dir`.
-fn tools_package(
-    shared: &Path,
-    dir: &Path,
-    name: &str,
-    onnx: &str,
-    edit: impl FnOnce(&mut toml::Table),
-) -> PathBuf {
+    let name = "blazeface";
     let dest = dir.join(name);
     std::fs::create_dir_all(&dest).unwrap();
     let bundled = repo().join("tools/packages").join(name);
@@ -169,7 +180,6 @@ fn tools_package(
         "onnx".into(),
         shared.join(onnx).display().to_string().into(),
     );
-    edit(&mut manifest);
     std::fs::write(dest.join("model.toml"), manifest.to_string()).unwrap();
     dest
 }
