@@ -326,3 +326,113 @@ fn fixed_regions_report_their_state_by_a_classify_model() {
         "the change wins at the third look of 7 (5 looks vote)"
     );
 }
+
+/// The RAMS-Trans zoom runs on each object's crop and its box comes back in frame pixels: two
+/// of vit-mnist-canvas's held-out frames (a digit somewhere in 84x84 of black; the model was
+/// trained on such frames, real weights trained here) pasted at known places of a larger
+/// frame, each a fixed region. Each object's `region` lies inside its own region and covers
+/// its digit, far from where a box on the crop (not moved to the frame) would be; so do its
+/// TransFG-style part boxes (`[parts]`).
+#[test]
+fn the_zoom_runs_on_each_object_and_its_box_is_in_frame_pixels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let canvas = common::repo().join("models/vit-mnist-canvas");
+    let sample = |name: &str| {
+        image::open(canvas.join("samples").join(name))
+            .unwrap()
+            .to_luma8()
+    };
+    let pieces = [
+        (sample("frame-0-3.png"), (16u32, 40u32), "0"),
+        (sample("frame-4-1.png"), (230, 70), "4"),
+    ];
+    let mut frame = image::GrayImage::new(360, 200);
+    let mut rois = String::new();
+    let mut digits = Vec::new();
+    for (n, (piece, (x, y), _)) in pieces.iter().enumerate() {
+        image::imageops::replace(&mut frame, piece, *x as i64, *y as i64);
+        let (w, h) = piece.dimensions();
+        rois += &format!(
+            "[[reid.roi]]\ncamera = \"cam0\"\nname = \"r{n}\"\nbox = [{x}, {y}, {}, {}]\n",
+            x + w,
+            y + h
+        );
+        // The digit's own box in frame pixels: its bright pixels.
+        let lit: Vec<(u32, u32)> = piece
+            .enumerate_pixels()
+            .filter(|(_, _, p)| p.0[0] > 60)
+            .map(|(px, py, _)| (px + x, py + y))
+            .collect();
+        let bounds = |f: fn(&(u32, u32)) -> u32| {
+            let values = lit.iter().map(f);
+            (values.clone().min().unwrap(), values.max().unwrap() + 1)
+        };
+        let ((x0, x1), (y0, y1)) = (bounds(|p| p.0), bounds(|p| p.1));
+        digits.push((
+            [x0 as f64, y0 as f64, x1 as f64, y1 as f64],
+            [*x, *y, x + w, y + h],
+        ));
+    }
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    for t in 0..3 {
+        frame.save(frames.join(format!("{t:04}.png"))).unwrap();
+    }
+    let config = tmp.path().join("zoom.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"image-dir\"\npath = \"{}\"\n[model]\npath = \"{}\"\n\
+             [tracker]\nevery_frames = 1\n[zoom]\nwhen = \"always\"\n\
+             [parts]\ncount = 2\n{rois}",
+            frames.display(),
+            canvas.display()
+        ),
+    )
+    .unwrap();
+    let lines = run(&config);
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        let objects = line["objects"].as_array().unwrap();
+        assert_eq!(objects.len(), 2, "{line}");
+        for (object, ((digit, roi), (_, _, label))) in
+            objects.iter().zip(digits.iter().zip(&pieces))
+        {
+            let region: Vec<f64> = object["region"]
+                .as_array()
+                .unwrap_or_else(|| panic!("a zoom region: {object}"))
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            let inside = |b: &[f64]| {
+                b[0] >= roi[0] as f64
+                    && b[1] >= roi[1] as f64
+                    && b[2] <= roi[2] as f64
+                    && b[3] <= roi[3] as f64
+            };
+            let parts = object["parts"].as_array().expect("parts");
+            assert_eq!(parts.len(), 2, "{object}");
+            for part in parts {
+                let b: Vec<f64> = (part["box"].as_array().unwrap().iter())
+                    .map(|v| v.as_f64().unwrap())
+                    .collect();
+                assert!(inside(&b), "the part {b:?} is inside its object {roi:?}");
+            }
+            let covered = (region[2].min(digit[2]) - region[0].max(digit[0])).max(0.0)
+                * (region[3].min(digit[3]) - region[1].max(digit[1])).max(0.0)
+                / ((digit[2] - digit[0]) * (digit[3] - digit[1]));
+            eprintln!(
+                "{}: region {region:?} in {roi:?}, digit {digit:?}: covers {:.0}%, label {}",
+                object["label"],
+                covered * 100.0,
+                object["fine_label"]
+            );
+            assert!(
+                inside(&region),
+                "the region {region:?} is inside its object {roi:?}"
+            );
+            assert!(covered > 0.7, "the region covers the digit: {covered:.2}");
+            assert_eq!(object["fine_label"], *label, "{object}");
+        }
+    }
+}

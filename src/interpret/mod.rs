@@ -15,7 +15,7 @@ pub use classify::{
     softmax, ClassScore, Classification, Classifier, ClassifyConfig, Pass, ZoomRegion,
 };
 pub use embedding::{Crop, Embedder, Identification, ReidConfig, RoiConfig};
-pub use parts::PartsConfig;
+pub use parts::{Part, PartsConfig};
 pub use rollout::{AttentionConfig, AttentionMap};
 pub use scene::{Scene, SceneObject};
 pub use token_labels::TokenLabelConfig;

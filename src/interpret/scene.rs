@@ -1,7 +1,7 @@
 //! What a frame of a scene produced: its objects, each with its track, and what the second
 //! model made of it (`"objects": [...]` in the record; see docs/output.md).
 
-use super::ClassScore;
+use super::{ClassScore, Part};
 use crate::detect::Object;
 use crate::interpret::PixelBox;
 use serde::Serialize;
@@ -34,6 +34,9 @@ pub struct SceneObject {
     /// Classify with `[zoom]`: the attended region of the last look, in frame pixels.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<PixelBox>,
+    /// Classify with `[parts]`: the part boxes of the last look, in frame pixels.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
     /// Share of the track's looks that agree with its label or identity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agreement: Option<f32>,

@@ -169,6 +169,16 @@ impl PixelBox {
         PixelBox { x0, y0, x1, y1 }
     }
 
+    /// The same box `dx` right and `dy` down: a box found on a crop, in the frame's pixels.
+    pub fn moved_by(self, dx: u32, dy: u32) -> PixelBox {
+        PixelBox {
+            x0: self.x0 + dx,
+            y0: self.y0 + dy,
+            x1: self.x1 + dx,
+            y1: self.y1 + dy,
+        }
+    }
+
     pub fn whole(width: u32, height: u32) -> PixelBox {
         PixelBox {
             x0: 0,

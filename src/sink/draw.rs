@@ -6,6 +6,9 @@ use super::{CameraStatusRecord, Record, ResultRecord, Sink, SinkError};
 use crate::interpret::{Interpretation, PixelBox};
 use std::path::{Path, PathBuf};
 
+/// Part boxes (TransFG) are drawn in amber, the zoom region in red.
+const PART_COLOUR: [u8; 3] = [255, 210, 0];
+
 pub struct DrawSink {
     inner: Box<dyn Sink>,
     dir: PathBuf,
@@ -61,6 +64,9 @@ impl DrawSink {
                     if let Some(region) = object.region {
                         rectangle(&mut picture, scaled(region), [230, 20, 20], width);
                     }
+                    for part in &object.parts {
+                        rectangle(&mut picture, scaled(part.bounds), PART_COLOUR, width);
+                    }
                     for &[x, y] in &object.object.keypoints {
                         let (x, y) = (x.max(0.0) as u32 * scale, y.max(0.0) as u32 * scale);
                         let spot = PixelBox {
@@ -86,7 +92,7 @@ impl DrawSink {
             }
         };
         for part in result.parts.iter().flatten() {
-            rectangle(&mut picture, scaled(part.bounds), [255, 210, 0], width);
+            rectangle(&mut picture, scaled(part.bounds), PART_COLOUR, width);
         }
         if let Some(region) = &result.region {
             rectangle(

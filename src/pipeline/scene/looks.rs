@@ -4,7 +4,9 @@
 
 use super::Models;
 use crate::detect::Object;
-use crate::interpret::{Classification, Classifier, Crop, InterpretError, PixelBox, SceneObject};
+use crate::interpret::{
+    Classification, Classifier, Crop, InterpretError, Part, PixelBox, SceneObject,
+};
 use crate::pipeline::{Camera, FramePasses, ReidStage, StageFailure, VitStage};
 use crate::preprocess::Raster;
 use crate::track::Looks;
@@ -85,12 +87,15 @@ impl Looker {
                 let crop = raster.crop(bounds.x0, bounds.y0, bounds.x1, bounds.y1);
                 let result = classify_crop(&crop, classifier, vit.as_deref(), worker)?;
                 object.fine_label = result.top.first().map(|c| c.label.clone());
-                object.region = result.region.map(|r| PixelBox {
-                    x0: r.bounds.x0 + bounds.x0,
-                    y0: r.bounds.y0 + bounds.y0,
-                    x1: r.bounds.x1 + bounds.x0,
-                    y1: r.bounds.y1 + bounds.y0,
-                });
+                // The zoom and the parts were found on the crop: moved to the frame's pixels.
+                let moved = |b: PixelBox| b.moved_by(bounds.x0, bounds.y0);
+                object.region = result.region.map(|r| moved(r.bounds));
+                object.parts = (result.parts.into_iter().flatten())
+                    .map(|part| Part {
+                        bounds: moved(part.bounds),
+                        ..part
+                    })
+                    .collect();
                 object.top = result.top;
             }
         }
@@ -144,6 +149,7 @@ pub(super) fn plain(object: Object, zones: Vec<String>) -> SceneObject {
         fine_label: None,
         top: Vec::new(),
         region: None,
+        parts: Vec::new(),
         agreement: None,
     }
 }
@@ -190,6 +196,7 @@ pub(super) fn carry(last: &SceneObject, current: &mut SceneObject) {
     current.agreement = last.agreement;
     // The region was on the last look's crop: it does not move with the object.
     current.region = None;
+    current.parts.clear();
 }
 
 /// `bounds` widened by `margin` of its size on each side, clipped to the frame.

@@ -146,6 +146,7 @@ impl SceneStage {
                     y1: bottom.ceil() as u32,
                 };
                 object.region = None;
+                object.parts.clear();
                 Some(object)
             })
             .collect();

@@ -215,6 +215,7 @@ mod tests {
             fine_label: None,
             top: Vec::new(),
             region: None,
+            parts: Vec::new(),
             agreement: None,
         }
     }
