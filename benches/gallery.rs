@@ -82,7 +82,7 @@ fn main() {
         dim: DIM,
     };
     let config = GalleryConfig {
-        threshold: 0.99,
+        threshold: Some(0.99),
         confirm_frames: 1,
         ..GalleryConfig::default()
     };

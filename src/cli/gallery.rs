@@ -230,6 +230,7 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
                 y1: raster.height,
             },
             view: 0,
+            face: None,
         };
         let embedding = stage
             .embed(&raster, &whole, &camera, &mut preprocess, backend.as_mut())

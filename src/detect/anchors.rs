@@ -46,7 +46,7 @@ pub fn check_shapes(
     Err(InterpretError::Shape {
         name: name.to_string(),
         shape: shape.to_vec(),
-        expected: "[1, anchors, 4 + 2 x keypoints] regressors and [1, anchors, 1] scores, anchors as many as [detect.anchors] generates",
+        expected: "[1, anchors, 4 + 2 x keypoints] regressors and [1, anchors, 1] scores, anchors as many as detect.strides and detect.anchors_per_cell generate",
     })
 }
 

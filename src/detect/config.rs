@@ -14,32 +14,21 @@ pub enum DetectFormat {
     /// then one score per class; suppression runs here (YOLOv8/v11, RT-DETR-style exports).
     Yolo,
     /// SSD-style regressors `[1, A, 4 + 2K]` and scores `[1, A, 1]` over a generated anchor
-    /// grid (`[detect.anchors]`), with K key points (MediaPipe's BlazeFace).
+    /// grid (`strides`, `anchors_per_cell`), with K key points (MediaPipe's BlazeFace).
     Anchors,
 }
 
-/// `[detect.anchors]`: the anchor grid of an SSD-style detector. Per stride, a grid of
+/// The anchor grid of an SSD-style detector (`format = "anchors"`), from `[detect]`'s
+/// `strides`, `anchors_per_cell`, `keypoints` and `logits`. Per stride, a grid of
 /// `ceil(height / stride) x ceil(width / stride)` cells, row by row, `per_cell` anchors a cell,
 /// centred at `((x + 0.5) / grid_w, (y + 0.5) / grid_h)`. The regressors are offsets in input
 /// pixels from the anchor centre (box centre, width, height, then each key point's x, y).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AnchorSpec {
-    /// Stride of each grid in input pixels, in the order the outputs list them (BlazeFace short
-    /// range: `[8, 16]`).
     pub strides: Vec<u32>,
-    /// Anchors per cell of each grid (BlazeFace short range: `[2, 6]`).
     pub per_cell: Vec<usize>,
-    /// Key points after the box in each regressor row (BlazeFace: 6).
-    #[serde(default)]
     pub keypoints: usize,
-    /// The scores are logits, made probabilities by a sigmoid (BlazeFace's are). Default true.
-    #[serde(default = "yes")]
     pub logits: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// `[detect]` in a detector's `model.toml`.
@@ -58,8 +47,45 @@ pub struct DetectSpec {
     pub classes: Option<Vec<String>>,
     /// Boxes narrower or lower than this, in frame pixels, are dropped. Default 0.
     pub min_size: Option<u32>,
-    /// The anchor grid (`format = "anchors"`).
-    pub anchors: Option<AnchorSpec>,
+    /// `format = "anchors"`: the stride of each grid in input pixels, in the order the
+    /// outputs list them (BlazeFace short range: `[8, 16]`).
+    #[serde(default)]
+    pub strides: Vec<u32>,
+    /// `format = "anchors"`: anchors per cell of each grid (BlazeFace short range: `[2, 6]`).
+    #[serde(default)]
+    pub anchors_per_cell: Vec<usize>,
+    /// Key points after the box in each row (BlazeFace: 6).
+    #[serde(default)]
+    pub keypoints: usize,
+    /// What each key point is (`["right_eye", "left_eye", "nose", "mouth", ...]`): face
+    /// alignment looks for `right_eye`, `left_eye` and `mouth` (the person's right and left).
+    #[serde(default)]
+    pub keypoint_names: Vec<String>,
+    /// `format = "anchors"`: the scores are logits, made probabilities by a sigmoid
+    /// (BlazeFace's are). Default true.
+    pub logits: Option<bool>,
+}
+
+impl DetectSpec {
+    /// The anchor grid of `format = "anchors"`, refused when its keys do not describe one.
+    pub fn anchor_grid(&self) -> Result<AnchorSpec, DetectError> {
+        if self.strides.is_empty()
+            || self.strides.len() != self.anchors_per_cell.len()
+            || self.strides.contains(&0)
+            || self.anchors_per_cell.contains(&0)
+        {
+            return Err(DetectError::Setting(format!(
+                "detect.format = \"anchors\" needs detect.strides and detect.anchors_per_cell, one positive value per grid each (BlazeFace: [8, 16] and [2, 6]); got {:?} and {:?}",
+                self.strides, self.anchors_per_cell
+            )));
+        }
+        Ok(AnchorSpec {
+            strides: self.strides.clone(),
+            per_cell: self.anchors_per_cell.clone(),
+            keypoints: self.keypoints,
+            logits: self.logits.unwrap_or(true),
+        })
+    }
 }
 
 /// The keys of `[detect]` a run may override (`[detector]`), each absent where not given.

@@ -17,6 +17,7 @@ pub use zones::ZoneConfig;
 use crate::backend::{InferenceBackend, Outputs};
 use crate::interpret::{InterpretError, PixelBox};
 use crate::model::ModelPackage;
+use crate::preprocess::align::FacePoints;
 use crate::preprocess::Placement;
 use serde::Serialize;
 
@@ -57,6 +58,9 @@ pub struct Object {
     pub score: f32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keypoints: Vec<[f32; 2]>,
+    /// The eyes and mouth among the key points (a face detector that names them).
+    #[serde(skip)]
+    pub face: Option<FacePoints>,
 }
 
 /// Turns a detector's outputs into objects.
@@ -68,6 +72,8 @@ pub struct Decoder {
     params: DetectParams,
     labels: Vec<String>,
     anchors: Option<(AnchorSpec, Vec<[f32; 2]>)>,
+    /// Which key points are the right eye, the left eye and the mouth (`keypoint_names`).
+    face: Option<[usize; 3]>,
     /// The model input's width and height.
     input: (usize, usize),
 }
@@ -84,14 +90,12 @@ impl Decoder {
             return Err(not_a_detector());
         };
         let input = (manifest.input.width(), manifest.input.height());
-        let anchors = match (spec.format, &spec.anchors) {
-            (DetectFormat::Anchors, Some(a)) => {
-                Some((a.clone(), anchors::centres(a, input.0, input.1)))
+        let anchors = match spec.format {
+            DetectFormat::Anchors => {
+                let grid = spec.anchor_grid()?;
+                let centres = anchors::centres(&grid, input.0, input.1);
+                Some((grid, centres))
             }
-            (DetectFormat::Anchors, None) => return Err(DetectError::Setting(
-                "detect.format = \"anchors\" needs a [detect.anchors] table (strides, per_cell)"
-                    .into(),
-            )),
             _ => None,
         };
         Ok(Decoder {
@@ -101,6 +105,7 @@ impl Decoder {
             params: DetectParams::resolve(spec, overrides, &package.labels)?,
             labels: package.labels.clone(),
             anchors,
+            face: face_indexes(&spec.keypoint_names),
             input,
         })
     }
@@ -132,9 +137,7 @@ impl Decoder {
             DetectFormat::Yolo => yolo::check_shape(&self.detections, &shape, self.classes())?,
             DetectFormat::Anchors => {
                 let (spec, centres) = self.anchors.as_ref().ok_or_else(|| {
-                    DetectError::Setting(
-                        "detect.format = \"anchors\" needs [detect.anchors]".into(),
-                    )
+                    DetectError::Setting("detect.format = \"anchors\" needs detect.strides".into())
                 })?;
                 let scores = self.scores_name()?;
                 if let Some(score_shape) = backend.output_shape(scores) {
@@ -181,7 +184,7 @@ impl Decoder {
                 let scores = Self::output(outputs, scores_name)?;
                 let (spec, centres) = self.anchors.as_ref().ok_or_else(|| {
                     InterpretError::Config(
-                        "detect.format = \"anchors\" needs [detect.anchors]".into(),
+                        "detect.format = \"anchors\" needs detect.strides".into(),
                     )
                 })?;
                 anchors::decode(
@@ -219,15 +222,34 @@ impl Decoder {
             .filter_map(|c| {
                 let (bounds, keypoints) =
                     mapping::to_frame(c, placement, frame, self.params.min_size)?;
+                let face = self.face.and_then(|[right, left, mouth]| {
+                    Some(FacePoints {
+                        right_eye: *keypoints.get(right)?,
+                        left_eye: *keypoints.get(left)?,
+                        mouth: *keypoints.get(mouth)?,
+                    })
+                });
                 Some(Object {
                     bounds,
                     label: self.label(c.class),
                     class: c.class,
                     score: c.score,
                     keypoints,
+                    face,
                 })
             })
             .take(self.params.max_objects)
             .collect())
     }
+}
+
+/// The places of `right_eye`, `left_eye` and `mouth` among a detector's key point names (the
+/// mouth may be given by its corners, `mouth_right` and `mouth_left`: the first is taken).
+fn face_indexes(names: &[String]) -> Option<[usize; 3]> {
+    let find = |wanted: &[&str]| names.iter().position(|n| wanted.contains(&n.as_str()));
+    Some([
+        find(&["right_eye"])?,
+        find(&["left_eye"])?,
+        find(&["mouth", "mouth_right", "mouth_left"])?,
+    ])
 }

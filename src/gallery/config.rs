@@ -1,5 +1,6 @@
 //! `[gallery]`: where identities are kept and how embeddings are matched to them.
 
+use super::Metric;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -10,11 +11,14 @@ pub struct GalleryConfig {
     /// The gallery file (SQLite). Default: `gallery.sqlite` in `state_dir`.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Cosine similarity at or above which an embedding is the closest stored identity;
-    /// below it, a new identity is minted. OSNet x0.25 measures about 0.8 to 0.99 for one
-    /// person under crops, mirroring, blur and light, and 0.4 to 0.5 between two people.
-    #[serde(default = "default_threshold")]
-    pub threshold: f32,
+    /// How close an embedding must be to the closest stored identity to be it; further, a new
+    /// identity is minted. In the package's metric (`[reid] metric`): a cosine similarity at
+    /// or above which it matches (default 0.6; OSNet x0.25 measures about 0.8 to 0.99 for one
+    /// person under crops, mirroring, blur and light, and 0.4 to 0.5 between two people), or a
+    /// Euclidean distance at or below which it matches. Default: the package's
+    /// `[reid] threshold`, else 0.6.
+    #[serde(default)]
+    pub threshold: Option<f32>,
     /// Frames that must match a new identity before it is confirmed (reported with
     /// `"confirmed": true`); one odd frame then cannot mint a lasting identity.
     #[serde(default = "default_confirm_frames")]
@@ -26,10 +30,11 @@ pub struct GalleryConfig {
     /// (the most redundant) is dropped.
     #[serde(default = "default_max_exemplars")]
     pub max_exemplars: usize,
-    /// A matched embedding is kept as a further exemplar when its similarity to the identity's
-    /// closest exemplar is below this (it shows the person in a new way).
-    #[serde(default = "default_novelty")]
-    pub novelty: f32,
+    /// A matched embedding is kept as a further exemplar when it is further than this from the
+    /// identity's closest exemplar (it shows the person in a new way), in the package's metric.
+    /// Default: a cosine similarity of 0.9 (a Euclidean distance of 0.45).
+    #[serde(default)]
+    pub novelty: Option<f32>,
     /// Unnamed identities unseen for this many hours are forgotten; 0 keeps them for ever.
     /// Named identities (enrolled, or renamed) never expire.
     #[serde(default = "default_expire_after_h")]
@@ -39,11 +44,19 @@ pub struct GalleryConfig {
     /// minted them (`id-<device>-000042`).
     #[serde(default)]
     pub fleet: bool,
+    /// The package's metric and threshold (`[reid]` of its `model.toml`), set when the gallery
+    /// is opened for a model ([`GalleryConfig::for_package`]).
+    #[serde(skip)]
+    pub metric: Metric,
+    #[serde(skip)]
+    pub package_threshold: Option<f32>,
 }
 
-fn default_threshold() -> f32 {
-    0.6
-}
+/// The threshold when neither the run nor the package sets one (in either metric: dlib's 0.6
+/// distance for faces, 0.6 similarity for body ReID).
+const DEFAULT_THRESHOLD: f32 = 0.6;
+/// The novelty when the run sets none, as a cosine similarity.
+const DEFAULT_NOVELTY: f32 = 0.9;
 fn default_confirm_frames() -> u32 {
     3
 }
@@ -53,9 +66,6 @@ fn default_tentative_timeout_s() -> u64 {
 fn default_max_exemplars() -> usize {
     100
 }
-fn default_novelty() -> f32 {
-    0.9
-}
 fn default_expire_after_h() -> u64 {
     24 * 7
 }
@@ -64,24 +74,62 @@ impl Default for GalleryConfig {
     fn default() -> Self {
         GalleryConfig {
             path: None,
-            threshold: default_threshold(),
+            threshold: None,
             confirm_frames: default_confirm_frames(),
             tentative_timeout_s: default_tentative_timeout_s(),
             max_exemplars: default_max_exemplars(),
-            novelty: default_novelty(),
+            novelty: None,
             expire_after_h: default_expire_after_h(),
             fleet: false,
+            metric: Metric::Cosine,
+            package_threshold: None,
         }
     }
 }
 
 impl GalleryConfig {
+    /// This configuration for a package that compares by `metric`, with `threshold` its own
+    /// default (`[reid]` of its `model.toml`).
+    pub fn for_package(&self, metric: Metric, threshold: Option<f32>) -> GalleryConfig {
+        GalleryConfig {
+            metric,
+            package_threshold: threshold,
+            ..self.clone()
+        }
+    }
+
+    /// The threshold in the package's metric: the run's, else the package's, else 0.6.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+            .or(self.package_threshold)
+            .unwrap_or(DEFAULT_THRESHOLD)
+    }
+
+    /// The cosine similarity at or above which an embedding matches.
+    pub fn match_at(&self) -> f32 {
+        self.metric.to_similarity(self.threshold())
+    }
+
+    /// The cosine similarity below which a matched embedding is kept as a further exemplar.
+    pub fn learn_below(&self) -> f32 {
+        self.novelty
+            .map(|n| self.metric.to_similarity(n))
+            .unwrap_or(DEFAULT_NOVELTY)
+    }
+
     /// Refuses values that cannot work.
     pub fn check(&self) -> Result<(), String> {
-        for (key, value) in [("threshold", self.threshold), ("novelty", self.novelty)] {
-            if !(-1.0..=1.0).contains(&value) {
+        let values = [
+            ("threshold", Some(self.threshold())),
+            ("novelty", self.novelty),
+        ];
+        for (key, value) in values {
+            let Some(value) = value else { continue };
+            if !self.metric.range().contains(&value) {
                 return Err(format!(
-                    "gallery.{key} is a cosine similarity, between -1 and 1; got {value}"
+                    "gallery.{key} is {} (the model's [reid] metric = \"{}\"); got {value}",
+                    self.metric.meaning(),
+                    self.metric.name()
                 ));
             }
         }

@@ -300,7 +300,7 @@ impl Gallery {
         let candidates = self.candidates(origin);
         for exemplar in exemplars {
             if let Some(hit) = candidates.best(exemplar) {
-                if hit.similarity >= self.config.threshold {
+                if hit.similarity >= self.config.match_at() {
                     *votes.entry(hit.identity).or_default() += 1;
                 }
             }
@@ -314,7 +314,7 @@ impl Gallery {
 
     /// The exemplars of identities that `origin` did not mint (its own it knows already).
     fn candidates(&self, origin: &str) -> FlatIndex {
-        let mut index = FlatIndex::new(self.stamp.dim);
+        let mut index = FlatIndex::with_metric(self.stamp.dim, self.config.metric);
         for identity in self.identities.values().filter(|i| i.origin != origin) {
             for (row, embedding) in self.index.embeddings(identity.key).enumerate() {
                 index.push(identity.key, row as i64, embedding);

@@ -1,15 +1,24 @@
 //! Flat exemplar search: every stored embedding in one contiguous row-major matrix, scored by
-//! dot product (the embeddings are unit length, so this is the cosine similarity).
+//! dot product (the embeddings are unit length, so this is the cosine similarity). For a
+//! package that compares by Euclidean distance (dlib's face descriptor, whose distances are
+//! meant on the raw descriptors) the score is `1 - |a - b|² / 2`, from the same dot product and
+//! each row's squared norm: the cosine for unit vectors, and in the same order as the distance
+//! for any, so thresholds convert exactly ([`super::Metric`]).
 //!
 //! Flat search reads the whole matrix once per query, in order: the compiler vectorises the
 //! dot products, and no index has to be kept in step with deletions and merges. `cargo bench
 //! --bench gallery` measures it at 1k, 10k and 100k exemplars (see docs/reid.md).
 
-/// Embeddings of unit length, one row per exemplar.
+use super::Metric;
+
+/// Embeddings, one row per exemplar.
 #[derive(Debug, Clone, Default)]
 pub struct FlatIndex {
     dim: usize,
+    metric: Metric,
     data: Vec<f32>,
+    /// Half the squared norm of each row (Euclidean scores).
+    half_norms: Vec<f32>,
     /// The identity each row belongs to.
     owners: Vec<i64>,
     /// The row's id in the gallery file.
@@ -25,9 +34,23 @@ pub struct Hit {
 
 impl FlatIndex {
     pub fn new(dim: usize) -> Self {
+        Self::with_metric(dim, Metric::Cosine)
+    }
+
+    pub fn with_metric(dim: usize, metric: Metric) -> Self {
         FlatIndex {
             dim,
+            metric,
             ..FlatIndex::default()
+        }
+    }
+
+    /// How similar row `i` is to `query` (whose half squared norm is `half`).
+    fn score(&self, i: usize, query: &[f32], half: f32) -> f32 {
+        let d = dot(self.row(i), query);
+        match self.metric {
+            Metric::Cosine => d,
+            Metric::Euclidean => 1.0 + d - self.half_norms[i] - half,
         }
     }
 
@@ -46,6 +69,7 @@ impl FlatIndex {
     pub fn push(&mut self, identity: i64, row: i64, embedding: &[f32]) {
         debug_assert_eq!(embedding.len(), self.dim);
         self.data.extend_from_slice(embedding);
+        self.half_norms.push(dot(embedding, embedding) / 2.0);
         self.owners.push(identity);
         self.rows.push(row);
     }
@@ -54,8 +78,9 @@ impl FlatIndex {
     /// that of its closest exemplar).
     pub fn best(&self, query: &[f32]) -> Option<Hit> {
         let mut best: Option<Hit> = None;
-        for (i, row) in self.data.chunks_exact(self.dim.max(1)).enumerate() {
-            let similarity = dot(row, query);
+        let half = dot(query, query) / 2.0;
+        for i in 0..self.owners.len() {
+            let similarity = self.score(i, query, half);
             if best.is_none_or(|b| similarity > b.similarity) {
                 best = Some(Hit {
                     identity: self.owners[i],
@@ -80,7 +105,7 @@ impl FlatIndex {
                 let closest = mine
                     .iter()
                     .filter(|&&j| j != i)
-                    .map(|&j| dot(self.row(i), self.row(j)))
+                    .map(|&j| self.score(i, self.row(j), self.half_norms[j]))
                     .fold(f32::NEG_INFINITY, f32::max);
                 (self.rows[i], closest)
             })
@@ -140,6 +165,7 @@ impl FlatIndex {
             head[i * self.dim..(i + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
         }
         self.data.truncate(last * self.dim);
+        self.half_norms.swap_remove(i);
         self.owners.swap_remove(i);
         self.rows.swap_remove(i);
     }
@@ -232,5 +258,22 @@ mod tests {
         let v = vec![0.5f32, -1.25, 3.0];
         assert_eq!(from_blob(&to_blob(&v), 3), Some(v));
         assert_eq!(from_blob(&[0u8; 11], 3), None);
+    }
+
+    /// With a Euclidean package the nearest row wins even where the cosine says otherwise
+    /// (raw descriptors of different lengths), and the score gives the distance back.
+    #[test]
+    fn euclidean_scores_follow_the_raw_distance() {
+        let mut index = FlatIndex::with_metric(2, Metric::Euclidean);
+        // Row 1 points the query's way but is far; row 2 is off by an angle but near.
+        index.push(1, 10, &[3.0, 0.0]);
+        index.push(2, 20, &[1.0, 0.3]);
+        let hit = index.best(&[1.0, 0.0]).unwrap();
+        assert_eq!(hit.identity, 2);
+        let distance = Metric::Euclidean.from_similarity(hit.similarity);
+        assert!((distance - 0.3).abs() < 1e-5, "{distance}");
+        index.remove_row(20);
+        let hit = index.best(&[1.0, 0.0]).unwrap();
+        assert!((Metric::Euclidean.from_similarity(hit.similarity) - 2.0).abs() < 1e-5);
     }
 }

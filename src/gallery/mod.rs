@@ -10,10 +10,12 @@
 mod config;
 pub mod fleet_merge;
 pub mod index;
+mod metric;
 pub mod store;
 
 pub use config::GalleryConfig;
 pub use index::FlatIndex;
+pub use metric::Metric;
 pub use store::ModelStamp;
 
 use std::collections::BTreeMap;
@@ -174,7 +176,7 @@ impl Gallery {
             Store::open(path, model)?
         };
         let mut gallery = Gallery {
-            index: FlatIndex::new(stamp.dim),
+            index: FlatIndex::with_metric(stamp.dim, config.metric),
             store,
             stamp,
             config: config.clone(),
@@ -240,7 +242,7 @@ impl Gallery {
             .into_iter()
             .map(|t| (t.label.clone(), t))
             .collect();
-        self.index = FlatIndex::new(self.stamp.dim);
+        self.index = FlatIndex::with_metric(self.stamp.dim, self.config.metric);
         for exemplar in contents.exemplars {
             self.index
                 .push(exemplar.identity, exemplar.row, &exemplar.embedding);
@@ -289,7 +291,7 @@ impl Gallery {
         self.sweep(now_ms)?;
         let hit = self.index.best(embedding);
         match hit {
-            Some(hit) if hit.similarity >= self.config.threshold => {
+            Some(hit) if hit.similarity >= self.config.match_at() => {
                 self.seen(hit.identity, hit.similarity, embedding, camera, now_ms)
             }
             _ => {
@@ -325,7 +327,7 @@ impl Gallery {
         if !identity.confirmed && identity.hits >= i64::from(self.config.confirm_frames) {
             identity.confirmed = true;
         }
-        let learn = similarity < self.config.novelty;
+        let learn = similarity < self.config.learn_below();
         let row = self.store.write(|w| {
             w.update_identity(&identity)?;
             w.sighting(key, camera, now_ms)?;
@@ -504,7 +506,7 @@ impl Gallery {
         let mut votes: BTreeMap<i64, usize> = BTreeMap::new();
         for view in &views {
             if let Some(hit) = self.index.best(view) {
-                if hit.similarity >= self.config.threshold {
+                if hit.similarity >= self.config.match_at() {
                     *votes.entry(hit.identity).or_default() += 1;
                 }
             }

@@ -21,7 +21,7 @@ fn view(person: usize, noise: f32, seed: u32) -> Vec<f32> {
 
 fn config() -> GalleryConfig {
     GalleryConfig {
-        threshold: 0.7,
+        threshold: Some(0.7),
         confirm_frames: 3,
         ..GalleryConfig::default()
     }
@@ -98,7 +98,7 @@ fn exemplars_are_capped_by_dropping_the_most_redundant() {
     let dir = tempfile::tempdir().unwrap();
     let config = GalleryConfig {
         max_exemplars: 3,
-        novelty: 1.0,
+        novelty: Some(1.0),
         ..config()
     };
     let mut gallery = Gallery::open(&dir.path().join("g.sqlite"), &model(), &config).unwrap();

@@ -6,6 +6,7 @@ use super::zoom::PixelBox;
 use super::InterpretError;
 use crate::backend::Outputs;
 use crate::model::ModelPackage;
+use crate::preprocess::align::FacePoints;
 use serde::{Deserialize, Serialize};
 
 /// `[reid]` of a run configuration (models with `task = "reid"`).
@@ -53,6 +54,8 @@ pub struct Crop {
     pub roi: String,
     pub bounds: PixelBox,
     pub view: usize,
+    /// A face's eyes and mouth (a face detector's key points), for `[reid] align = "face"`.
+    pub face: Option<FacePoints>,
 }
 
 /// One crop's identity: `{"roi":"door","identity":"id-000042","name":null,...}`.
@@ -67,6 +70,10 @@ pub struct Identification {
     /// Cosine similarity to the identity's closest exemplar (for a new identity: to the
     /// closest other one).
     pub similarity: f32,
+    /// The Euclidean distance to that exemplar, for packages with `[reid] metric =
+    /// "euclidean"` (dlib's face descriptor: the same person below 0.6).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance: Option<f32>,
     pub new: bool,
     pub confirmed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,6 +85,9 @@ pub struct Identification {
 pub struct Embedder {
     /// Output name and its factor, in concatenation order.
     parts: Vec<(String, f32)>,
+    /// Made unit length (cosine packages); Euclidean packages keep the model's own scale,
+    /// which their distances are meant on.
+    unit: bool,
 }
 
 impl Embedder {
@@ -110,7 +120,10 @@ impl Embedder {
                 "the model has no outputs.embedding".into(),
             ));
         }
-        Ok(Embedder { parts })
+        Ok(Embedder {
+            parts,
+            unit: manifest.reid.metric == crate::gallery::Metric::Cosine,
+        })
     }
 
     /// The weighted concatenation of one inference's embedding outputs (not normalised).
@@ -132,8 +145,8 @@ impl Embedder {
         Ok(embedding)
     }
 
-    /// The mean of one crop's embeddings (itself, its mirror), scaled to unit length. A NaN or
-    /// infinite embedding is refused.
+    /// The mean of one crop's embeddings (itself, its mirror), scaled to unit length for cosine
+    /// packages. A NaN or infinite embedding is refused.
     pub fn finish(&self, views: &[Vec<f32>]) -> Result<Vec<f32>, InterpretError> {
         let dim = views.first().map_or(0, Vec::len);
         let mut mean = vec![0.0f32; dim];
@@ -142,7 +155,14 @@ impl Embedder {
                 *m += v;
             }
         }
-        crate::gallery::normalize(&mean).ok_or_else(|| {
+        let finished = if self.unit {
+            crate::gallery::normalize(&mean)
+        } else {
+            let n = views.len().max(1) as f32;
+            let mean: Vec<f32> = mean.iter().map(|v| v / n).collect();
+            mean.iter().all(|v| v.is_finite()).then_some(mean)
+        };
+        finished.ok_or_else(|| {
             InterpretError::NonFinite(
                 self.parts
                     .iter()
@@ -180,6 +200,7 @@ pub fn crops_for(rois: &[RoiConfig], camera: &str, width: u32, height: u32) -> V
                     y1: y1.min(height).max(y0 + 1),
                 },
                 view: r.view,
+                face: None,
             }
         })
         .collect();
@@ -193,6 +214,7 @@ pub fn crops_for(rois: &[RoiConfig], camera: &str, width: u32, height: u32) -> V
                 y1: height.max(1),
             },
             view: 0,
+            face: None,
         }]
     } else {
         mine
@@ -272,6 +294,7 @@ mod tests {
     fn outputs_are_weighted_concatenated_averaged_and_normalised() {
         let embedder = Embedder {
             parts: vec![("g".into(), 1.0), ("l".into(), 0.5)],
+            unit: true,
         };
         let outputs = Outputs::new(vec![
             ("g".into(), Tensor::new(vec![1, 2], vec![3.0, 0.0]).unwrap()),

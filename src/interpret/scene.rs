@@ -25,6 +25,9 @@ pub struct SceneObject {
     /// ReID: the similarity of the last look that gave `identity`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub similarity: Option<f32>,
+    /// ReID with a Euclidean package (faces): the same as a distance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance: Option<f32>,
     /// Classify: the label the track's looks voted for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fine_label: Option<String>,

@@ -154,6 +154,7 @@ pub struct OutputSpec {
     /// LV-ViT's per-patch class scores, `[1, patches, classes]` (token labeling).
     pub patch_logits: Option<String>,
     /// A detector's boxes (task `detect`): their shape depends on `detect.format`.
+    #[serde(alias = "boxes")]
     pub detections: Option<String>,
     /// A detector's scores, apart from its boxes (`detect.format = "anchors"`).
     pub scores: Option<String>,
@@ -183,6 +184,32 @@ pub struct EmbeddingSpec {
     /// (TransReID divides its local features by their count). Default: 1 for each.
     #[serde(default)]
     pub weights: Vec<f32>,
+}
+
+/// `[reid]` of a ReID package (task `reid`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReidSpec {
+    /// How embeddings are compared: `cosine` (default) or `euclidean` (dlib's face
+    /// descriptor).
+    #[serde(default)]
+    pub metric: crate::gallery::Metric,
+    /// The package's match threshold in its metric; a run's `[gallery] threshold` overrides
+    /// it. Default 0.6.
+    pub threshold: Option<f32>,
+    /// How a crop is made: `none` (the box, default) or `face` (aligned from the detector's
+    /// eye and mouth key points to dlib's face chip; the box when there are none).
+    #[serde(default)]
+    pub align: Align,
+}
+
+/// `[reid] align`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Align {
+    #[default]
+    None,
+    Face,
 }
 
 /// `[sie]`: TransReID's Side Information Embedding. The model takes the camera (and the
@@ -359,6 +386,9 @@ pub struct Manifest {
     #[serde(default)]
     pub embedding: EmbeddingSpec,
     pub sie: Option<SieSpec>,
+    /// `[reid]`: how a ReID package's embeddings are compared and its crops made.
+    #[serde(default)]
+    pub reid: ReidSpec,
     /// `[detect]`: how a detector's outputs become boxes (task `detect`).
     pub detect: Option<crate::detect::DetectSpec>,
     pub selftest: Option<SelfTestSpec>,

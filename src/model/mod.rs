@@ -8,8 +8,8 @@ pub mod qdq_pairs;
 pub mod selftest;
 
 pub use manifest::{
-    AttentionSource, ColorOrder, EmbeddingSpec, InputSpec, Layout, Manifest, OutputSpec,
-    ResizePolicy, RknnInput, RknnSpec, SelfTestSpec, SieSpec, Task, TokenSpec,
+    Align, AttentionSource, ColorOrder, EmbeddingSpec, InputSpec, Layout, Manifest, OutputSpec,
+    ReidSpec, ResizePolicy, RknnInput, RknnSpec, SelfTestSpec, SieSpec, Task, TokenSpec,
 };
 
 use std::path::{Path, PathBuf};
@@ -170,22 +170,12 @@ fn check_detect(manifest: &Manifest) -> Result<(), String> {
         );
     };
     if outputs.detections.is_none() {
-        return Err("task \"detect\" needs outputs.detections".into());
+        return Err(
+            "task \"detect\" needs outputs.detections (or outputs.boxes: the same key)".into(),
+        );
     }
     if spec.format == crate::detect::DetectFormat::Anchors {
-        let Some(anchors) = &spec.anchors else {
-            return Err(
-                "detect.format = \"anchors\" needs [detect.anchors] (strides, per_cell)".into(),
-            );
-        };
-        if anchors.strides.is_empty()
-            || anchors.strides.len() != anchors.per_cell.len()
-            || anchors.strides.contains(&0)
-        {
-            return Err(
-                "detect.anchors: strides and per_cell need one positive value per grid each".into(),
-            );
-        }
+        spec.anchor_grid().map_err(|e| e.to_string())?;
         if outputs.scores.is_none() {
             return Err("detect.format = \"anchors\" needs outputs.scores".into());
         }

@@ -255,10 +255,10 @@ fn classifier_for(
 /// and the board's name in the fleet.
 fn fleet(
     config: &RunConfig,
-    task: Task,
+    manifest: &crate::model::Manifest,
 ) -> Result<(sink::SinkConfig, Option<String>), PipelineError> {
     let mut sink_config = config.sink.clone();
-    if task != Task::Reid || !config.gallery.fleet {
+    if manifest.task != Task::Reid || !config.gallery.fleet {
         return Ok((sink_config, None));
     }
     let sink::SinkConfig::Mqtt(mqtt) = &mut sink_config else {
@@ -269,7 +269,7 @@ fn fleet(
     };
     mqtt.fleet = Some(crate::sink::mqtt::FleetLink {
         gallery: gallery_path(&config.gallery, config.state_dir.as_deref())?,
-        config: config.gallery.clone(),
+        config: (config.gallery).for_package(manifest.reid.metric, manifest.reid.threshold),
     });
     let device = mqtt.device.clone();
     Ok((sink_config, Some(device)))
@@ -351,7 +351,7 @@ impl Pipeline {
             );
             PipelineError::from(e).at_key(names_the_path, "source.path")
         })?;
-        let (sink_config, fleet_device) = fleet(config, model.package.manifest.task)?;
+        let (sink_config, fleet_device) = fleet(config, &model.package.manifest)?;
         let sink = sink::open(&sink_config).map_err(|e| {
             let names_the_path = matches!(e, SinkError::Open { .. });
             PipelineError::from(e).at_key(names_the_path, "sink.path")

@@ -5,10 +5,11 @@
 use super::vit_stage::StageFailure;
 use super::PipelineError;
 use crate::backend::InferenceBackend;
-use crate::gallery::{Gallery, GalleryConfig, ModelStamp};
+use crate::gallery::{Gallery, GalleryConfig, Metric, ModelStamp};
 use crate::interpret::embedding::{check_rois, crops_for};
 use crate::interpret::{Crop, Embedder, Identification, InterpretError, ReidConfig};
-use crate::model::{ModelPackage, SieSpec};
+use crate::model::{Align, ModelPackage, SieSpec};
+use crate::preprocess::align::face_chip;
 use crate::preprocess::{Preprocess, Raster};
 use std::path::Path;
 
@@ -18,6 +19,10 @@ pub struct ReidStage {
     gallery: Gallery,
     config: ReidConfig,
     sie: Option<SieSpec>,
+    /// Faces are aligned to the descriptor's chip (`[reid] align = "face"`).
+    align: Align,
+    /// The model's input width and height (the size of an aligned chip).
+    input: (u32, u32),
 }
 
 /// Where a frame came from, for the side inputs and the sightings.
@@ -36,6 +41,8 @@ impl ReidStage {
         path: &Path,
     ) -> Result<Self, PipelineError> {
         check_rois(&config.rois).map_err(InterpretError::Config)?;
+        let spec = &package.manifest.reid;
+        let gallery = gallery.for_package(spec.metric, spec.threshold);
         gallery.check().map_err(InterpretError::Config)?;
         let embedder = Embedder::new(package, config)?;
         let dim = embedder.dim(backend).ok_or_else(|| {
@@ -47,7 +54,7 @@ impl ReidStage {
             name: package.name().to_string(),
             dim,
         };
-        let gallery = Gallery::open(path, &stamp, gallery).map_err(InterpretError::from)?;
+        let gallery = Gallery::open(path, &stamp, &gallery).map_err(InterpretError::from)?;
         log::info!(
             "gallery {}: {} identities, {} exemplars ({}-number embeddings)",
             gallery.path().display(),
@@ -60,6 +67,11 @@ impl ReidStage {
             gallery,
             config: config.clone(),
             sie: package.manifest.sie.clone(),
+            align: spec.align,
+            input: (
+                package.manifest.input.width() as u32,
+                package.manifest.input.height() as u32,
+            ),
         })
     }
 
@@ -68,7 +80,7 @@ impl ReidStage {
         crops_for(&self.config.rois, camera, width, height)
     }
 
-    /// The unit-length embedding of one crop.
+    /// The embedding of one crop (unit length for cosine packages).
     pub fn embed(
         &self,
         raster: &Raster,
@@ -78,8 +90,7 @@ impl ReidStage {
         backend: &mut dyn InferenceBackend,
     ) -> Result<Vec<f32>, StageFailure> {
         let side = self.side_inputs(camera.index, crop.view)?;
-        let b = crop.bounds;
-        let cut = raster.crop(b.x0, b.y0, b.x1, b.y1);
+        let cut = self.cut(raster, crop);
         let views = if self.config.flip {
             let mirror = cut.flipped();
             vec![cut, mirror]
@@ -99,6 +110,25 @@ impl ReidStage {
             })
             .collect::<Result<Vec<_>, StageFailure>>()?;
         Ok(self.embedder.finish(&embeddings)?)
+    }
+
+    /// A similarity as a distance, for packages that compare by Euclidean distance.
+    pub fn distance(&self, similarity: f32) -> Option<f32> {
+        let metric = self.gallery.config().metric;
+        (metric == Metric::Euclidean).then(|| metric.from_similarity(similarity))
+    }
+
+    /// The pixels of a crop: the face's chip, aligned from its eyes and mouth, with `align =
+    /// "face"` when the detector gave them; else the box.
+    fn cut(&self, raster: &Raster, crop: &Crop) -> Raster {
+        let aligned = match (self.align, &crop.face) {
+            (Align::Face, Some(face)) => face_chip(raster, face, self.input.0, self.input.1),
+            _ => None,
+        };
+        aligned.unwrap_or_else(|| {
+            let b = crop.bounds;
+            raster.crop(b.x0, b.y0, b.x1, b.y1)
+        })
     }
 
     /// Identifies each crop of a frame; `now_ms` is the frame's time (ms since 1970).
@@ -125,6 +155,7 @@ impl ReidStage {
                     identity: found.identity,
                     name: found.name,
                     similarity: found.similarity,
+                    distance: self.distance(found.similarity),
                     new: found.new,
                     confirmed: found.confirmed,
                     embedding: self.config.publish_embedding.then_some(embedding),

@@ -2,6 +2,7 @@
 //!
 //! decode (or convert a raw camera format) -> colour -> resize policy -> scale/mean/std.
 
+pub mod align;
 mod color;
 mod decode;
 mod mjpeg;

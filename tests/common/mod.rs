@@ -167,11 +167,27 @@ pub fn centernet_package(dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> Pat
 /// The face detector package (`tools/packages/blazeface`) with its ONNX file from `shared`.
 pub fn blazeface_package(shared: &Path, dir: &Path) -> PathBuf {
     let onnx = "reference/blazeface/face_detection_short_range.onnx";
-    let name = "blazeface";
+    tools_package(shared, dir, "blazeface", onnx)
+}
+
+/// The face descriptor package (`tools/packages/face-descriptor`) with its ONNX file from
+/// `shared`.
+pub fn face_descriptor_package(shared: &Path, dir: &Path) -> PathBuf {
+    let onnx = "reference/face-descriptor/face_descriptor_resnet.onnx";
+    tools_package(shared, dir, "face-descriptor", onnx)
+}
+
+/// A package of `tools/packages/` written into `dir`, its ONNX file `onnx` in `shared`.
+fn tools_package(shared: &Path, dir: &Path, name: &str, onnx: &str) -> PathBuf {
     let dest = dir.join(name);
     std::fs::create_dir_all(&dest).unwrap();
     let bundled = repo().join("tools/packages").join(name);
-    std::fs::copy(bundled.join("labels.txt"), dest.join("labels.txt")).unwrap();
+    for entry in std::fs::read_dir(&bundled).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "model.toml") {
+            std::fs::copy(&path, dest.join(path.file_name().unwrap())).unwrap();
+        }
+    }
     let mut manifest: toml::Table = std::fs::read_to_string(bundled.join("model.toml"))
         .unwrap()
         .parse()

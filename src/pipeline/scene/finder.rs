@@ -150,6 +150,7 @@ fn regions(rois: &[RoiConfig], camera: &str, raster: &Raster) -> Vec<Found> {
                     class: index.unwrap_or(rois.len()),
                     score: 1.0,
                     keypoints: Vec::new(),
+                    face: None,
                 },
                 zones: Vec::new(),
                 track: Some(index.map_or(frame_track, |i| i as u64 + 1)),

@@ -63,6 +63,7 @@ impl Looker {
                     roi: format!("track-{}", object.track.unwrap_or(0)),
                     bounds,
                     view,
+                    face: object.object.face,
                 };
                 let found = stage
                     .identify(
@@ -82,6 +83,7 @@ impl Looker {
                 object.identity = Some(found.identity);
                 object.name = found.name;
                 object.similarity = Some(found.similarity);
+                object.distance = found.distance;
             }
             Second::Classify { classifier, vit } => {
                 let crop = raster.crop(bounds.x0, bounds.y0, bounds.x1, bounds.y1);
@@ -146,6 +148,7 @@ pub(super) fn plain(object: Object, zones: Vec<String>) -> SceneObject {
         identity: None,
         name: None,
         similarity: None,
+        distance: None,
         fine_label: None,
         top: Vec::new(),
         region: None,
@@ -191,6 +194,7 @@ pub(super) fn carry(last: &SceneObject, current: &mut SceneObject) {
     current.identity.clone_from(&last.identity);
     current.name.clone_from(&last.name);
     current.similarity = last.similarity;
+    current.distance = last.distance;
     current.fine_label.clone_from(&last.fine_label);
     current.top.clone_from(&last.top);
     current.agreement = last.agreement;

@@ -407,6 +407,7 @@ mod tests {
             identity: identity.into(),
             name: None,
             similarity: 0.9,
+            distance: None,
             new: false,
             confirmed,
             embedding: None,

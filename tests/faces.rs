@@ -1,0 +1,258 @@
+//! Faces on real weights: BlazeFace finds the face and its key points, the face is aligned to
+//! dlib's chip from its eyes and mouth, dlib's ResNet descriptor (face-api.js's port) describes
+//! it. The two people of the reference photos, under crops, shifts, scales, mirror, light, JPEG
+//! and small rotations, stay close to themselves and apart from each other.
+
+mod common;
+
+use edgevit::backend::{self, BackendConfig, InferenceBackend};
+use edgevit::detect::{Decoder, DetectOverrides, Object};
+use edgevit::gallery::GalleryConfig;
+use edgevit::interpret::{Crop, PixelBox, ReidConfig};
+use edgevit::model::ModelPackage;
+use edgevit::pipeline::{Camera, ReidStage};
+use edgevit::preprocess::align::{warp, Similarity};
+use edgevit::preprocess::{Preprocess, Preprocessor};
+use image::RgbImage;
+use std::path::Path;
+
+/// The face detector and the descriptor, loaded on tract.
+struct Faces {
+    decoder: Decoder,
+    detector: Box<dyn InferenceBackend>,
+    detect_pre: Preprocessor,
+    stage: ReidStage,
+    descriptor: Box<dyn InferenceBackend>,
+    describe_pre: Preprocessor,
+}
+
+impl Faces {
+    fn load(shared: &Path, tmp: &Path) -> Faces {
+        let detector = ModelPackage::open(&common::blazeface_package(shared, tmp)).unwrap();
+        let descriptor = ModelPackage::open(&common::face_descriptor_package(shared, tmp)).unwrap();
+        let backend = |p: &ModelPackage| backend::open(p, &BackendConfig::default()).unwrap();
+        let describe = backend(&descriptor);
+        let stage = ReidStage::new(
+            &descriptor,
+            describe.as_ref(),
+            &ReidConfig::default(),
+            &GalleryConfig::default(),
+            &tmp.join("gallery.sqlite"),
+        )
+        .unwrap();
+        Faces {
+            decoder: Decoder::new(&detector, &DetectOverrides::default()).unwrap(),
+            detector: backend(&detector),
+            detect_pre: Preprocessor::new(&detector.manifest.input),
+            stage,
+            descriptor: describe,
+            describe_pre: Preprocessor::new(&descriptor.manifest.input),
+        }
+    }
+
+    /// The faces of an image.
+    fn find(&mut self, image: &RgbImage) -> Vec<Object> {
+        let raster = self.detect_pre.decode(&common::rgb_frame(image)).unwrap();
+        let prepared = self.detect_pre.prepare_raster(&raster).unwrap();
+        let outputs = self.detector.run(&prepared.tensor).unwrap();
+        (self.decoder)
+            .objects(&outputs, &prepared.placement, (raster.width, raster.height))
+            .unwrap()
+    }
+
+    /// The unit-length descriptor of `face` in `image`: aligned from its key points, or (when
+    /// `aligned` is false) of its box widened by 25% a side.
+    fn describe(&mut self, image: &RgbImage, face: &Object, aligned: bool) -> Vec<f32> {
+        let raster = self.describe_pre.decode(&common::rgb_frame(image)).unwrap();
+        let b = face.bounds;
+        let (dx, dy) = (b.width() / 4, b.height() / 4);
+        let crop = Crop {
+            roi: "face".into(),
+            bounds: PixelBox {
+                x0: b.x0.saturating_sub(dx),
+                y0: b.y0.saturating_sub(dy),
+                x1: (b.x1 + dx).min(raster.width),
+                y1: (b.y1 + dy).min(raster.height),
+            },
+            view: 0,
+            face: if aligned { face.face } else { None },
+        };
+        let camera = Camera { id: "c", index: 0 };
+        (self.stage)
+            .embed(
+                &raster,
+                &crop,
+                &camera,
+                &mut self.describe_pre,
+                self.descriptor.as_mut(),
+            )
+            .unwrap()
+    }
+}
+
+fn distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f32>()
+        .sqrt()
+}
+
+/// `image` turned by `degrees` about its centre (edges repeated).
+fn rotated(image: &RgbImage, degrees: f32) -> RgbImage {
+    let raster = edgevit::preprocess::Raster {
+        width: image.width(),
+        height: image.height(),
+        channels: 3,
+        data: image.as_raw().clone(),
+    };
+    let (c, s) = (degrees.to_radians().cos(), degrees.to_radians().sin());
+    let (cx, cy) = (image.width() as f32 / 2.0, image.height() as f32 / 2.0);
+    // Output pixel -> source pixel: a rotation about the centre.
+    let map = Similarity {
+        a: c,
+        b: s,
+        tx: cx - (c * cx - s * cy),
+        ty: cy - (s * cx + c * cy),
+    };
+    let out = warp(&raster, &map, image.width(), image.height());
+    RgbImage::from_raw(out.width, out.height, out.data).unwrap()
+}
+
+/// The variants of a photo a camera could give of the same face.
+fn variants(photo: &RgbImage) -> Vec<(&'static str, RgbImage)> {
+    let (w, h) = photo.dimensions();
+    let cut = |x: u32, y: u32, cw: u32, ch: u32| {
+        image::imageops::crop_imm(photo, x, y, cw, ch).to_image()
+    };
+    let filter = image::imageops::FilterType::Triangle;
+    let mut brighter = photo.clone();
+    for p in brighter.pixels_mut() {
+        p.0 = p.0.map(|v| (v as f32 * 1.3).min(255.0) as u8);
+    }
+    let mut darker = photo.clone();
+    for p in darker.pixels_mut() {
+        p.0 = p.0.map(|v| (v as f32 * 0.6) as u8);
+    }
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 50)
+        .encode_image(photo)
+        .unwrap();
+    let jpeg = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+    vec![
+        ("crop", cut(w / 10, h / 12, w * 8 / 10, h * 8 / 10)),
+        ("shift", cut(0, h / 8, w * 9 / 10, h * 7 / 8)),
+        (
+            "smaller",
+            image::imageops::resize(photo, w * 6 / 10, h * 6 / 10, filter),
+        ),
+        ("mirror", image::imageops::flip_horizontal(photo)),
+        ("brighter", brighter),
+        ("darker", darker),
+        ("jpeg q50", jpeg),
+        ("turned +10", rotated(photo, 10.0)),
+        ("turned -15", rotated(photo, -15.0)),
+    ]
+}
+
+/// One person's looks stay close to their original, the other person's stay beyond the
+/// door configuration's 0.5; what alignment changes, measured on the same faces (raw
+/// descriptors, Euclidean, as dlib compares them).
+#[test]
+fn the_two_people_stay_themselves_and_apart_and_alignment_is_measured() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut faces = Faces::load(&shared, tmp.path());
+    let photo = |name: &str| {
+        image::open(shared.join("reference/images").join(name))
+            .unwrap()
+            .to_rgb8()
+    };
+    let people = [
+        ("astronaut", photo("astronaut.png")),
+        ("grace", photo("grace_hopper.bmp")),
+    ];
+    // Per person: the original's descriptors (aligned, boxed), then each variant's.
+    let mut originals = Vec::new();
+    let mut same = [Vec::new(), Vec::new()];
+    let mut seen = Vec::new();
+    for (who, image) in &people {
+        let found = faces.find(image);
+        assert_eq!(found.len(), 1, "{who}: one face, got {found:?}");
+        assert!(found[0].face.is_some(), "{who}: eyes and mouth named");
+        let original = (
+            faces.describe(image, &found[0], true),
+            faces.describe(image, &found[0], false),
+        );
+        let mut mine = Vec::new();
+        for (variant, picture) in variants(image) {
+            let found = faces.find(&picture);
+            assert_eq!(found.len(), 1, "{who} {variant}: one face, got {found:?}");
+            let aligned = faces.describe(&picture, &found[0], true);
+            let boxed = faces.describe(&picture, &found[0], false);
+            let d = (
+                distance(&aligned, &original.0),
+                distance(&boxed, &original.1),
+            );
+            eprintln!("{who} {variant}: {:.3} aligned, {:.3} boxed", d.0, d.1);
+            mine.push(d);
+            seen.push((who, aligned, boxed));
+        }
+        same[originals.len()] = mine;
+        originals.push(original);
+    }
+    // Every look at one person against every look at the other.
+    let mut apart = (f32::MAX, f32::MAX);
+    for (who, aligned, boxed) in &seen {
+        for (other, a, b) in &seen {
+            if who != other {
+                apart.0 = apart.0.min(distance(aligned, a));
+                apart.1 = apart.1.min(distance(boxed, b));
+            }
+        }
+    }
+    let across = (
+        distance(&originals[0].0, &originals[1].0),
+        distance(&originals[0].1, &originals[1].1),
+    );
+    // Every look at one person against the other's original (what enrolment would store).
+    let mut to_enrolled = (f32::MAX, f32::MAX);
+    for (who, aligned, boxed) in &seen {
+        let other = &originals[usize::from(**who == "astronaut")];
+        to_enrolled.0 = to_enrolled.0.min(distance(aligned, &other.0));
+        to_enrolled.1 = to_enrolled.1.min(distance(boxed, &other.1));
+    }
+    let worst = |m: &[(f32, f32)], f: fn(&(f32, f32)) -> f32| m.iter().map(f).fold(0.0, f32::max);
+    let mean =
+        |m: &[(f32, f32)], f: fn(&(f32, f32)) -> f32| m.iter().map(f).sum::<f32>() / m.len() as f32;
+    let all: Vec<(f32, f32)> = same.concat();
+    eprintln!(
+        "same person: aligned mean {:.3} worst {:.3}; boxed mean {:.3} worst {:.3}. \
+         The two people: originals {:.3} aligned, {:.3} boxed; closest of any two looks {:.3} \
+         aligned, {:.3} boxed; closest look to the other's original {:.3} aligned, {:.3} boxed",
+        mean(&all, |d| d.0),
+        worst(&all, |d| d.0),
+        mean(&all, |d| d.1),
+        worst(&all, |d| d.1),
+        across.0,
+        across.1,
+        apart.0,
+        apart.1,
+        to_enrolled.0,
+        to_enrolled.1
+    );
+    // dlib's 0.6 has no margin between these two people once aligned (0.60): the door
+    // configuration uses 0.5 (board-configs/door-faces.toml, docs/faces.md).
+    assert!(
+        worst(&all, |d| d.0) < 0.35,
+        "every look of one person within 0.35, aligned"
+    );
+    assert!(
+        to_enrolled.0 > 0.5,
+        "each person beyond 0.5 of the other's enrolment"
+    );
+    assert!(
+        worst(&all, |d| d.0) < worst(&all, |d| d.1),
+        "alignment brings the worst look of a person closer"
+    );
+}
