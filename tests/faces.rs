@@ -256,3 +256,188 @@ fn the_two_people_stay_themselves_and_apart_and_alignment_is_measured() {
         "alignment brings the worst look of a person closer"
     );
 }
+
+/// "Who is at the door": two people enrolled by name from one photo each, through the door
+/// configuration's detector and descriptor; a run over new looks at them (crops, shifts,
+/// scales, mirror, light, JPEG, turns) names each one right, and never the other. Enrolment
+/// refuses an image without a face, with two faces, and a file that is not an image, each by
+/// name.
+#[test]
+fn enrolled_people_are_named_at_the_door_and_bad_enrolments_are_refused() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let photo = |name: &str| shared.join("reference/images").join(name);
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let mut truth = Vec::new();
+    for (who, name) in [
+        ("Eileen Collins", "astronaut.png"),
+        ("Grace Hopper", "grace_hopper.bmp"),
+    ] {
+        let image = image::open(photo(name)).unwrap().to_rgb8();
+        for (variant, picture) in variants(&image) {
+            let file = frames.join(format!("{:02}.png", truth.len()));
+            picture.save(&file).unwrap();
+            truth.push((who, variant));
+        }
+    }
+    let detector = common::blazeface_package(&shared, tmp.path());
+    let descriptor = common::face_descriptor_package(&shared, tmp.path());
+    let config = tmp.path().join("door.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"image-dir\"\npath = \"{}\"\ncamera = \"door\"\n\
+             [detector]\npath = \"{}\"\nmargin = 0.25\n[model]\npath = \"{}\"\n\
+             [gallery]\npath = \"{}\"\nthreshold = 0.5\n",
+            frames.display(),
+            detector.display(),
+            descriptor.display(),
+            tmp.path().join("gallery.sqlite").display()
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let enroll = |name: &str, image: &Path| {
+        common::edgevit(&[
+            "gallery",
+            "enroll",
+            "--config",
+            config_arg,
+            "--name",
+            name,
+            image.to_str().unwrap(),
+        ])
+    };
+    // Refusals first: nothing may be enrolled by them.
+    let two = tmp.path().join("two.png");
+    // Each face cut close (BlazeFace short-range wants faces of a fifth of the frame or more).
+    let close = |name: &str, x: u32, y: u32, side: u32| {
+        let image = image::open(photo(name)).unwrap().to_rgb8();
+        image::imageops::crop_imm(&image, x, y, side, side).to_image()
+    };
+    let (a, b) = (
+        close("astronaut.png", 130, 30, 200),
+        close("grace_hopper.bmp", 120, 90, 300),
+    );
+    let b = image::imageops::resize(&b, 200, 200, image::imageops::FilterType::Triangle);
+    let mut both = RgbImage::new(400, 200);
+    image::imageops::replace(&mut both, &a, 0, 0);
+    image::imageops::replace(&mut both, &b, 200, 0);
+    both.save(&two).unwrap();
+    let text = tmp.path().join("notes.png");
+    std::fs::write(&text, "not a picture").unwrap();
+    for (image, says) in [
+        (photo("chelsea.png"), "found nothing"),
+        (two.clone(), "found 2 objects"),
+        (text.clone(), "notes.png"),
+    ] {
+        let output = enroll("Nobody", &image);
+        let stderr = common::stderr(&output);
+        eprintln!("enrolling {}: {stderr}", image.display());
+        assert!(!output.status.success(), "{} was refused", image.display());
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(
+            stderr.contains(image.file_name().unwrap().to_str().unwrap()),
+            "{stderr}"
+        );
+    }
+    for (name, file) in [
+        ("Eileen Collins", "astronaut.png"),
+        ("Grace Hopper", "grace_hopper.bmp"),
+    ] {
+        let output = enroll(name, &photo(file));
+        assert!(output.status.success(), "{}", common::stderr(&output));
+    }
+    let output = common::edgevit(&["run", "--config", config_arg]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let lines = common::json_lines(&output);
+    assert_eq!(lines.len(), truth.len());
+    let mut right = 0;
+    for (line, (who, variant)) in lines.iter().zip(&truth) {
+        let objects = line["objects"].as_array().unwrap();
+        assert_eq!(objects.len(), 1, "{who} {variant}: {line}");
+        let face = &objects[0];
+        eprintln!(
+            "{who} {variant}: {} {} at distance {}",
+            face["identity"], face["name"], face["distance"]
+        );
+        assert!(face["distance"].as_f64().is_some(), "{face}");
+        if face["name"] == *who {
+            right += 1;
+        } else {
+            assert!(
+                face["name"].is_null(),
+                "{who} {variant} named wrongly: {face}"
+            );
+        }
+    }
+    eprintln!("named right: {right} of {}", truth.len());
+    assert_eq!(right, truth.len(), "every look named");
+}
+
+/// Both face models give on ONNX Runtime what they give on tract: the detector's raw outputs
+/// on every reference photo, the descriptor on each person's aligned chip.
+#[cfg(feature = "ort")]
+#[test]
+fn tract_and_onnx_runtime_agree_on_the_face_models() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let ort = BackendConfig::Ort(edgevit::backend::OrtConfig {
+        library: Some(common::ort_library()),
+        ..Default::default()
+    });
+    let worst = |a: &[f32], b: &[f32]| {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    let on_both = |package: &ModelPackage, input: &edgevit::tensor::Tensor, output: &str| {
+        [BackendConfig::default(), ort.clone()].map(|config| {
+            let mut backend = backend::open(package, &config)
+                .unwrap_or_else(|e| panic!("{}", edgevit::error::chain(&e)));
+            backend
+                .run(input)
+                .unwrap()
+                .get(output)
+                .unwrap()
+                .data()
+                .to_vec()
+        })
+    };
+    let detector = ModelPackage::open(&common::blazeface_package(&shared, tmp.path())).unwrap();
+    let descriptor =
+        ModelPackage::open(&common::face_descriptor_package(&shared, tmp.path())).unwrap();
+    let mut pre = Preprocessor::new(&detector.manifest.input);
+    let (mut boxes, mut scores) = (0f32, 0f32);
+    for entry in std::fs::read_dir(shared.join("reference/images")).unwrap() {
+        let image = image::open(entry.unwrap().path()).unwrap().to_rgb8();
+        let input = pre.prepare(&common::rgb_frame(&image)).unwrap();
+        let [a, b] = on_both(&detector, &input, "regressors");
+        boxes = boxes.max(worst(&a, &b));
+        let [a, b] = on_both(&detector, &input, "classificators");
+        scores = scores.max(worst(&a, &b));
+    }
+    let mut faces = Faces::load(&shared, &tmp.path().join("faces"));
+    let mut chips = 0f32;
+    let mut describe = Preprocessor::new(&descriptor.manifest.input);
+    for name in ["astronaut.png", "grace_hopper.bmp"] {
+        let image = image::open(shared.join("reference/images").join(name))
+            .unwrap()
+            .to_rgb8();
+        let face = faces.find(&image).remove(0).face.unwrap();
+        let raster = describe.decode(&common::rgb_frame(&image)).unwrap();
+        let chip = edgevit::preprocess::align::face_chip(&raster, &face, 150, 150).unwrap();
+        let input = describe.prepare_raster(&chip).unwrap().tensor;
+        let [a, b] = on_both(&descriptor, &input, "descriptor");
+        chips = chips.max(worst(&a, &b));
+    }
+    eprintln!(
+        "tract vs ONNX Runtime: BlazeFace regressors {boxes:.2e} px, score logits {scores:.2e}; \
+         descriptor {chips:.2e}"
+    );
+    assert!(boxes < 1e-2 && scores < 1e-3, "{boxes} {scores}");
+    assert!(chips < 1e-3, "{chips}");
+}

@@ -4,19 +4,26 @@
 
 use anyhow::{Context, Result};
 use edgevit::backend::BackendConfig;
+use edgevit::backend::InferenceBackend;
+use edgevit::detect::{Decoder, DetectOverrides};
+use edgevit::frame::Frame;
 use edgevit::gallery::{Enrolled, Gallery, GalleryConfig};
 use edgevit::interpret::PixelBox;
 use edgevit::interpret::{Crop, ReidConfig};
 use edgevit::model::Task;
-use edgevit::pipeline::{fleet_device, gallery_path, Camera, LoadedModel, ReidStage, RunConfig};
-use edgevit::preprocess::{Preprocess, Preprocessor};
+use edgevit::pipeline::{
+    detect, fleet_device, gallery_path, widen, Camera, DetectorConfig, LoadedModel, ReidStage,
+    RunConfig,
+};
+use edgevit::preprocess::{Preprocess, Preprocessor, Raster};
 use edgevit::source::{FrameSource, ImageListSource};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Enrol a named person from images of them (each whole image is one view).
+    /// Enrol a named person from images of them: each whole image is one view, or, with a
+    /// `[detector]` in the configuration (faces), the one object it finds in each image.
     Enroll(EnrollArgs),
     /// List the identities: id, name, confirmed, frames seen, exemplars, last camera.
     List(ListArgs),
@@ -86,7 +93,8 @@ pub struct EnrollArgs {
     /// The camera index fed to a model with SIE.
     #[arg(long, value_name = "N", default_value_t = 0)]
     camera_index: usize,
-    /// Images of the person (PNG, JPEG, BMP), each cropped to the person.
+    /// Images of the person (PNG, JPEG, BMP): each cropped to the person, or, with a
+    /// `[detector]`, showing the person alone.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
 }
@@ -150,6 +158,8 @@ struct EnrollSetup {
     gallery: GalleryConfig,
     gallery_path: PathBuf,
     fleet_device: Option<String>,
+    /// The configuration's detector and its settings: enrolment takes the object it finds.
+    detector: Option<(DetectorConfig, DetectOverrides)>,
 }
 
 impl EnrollSetup {
@@ -166,6 +176,7 @@ impl EnrollSetup {
                 gallery_path: gallery_path(&gallery, None)?,
                 gallery,
                 fleet_device: None,
+                detector: None,
             });
         }
         let Some(path) = &args.config else {
@@ -179,6 +190,7 @@ impl EnrollSetup {
             backend: config.backend,
             reid: config.reid,
             gallery: config.gallery,
+            detector: config.detector.map(|d| (d, config.detect)),
         })
     }
 }
@@ -213,6 +225,10 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
         id: "enroll",
         index: args.camera_index,
     };
+    let mut finder = match &setup.detector {
+        Some((config, overrides)) => Some(Finder::load(config, overrides, &setup.backend)?),
+        None => None,
+    };
     let mut source = ImageListSource::new(args.images.clone(), "enroll".into());
     let mut embeddings = Vec::new();
     while let Some(frame) = source.next_frame() {
@@ -221,19 +237,17 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
         let raster = preprocess
             .decode(&frame)
             .with_context(|| format!("cannot read {}", image.display()))?;
-        let whole = Crop {
-            roi: "enroll".into(),
-            bounds: PixelBox {
-                x0: 0,
-                y0: 0,
-                x1: raster.width,
-                y1: raster.height,
+        let crop = match &mut finder {
+            Some(finder) => finder.the_one(&frame, &raster, &image)?,
+            None => Crop {
+                roi: "enroll".into(),
+                bounds: PixelBox::whole(raster.width, raster.height),
+                view: 0,
+                face: None,
             },
-            view: 0,
-            face: None,
         };
         let embedding = stage
-            .embed(&raster, &whole, &camera, &mut preprocess, backend.as_mut())
+            .embed(&raster, &crop, &camera, &mut preprocess, backend.as_mut())
             .map_err(|e| {
                 anyhow::anyhow!(
                     "{}: {}",
@@ -257,6 +271,81 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
         Enrolled::Added(id) => println!("{id} {:?}: {count} images added", args.name),
     }
     Ok(super::exit::OK)
+}
+
+/// The configuration's detector, which finds the one person (or face) of an enrolment image.
+struct Finder {
+    decoder: Decoder,
+    preprocess: Preprocessor,
+    backend: Box<dyn InferenceBackend>,
+    margin: f32,
+}
+
+impl Finder {
+    fn load(
+        config: &DetectorConfig,
+        overrides: &DetectOverrides,
+        backend: &BackendConfig,
+    ) -> Result<Self> {
+        let model = LoadedModel::load(&config.path, backend)
+            .with_context(|| format!("detector.path {}", config.path.display()))?;
+        if model.package.manifest.task != Task::Detect {
+            anyhow::bail!(
+                "detector.path: {:?} is not a detector (task = \"{}\")",
+                model.package.name(),
+                model.package.manifest.task.name()
+            );
+        }
+        Ok(Finder {
+            decoder: Decoder::new(&model.package, overrides)?,
+            preprocess: Preprocessor::new(&model.package.manifest.input),
+            backend: model.backend,
+            margin: config.margin.max(0.0),
+        })
+    }
+
+    /// The crop of the one object the detector finds in `frame` (decoded by the second model
+    /// as `raster`); an image with none, or with several, is refused by name.
+    fn the_one(&mut self, frame: &Frame, raster: &Raster, image: &Path) -> Result<Crop> {
+        let own = self.preprocess.decode(frame)?;
+        let objects = detect(
+            &self.decoder,
+            &mut self.preprocess,
+            self.backend.as_mut(),
+            &own,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {}",
+                image.display(),
+                edgevit::error::chain(e.parts().1)
+            )
+        })?;
+        let labels = || {
+            let labels: std::collections::BTreeSet<&str> =
+                objects.iter().map(|o| o.label.as_str()).collect();
+            labels.into_iter().collect::<Vec<_>>().join(", ")
+        };
+        let object = match objects.len() {
+            0 => anyhow::bail!(
+                "{}: the detector found nothing in it (min_score {}); enrol images that show the person clearly",
+                image.display(),
+                self.decoder.params().min_score
+            ),
+            1 => &objects[0],
+            n => anyhow::bail!(
+                "{}: the detector found {n} objects in it ({}); enrolment needs images of one person alone: crop the image to them",
+                image.display(),
+                labels()
+            ),
+        };
+        Ok(Crop {
+            roi: "enroll".into(),
+            bounds: widen(object.bounds, self.margin, raster.width, raster.height),
+            view: 0,
+            face: object.face,
+        })
+    }
 }
 
 fn list(args: ListArgs) -> Result<i32> {

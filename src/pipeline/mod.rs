@@ -16,7 +16,7 @@ mod worker;
 pub use config::{ConfigError, ModelConfig, PipelineConfig, RunConfig};
 pub use health::{Health, Snapshot};
 pub use reid_stage::{gallery_path, Camera, ReidStage};
-pub use scene::{DetectorConfig, SceneStage, Second};
+pub use scene::{detect, widen, DetectorConfig, SceneStage, Second};
 pub use sequence::{SequenceError, Sequences};
 pub use vit_stage::{FramePasses, StageFailure, VitOptions, VitStage};
 pub use warnings::WarningLimiter;

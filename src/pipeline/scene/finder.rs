@@ -110,13 +110,7 @@ impl Finder {
             Some(own) => (&mut own.preprocess, own.backend.as_mut()),
             None => (&mut *worker.preprocess, &mut *worker.backend),
         };
-        let prepared = preprocess
-            .prepare_raster(raster)
-            .map_err(StageFailure::Preprocess)?;
-        let outputs = backend.run(&prepared.tensor).map_err(StageFailure::Infer)?;
-        let objects =
-            decoder.objects(&outputs, &prepared.placement, (raster.width, raster.height))?;
-        preprocess.recycle(prepared);
+        let objects = detect(decoder, preprocess, backend, raster)?;
         Ok(objects
             .into_iter()
             .filter_map(|object| {
@@ -130,6 +124,22 @@ impl Finder {
             })
             .collect())
     }
+}
+
+/// The objects a detector finds in a decoded frame: suppressed, in frame pixels, best first.
+pub fn detect(
+    decoder: &Decoder,
+    preprocess: &mut dyn Preprocess,
+    backend: &mut dyn InferenceBackend,
+    raster: &Raster,
+) -> Result<Vec<Object>, StageFailure> {
+    let prepared = preprocess
+        .prepare_raster(raster)
+        .map_err(StageFailure::Preprocess)?;
+    let outputs = backend.run(&prepared.tensor).map_err(StageFailure::Infer)?;
+    let objects = decoder.objects(&outputs, &prepared.placement, (raster.width, raster.height))?;
+    preprocess.recycle(prepared);
+    Ok(objects)
 }
 
 /// The camera's fixed regions as objects: labelled by name, each with its own track (its

@@ -11,7 +11,8 @@ mod looks;
 
 pub use build::is_scene;
 pub(super) use build::worker;
-pub use looks::Second;
+pub use finder::detect;
+pub use looks::{widen, Second};
 
 use self::finder::{Finder, Found};
 use self::looks::{carry, plain, vote, At, Looker, Memory};
