@@ -1,5 +1,5 @@
-//! A real detector (CenterNet MobileNetV3 trained on COCO, ../shared/reference/centernet)
-//! through the package `tools/packages/centernet-coco`: it finds the people in the reference
+//! A real detector (CenterNet MobileNetV3 trained on COCO) through the bundled package
+//! `models/centernet-coco`: it finds the people in the reference
 //! photos where a person drew them, tract agrees with ONNX Runtime, and bad packages or
 //! settings are refused with clear errors.
 
@@ -90,7 +90,7 @@ fn the_detector_finds_the_people_in_the_photos() {
 fn the_face_detector_finds_the_faces_with_their_key_points() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let package = common::blazeface_package(&shared, tmp.path());
+    let package = common::blazeface_package(tmp.path());
     let faces = [
         ("astronaut.png", Some([175.0, 75.0, 280.0, 185.0])),
         ("grace_hopper.bmp", Some([165.0, 130.0, 370.0, 345.0])),

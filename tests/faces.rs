@@ -27,9 +27,9 @@ struct Faces {
 }
 
 impl Faces {
-    fn load(shared: &Path, tmp: &Path) -> Faces {
-        let detector = ModelPackage::open(&common::blazeface_package(shared, tmp)).unwrap();
-        let descriptor = ModelPackage::open(&common::face_descriptor_package(shared, tmp)).unwrap();
+    fn load(tmp: &Path) -> Faces {
+        let detector = ModelPackage::open(&common::blazeface_package(tmp)).unwrap();
+        let descriptor = ModelPackage::open(&common::face_descriptor_package(tmp)).unwrap();
         let backend = |p: &ModelPackage| backend::open(p, &BackendConfig::default()).unwrap();
         let describe = backend(&descriptor);
         let stage = ReidStage::new(
@@ -162,7 +162,7 @@ fn variants(photo: &RgbImage) -> Vec<(&'static str, RgbImage)> {
 fn the_two_people_stay_themselves_and_apart_and_alignment_is_measured() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let mut faces = Faces::load(&shared, tmp.path());
+    let mut faces = Faces::load(tmp.path());
     let photo = |name: &str| {
         image::open(shared.join("reference/images").join(name))
             .unwrap()
@@ -281,8 +281,8 @@ fn enrolled_people_are_named_at_the_door_and_bad_enrolments_are_refused() {
             truth.push((who, variant));
         }
     }
-    let detector = common::blazeface_package(&shared, tmp.path());
-    let descriptor = common::face_descriptor_package(&shared, tmp.path());
+    let detector = common::blazeface_package(tmp.path());
+    let descriptor = common::face_descriptor_package(tmp.path());
     let config = tmp.path().join("door.toml");
     std::fs::write(
         &config,
@@ -407,9 +407,8 @@ fn tract_and_onnx_runtime_agree_on_the_face_models() {
                 .to_vec()
         })
     };
-    let detector = ModelPackage::open(&common::blazeface_package(&shared, tmp.path())).unwrap();
-    let descriptor =
-        ModelPackage::open(&common::face_descriptor_package(&shared, tmp.path())).unwrap();
+    let detector = ModelPackage::open(&common::blazeface_package(tmp.path())).unwrap();
+    let descriptor = ModelPackage::open(&common::face_descriptor_package(tmp.path())).unwrap();
     let mut pre = Preprocessor::new(&detector.manifest.input);
     let (mut boxes, mut scores) = (0f32, 0f32);
     for entry in std::fs::read_dir(shared.join("reference/images")).unwrap() {
@@ -420,7 +419,7 @@ fn tract_and_onnx_runtime_agree_on_the_face_models() {
         let [a, b] = on_both(&detector, &input, "classificators");
         scores = scores.max(worst(&a, &b));
     }
-    let mut faces = Faces::load(&shared, &tmp.path().join("faces"));
+    let mut faces = Faces::load(&tmp.path().join("faces"));
     let mut chips = 0f32;
     let mut describe = Preprocessor::new(&descriptor.manifest.input);
     for name in ["astronaut.png", "grace_hopper.bmp"] {
@@ -440,4 +439,62 @@ fn tract_and_onnx_runtime_agree_on_the_face_models() {
     );
     assert!(boxes < 1e-2 && scores < 1e-3, "{boxes} {scores}");
     assert!(chips < 1e-3, "{chips}");
+}
+
+/// The bundled descriptor, which this project's converter made from face-api.js's uint8
+/// weights (tools/faceapi_descriptor.py), gives through tract what the reference conversion in
+/// `shared` (float32 weights) gives, on both people's aligned chips.
+#[test]
+fn the_bundled_descriptor_equals_the_reference_conversion() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let ours = ModelPackage::open(&common::face_descriptor_package(tmp.path())).unwrap();
+    let reference = common::write_manifest(
+        &tmp.path().join("reference"),
+        &std::fs::read_to_string(ours.dir.join("model.toml"))
+            .unwrap()
+            .replace(
+                ours.manifest.onnx.to_str().unwrap(),
+                shared
+                    .join("reference/face-descriptor/face_descriptor_resnet.onnx")
+                    .to_str()
+                    .unwrap(),
+            ),
+    );
+    let reference = ModelPackage::open(&reference).unwrap();
+    let mut faces = Faces::load(&tmp.path().join("faces"));
+    let mut worst = 0f32;
+    for name in ["astronaut.png", "grace_hopper.bmp"] {
+        let image = image::open(shared.join("reference/images").join(name))
+            .unwrap()
+            .to_rgb8();
+        let face = faces.find(&image).remove(0);
+        let descriptors = [&ours, &reference].map(|package| {
+            let mut backend = backend::open(package, &BackendConfig::default()).unwrap();
+            let mut pre = Preprocessor::new(&package.manifest.input);
+            let raster = pre.decode(&common::rgb_frame(&image)).unwrap();
+            let chip = edgevit::preprocess::align::face_chip(
+                &raster,
+                face.face.as_ref().unwrap(),
+                150,
+                150,
+            )
+            .unwrap();
+            let input = pre.prepare_raster(&chip).unwrap().tensor;
+            backend
+                .run(&input)
+                .unwrap()
+                .get("descriptor")
+                .unwrap()
+                .data()
+                .to_vec()
+        });
+        worst = descriptors[0]
+            .iter()
+            .zip(&descriptors[1])
+            .map(|(a, b)| (a - b).abs())
+            .fold(worst, f32::max);
+    }
+    eprintln!("bundled against reference conversion, tract: largest difference {worst:e}");
+    assert!(worst < 1e-5, "{worst}");
 }

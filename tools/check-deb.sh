@@ -19,7 +19,10 @@ for path in /usr/bin/edgevit /etc/edgevit/edgevit.toml /lib/systemd/system/edgev
     /usr/share/edgevit/models/vit-mnist/labels.txt /usr/share/edgevit/models/vit-mnist/selftest/logits.npy \
     /usr/share/edgevit/models/vit-mnist/samples/digit-7-8.png \
     /usr/share/edgevit/models/transreid-tiny/model.onnx /usr/share/edgevit/models/centernet-coco/centernet_mbv3_coco.onnx \
-    /usr/share/edgevit/models/centernet-coco/selftest/detections.npy /usr/share/doc/edgevit/board-configs/rk3588.toml; do
+    /usr/share/edgevit/models/centernet-coco/selftest/detections.npy \
+    /usr/share/edgevit/models/face-descriptor/face_descriptor_resnet.onnx \
+    /usr/share/edgevit/models/blazeface/face_detection_short_range.onnx \
+    /usr/share/doc/edgevit/board-configs/door-faces.toml /usr/share/doc/edgevit/board-configs/rk3588.toml; do
     grep -qxF "$path" <<<"$contents" || fail "$path is not in the package"
 done
 dpkg-deb -f "$deb" Depends | grep -q libc6 || fail "no libc6 dependency"

@@ -28,36 +28,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from tfjs_weights import read_weights
+
 OPSET = 17
 TF_DTYPES = {"DT_FLOAT": np.float32, "DT_INT32": np.int32, "DT_BOOL": np.bool_, "DT_INT64": np.int64}
 ONNX_DTYPES = {np.float32: TensorProto.FLOAT, np.int32: TensorProto.INT32, np.bool_: TensorProto.BOOL,
                np.int64: TensorProto.INT64}
 NCHW_FROM_NHWC = [0, 3, 1, 2]
 NHWC_FROM_NCHW = [0, 2, 3, 1]
-
-
-def read_weights(folder, manifest):
-    """Every weight of the manifest, as numpy arrays (float16 ones as float32)."""
-    weights = {}
-    for group in manifest:
-        data = b"".join(open(os.path.join(folder, path), "rb").read() for path in group["paths"])
-        offset = 0
-        for entry in group["weights"]:
-            count = int(np.prod(entry["shape"])) if entry["shape"] else 1
-            stored = entry.get("quantization", {}).get("dtype")
-            if stored == "float16":
-                values = np.frombuffer(data, np.float16, count, offset).astype(np.float32)
-                offset += 2 * count
-            elif stored is None:
-                dtype = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}[entry["dtype"]]
-                values = np.frombuffer(data, dtype, count, offset).copy()
-                offset += np.dtype(dtype).itemsize * count
-            else:
-                sys.exit(f"weight {entry['name']}: quantization {stored} is not supported")
-            if entry["dtype"] == "int32":
-                values = values.astype(np.int32)
-            weights[entry["name"]] = values.reshape(entry["shape"])
-    return weights
 
 
 def attribute(node, name, default=None):

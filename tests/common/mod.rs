@@ -130,74 +130,54 @@ pub fn osnet_package(shared: &Path, dir: &Path) -> PathBuf {
 /// The bundled detector package (`models/centernet-coco`) copied into `dir`, `edit` applied
 /// to its manifest; its ONNX file and self-test stay where they are.
 pub fn centernet_package(dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
-    let bundled = repo().join("models/centernet-coco");
-    let dest = dir.join("centernet-coco");
+    bundled_package("centernet-coco", dir, edit)
+}
+
+/// The bundled face descriptor (`models/face-descriptor`), its manifest copied into `dir`.
+pub fn face_descriptor_package(dir: &Path) -> PathBuf {
+    bundled_package("face-descriptor", dir, |_| {})
+}
+
+/// A bundled package of `models/` whose manifest is copied into `dir/name` with `edit` applied
+/// and every file it names made absolute: the large files stay where they are.
+fn bundled_package(name: &str, dir: &Path, edit: impl FnOnce(&mut toml::Table)) -> PathBuf {
+    let bundled = repo().join("models").join(name);
+    let dest = dir.join(name);
     std::fs::create_dir_all(&dest).unwrap();
-    std::fs::copy(bundled.join("labels.txt"), dest.join("labels.txt")).unwrap();
     let mut manifest: toml::Table = std::fs::read_to_string(bundled.join("model.toml"))
         .unwrap()
         .parse()
         .unwrap();
-    manifest.insert(
-        "onnx".into(),
+    let absolute = |v: &toml::Value| -> toml::Value {
         bundled
-            .join("centernet_mbv3_coco.onnx")
+            .join(v.as_str().unwrap())
             .display()
             .to_string()
-            .into(),
-    );
+            .into()
+    };
+    for key in ["onnx", "labels"] {
+        if let Some(value) = manifest.get(key).map(absolute) {
+            manifest.insert(key.into(), value);
+        }
+    }
     if let Some(selftest) = manifest.get_mut("selftest").and_then(|s| s.as_table_mut()) {
-        let input = bundled.join("selftest/input.npy");
-        selftest.insert("input".into(), input.display().to_string().into());
-        let outputs = toml::Table::from_iter([(
-            "tower_0/detections".to_string(),
-            bundled
-                .join("selftest/detections.npy")
-                .display()
-                .to_string()
-                .into(),
-        )]);
-        selftest.insert("outputs".into(), outputs.into());
+        if let Some(input) = selftest.get("input").map(absolute) {
+            selftest.insert("input".into(), input);
+        }
+        if let Some(outputs) = selftest.get_mut("outputs").and_then(|o| o.as_table_mut()) {
+            for (_, value) in outputs.iter_mut() {
+                *value = absolute(value);
+            }
+        }
     }
     edit(&mut manifest);
     std::fs::write(dest.join("model.toml"), manifest.to_string()).unwrap();
     dest
 }
 
-/// The face detector package (`tools/packages/blazeface`) with its ONNX file from `shared`.
-pub fn blazeface_package(shared: &Path, dir: &Path) -> PathBuf {
-    let onnx = "reference/blazeface/face_detection_short_range.onnx";
-    tools_package(shared, dir, "blazeface", onnx)
-}
-
-/// The face descriptor package (`tools/packages/face-descriptor`) with its ONNX file from
-/// `shared`.
-pub fn face_descriptor_package(shared: &Path, dir: &Path) -> PathBuf {
-    let onnx = "reference/face-descriptor/face_descriptor_resnet.onnx";
-    tools_package(shared, dir, "face-descriptor", onnx)
-}
-
-/// A package of `tools/packages/` written into `dir`, its ONNX file `onnx` in `shared`.
-fn tools_package(shared: &Path, dir: &Path, name: &str, onnx: &str) -> PathBuf {
-    let dest = dir.join(name);
-    std::fs::create_dir_all(&dest).unwrap();
-    let bundled = repo().join("tools/packages").join(name);
-    for entry in std::fs::read_dir(&bundled).unwrap() {
-        let path = entry.unwrap().path();
-        if path.file_name().is_some_and(|n| n != "model.toml") {
-            std::fs::copy(&path, dest.join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    let mut manifest: toml::Table = std::fs::read_to_string(bundled.join("model.toml"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    manifest.insert(
-        "onnx".into(),
-        shared.join(onnx).display().to_string().into(),
-    );
-    std::fs::write(dest.join("model.toml"), manifest.to_string()).unwrap();
-    dest
+/// The bundled face detector (`models/blazeface`), its manifest copied into `dir`.
+pub fn blazeface_package(dir: &Path) -> PathBuf {
+    bundled_package("blazeface", dir, |_| {})
 }
 
 /// Intersection over union of two `[x0, y0, x1, y1]` boxes.
