@@ -621,4 +621,39 @@ fn a_stranger_gets_an_unnamed_identity() {
         assert_eq!(stranger["identity"], "id-000003", "{stranger}");
     }
     assert_eq!(faces[2]["name"], "Grace Hopper");
+    // The stranger's best crops are kept: seen in the list, written by `gallery show`.
+    let listed = common::edgevit(&[
+        "gallery",
+        "list",
+        "--config",
+        config.to_str().unwrap(),
+        "--json",
+    ]);
+    let listed = common::json_lines(&listed);
+    let stranger = listed.iter().find(|i| i["id"] == "id-000003").unwrap();
+    assert_eq!(stranger["thumbnails"], 2, "one per look: {stranger}");
+    let out = tmp.path().join("show");
+    let shown = common::edgevit(&[
+        "gallery",
+        "show",
+        "--config",
+        config.to_str().unwrap(),
+        "id-000003",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(shown.status.success(), "{}", common::stderr(&shown));
+    for n in [1, 2] {
+        let file = out.join(format!("id-000003-{n}.jpg"));
+        let bytes = std::fs::read(&file).unwrap();
+        let chip = image::load_from_memory(&bytes).unwrap();
+        eprintln!(
+            "{}: {} bytes, {}x{}",
+            file.display(),
+            bytes.len(),
+            chip.width(),
+            chip.height()
+        );
+        assert!(chip.width() <= 112 && chip.height() <= 112 && bytes.len() < 10_000);
+    }
 }

@@ -25,8 +25,18 @@ pub enum Command {
     /// Enrol a named person from images of them: each whole image is one view, or, with a
     /// `[detector]` in the configuration (faces), the one object it finds in each image.
     Enroll(EnrollArgs),
-    /// List the identities: id, name, confirmed, frames seen, exemplars, last camera.
+    /// List the identities: id, name, confirmed, frames seen, exemplars, thumbnails, last camera.
     List(ListArgs),
+    /// Write an identity's thumbnails (its best crops, JPEG) into a folder, to see who it is.
+    Show {
+        #[command(flatten)]
+        at: At,
+        /// The identity: its id (id-000042) or its name.
+        who: String,
+        /// The folder to write `<id>-<n>.jpg` into (created if absent).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Name an identity (named identities never expire).
     Rename {
         #[command(flatten)]
@@ -132,6 +142,7 @@ pub fn run(command: Command) -> Result<i32> {
     match command {
         Command::Enroll(args) => enroll(args),
         Command::List(args) => list(args),
+        Command::Show { at, who, out } => show(&at, &who, &out),
         Command::Rename { at, who, new_name } => {
             let id = at.open()?.rename(&who, &new_name)?;
             println!("{id} is now {new_name:?}");
@@ -351,14 +362,17 @@ impl Finder {
 fn list(args: ListArgs) -> Result<i32> {
     let gallery = args.at.open()?;
     let mut exemplars = std::collections::HashMap::new();
+    let mut thumbnails = std::collections::HashMap::new();
     for identity in gallery.identities() {
         exemplars.insert(identity.key, gallery.exemplars(&identity.id())?.len());
+        thumbnails.insert(identity.key, gallery.thumbnails(&identity.id())?.len());
     }
     if args.json {
         for identity in gallery.identities() {
             let mut value = serde_json::to_value(identity)?;
             value["id"] = identity.id().into();
             value["exemplars"] = exemplars.get(&identity.key).copied().unwrap_or(0).into();
+            value["thumbnails"] = thumbnails.get(&identity.key).copied().unwrap_or(0).into();
             println!("{value}");
         }
         return Ok(super::exit::OK);
@@ -370,22 +384,47 @@ fn list(args: ListArgs) -> Result<i32> {
         gallery.model().dim
     );
     println!(
-        "{:<10} {:<16} {:<9} {:>7} {:>9}  last seen",
-        "id", "name", "confirmed", "frames", "exemplars"
+        "{:<10} {:<16} {:<9} {:>7} {:>9} {:>10}  last seen",
+        "id", "name", "confirmed", "frames", "exemplars", "thumbnails"
     );
     for identity in gallery.identities() {
         let last = humantime::format_rfc3339_seconds(
             UNIX_EPOCH + std::time::Duration::from_millis(identity.last_seen_ms.max(0) as u64),
         );
         println!(
-            "{:<10} {:<16} {:<9} {:>7} {:>9}  {last} on {}",
+            "{:<10} {:<16} {:<9} {:>7} {:>9} {:>10}  {last} on {}",
             identity.id(),
             identity.name.as_deref().unwrap_or("-"),
             if identity.confirmed { "yes" } else { "no" },
             identity.hits,
             exemplars.get(&identity.key).copied().unwrap_or(0),
+            thumbnails.get(&identity.key).copied().unwrap_or(0),
             identity.last_camera.as_deref().unwrap_or("-"),
         );
+    }
+    Ok(super::exit::OK)
+}
+
+/// `gallery show`: an identity's thumbnails as `<id>-<n>.jpg` in `out`, best first.
+fn show(at: &At, who: &str, out: &Path) -> Result<i32> {
+    let gallery = at.open()?;
+    let key = gallery.find(who)?;
+    let id =
+        (gallery.identities().find(|i| i.key == key)).map_or_else(|| who.to_string(), |i| i.id());
+    let thumbnails = gallery.thumbnails(who)?;
+    if thumbnails.is_empty() {
+        println!("{id} has no thumbnails yet (they are kept as the model sees it)");
+        return Ok(super::exit::OK);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (n, thumbnail) in thumbnails.iter().enumerate() {
+        let path = out.join(format!("{id}-{}.jpg", n + 1));
+        std::fs::write(&path, &thumbnail.jpeg)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let seen = humantime::format_rfc3339_seconds(
+            UNIX_EPOCH + std::time::Duration::from_millis(thumbnail.ts_ms.max(0) as u64),
+        );
+        println!("{} ({} on {seen})", path.display(), thumbnail.camera);
     }
     Ok(super::exit::OK)
 }

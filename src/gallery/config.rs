@@ -44,6 +44,11 @@ pub struct GalleryConfig {
     /// minted them (`id-<device>-000042`).
     #[serde(default)]
     pub fleet: bool,
+    /// Crops kept per identity as small JPEGs (its best: largest), so that an unnamed id can be
+    /// seen before it is named (`edgevit gallery show`); 0 keeps none. They stay in the
+    /// board's gallery file: fleet sync does not share them. Default 3.
+    #[serde(default = "default_thumbnails")]
+    pub thumbnails: usize,
     /// The package's metric and threshold (`[reid]` of its `model.toml`), set when the gallery
     /// is opened for a model ([`GalleryConfig::for_package`]).
     #[serde(skip)]
@@ -66,6 +71,9 @@ fn default_tentative_timeout_s() -> u64 {
 fn default_max_exemplars() -> usize {
     100
 }
+fn default_thumbnails() -> usize {
+    3
+}
 fn default_expire_after_h() -> u64 {
     24 * 7
 }
@@ -81,6 +89,7 @@ impl Default for GalleryConfig {
             novelty: None,
             expire_after_h: default_expire_after_h(),
             fleet: false,
+            thumbnails: default_thumbnails(),
             metric: Metric::Cosine,
             package_threshold: None,
         }

@@ -12,11 +12,13 @@ pub mod fleet_merge;
 pub mod index;
 mod metric;
 pub mod store;
+mod thumbnails;
 
 pub use config::GalleryConfig;
 pub use index::FlatIndex;
 pub use metric::Metric;
 pub use store::ModelStamp;
+pub use thumbnails::Thumbnail;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -626,8 +628,10 @@ impl Gallery {
             ts_ms: now_ms(),
             by: self.device.clone(),
         };
+        let thumbnails = self.config.thumbnails;
         self.store.write(|w| {
             w.move_identity(gone.key, keep.key)?;
+            w.trim_thumbnails(keep.key, thumbnails)?;
             w.delete_identity(gone.key)?;
             w.tombstone(&tombstone)?;
             w.update_identity(&merged)

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// `PRAGMA application_id` of an edgevit gallery ("EVIT"): tells our file from other SQLite files.
 const APPLICATION_ID: i32 = 0x4556_4954;
-/// `PRAGMA user_version`: the schema's version.
-const SCHEMA_VERSION: i32 = 1;
+/// `PRAGMA user_version`: the schema's version (2 added the thumbnails; a version 1 file is
+/// brought up to date when opened).
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -89,7 +90,7 @@ pub struct Tombstone {
 /// An open gallery file.
 pub struct Store {
     path: PathBuf,
-    connection: Connection,
+    pub(super) connection: Connection,
     /// `PRAGMA data_version` after our last read: it changes when another process commits.
     seen_version: i64,
 }
@@ -208,6 +209,7 @@ impl Store {
         };
         let tx = self.connection.transaction().map_err(sql)?;
         tx.execute_batch(SCHEMA).map_err(sql)?;
+        tx.execute_batch(super::thumbnails::SCHEMA).map_err(sql)?;
         for (key, value) in [
             ("format", "edgevit-gallery".to_string()),
             ("model", model.name.clone()),
@@ -226,10 +228,19 @@ impl Store {
     }
 
     fn check_schema(&self) -> Result<(), GalleryError> {
-        let version: i32 = self
+        let mut version: i32 = self
             .connection
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(self.sql())?;
+        if version == 1 {
+            self.connection
+                .execute_batch(&format!(
+                    "BEGIN IMMEDIATE; {}; PRAGMA user_version = 2; COMMIT;",
+                    super::thumbnails::SCHEMA
+                ))
+                .map_err(self.sql())?;
+            version = 2;
+        }
         if version != SCHEMA_VERSION {
             return Err(GalleryError::Foreign {
                 path: self.path.clone(),
@@ -375,7 +386,7 @@ impl Store {
 
 /// The writes of one transaction.
 pub struct Writer<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+    pub(super) tx: &'a rusqlite::Transaction<'a>,
 }
 
 impl Writer<'_> {
@@ -474,12 +485,14 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Moves every exemplar and sighting of `from` to `to` (a merge).
+    /// Moves every exemplar, thumbnail and sighting of `from` to `to` (a merge).
     pub fn move_identity(&self, from: i64, to: i64) -> rusqlite::Result<()> {
-        self.tx.execute(
-            "UPDATE exemplar SET identity = ?2 WHERE identity = ?1",
-            [from, to],
-        )?;
+        for table in ["exemplar", "thumbnail"] {
+            self.tx.execute(
+                &format!("UPDATE {table} SET identity = ?2 WHERE identity = ?1"),
+                [from, to],
+            )?;
+        }
         self.tx.execute(
             "INSERT INTO sighting (identity, camera, count, first_ms, last_ms)
              SELECT ?2, camera, count, first_ms, last_ms FROM sighting WHERE identity = ?1

@@ -317,3 +317,80 @@ fn two_boards_agree_on_ids_renames_and_forgets_through_their_messages() {
         fleet_merge::Applied::Ignored(_)
     ));
 }
+
+/// Thumbnails: at most `[gallery] thumbnails` per identity, the best kept, made only when
+/// kept; they follow a merge and go with a forget; a version 1 file gains their table.
+#[test]
+fn thumbnails_keep_the_best_few_and_follow_merges_and_forgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.sqlite");
+    let config = GalleryConfig {
+        thumbnails: 2,
+        ..config()
+    };
+    let mut gallery = Gallery::open(&path, &model(), &config).unwrap();
+    let a = gallery
+        .observe(&view(0, 0.1, 0), "cam0", 1000)
+        .unwrap()
+        .identity;
+    let b = gallery
+        .observe(&view(5, 0.1, 1), "cam0", 1000)
+        .unwrap()
+        .identity;
+    let mut made = 0;
+    for (quality, byte) in [(10.0, 1u8), (30.0, 3), (20.0, 2), (5.0, 9)] {
+        let kept = gallery
+            .offer_thumbnail(&a, quality, "cam0", 1000, || {
+                made += 1;
+                Some(vec![byte])
+            })
+            .unwrap();
+        assert_eq!(kept, quality > 5.0, "quality {quality}");
+    }
+    assert_eq!(made, 3, "the worst crop was not even encoded");
+    let kept: Vec<u8> = (gallery.thumbnails(&a).unwrap().iter())
+        .map(|t| t.jpeg[0])
+        .collect();
+    assert_eq!(kept, [3, 2], "the two best, best first");
+    gallery
+        .offer_thumbnail(&b, 50.0, "cam1", 1000, || Some(vec![7]))
+        .unwrap();
+    let kept_id = gallery.merge(&a, &b).unwrap();
+    let merged: Vec<u8> = (gallery.thumbnails(&kept_id).unwrap().iter())
+        .map(|t| t.jpeg[0])
+        .collect();
+    assert_eq!(merged, [7, 3], "the best two of both");
+    gallery.forget(&kept_id).unwrap();
+    let left: i64 = gallery
+        .store
+        .connection
+        .query_row("SELECT count(*) FROM thumbnail", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+    let none = GalleryConfig {
+        thumbnails: 0,
+        ..config.clone()
+    };
+    let mut off = Gallery::open(&dir.path().join("off.sqlite"), &model(), &none).unwrap();
+    let c = off
+        .observe(&view(0, 0.1, 0), "cam0", 1000)
+        .unwrap()
+        .identity;
+    assert!(!off
+        .offer_thumbnail(&c, 99.0, "cam0", 1000, || Some(vec![1]))
+        .unwrap());
+    // A gallery written before thumbnails existed (schema version 1).
+    drop(gallery);
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch("DROP TABLE thumbnail; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(old);
+    let mut reopened = Gallery::open(&path, &model(), &config).unwrap();
+    let d = reopened
+        .observe(&view(3, 0.1, 0), "cam0", 2000)
+        .unwrap()
+        .identity;
+    assert!(reopened
+        .offer_thumbnail(&d, 9.0, "cam0", 2000, || Some(vec![4]))
+        .unwrap());
+}

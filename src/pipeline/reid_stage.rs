@@ -10,8 +10,13 @@ use crate::interpret::embedding::{check_rois, crops_for};
 use crate::interpret::{Crop, Embedder, Identification, InterpretError, ReidConfig};
 use crate::model::{Align, ModelPackage, SieSpec};
 use crate::preprocess::align::face_chip;
+use crate::preprocess::thumbnail::jpeg;
 use crate::preprocess::{Preprocess, Raster};
 use std::path::Path;
+
+/// Thumbnails: at most this many pixels a side, JPEG quality 80 (a few kB each).
+const THUMBNAIL_SIDE: u32 = 112;
+const THUMBNAIL_QUALITY: u8 = 80;
 
 /// Embeds crops and matches them in the gallery.
 pub struct ReidStage {
@@ -90,7 +95,7 @@ impl ReidStage {
         backend: &mut dyn InferenceBackend,
     ) -> Result<Vec<f32>, StageFailure> {
         let side = self.side_inputs(camera.index, crop.view)?;
-        let cut = self.cut(raster, crop);
+        let cut = cut(self.align, self.input, raster, crop);
         let views = if self.config.flip {
             let mirror = cut.flipped();
             vec![cut, mirror]
@@ -112,23 +117,38 @@ impl ReidStage {
         Ok(self.embedder.finish(&embeddings)?)
     }
 
+    /// Keeps the crop as one of the identity's thumbnails when it is among its best (the
+    /// larger, the better). A thumbnail that cannot be stored is logged, not a failed frame.
+    fn offer_thumbnail(
+        &mut self,
+        raster: &Raster,
+        crop: &Crop,
+        who: &str,
+        camera: &str,
+        now_ms: i64,
+    ) {
+        let b = crop.bounds;
+        let quality = b.width().min(b.height()) as f32;
+        let (align, input) = (self.align, self.input);
+        let made = || {
+            jpeg(
+                &cut(align, input, raster, crop),
+                THUMBNAIL_SIDE,
+                THUMBNAIL_QUALITY,
+            )
+        };
+        if let Err(e) = self
+            .gallery
+            .offer_thumbnail(who, quality, camera, now_ms, made)
+        {
+            log::warn!("thumbnail of {who}: {}", crate::error::chain(&e));
+        }
+    }
+
     /// A similarity as a distance, for packages that compare by Euclidean distance.
     pub fn distance(&self, similarity: f32) -> Option<f32> {
         let metric = self.gallery.config().metric;
         (metric == Metric::Euclidean).then(|| metric.from_similarity(similarity))
-    }
-
-    /// The pixels of a crop: the face's chip, aligned from its eyes and mouth, with `align =
-    /// "face"` when the detector gave them; else the box.
-    fn cut(&self, raster: &Raster, crop: &Crop) -> Raster {
-        let aligned = match (self.align, &crop.face) {
-            (Align::Face, Some(face)) => face_chip(raster, face, self.input.0, self.input.1),
-            _ => None,
-        };
-        aligned.unwrap_or_else(|| {
-            let b = crop.bounds;
-            raster.crop(b.x0, b.y0, b.x1, b.y1)
-        })
     }
 
     /// Identifies each crop of a frame; `now_ms` is the frame's time (ms since 1970).
@@ -149,6 +169,7 @@ impl ReidStage {
                     .gallery
                     .observe(&embedding, camera.id, now_ms)
                     .map_err(InterpretError::from)?;
+                self.offer_thumbnail(raster, crop, &found.identity, camera.id, now_ms);
                 Ok(Identification {
                     roi: crop.roi.clone(),
                     bounds: crop.bounds,
@@ -195,6 +216,19 @@ impl ReidStage {
     pub fn gallery_mut(&mut self) -> &mut Gallery {
         &mut self.gallery
     }
+}
+
+/// The pixels of a crop: the face's chip (`input` sized), aligned from its eyes and mouth, with
+/// `align = "face"` when the detector gave them; else the box.
+fn cut(align: Align, input: (u32, u32), raster: &Raster, crop: &Crop) -> Raster {
+    let aligned = match (align, &crop.face) {
+        (Align::Face, Some(face)) => face_chip(raster, face, input.0, input.1),
+        _ => None,
+    };
+    aligned.unwrap_or_else(|| {
+        let b = crop.bounds;
+        raster.crop(b.x0, b.y0, b.x1, b.y1)
+    })
 }
 
 /// The gallery file of a run: `gallery.path`, else `gallery.sqlite` in `state_dir`.

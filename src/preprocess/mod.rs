@@ -10,6 +10,7 @@ mod mjpeg_scaled;
 mod normalize;
 mod recycle;
 mod resize;
+pub mod thumbnail;
 mod yuv;
 
 use color::AfterResize;

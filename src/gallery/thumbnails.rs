@@ -1,0 +1,143 @@
+//! Thumbnails: each identity's best crops as small JPEGs in the gallery file, so that a user
+//! can see who an unnamed id is (`edgevit gallery show`) before naming it. Bounded per identity
+//! (`[gallery] thumbnails`): a new crop is kept only when it is better than the worst kept one,
+//! and it is only encoded then. They stay on the board: fleet sync does not carry them.
+
+use super::store::{Store, Writer};
+use super::{Gallery, GalleryError};
+use rusqlite::params;
+
+/// The thumbnail table (schema version 2).
+pub(super) const SCHEMA: &str = "
+CREATE TABLE thumbnail (
+    id INTEGER PRIMARY KEY,
+    identity INTEGER NOT NULL REFERENCES identity(id) ON DELETE CASCADE,
+    jpeg BLOB NOT NULL,
+    quality REAL NOT NULL,
+    camera TEXT NOT NULL,
+    ts_ms INTEGER NOT NULL
+);
+CREATE INDEX thumbnail_identity ON thumbnail(identity);
+";
+
+/// One kept crop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thumbnail {
+    pub jpeg: Vec<u8>,
+    /// How good the crop was (its smaller side in pixels): the best are kept.
+    pub quality: f32,
+    pub camera: String,
+    pub ts_ms: i64,
+}
+
+impl Store {
+    /// How many thumbnails `identity` has, and the quality of its worst.
+    fn thumbnail_floor(&self, identity: i64) -> rusqlite::Result<(usize, f32)> {
+        self.connection.query_row(
+            "SELECT count(*), coalesce(min(quality), 0) FROM thumbnail WHERE identity = ?1",
+            [identity],
+            |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, f64>(1)? as f32)),
+        )
+    }
+
+    fn thumbnails(&self, identity: i64) -> rusqlite::Result<Vec<Thumbnail>> {
+        let mut statement = self.connection.prepare(
+            "SELECT jpeg, quality, camera, ts_ms FROM thumbnail WHERE identity = ?1
+             ORDER BY quality DESC, id DESC",
+        )?;
+        let rows = statement.query_map([identity], |r| {
+            Ok(Thumbnail {
+                jpeg: r.get(0)?,
+                quality: r.get::<_, f64>(1)? as f32,
+                camera: r.get(2)?,
+                ts_ms: r.get(3)?,
+            })
+        })?;
+        rows.collect()
+    }
+}
+
+impl Writer<'_> {
+    /// Stores a thumbnail, then keeps only the best `keep` of the identity's.
+    fn keep_thumbnail(
+        &self,
+        identity: i64,
+        thumbnail: &Thumbnail,
+        keep: usize,
+    ) -> rusqlite::Result<()> {
+        self.tx.execute(
+            "INSERT INTO thumbnail (identity, jpeg, quality, camera, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                identity,
+                thumbnail.jpeg,
+                f64::from(thumbnail.quality),
+                thumbnail.camera,
+                thumbnail.ts_ms
+            ],
+        )?;
+        self.trim_thumbnails(identity, keep)
+    }
+
+    /// Keeps only the best `keep` thumbnails of `identity` (after a new one, or a merge).
+    pub(super) fn trim_thumbnails(&self, identity: i64, keep: usize) -> rusqlite::Result<()> {
+        self.tx.execute(
+            "DELETE FROM thumbnail WHERE identity = ?1 AND id NOT IN
+             (SELECT id FROM thumbnail WHERE identity = ?1 ORDER BY quality DESC, id DESC LIMIT ?2)",
+            params![identity, keep as i64],
+        )?;
+        Ok(())
+    }
+}
+
+impl Gallery {
+    /// Offers a crop of `who` of `quality` seen at `camera`: kept when the identity has fewer
+    /// than `[gallery] thumbnails` or a worse one. `jpeg` makes the thumbnail, only when it is
+    /// kept (`None`: it could not be made, nothing is kept). Whether it was kept.
+    pub fn offer_thumbnail(
+        &mut self,
+        who: &str,
+        quality: f32,
+        camera: &str,
+        now_ms: i64,
+        jpeg: impl FnOnce() -> Option<Vec<u8>>,
+    ) -> Result<bool, GalleryError> {
+        let keep = self.config.thumbnails;
+        if keep == 0 {
+            return Ok(false);
+        }
+        let key = self.find(who)?;
+        let (count, worst) = self
+            .store
+            .thumbnail_floor(key)
+            .map_err(|e| self.sql_error(e))?;
+        if count >= keep && quality <= worst {
+            return Ok(false);
+        }
+        let Some(jpeg) = jpeg() else {
+            return Ok(false);
+        };
+        let thumbnail = Thumbnail {
+            jpeg,
+            quality,
+            camera: camera.to_string(),
+            ts_ms: now_ms,
+        };
+        let _writing = super::writing();
+        self.store
+            .write(|w| w.keep_thumbnail(key, &thumbnail, keep))?;
+        Ok(true)
+    }
+
+    /// The thumbnails of an identity (by id or name), best first.
+    pub fn thumbnails(&self, who: &str) -> Result<Vec<Thumbnail>, GalleryError> {
+        let key = self.find(who)?;
+        self.store.thumbnails(key).map_err(|e| self.sql_error(e))
+    }
+
+    fn sql_error(&self, source: rusqlite::Error) -> GalleryError {
+        GalleryError::Sql {
+            path: self.path().to_path_buf(),
+            source,
+        }
+    }
+}
