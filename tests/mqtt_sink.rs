@@ -575,6 +575,97 @@ fn objects_of_a_scene_arrive_as_events_counts_and_discovery() {
     }
 }
 
+/// "Who is at the door" on MQTT: Grace Hopper, enrolled by name, comes to a door camera for
+/// four frames and goes; the camera's identity topic and her own say `recognized` (at the third
+/// frame in a row) and `left` (after three frames without her), named, with the distance; Home
+/// Assistant gets the last recognised person, the recognition events and an event entity for
+/// her.
+#[test]
+fn a_door_camera_names_who_came_on_mqtt_and_home_assistant() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _broker = Broker::start(tmp.path(), port);
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let grace = image::open(shared.join("reference/images/grace_hopper.bmp"))
+        .unwrap()
+        .to_rgb8();
+    for t in 0..7 {
+        let frame = if t < 4 {
+            grace.clone()
+        } else {
+            image::RgbImage::from_pixel(512, 600, image::Rgb([120, 120, 120]))
+        };
+        frame.save(frames.join(format!("{t}.png"))).unwrap();
+    }
+    let detector = common::blazeface_package(tmp.path());
+    let descriptor = common::face_descriptor_package(tmp.path());
+    let config = tmp.path().join("door.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"image-dir\"\npath = \"{}\"\ncamera = \"door\"\n\
+             [detector]\npath = \"{}\"\n[model]\npath = \"{}\"\n\
+             [gallery]\npath = \"gallery.sqlite\"\nthreshold = 0.5\n\
+             [sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ndevice = \"test\"\n\
+             [sink.spool]\npath = \"spool\"\n",
+            frames.display(),
+            detector.display(),
+            descriptor.display()
+        ),
+    )
+    .unwrap();
+    let enrolled = common::edgevit(&[
+        "gallery",
+        "enroll",
+        "--config",
+        config.to_str().unwrap(),
+        "--name",
+        "Grace Hopper",
+        shared
+            .join("reference/images/grace_hopper.bmp")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(enrolled.status.success(), "{}", common::stderr(&enrolled));
+    let sub = subscribed(port, "sub-door");
+    let run = edgevit(&config);
+    assert!(run.wait().success());
+    sub.wait_for("her leaving", 20, |s| {
+        s.json("/door/identity")
+            .iter()
+            .any(|(_, e)| e["type"] == "left")
+    });
+    let at_door = sub.json("/door/identity");
+    let kinds: Vec<(&str, u64)> = at_door
+        .iter()
+        .map(|(_, e)| (e["type"].as_str().unwrap(), e["seq"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("recognized", 2), ("left", 6)], "{at_door:?}");
+    for (_, event) in &at_door {
+        assert_eq!(event["name"], "Grace Hopper");
+        assert_eq!(event["label"], "Grace Hopper");
+        assert!(
+            event["distance"].as_f64().is_some_and(|d| d < 0.5),
+            "{event}"
+        );
+    }
+    let hers = sub.json("/door/identity/Grace Hopper");
+    assert_eq!(hers.len(), 2, "her own topic: {hers:?}");
+    let discovery: Vec<String> = sub.json("/config").into_iter().map(|(t, _)| t).collect();
+    for entity in [
+        "sensor/edgevit_test/door_last_identity",
+        "event/edgevit_test/door_recognition",
+        "event/edgevit_test/door_grace_hopper_seen",
+    ] {
+        assert!(
+            discovery.iter().any(|t| t.contains(entity)),
+            "{entity} in {discovery:?}"
+        );
+    }
+}
+
 // ---- TLS and authentication ----
 
 /// A throwaway certificate authority whose files live in `dir`.

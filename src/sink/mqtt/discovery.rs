@@ -18,10 +18,12 @@ pub enum Reports {
     Classes,
     /// The identities in fixed regions.
     Identities,
-    /// Objects a detector found: the labels seen so far, and whether they carry identities.
+    /// Objects a detector found: the labels seen so far, whether they carry identities, and
+    /// the named people recognised so far (each gets an event entity).
     Objects {
         labels: Vec<String>,
         identities: bool,
+        people: Vec<String>,
     },
 }
 
@@ -111,8 +113,17 @@ pub fn camera_messages(
             fields,
         )
     };
-    if let Reports::Objects { labels, identities } = reports {
-        return object_entities(topics, camera, labels, *identities, entity);
+    if let Reports::Objects {
+        labels,
+        identities,
+        people,
+    } = reports
+    {
+        let mut messages = object_entities(topics, camera, labels, entity);
+        if *identities {
+            messages.extend(recognition_entities(topics, camera, people, entity));
+        }
+        return messages;
     }
     if *reports == Reports::Identities {
         let identity = topics.identity(camera);
@@ -174,12 +185,11 @@ pub fn camera_messages(
 }
 
 /// A scene camera's entities: per label an occupancy binary sensor and a count; an event
-/// entity for its objects' events; with ReID, the last identity seen.
+/// entity for its objects' events.
 fn object_entities(
     topics: &Topics,
     camera: &str,
     labels: &[String],
-    identities: bool,
     entity: impl Fn(&str, &str, String, Value) -> (String, Value),
 ) -> Vec<(String, Value)> {
     let counts = topics.objects(camera);
@@ -216,16 +226,47 @@ fn object_entities(
         format!("{camera} object event"),
         json!({ "state_topic": every, "event_types": ["new", "update", "end"] }),
     ));
-    if identities {
-        messages.push(entity(
+    messages
+}
+
+/// A ReID scene camera's entities: the last person it recognised (a name, else an id), an
+/// event entity for its recognitions, and one per named person recognised there ("Grace Hopper
+/// at door").
+fn recognition_entities(
+    topics: &Topics,
+    camera: &str,
+    people: &[String],
+    entity: impl Fn(&str, &str, String, Value) -> (String, Value),
+) -> Vec<(String, Value)> {
+    let identity = topics.identity(camera);
+    let mut messages = vec![
+        entity(
             "sensor",
             "last_identity",
-            format!("{camera} last identity"),
+            format!("{camera} last recognised person"),
             json!({
-                "state_topic": every,
-                "value_template": "{{ value_json.name or value_json.identity if value_json.identity is defined else this.state }}",
-                "json_attributes_topic": every,
+                "state_topic": identity,
+                "value_template": "{{ value_json.label if value_json.type == 'recognized' else this.state }}",
+                "json_attributes_topic": identity,
                 "icon": "mdi:account-search",
+            }),
+        ),
+        entity(
+            "event",
+            "recognition",
+            format!("{camera} recognition"),
+            json!({ "state_topic": identity, "event_types": ["recognized", "left"] }),
+        ),
+    ];
+    for name in people {
+        messages.push(entity(
+            "event",
+            &format!("{}_seen", slug(name)),
+            format!("{name} at {camera}"),
+            json!({
+                "state_topic": topics.person(camera, name),
+                "event_types": ["recognized", "left"],
+                "icon": "mdi:account-check",
             }),
         ));
     }
@@ -302,11 +343,12 @@ mod tests {
     }
 
     #[test]
-    fn a_scene_camera_gets_occupancy_and_counts_per_label_and_its_last_identity() {
+    fn a_scene_camera_gets_occupancy_and_counts_per_label_and_its_recognitions() {
         let topics = Topics::new("edgevit", "door");
         let reports = Reports::Objects {
             labels: vec!["person".into(), "traffic light".into()],
             identities: true,
+            people: vec!["Grace Hopper".into()],
         };
         let messages = camera_messages(
             &DiscoveryConfig::default(),
@@ -325,6 +367,8 @@ mod tests {
                 "homeassistant/sensor/edgevit_door/cam0_traffic_light_count/config",
                 "homeassistant/event/edgevit_door/cam0_object_event/config",
                 "homeassistant/sensor/edgevit_door/cam0_last_identity/config",
+                "homeassistant/event/edgevit_door/cam0_recognition/config",
+                "homeassistant/event/edgevit_door/cam0_grace_hopper_seen/config",
             ]
         );
         let occupancy = &messages[2].1;
@@ -333,6 +377,14 @@ mod tests {
             occupancy["value_template"],
             "{{ 'ON' if (value_json[\"traffic light\"] | default(0)) > 0 else 'OFF' }}"
         );
-        assert_eq!(messages[5].1["state_topic"], "edgevit/door/cam0/objects/+");
+        assert_eq!(messages[5].1["state_topic"], "edgevit/door/cam0/identity");
+        assert_eq!(messages[5].1["name"], "cam0 last recognised person");
+        let person = &messages[7].1;
+        assert_eq!(person["name"], "Grace Hopper at cam0");
+        assert_eq!(
+            person["state_topic"],
+            "edgevit/door/cam0/identity/Grace Hopper"
+        );
+        assert_eq!(person["event_types"], json!(["recognized", "left"]));
     }
 }

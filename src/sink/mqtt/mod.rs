@@ -19,6 +19,7 @@ mod events;
 mod fleet_sync;
 pub mod names;
 mod object_events;
+mod recognitions;
 mod session;
 mod stats;
 mod tls;
@@ -30,6 +31,7 @@ pub use discovery::Reports;
 pub use events::{EventConfig, EventMessage, EventTracker, Subject};
 pub use fleet_sync::FleetLink;
 pub use object_events::{Counts, ObjectEvent, ObjectEvents};
+pub use recognitions::{Recognition, Recognitions};
 pub use tls::TlsConfig;
 pub use topics::Topics;
 
@@ -47,6 +49,7 @@ pub struct MqttSink {
     events: EventTracker,
     identities: EventTracker,
     objects: ObjectEvents,
+    recognitions: Recognitions,
     shared: Arc<Shared>,
     io: Option<JoinHandle<()>>,
     describe: String,
@@ -94,6 +97,7 @@ impl MqttSink {
             events: EventTracker::new(config.events.clone()),
             identities: EventTracker::of(Subject::Identities, config.events.clone()),
             objects: ObjectEvents::default(),
+            recognitions: Recognitions::new(config.events.frames),
             shared,
             io: Some(io),
             describe: format!(
@@ -116,6 +120,16 @@ impl MqttSink {
 
     pub fn is_connected(&self) -> bool {
         self.shared.connected.load(Ordering::SeqCst)
+    }
+
+    /// A recognition on the camera's identity topic, and a named person's on their own.
+    fn recognition_entries(&self, recognition: &Recognition) -> Result<Vec<Vec<u8>>, SinkError> {
+        let camera = &recognition.camera;
+        let mut entries = vec![entry(&self.topics.identity(camera), recognition)?];
+        if let Some(name) = &recognition.name {
+            entries.push(entry(&self.topics.person(camera, name), recognition)?);
+        }
+        Ok(entries)
     }
 }
 
@@ -140,6 +154,10 @@ impl Sink for MqttSink {
         if let Some(counts) = &counts {
             entries.push(entry(&self.topics.objects(camera), counts)?);
         }
+        let recognitions = self.recognitions.observe(record);
+        for recognition in &recognitions {
+            entries.extend(self.recognition_entries(recognition)?);
+        }
         {
             let mut spool = crate::sync::lock(&self.shared.spool);
             for entry in &entries {
@@ -153,7 +171,7 @@ impl Sink for MqttSink {
             let mut cameras = crate::sync::lock(&self.shared.cameras);
             let known = cameras.iter().position(|(known, _)| known == camera);
             let before = known.map(|i| &cameras[i].1);
-            let reports = reports(result, before, counts.as_ref());
+            let reports = reports(result, before, counts.as_ref(), &recognitions);
             if before != Some(&reports) {
                 match known {
                     Some(i) => cameras[i].1 = reports,
@@ -204,6 +222,11 @@ impl Sink for MqttSink {
                 let entry = entry(&self.topics.object(&event.camera, event.track), &event)?;
                 spool.append(&entry).map_err(SinkError::Spool)?;
             }
+            for recognition in self.recognitions.finish() {
+                for entry in self.recognition_entries(&recognition)? {
+                    spool.append(&entry).map_err(SinkError::Spool)?;
+                }
+            }
         }
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(io) = self.io.take() {
@@ -228,22 +251,33 @@ impl Sink for MqttSink {
 }
 
 /// What a camera reports after `result`: for a scene, every label its counts have held.
-fn reports(result: &ResultRecord, before: Option<&Reports>, counts: Option<&Counts>) -> Reports {
+fn reports(
+    result: &ResultRecord,
+    before: Option<&Reports>,
+    counts: Option<&Counts>,
+    recognitions: &[Recognition],
+) -> Reports {
     if !matches!(result.result, Interpretation::Scene(_)) {
         return Reports::of(result.task);
     }
-    let mut labels = match before {
-        Some(Reports::Objects { labels, .. }) => labels.clone(),
-        _ => Vec::new(),
+    let (mut labels, mut people) = match before {
+        Some(Reports::Objects { labels, people, .. }) => (labels.clone(), people.clone()),
+        _ => (Vec::new(), Vec::new()),
     };
     for label in counts.into_iter().flat_map(|c| c.keys()) {
         if !labels.contains(label) {
             labels.push(label.clone());
         }
     }
+    for name in recognitions.iter().filter_map(|r| r.name.as_ref()) {
+        if !people.contains(name) {
+            people.push(name.clone());
+        }
+    }
     Reports::Objects {
         labels,
         identities: result.task == Task::Reid,
+        people,
     }
 }
 

@@ -187,13 +187,14 @@ fn ended(event: ObjectEvent, seq: u64, ts: &str) -> ObjectEvent {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::detect::Object;
     use crate::model::Task;
     use crate::sink::{FrameInfo, Latency};
 
-    fn object(track: u64, x: u32, identity: Option<&str>) -> SceneObject {
+    /// A tracked person at `x` with `identity` (a scene record's object).
+    pub(in crate::sink::mqtt) fn object(track: u64, x: u32, identity: Option<&str>) -> SceneObject {
         SceneObject {
             track: Some(track),
             object: Object {
@@ -222,7 +223,12 @@ mod tests {
         }
     }
 
-    fn record(seq: u64, objects: Vec<SceneObject>, ended: Vec<u64>) -> Record {
+    /// A ReID scene record of `cam0`.
+    pub(in crate::sink::mqtt) fn record(
+        seq: u64,
+        objects: Vec<SceneObject>,
+        ended: Vec<u64>,
+    ) -> Record {
         Record::Result(ResultRecord {
             frame: FrameInfo {
                 run: "r".into(),

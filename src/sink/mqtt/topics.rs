@@ -30,6 +30,11 @@ impl Topics {
         format!("{}/{}/identity", self.base, level(camera))
     }
 
+    /// `recognized` / `left` of one named person at `camera`.
+    pub fn person(&self, camera: &str, name: &str) -> String {
+        format!("{}/{}/identity/{}", self.base, level(camera), level(name))
+    }
+
     /// `camera`'s count of objects by label, when it changes.
     pub fn objects(&self, camera: &str) -> String {
         format!("{}/{}/objects", self.base, level(camera))
