@@ -21,6 +21,8 @@ impl Subscriber {
     fn start(port: u16, id: &str) -> Subscriber {
         let mut options = MqttOptions::new(id, "127.0.0.1", port);
         options.set_clean_session(false);
+        // Snapshots (JPEG) are larger than rumqttc's default of 10 kB.
+        options.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut connection) = Client::new(options, 100);
         let messages = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&messages);
@@ -89,6 +91,29 @@ impl Subscriber {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The retained payload of `topic`, as bytes, read by a fresh client.
+fn retained_bytes(port: u16, topic: &str) -> Vec<u8> {
+    let mut options = MqttOptions::new("sub-retained", "127.0.0.1", port);
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut connection) = Client::new(options, 10);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for event in connection.iter() {
+        assert!(Instant::now() < deadline, "nothing retained on {topic}");
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                client.subscribe(topic, QoS::AtLeastOnce).unwrap();
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topic => {
+                assert!(p.retain, "{topic} is retained");
+                return p.payload.to_vec();
+            }
+            Ok(_) => {}
+            Err(e) => panic!("{topic}: {e}"),
+        }
+    }
+    panic!("the connection to the broker ended");
 }
 
 /// The last retained availability, read by a fresh client.
@@ -653,11 +678,26 @@ fn a_door_camera_names_who_came_on_mqtt_and_home_assistant() {
     }
     let hers = sub.json("/door/identity/Grace Hopper");
     assert_eq!(hers.len(), 2, "her own topic: {hers:?}");
+    // Her face as a retained JPEG, for Home Assistant's MQTT camera.
+    let snapshot = retained_bytes(port, "edgevit/test/door/snapshot/face");
+    let picture = image::load_from_memory(&snapshot).expect("a JPEG");
+    eprintln!(
+        "snapshot: {} bytes, {}x{}",
+        snapshot.len(),
+        picture.width(),
+        picture.height()
+    );
+    assert_eq!(
+        (picture.width(), picture.height()),
+        (150, 150),
+        "the aligned chip"
+    );
     let discovery: Vec<String> = sub.json("/config").into_iter().map(|(t, _)| t).collect();
     for entity in [
         "sensor/edgevit_test/door_last_identity",
         "event/edgevit_test/door_recognition",
         "event/edgevit_test/door_grace_hopper_seen",
+        "camera/edgevit_test/door_face_snapshot",
     ] {
         assert!(
             discovery.iter().any(|t| t.contains(entity)),

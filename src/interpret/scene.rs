@@ -40,6 +40,10 @@ pub struct SceneObject {
     /// Classify with `[parts]`: the part boxes of the last look, in frame pixels.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<Part>,
+    /// ReID: the crop the last look described (for a face, its aligned chip): what an MQTT
+    /// snapshot shows. Not in the record.
+    #[serde(skip)]
+    pub crop: Option<std::sync::Arc<crate::preprocess::Raster>>,
     /// Share of the track's looks that agree with its label or identity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agreement: Option<f32>,

@@ -145,6 +145,11 @@ impl ReidStage {
         }
     }
 
+    /// The pixels the model sees of a crop (a face's aligned chip, else the box).
+    pub fn crop_of(&self, raster: &Raster, crop: &Crop) -> Raster {
+        cut(self.align, self.input, raster, crop)
+    }
+
     /// A similarity as a distance, for packages that compare by Euclidean distance.
     pub fn distance(&self, similarity: f32) -> Option<f32> {
         let metric = self.gallery.config().metric;

@@ -65,6 +65,7 @@ impl Looker {
                     view,
                     face: object.object.face,
                 };
+                object.crop = Some(std::sync::Arc::new(stage.crop_of(raster, &crop)));
                 let found = stage
                     .identify(
                         raster,
@@ -149,6 +150,7 @@ pub(super) fn plain(object: Object, zones: Vec<String>) -> SceneObject {
         name: None,
         similarity: None,
         distance: None,
+        crop: None,
         fine_label: None,
         top: Vec::new(),
         region: None,
@@ -195,6 +197,7 @@ pub(super) fn carry(last: &SceneObject, current: &mut SceneObject) {
     current.name.clone_from(&last.name);
     current.similarity = last.similarity;
     current.distance = last.distance;
+    current.crop.clone_from(&last.crop);
     current.fine_label.clone_from(&last.fine_label);
     current.top.clone_from(&last.top);
     current.agreement = last.agreement;

@@ -121,7 +121,15 @@ pub fn camera_messages(
     {
         let mut messages = object_entities(topics, camera, labels, entity);
         if *identities {
-            messages.extend(recognition_entities(topics, camera, people, entity));
+            messages.extend(recognition_entities(topics, camera, people, &entity));
+            for label in labels {
+                messages.push(entity(
+                    "camera",
+                    &format!("{}_snapshot", slug(label)),
+                    format!("{camera} {label} snapshot"),
+                    json!({ "topic": topics.snapshot(camera, label) }),
+                ));
+            }
         }
         return messages;
     }
@@ -236,7 +244,7 @@ fn recognition_entities(
     topics: &Topics,
     camera: &str,
     people: &[String],
-    entity: impl Fn(&str, &str, String, Value) -> (String, Value),
+    entity: &impl Fn(&str, &str, String, Value) -> (String, Value),
 ) -> Vec<(String, Value)> {
     let identity = topics.identity(camera);
     let mut messages = vec![
@@ -369,6 +377,8 @@ mod tests {
                 "homeassistant/sensor/edgevit_door/cam0_last_identity/config",
                 "homeassistant/event/edgevit_door/cam0_recognition/config",
                 "homeassistant/event/edgevit_door/cam0_grace_hopper_seen/config",
+                "homeassistant/camera/edgevit_door/cam0_person_snapshot/config",
+                "homeassistant/camera/edgevit_door/cam0_traffic_light_snapshot/config",
             ]
         );
         let occupancy = &messages[2].1;
@@ -386,5 +396,6 @@ mod tests {
             "edgevit/door/cam0/identity/Grace Hopper"
         );
         assert_eq!(person["event_types"], json!(["recognized", "left"]));
+        assert_eq!(messages[8].1["topic"], "edgevit/door/cam0/snapshot/person");
     }
 }

@@ -39,10 +39,15 @@ use super::spool::Spool;
 use super::{CameraStatusRecord, DeliveryState, Record, ResultRecord, Sink, SinkError};
 use crate::interpret::Interpretation;
 use crate::model::Task;
+use crate::preprocess::thumbnail::jpeg;
 use connection::Shared;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+
+/// Snapshots: at most this many pixels a side, JPEG quality 85.
+const SNAPSHOT_SIDE: u32 = 320;
+const SNAPSHOT_QUALITY: u8 = 85;
 
 pub struct MqttSink {
     topics: Topics,
@@ -122,12 +127,22 @@ impl MqttSink {
         self.shared.connected.load(Ordering::SeqCst)
     }
 
-    /// A recognition on the camera's identity topic, and a named person's on their own.
+    /// A recognition on the camera's identity topic, and a named person's on their own; at a
+    /// `recognized`, the crop as a retained JPEG on `<camera>/snapshot/<object>` (Home
+    /// Assistant's MQTT camera shows the latest).
     fn recognition_entries(&self, recognition: &Recognition) -> Result<Vec<Vec<u8>>, SinkError> {
         let camera = &recognition.camera;
         let mut entries = vec![entry(&self.topics.identity(camera), recognition)?];
         if let Some(name) = &recognition.name {
             entries.push(entry(&self.topics.person(camera, name), recognition)?);
+        }
+        let snapshot = (recognition.kind == "recognized")
+            .then_some(recognition.crop.as_deref())
+            .flatten()
+            .and_then(|crop| jpeg(crop, SNAPSHOT_SIDE, SNAPSHOT_QUALITY));
+        if let Some(snapshot) = snapshot {
+            let topic = self.topics.snapshot(camera, &recognition.object);
+            entries.push(entry::encode_retained(&topic, &snapshot));
         }
         Ok(entries)
     }

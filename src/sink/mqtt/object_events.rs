@@ -215,6 +215,7 @@ pub(super) mod tests {
             name: None,
             similarity: identity.map(|_| 0.9),
             distance: None,
+            crop: None,
             fine_label: None,
             top: Vec::new(),
             region: None,

@@ -24,6 +24,8 @@ pub struct Recognition {
     pub name: Option<String>,
     /// The name, else the identity.
     pub label: String,
+    /// What the detector found (`face`, `person`): the snapshot's topic level.
+    pub object: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub track: Option<u64>,
     /// Its similarity at the latest look.
@@ -37,6 +39,9 @@ pub struct Recognition {
     /// The frame that caused the message.
     pub seq: u64,
     pub ts: String,
+    /// The crop of the latest look (a face's aligned chip), for the snapshot. Not sent.
+    #[serde(skip)]
+    pub crop: Option<std::sync::Arc<crate::preprocess::Raster>>,
 }
 
 /// One identity at one camera.
@@ -150,12 +155,14 @@ fn message(object: &SceneObject, identity: &str, camera: &str, seq: u64, ts: &st
         identity: identity.to_string(),
         name: object.name.clone(),
         label: object.name.clone().unwrap_or_else(|| identity.to_string()),
+        object: object.object.label.clone(),
         track: object.track,
         similarity: object.similarity.unwrap_or(0.0),
         distance: object.distance,
         bounds: object.object.bounds,
         seq,
         ts: ts.to_string(),
+        crop: object.crop.clone(),
     }
 }
 

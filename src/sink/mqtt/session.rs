@@ -362,12 +362,12 @@ impl Machine {
         }
         for (id, bytes) in capture.read(self.delivery.last_requested(), room) {
             match publishable(&bytes) {
-                Ok((topic, payload)) => {
+                Ok(entry) => {
                     self.delivery.requested(Carried::Entry(id));
                     out.push(Action::Publish {
-                        topic: topic.to_string(),
-                        payload: payload.to_vec(),
-                        retain: false,
+                        topic: entry.topic.to_string(),
+                        payload: entry.payload.to_vec(),
+                        retain: entry.retain,
                     });
                 }
                 Err(refused) => {
@@ -390,12 +390,13 @@ struct Unpublishable<'a> {
 }
 
 /// The topic and payload of a spool entry, or why it can never be published.
-fn publishable(bytes: &[u8]) -> Result<(&str, &[u8]), Unpublishable<'_>> {
-    let (topic, payload) = entry::decode(bytes).map_err(|e| Unpublishable {
+fn publishable(bytes: &[u8]) -> Result<entry::Decoded<'_>, Unpublishable<'_>> {
+    let decoded = entry::decode_entry(bytes).map_err(|e| Unpublishable {
         topic: String::new(),
         payload: bytes,
         reason: e.to_string(),
     })?;
+    let (topic, payload) = (decoded.topic, decoded.payload);
     let refuse = |reason: String| Unpublishable {
         topic: topic.to_string(),
         payload,
@@ -411,7 +412,7 @@ fn publishable(bytes: &[u8]) -> Result<(&str, &[u8]), Unpublishable<'_>> {
             "a packet of {size} bytes is over the limit of {limit}"
         )));
     }
-    Ok((topic, payload))
+    Ok(decoded)
 }
 
 /// Why an attempt to connect failed, in words that point at the setting to check.

@@ -35,6 +35,11 @@ impl Topics {
         format!("{}/{}/identity/{}", self.base, level(camera), level(name))
     }
 
+    /// Retained: the latest recognised `object`'s crop (a JPEG) at `camera`.
+    pub fn snapshot(&self, camera: &str, object: &str) -> String {
+        format!("{}/{}/snapshot/{}", self.base, level(camera), level(object))
+    }
+
     /// `camera`'s count of objects by label, when it changes.
     pub fn objects(&self, camera: &str) -> String {
         format!("{}/{}/objects", self.base, level(camera))
