@@ -279,19 +279,6 @@ fn door_config(dir: &Path, frames: &Path) -> std::path::PathBuf {
     config
 }
 
-/// Enrols `name` from `image` through the configuration's detector.
-fn enroll(config: &Path, name: &str, image: &Path) -> std::process::Output {
-    common::edgevit(&[
-        "gallery",
-        "enroll",
-        "--config",
-        config.to_str().unwrap(),
-        "--name",
-        name,
-        image.to_str().unwrap(),
-    ])
-}
-
 /// "Who is at the door": two people enrolled by name from one photo each, through the door
 /// configuration's detector and descriptor; a run over new looks at them (crops, shifts,
 /// scales, mirror, light, JPEG, turns) names each one right, and never the other. Enrolment
@@ -318,7 +305,7 @@ fn enrolled_people_are_named_at_the_door_and_bad_enrolments_are_refused() {
     }
     let config = door_config(tmp.path(), &frames);
     let config_arg = config.to_str().unwrap();
-    let enroll = |name: &str, image: &Path| enroll(&config, name, image);
+    let enroll = |name: &str, image: &Path| common::enroll(&config, name, image);
     // Refusals first: nothing may be enrolled by them.
     let two = tmp.path().join("two.png");
     // Each face cut close (BlazeFace short-range wants faces of a fifth of the frame or more).
@@ -607,7 +594,7 @@ fn a_stranger_gets_an_unnamed_identity() {
         ("Eileen Collins", "astronaut.png"),
         ("Grace Hopper", "grace_hopper.bmp"),
     ] {
-        let output = enroll(&config, name, &photo(file));
+        let output = common::enroll(&config, name, &photo(file));
         assert!(output.status.success(), "{}", common::stderr(&output));
     }
     let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);

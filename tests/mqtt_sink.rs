@@ -641,18 +641,8 @@ fn a_door_camera_names_who_came_on_mqtt_and_home_assistant() {
         ),
     )
     .unwrap();
-    let enrolled = common::edgevit(&[
-        "gallery",
-        "enroll",
-        "--config",
-        config.to_str().unwrap(),
-        "--name",
-        "Grace Hopper",
-        shared
-            .join("reference/images/grace_hopper.bmp")
-            .to_str()
-            .unwrap(),
-    ]);
+    let grace_photo = shared.join("reference/images/grace_hopper.bmp");
+    let enrolled = common::enroll(&config, "Grace Hopper", &grace_photo);
     assert!(enrolled.status.success(), "{}", common::stderr(&enrolled));
     let sub = subscribed(port, "sub-door");
     let run = edgevit(&config);

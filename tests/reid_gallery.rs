@@ -260,18 +260,8 @@ fn two_people_over_two_cameras_are_two_identities_through_restarts_and_a_sigkill
     assert_eq!(confirmed_in_gallery(&cam1).len(), 2);
 
     // Enrolment names the known person; the name is then reported.
-    let enroll = common::edgevit(&[
-        "gallery",
-        "enroll",
-        "--config",
-        cam0.to_str().unwrap(),
-        "--name",
-        "Grace Hopper",
-        shared
-            .join("reference/images/grace_hopper.bmp")
-            .to_str()
-            .unwrap(),
-    ]);
+    let photo = shared.join("reference/images/grace_hopper.bmp");
+    let enroll = common::enroll(&cam0, "Grace Hopper", &photo);
     assert!(enroll.status.success(), "{}", common::stderr(&enroll));
     let said = String::from_utf8_lossy(&enroll.stdout);
     assert!(

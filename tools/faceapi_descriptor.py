@@ -37,9 +37,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from onnx_writing import finish_model, ort_outputs
 from tfjs_weights import read_stored
-
-OPSET = 17
 MEAN = np.array([122.782, 117.001, 104.298], np.float32)
 
 
@@ -145,11 +144,7 @@ def build(weights):
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 150, 150])],
         [helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, [1, 128])],
         g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="edgevit tools/faceapi_descriptor.py")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return finish_model(graph, "tools/faceapi_descriptor.py")
 
 
 def chip(path):
@@ -160,9 +155,7 @@ def chip(path):
 
 
 def run(model_bytes, tensor):
-    import onnxruntime
-    session = onnxruntime.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    return session.run(["descriptor"], {"input": tensor})[0]
+    return ort_outputs(model_bytes, {"input": tensor}, ["descriptor"])["descriptor"]
 
 
 def main():

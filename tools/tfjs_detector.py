@@ -28,9 +28,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from onnx_writing import finish_model, letterbox, ort_outputs
 from tfjs_weights import read_weights
 
-OPSET = 17
 TF_DTYPES = {"DT_FLOAT": np.float32, "DT_INT32": np.int32, "DT_BOOL": np.bool_, "DT_INT64": np.int64}
 ONNX_DTYPES = {np.float32: TensorProto.FLOAT, np.int32: TensorProto.INT32, np.bool_: TensorProto.BOOL,
                np.int64: TensorProto.INT64}
@@ -437,30 +437,18 @@ def convert(model_json, outputs):
         graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
     graph = helper.make_graph(converter.onnx_nodes, "tfjs", converter.inputs, graph_outputs,
                               converter.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="edgevit tools/tfjs_detector.py")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model
+    return finish_model(graph, "tools/tfjs_detector.py")
 
 
 def compare(ours, reference, image, outputs):
     """Both ONNX files on one photo (letterboxed to the input, 0..255 values) through ONNX
     Runtime; returns the largest difference per output."""
     import onnxruntime
-    from PIL import Image
 
     def run(path):
-        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        shape = session.get_inputs()[0].shape
-        size = shape[1]
-        picture = Image.open(image).convert("RGB")
-        scale = size / max(picture.size)
-        resized = picture.resize((round(picture.width * scale), round(picture.height * scale)), Image.BILINEAR)
-        canvas = Image.new("RGB", (size, size))
-        canvas.paste(resized, ((size - resized.width) // 2, (size - resized.height) // 2))
-        x = np.asarray(canvas, np.float32)[None]
-        return dict(zip(outputs, session.run(outputs, {session.get_inputs()[0].name: x})))
+        first = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"]).get_inputs()[0]
+        x = letterbox(image, first.shape[1]).astype(np.float32)[None]
+        return ort_outputs(path, {first.name: x}, outputs)
 
     a, b = run(ours), run(reference)
     return {name: float(np.abs(a[name] - b[name]).max()) for name in outputs}

@@ -30,7 +30,7 @@ import onnx
 import tflite
 from onnx import TensorProto, helper, numpy_helper
 
-OPSET = 17
+from onnx_writing import finish_model, letterbox, ort_outputs
 OP_NAMES = {v: k for k, v in tflite.BuiltinOperator.__dict__.items() if not k.startswith("_")}
 NUMPY = {tflite.TensorType.FLOAT32: np.float32, tflite.TensorType.FLOAT16: np.float16,
          tflite.TensorType.INT32: np.int32}
@@ -203,31 +203,17 @@ class Converter:
             self.nodes, "blazeface",
             [helper.make_tensor_value_info("input", TensorProto.FLOAT, [n, c, h, w])],
             outputs, self.initializers)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                                  producer_name="edgevit tools/tflite_detector.py")
-        model.ir_version = 8
-        onnx.checker.check_model(model)
-        return model
+        return finish_model(graph, "tools/tflite_detector.py")
 
 
 def photo(path, size):
-    """A photo letterboxed to `size` (grey bars), RGB scaled to -1..1, NCHW."""
-    from PIL import Image
-    image = Image.open(path).convert("RGB")
-    scale = size / max(image.size)
-    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                           Image.BILINEAR)
-    canvas = Image.new("RGB", (size, size), (0, 0, 0))
-    canvas.paste(resized, ((size - resized.width) // 2, (size - resized.height) // 2))
-    pixels = np.asarray(canvas, np.float32) / 127.5 - 1.0
+    """A photo letterboxed to `size` (black bars), RGB scaled to -1..1, NCHW."""
+    pixels = letterbox(path, size).astype(np.float32) / 127.5 - 1.0
     return pixels.transpose(2, 0, 1)[None].astype(np.float32)
 
 
 def run(model_bytes, tensor):
-    import onnxruntime
-    session = onnxruntime.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, {"input": tensor})))
+    return ort_outputs(model_bytes, {"input": tensor})
 
 
 def main():

@@ -13,7 +13,7 @@ use edgevit::interpret::{Crop, ReidConfig};
 use edgevit::model::Task;
 use edgevit::pipeline::{
     detect, fleet_device, gallery_path, widen, Camera, DetectorConfig, LoadedModel, ReidStage,
-    RunConfig,
+    RunConfig, StageFailure,
 };
 use edgevit::preprocess::{Preprocess, Preprocessor, Raster};
 use edgevit::source::{FrameSource, ImageListSource};
@@ -259,13 +259,7 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
         };
         let embedding = stage
             .embed(&raster, &crop, &camera, &mut preprocess, backend.as_mut())
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: {}",
-                    image.display(),
-                    edgevit::error::chain(e.parts().1)
-                )
-            })?;
+            .map_err(|e| failed_on(&image, &e))?;
         embeddings.push(embedding);
     }
     let outcome =
@@ -282,6 +276,15 @@ fn enroll(args: EnrollArgs) -> Result<i32> {
         Enrolled::Added(id) => println!("{id} {:?}: {count} images added", args.name),
     }
     Ok(super::exit::OK)
+}
+
+/// What went wrong with an enrolment image, naming it.
+fn failed_on(image: &Path, failure: &StageFailure) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: {}",
+        image.display(),
+        edgevit::error::chain(failure.parts().1)
+    )
 }
 
 /// The configuration's detector, which finds the one person (or face) of an enrolment image.
@@ -325,13 +328,7 @@ impl Finder {
             self.backend.as_mut(),
             &own,
         )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}: {}",
-                image.display(),
-                edgevit::error::chain(e.parts().1)
-            )
-        })?;
+        .map_err(|e| failed_on(image, &e))?;
         let labels = || {
             let labels: std::collections::BTreeSet<&str> =
                 objects.iter().map(|o| o.label.as_str()).collect();

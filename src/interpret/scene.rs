@@ -49,6 +49,27 @@ pub struct SceneObject {
     pub agreement: Option<f32>,
 }
 
+impl SceneObject {
+    /// An object as the detector gave it: no track, zones or looks yet.
+    pub fn of(object: Object) -> SceneObject {
+        SceneObject {
+            track: None,
+            object,
+            zones: Vec::new(),
+            identity: None,
+            name: None,
+            similarity: None,
+            distance: None,
+            fine_label: None,
+            top: Vec::new(),
+            region: None,
+            parts: Vec::new(),
+            crop: None,
+            agreement: None,
+        }
+    }
+}
+
 /// The objects of one frame: `"objects": [...]` in the record.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Scene {

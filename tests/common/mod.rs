@@ -29,6 +29,19 @@ pub fn shared_dir() -> PathBuf {
     dir
 }
 
+/// `edgevit gallery enroll --config CONFIG --name NAME IMAGE`.
+pub fn enroll(config: &Path, name: &str, image: &Path) -> Output {
+    edgevit(&[
+        "gallery",
+        "enroll",
+        "--config",
+        config.to_str().unwrap(),
+        "--name",
+        name,
+        image.to_str().unwrap(),
+    ])
+}
+
 /// Test data from the package registries that `../shared` does not hold (`$EDGEVIT_TEST_DATA`,
 /// else `target/test-data`): `relative` in it, or the test fails saying how to fetch it.
 pub fn test_data(relative: &str) -> PathBuf {

@@ -143,19 +143,8 @@ pub(super) fn classify_crop(
 /// An object as the detector gave it, before tracking and looks.
 pub(super) fn plain(object: Object, zones: Vec<String>) -> SceneObject {
     SceneObject {
-        track: None,
-        object,
         zones,
-        identity: None,
-        name: None,
-        similarity: None,
-        distance: None,
-        crop: None,
-        fine_label: None,
-        top: Vec::new(),
-        region: None,
-        parts: Vec::new(),
-        agreement: None,
+        ..SceneObject::of(object)
     }
 }
 

@@ -195,32 +195,24 @@ pub(super) mod tests {
 
     /// A tracked person at `x` with `identity` (a scene record's object).
     pub(in crate::sink::mqtt) fn object(track: u64, x: u32, identity: Option<&str>) -> SceneObject {
+        let object = Object {
+            bounds: PixelBox {
+                x0: x,
+                y0: 10,
+                x1: x + 40,
+                y1: 110,
+            },
+            label: "person".into(),
+            class: 0,
+            score: 0.7,
+            keypoints: Vec::new(),
+            face: None,
+        };
         SceneObject {
             track: Some(track),
-            object: Object {
-                bounds: PixelBox {
-                    x0: x,
-                    y0: 10,
-                    x1: x + 40,
-                    y1: 110,
-                },
-                label: "person".into(),
-                class: 0,
-                score: 0.7,
-                keypoints: Vec::new(),
-                face: None,
-            },
-            zones: Vec::new(),
             identity: identity.map(String::from),
-            name: None,
             similarity: identity.map(|_| 0.9),
-            distance: None,
-            crop: None,
-            fine_label: None,
-            top: Vec::new(),
-            region: None,
-            parts: Vec::new(),
-            agreement: None,
+            ..SceneObject::of(object)
         }
     }
 
