@@ -6,7 +6,7 @@ use anyhow::Result;
 use edgevit::backend::{BackendConfig, TractConfig};
 use edgevit::detect::DetectOverrides;
 use edgevit::gallery::GalleryConfig;
-use edgevit::interpret::{ClassifyConfig, PartsConfig, ReidConfig, ZoomConfig};
+use edgevit::interpret::{ClassifyConfig, MatchBy, PartsConfig, ReidConfig, ZoomConfig};
 use edgevit::model::Task;
 use edgevit::pipeline::{LoadedModel, Pipeline, VitOptions};
 use edgevit::sink::{DrawSink, JsonLinesSink, Sink};
@@ -33,6 +33,14 @@ pub struct Args {
     /// ReID models: the gallery file to match each whole image against (created if absent).
     #[arg(long, value_name = "PATH")]
     gallery: Option<PathBuf>,
+    /// Models with an embedding: classify each image by the examples in this file
+    /// (`edgevit classes enroll`) instead of matching it in a gallery.
+    #[arg(long, value_name = "PATH", conflicts_with = "gallery")]
+    classes: Option<PathBuf>,
+    /// With --classes: compare with each class's mean example (`prototype`) or its nearest
+    /// (`nearest`).
+    #[arg(long, value_name = "HOW", default_value = "prototype", value_parser = match_by, requires = "classes")]
+    match_by: MatchBy,
     /// ReID models with SIE: the camera index fed to the model.
     #[arg(long, value_name = "N", default_value_t = 0)]
     camera_index: usize,
@@ -68,6 +76,9 @@ pub fn run(args: Args) -> Result<i32> {
     let classify = ClassifyConfig {
         top_k: args.top_k,
         min_score: args.min_score,
+        classes: args.classes.clone(),
+        match_by: args.match_by,
+        ..ClassifyConfig::default()
     };
     let vit = VitOptions {
         zoom: args.zoom.then(ZoomConfig::default),
@@ -84,6 +95,9 @@ pub fn run(args: Args) -> Result<i32> {
         None => stdout,
     };
     let mut pipeline = match (loaded.package.manifest.task, &args.gallery) {
+        (Task::Reid, None) if args.classes.is_some() => {
+            Pipeline::new(loaded, &classify, &vit, source, sink)?
+        }
         (Task::Reid, Some(gallery)) => {
             let reid = ReidConfig {
                 flip: args.flip,
@@ -92,7 +106,7 @@ pub fn run(args: Args) -> Result<i32> {
             Pipeline::new_reid(loaded, &reid, &GalleryConfig::default(), gallery, source, sink)?
         }
         (Task::Reid, None) => anyhow::bail!(
-            "{} is a ReID model: give the gallery to match against with --gallery PATH (created if absent)",
+            "{} is a ReID model: give the gallery to match against with --gallery PATH (created if absent), or classes by example with --classes PATH",
             args.model.display()
         ),
         (Task::Classify, _) => Pipeline::new(loaded, &classify, &vit, source, sink)?,
@@ -127,6 +141,11 @@ pub fn run(args: Args) -> Result<i32> {
 fn check_flags_fit(args: &Args, task: Task) -> Result<()> {
     let name = task.name();
     let model = args.model.display();
+    if args.classes.is_some() && task != Task::Reid {
+        anyhow::bail!(
+            "--classes classifies by a model's embedding; {model} is a `{name}` model without one"
+        );
+    }
     match task {
         Task::Classify => {
             for (given, flag) in [(args.gallery.is_some(), "--gallery"), (args.flip, "--flip")] {
@@ -160,4 +179,13 @@ fn check_flags_fit(args: &Args, task: Task) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--match-by`: `prototype` or `nearest`.
+fn match_by(text: &str) -> Result<MatchBy, String> {
+    match text {
+        "prototype" => Ok(MatchBy::Prototype),
+        "nearest" => Ok(MatchBy::Nearest),
+        other => Err(format!("{other:?}: give prototype or nearest")),
+    }
 }

@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod check;
+mod classes;
 mod gallery;
 mod infer;
 pub mod logging;
@@ -66,6 +67,12 @@ enum Command {
         #[command(subcommand)]
         command: gallery::Command,
     },
+    /// Classes by example: enrol a few images per class, then classify by them
+    /// (`[classify] classes`) without a training run.
+    Classes {
+        #[command(subcommand)]
+        command: classes::Command,
+    },
     /// Inspect model packages.
     Models {
         #[command(subcommand)]
@@ -90,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Check(args) => check::run(args),
         Command::Models { command } => models::run(command),
         Command::Gallery { command } => gallery::run(command),
+        Command::Classes { command } => classes::run(command),
         Command::Probe(args) => probe::run(args),
         Command::Snapshot(args) => snapshot::run(args),
         Command::Bench(args) => bench::run(args),

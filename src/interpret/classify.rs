@@ -18,6 +18,23 @@ pub struct ClassifyConfig {
     /// Classes whose probability is below this are left out (0 keeps all `top_k`).
     #[serde(default)]
     pub min_score: f32,
+    /// Classes by example: the file `edgevit classes enroll` writes. The model is then a
+    /// package with an embedding (`task = "reid"`), and each frame's classes are the enrolled
+    /// ones its embedding is closest to (cosine). Default: none (the model's own classes).
+    #[serde(default)]
+    pub classes: Option<std::path::PathBuf>,
+    /// With `classes`: compare with each class's mean example (`prototype`) or its nearest
+    /// one (`nearest`).
+    #[serde(default)]
+    pub match_by: super::MatchBy,
+    /// With `classes`: below this cosine similarity to the best class, the answer is
+    /// `unknown`. Default 0.5.
+    #[serde(default = "default_unknown_below")]
+    pub unknown_below: f32,
+}
+
+fn default_unknown_below() -> f32 {
+    0.5
 }
 
 fn default_top_k() -> usize {
@@ -29,6 +46,9 @@ impl Default for ClassifyConfig {
         ClassifyConfig {
             top_k: default_top_k(),
             min_score: 0.0,
+            classes: None,
+            match_by: super::MatchBy::default(),
+            unknown_below: default_unknown_below(),
         }
     }
 }

@@ -88,6 +88,9 @@ pub struct Embedder {
     /// Made unit length (cosine packages); Euclidean packages keep the model's own scale,
     /// which their distances are meant on.
     unit: bool,
+    /// `[embedding] token`: the row of a `[1, tokens, dim]` output to take (a ViT's class
+    /// token is 0).
+    token: Option<usize>,
 }
 
 impl Embedder {
@@ -123,6 +126,7 @@ impl Embedder {
         Ok(Embedder {
             parts,
             unit: manifest.reid.metric == crate::gallery::Metric::Cosine,
+            token: manifest.embedding.token,
         })
     }
 
@@ -133,14 +137,24 @@ impl Embedder {
             let tensor = outputs
                 .get(name)
                 .ok_or_else(|| InterpretError::MissingOutput(name.clone()))?;
-            if !super::is_one_vector(tensor.shape()) {
-                return Err(InterpretError::Shape {
-                    name: name.clone(),
-                    shape: tensor.shape().to_vec(),
-                    expected: "[1, dim]",
-                });
-            }
-            embedding.extend(tensor.data().iter().map(|v| v * weight));
+            let values = match (self.token, tensor.shape()) {
+                (None, shape) if super::is_one_vector(shape) => tensor.data(),
+                (Some(token), &[1, tokens, dim]) if token < tokens => {
+                    &tensor.data()[token * dim..(token + 1) * dim]
+                }
+                (token, shape) => {
+                    return Err(InterpretError::Shape {
+                        name: name.clone(),
+                        shape: shape.to_vec(),
+                        expected: if token.is_some() {
+                            "[1, tokens, dim] with embedding.token below tokens"
+                        } else {
+                            "[1, dim]"
+                        },
+                    })
+                }
+            };
+            embedding.extend(values.iter().map(|v| v * weight));
         }
         Ok(embedding)
     }
@@ -295,6 +309,7 @@ mod tests {
         let embedder = Embedder {
             parts: vec![("g".into(), 1.0), ("l".into(), 0.5)],
             unit: true,
+            token: None,
         };
         let outputs = Outputs::new(vec![
             ("g".into(), Tensor::new(vec![1, 2], vec![3.0, 0.0]).unwrap()),

@@ -4,6 +4,7 @@
 
 mod classify;
 pub mod embedding;
+pub mod examples;
 pub mod parts;
 pub mod rollout;
 mod scene;
@@ -15,6 +16,7 @@ pub use classify::{
     softmax, ClassScore, Classification, Classifier, ClassifyConfig, Pass, ZoomRegion,
 };
 pub use embedding::{Crop, Embedder, Identification, ReidConfig, RoiConfig};
+pub use examples::{ClassExamples, ExampleClassifier, MatchBy};
 pub use parts::{Part, PartsConfig};
 pub use rollout::{AttentionConfig, AttentionMap};
 pub use scene::{Scene, SceneObject};

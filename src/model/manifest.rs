@@ -184,6 +184,10 @@ pub struct EmbeddingSpec {
     /// (TransReID divides its local features by their count). Default: 1 for each.
     #[serde(default)]
     pub weights: Vec<f32>,
+    /// Take this token of a `[1, tokens, dim]` output (0: a ViT's class token, for an
+    /// embedding read inside a graph, such as DINOv2's final layer norm). Default: the output
+    /// is `[1, dim]`.
+    pub token: Option<usize>,
 }
 
 /// `[reid]` of a ReID package (task `reid`).

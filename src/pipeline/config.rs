@@ -214,6 +214,7 @@ impl RunConfig {
         config.model.path = base.join(&config.model.path);
         config.state_dir = config.state_dir.map(|dir| base.join(dir));
         config.gallery.path = config.gallery.path.map(|path| base.join(path));
+        config.classify.classes = config.classify.classes.map(|path| base.join(path));
         if let Some(detector) = &mut config.detector {
             detector.path = base.join(&detector.path);
         }

@@ -124,11 +124,15 @@ fn check_output_shapes(
                 .flatten()
                 .map(|name| ("outputs.embedding", name)),
         );
+    let token = package.manifest.embedding.token;
     for (key, name) in vectors {
         let Some(shape) = backend.output_shape(name) else {
             continue;
         };
-        if !crate::interpret::is_one_vector(&shape) {
+        // `[embedding] token` takes one row of a [1, tokens, dim] embedding output.
+        let one_token = key == "outputs.embedding"
+            && token.is_some_and(|t| matches!(shape.as_slice(), &[1, tokens, _] if t < tokens));
+        if !one_token && !crate::interpret::is_one_vector(&shape) {
             return Err(ModelError::OutputShape {
                 key,
                 name: name.clone(),
@@ -198,6 +202,10 @@ impl LoadedModel {
         classify: &ClassifyConfig,
         vit: &VitOptions,
     ) -> Result<Box<dyn Interpret>, PipelineError> {
+        if let Some(path) = &classify.classes {
+            let by_example = by_example(&self.package, self.backend.as_ref(), path, classify)?;
+            return Ok(Box::new(by_example));
+        }
         Ok(Box::new(self.classifier(classify, vit)?))
     }
 
@@ -209,6 +217,28 @@ impl LoadedModel {
     ) -> Result<Classifier, PipelineError> {
         classifier_for(&self.package, classify, vit)
     }
+}
+
+/// Classes by example (`[classify] classes`): `package`'s embedding against the examples
+/// enrolled at `path`.
+fn by_example(
+    package: &ModelPackage,
+    backend: &dyn InferenceBackend,
+    path: &Path,
+    classify: &ClassifyConfig,
+) -> Result<crate::interpret::ExampleClassifier, PipelineError> {
+    let examples = crate::interpret::ClassExamples::load(path)?;
+    let dim = crate::interpret::Embedder::new(package, &Default::default())?.dim(backend);
+    examples
+        .check_model(package, dim)
+        .map_err(InterpretError::Config)?;
+    Ok(crate::interpret::ExampleClassifier::new(
+        package,
+        &examples,
+        classify.match_by,
+        classify.unknown_below,
+        classify.top_k,
+    )?)
 }
 
 /// Narrows `backend` to the outputs a classification reads: the attention's (maps, a
@@ -373,7 +403,11 @@ impl Pipeline {
                 }
                 Self::assemble(worker, source, sink)
             }
-            Task::Classify => {
+            // A ReID package with `[classify] classes` classifies by example.
+            Task::Classify | Task::Reid
+                if config.classify.classes.is_some()
+                    || model.package.manifest.task == Task::Classify =>
+            {
                 let vit = config.vit_options();
                 let mut pipeline = Self::new(model, &config.classify, &vit, source, sink)?;
                 for _ in 1..workers {
@@ -382,7 +416,7 @@ impl Pipeline {
                 }
                 pipeline
             }
-            Task::Reid => {
+            Task::Classify | Task::Reid => {
                 if workers > 1 {
                     log::warn!(
                         "pipeline.workers = {workers}: a ReID model runs with one worker (its gallery learns from the frames in order)"

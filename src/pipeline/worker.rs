@@ -3,8 +3,8 @@
 
 use super::scene::{Models, SceneStage};
 use super::{
-    classifier_for, elapsed_ms, keep_read_outputs, Camera, FramePasses, LoadedModel, PipelineError,
-    ReidStage, StageFailure, VitOptions, VitStage,
+    by_example, classifier_for, elapsed_ms, keep_read_outputs, Camera, FramePasses, LoadedModel,
+    PipelineError, ReidStage, StageFailure, VitOptions, VitStage,
 };
 use crate::backend::InferenceBackend;
 use crate::frame::Frame;
@@ -101,6 +101,15 @@ impl Worker {
         if let Stage::Reid(_) | Stage::Scene(_) = self.stage {
             // [reid] and [gallery] are compared with the running ones before this (a
             // change needs a restart): nothing of a ReID run changes live.
+            return Ok(());
+        }
+        if let Some(path) = &classify.classes {
+            // Classes by example: a reload reads the examples enrolled since.
+            let interpret = by_example(&self.package, self.backend.as_ref(), path, classify)?;
+            self.stage = Stage::Classify {
+                interpret: Box::new(interpret),
+                vit: None,
+            };
             return Ok(());
         }
         let classifier = classifier_for(&self.package, classify, vit)?;
