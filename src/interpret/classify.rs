@@ -238,7 +238,11 @@ mod tests {
             logits: "logits".into(),
             patch_logits: None,
             labels: labels.iter().map(|s| s.to_string()).collect(),
-            config: ClassifyConfig { top_k, min_score },
+            config: ClassifyConfig {
+                top_k,
+                min_score,
+                ..ClassifyConfig::default()
+            },
         }
     }
 
