@@ -49,6 +49,10 @@ pub struct GalleryConfig {
     /// board's gallery file: fleet sync does not share them. Default 3.
     #[serde(default = "default_thumbnails")]
     pub thumbnails: usize,
+    /// With `fleet`: also share the thumbnails (pictures of faces and people) with the other
+    /// boards, and take theirs. Off by default: pictures stay on the board that took them.
+    #[serde(default)]
+    pub fleet_thumbnails: bool,
     /// The package's metric and threshold (`[reid]` of its `model.toml`), set when the gallery
     /// is opened for a model ([`GalleryConfig::for_package`]).
     #[serde(skip)]
@@ -90,6 +94,7 @@ impl Default for GalleryConfig {
             expire_after_h: default_expire_after_h(),
             fleet: false,
             thumbnails: default_thumbnails(),
+            fleet_thumbnails: false,
             metric: Metric::Cosine,
             package_threshold: None,
         }

@@ -46,6 +46,9 @@ pub struct FleetIdentity {
     pub removed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// Its best thumbnails, only from a board with `[gallery] fleet_thumbnails` on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thumbnails: Vec<super::thumbnails::SharedThumbnail>,
 }
 
 /// What applying a message did (for logs and tests).
@@ -92,6 +95,7 @@ impl Gallery {
                     exemplars: Vec::new(),
                     removed: true,
                     merged_into: t.merged_into.clone(),
+                    thumbnails: Vec::new(),
                 }),
         );
         out
@@ -115,6 +119,7 @@ impl Gallery {
                 .collect(),
             removed: false,
             merged_into: None,
+            thumbnails: self.shared_thumbnails(identity.key),
         }
     }
 
@@ -187,6 +192,7 @@ impl Gallery {
             self.tombstones.insert(tombstone.label.clone(), tombstone);
             self.identities.insert(key, relabelled);
             self.add_exemplars(key, &exemplars, message.created_ms)?;
+            self.take_thumbnails(key, message)?;
             return Ok(Applied::Relabelled {
                 from: from_label,
                 to: message.id.clone(),
@@ -211,6 +217,7 @@ impl Gallery {
         })?;
         self.identities.insert(identity.key, identity.clone());
         self.add_exemplars(identity.key, &exemplars, message.created_ms)?;
+        self.take_thumbnails(identity.key, message)?;
         Ok(Applied::Added(identity.label))
     }
 

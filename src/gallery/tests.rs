@@ -394,3 +394,49 @@ fn thumbnails_keep_the_best_few_and_follow_merges_and_forgets() {
         .offer_thumbnail(&d, 9.0, "cam0", 2000, || Some(vec![4]))
         .unwrap());
 }
+
+/// Thumbnails cross to another board only when both have `fleet_thumbnails` on: the sender
+/// to send them, the receiver to keep them.
+#[test]
+fn thumbnails_travel_only_when_both_boards_allow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = |name: &str, share: bool| {
+        let config = GalleryConfig {
+            confirm_frames: 1,
+            fleet_thumbnails: share,
+            ..config()
+        };
+        let mut g = Gallery::open(
+            &dir.path().join(format!("{name}.sqlite")),
+            &model(),
+            &config,
+        )
+        .unwrap();
+        g.set_device(name);
+        g
+    };
+    let kept = |g: &Gallery, id: &str| g.thumbnails(id).map(|t| t.len()).unwrap_or(0);
+    for (send, take, travels) in [
+        (true, true, true),
+        (false, true, false),
+        (true, false, false),
+    ] {
+        let mut a = board(&format!("a{send}{take}"), send);
+        let mut b = board(&format!("b{send}{take}"), take);
+        let id = a.observe(&view(0, 0.1, 0), "cam0", 1000).unwrap().identity;
+        a.offer_thumbnail(&id, 40.0, "cam0", 1000, || Some(vec![0xff, 0xd8, 1]))
+            .unwrap();
+        let message = &a.fleet_state()[0];
+        assert_eq!(message.thumbnails.len(), usize::from(send), "sent: {send}");
+        exchange(&a, &mut b);
+        assert_eq!(kept(&b, &id) == 1, travels, "send {send}, take {take}");
+        if travels {
+            let got = &b.thumbnails(&id).unwrap()[0];
+            assert_eq!(
+                (got.jpeg.as_slice(), got.quality),
+                (&[0xff, 0xd8, 1][..], 40.0)
+            );
+            assert_eq!(got.camera, format!("fleet:a{send}{take}"));
+        }
+    }
+}

@@ -3,9 +3,23 @@
 //! (`[gallery] thumbnails`): a new crop is kept only when it is better than the worst kept one,
 //! and it is only encoded then. They stay on the board: fleet sync does not carry them.
 
+use super::fleet_merge::FleetIdentity;
 use super::store::{Store, Writer};
 use super::{Gallery, GalleryError};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+/// A thumbnail in a fleet message (`[gallery] fleet_thumbnails`): the JPEG in base64.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedThumbnail {
+    pub jpeg: String,
+    pub quality: f32,
+}
+
+/// A shared thumbnail larger than this is not taken (a few kB is what edgevit makes).
+const LARGEST_SHARED: usize = 64 * 1024;
 
 /// The thumbnail table (schema version 2).
 pub(super) const SCHEMA: &str = "
@@ -132,6 +146,54 @@ impl Gallery {
     pub fn thumbnails(&self, who: &str) -> Result<Vec<Thumbnail>, GalleryError> {
         let key = self.find(who)?;
         self.store.thumbnails(key).map_err(|e| self.sql_error(e))
+    }
+
+    /// What a fleet message carries of an identity's thumbnails: none unless
+    /// `fleet_thumbnails` is on (or when they cannot be read: the identity still travels).
+    pub(super) fn shared_thumbnails(&self, key: i64) -> Vec<SharedThumbnail> {
+        if !self.config.fleet_thumbnails {
+            return Vec::new();
+        }
+        let thumbnails = self.store.thumbnails(key).unwrap_or_default();
+        thumbnails
+            .iter()
+            .map(|t| SharedThumbnail {
+                jpeg: STANDARD.encode(&t.jpeg),
+                quality: t.quality,
+            })
+            .collect()
+    }
+
+    /// Keeps another board's thumbnails of an identity, when `fleet_thumbnails` is on here
+    /// too; damaged or oversized ones are skipped.
+    pub(super) fn take_thumbnails(
+        &mut self,
+        key: i64,
+        message: &FleetIdentity,
+    ) -> Result<(), GalleryError> {
+        let keep = self.config.thumbnails;
+        if !self.config.fleet_thumbnails || keep == 0 {
+            return Ok(());
+        }
+        let taken: Vec<Thumbnail> = message
+            .thumbnails
+            .iter()
+            .filter_map(|shared| {
+                let jpeg = STANDARD.decode(&shared.jpeg).ok()?;
+                (jpeg.len() <= LARGEST_SHARED && shared.quality.is_finite()).then(|| Thumbnail {
+                    jpeg,
+                    quality: shared.quality,
+                    camera: format!("fleet:{}", message.origin),
+                    ts_ms: message.updated_ms,
+                })
+            })
+            .collect();
+        self.store.write(|w| {
+            for thumbnail in &taken {
+                w.keep_thumbnail(key, thumbnail, keep)?;
+            }
+            Ok(())
+        })
     }
 
     fn sql_error(&self, source: rusqlite::Error) -> GalleryError {
