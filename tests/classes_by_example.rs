@@ -212,3 +212,94 @@ fn wrong_classes_files_and_models_are_refused_clearly() {
         "{said}"
     );
 }
+
+/// Classes by example on fixed regions (state classification) and on a detector's objects:
+/// each region, then each object, of the frame is classified by the enrolled examples.
+/// The photos in the frame were not enrolled.
+#[test]
+fn fixed_regions_and_detected_objects_are_classified_by_example() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = dino_embedding(&shared, tmp.path());
+    let photo = |name: &str| shared.join("reference/images").join(name);
+    let classes = tmp.path().join("classes.json");
+    enroll(
+        &model,
+        &classes,
+        "bird",
+        &[photo("bird.bmp"), photo("owl.jpg")],
+    );
+    enroll(&model, &classes, "person", &[photo("astronaut.png")]);
+    let filter = image::imageops::FilterType::Triangle;
+    let square = |name: &str| {
+        let image = image::open(photo(name)).unwrap().to_rgb8();
+        image::imageops::resize(&image, 300, 300, filter)
+    };
+    let mut frame = image::RgbImage::from_pixel(640, 320, image::Rgb([120, 120, 120]));
+    image::imageops::replace(&mut frame, &square("parrot.jpg"), 10, 10);
+    image::imageops::replace(&mut frame, &square("grace_hopper.bmp"), 330, 10);
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    for t in 0..3 {
+        frame.save(frames.join(format!("{t}.png"))).unwrap();
+    }
+    let config = tmp.path().join("regions.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"image-dir\"\npath = \"{}\"\n[model]\npath = \"{}\"\n\
+             [classify]\nclasses = \"classes.json\"\n[tracker]\nevery_frames = 1\n\
+             [[reid.roi]]\ncamera = \"cam0\"\nname = \"perch\"\nbox = [10, 10, 310, 310]\n\
+             [[reid.roi]]\ncamera = \"cam0\"\nname = \"desk\"\nbox = [330, 10, 630, 310]\n",
+            frames.display(),
+            model.display()
+        ),
+    )
+    .unwrap();
+    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let lines = common::json_lines(&output);
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        let objects = line["objects"].as_array().unwrap();
+        let states: Vec<(&str, &str)> = objects
+            .iter()
+            .map(|o| {
+                (
+                    o["label"].as_str().unwrap(),
+                    o["fine_label"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(states, [("perch", "bird"), ("desk", "person")], "{line}");
+    }
+    // The same frames with the COCO detector in front: each object it finds is classified by
+    // example too (its own label is COCO's; `fine_label` is the enrolled class).
+    let detector = common::centernet_package(tmp.path(), |_| {});
+    let config = tmp.path().join("objects.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"image-dir\"\npath = \"{}\"\n[model]\npath = \"{}\"\n\
+             [detector]\npath = \"{}\"\n[classify]\nclasses = \"classes.json\"\n",
+            frames.display(),
+            model.display(),
+            detector.display()
+        ),
+    )
+    .unwrap();
+    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    for line in common::json_lines(&output) {
+        let objects = line["objects"].as_array().unwrap();
+        eprintln!("{objects:?}");
+        for object in objects.iter().filter(|o| o["score"].as_f64() > Some(0.4)) {
+            let (coco, fine) = (&object["label"], &object["fine_label"]);
+            assert!(
+                (coco == "bird" && fine == "bird") || (coco == "person" && fine == "person"),
+                "{object}"
+            );
+        }
+        assert!(objects.len() >= 2, "{line}");
+    }
+}

@@ -193,11 +193,20 @@ impl ExampleClassifier {
     }
 }
 
-impl Interpret for ExampleClassifier {
-    fn interpret(&self, outputs: &Outputs) -> Result<Interpretation, InterpretError> {
+impl ExampleClassifier {
+    /// The classes of the model's outputs for one image.
+    pub fn classify_outputs(&self, outputs: &Outputs) -> Result<Classification, InterpretError> {
         let one = self.embedder.concatenate(outputs)?;
         let embedding = self.embedder.finish(&[one])?;
-        Ok(Interpretation::Classification(self.classify(&embedding)))
+        Ok(self.classify(&embedding))
+    }
+}
+
+impl Interpret for ExampleClassifier {
+    fn interpret(&self, outputs: &Outputs) -> Result<Interpretation, InterpretError> {
+        Ok(Interpretation::Classification(
+            self.classify_outputs(outputs)?,
+        ))
     }
 }
 

@@ -219,6 +219,17 @@ impl LoadedModel {
     }
 }
 
+/// Classes by example for a loaded model (`[classify] classes` must name the file).
+pub(crate) fn examples_for(
+    model: &LoadedModel,
+    classify: &ClassifyConfig,
+) -> Result<crate::interpret::ExampleClassifier, PipelineError> {
+    let path = classify.classes.as_deref().ok_or_else(|| {
+        InterpretError::Config("classes by example need `[classify] classes`".into())
+    })?;
+    by_example(&model.package, model.backend.as_ref(), path, classify)
+}
+
 /// Classes by example (`[classify] classes`): `package`'s embedding against the examples
 /// enrolled at `path`.
 fn by_example(

@@ -15,9 +15,10 @@ use crate::pipeline::{
 /// Whether a run is a scene: a detector (in `[detector]`, or as the `[model]`), or a classify
 /// model on fixed regions.
 pub fn is_scene(config: &RunConfig, task: Task) -> bool {
+    let classifies = task == Task::Classify || config.classify.classes.is_some();
     config.detector.is_some()
         || task == Task::Detect
-        || (task == Task::Classify && !config.reid.rois.is_empty())
+        || (classifies && !config.reid.rois.is_empty())
 }
 
 /// The worker of a scene (see [`is_scene`]).
@@ -53,6 +54,10 @@ pub(in crate::pipeline) fn worker(
     let stage = SceneStage::new(finder, tracker)?;
     stage.check(model.backend.as_ref())?;
     let second = match task {
+        Task::Reid if config.classify.classes.is_some() => {
+            let by_example = crate::pipeline::examples_for(&model, &config.classify)?;
+            Second::Examples(Box::new(by_example))
+        }
         Task::Reid => {
             let path = gallery_path(&config.gallery, config.state_dir.as_deref())?;
             let reid = ReidStage::new(

@@ -5,7 +5,8 @@
 use super::Models;
 use crate::detect::Object;
 use crate::interpret::{
-    Classification, Classifier, Crop, InterpretError, Part, PixelBox, SceneObject,
+    Classification, Classifier, Crop, ExampleClassifier, InterpretError, Part, PixelBox,
+    SceneObject,
 };
 use crate::pipeline::{Camera, FramePasses, ReidStage, StageFailure, VitStage};
 use crate::preprocess::Raster;
@@ -18,6 +19,8 @@ pub enum Second {
         vit: Option<Box<VitStage>>,
     },
     Reid(Box<ReidStage>),
+    /// Classes by example (`[classify] classes`) on each object's embedding.
+    Examples(Box<ExampleClassifier>),
 }
 
 /// The second model and how it crops.
@@ -85,6 +88,21 @@ impl Looker {
                 object.name = found.name;
                 object.similarity = Some(found.similarity);
                 object.distance = found.distance;
+            }
+            Second::Examples(examples) => {
+                let crop = raster.crop(bounds.x0, bounds.y0, bounds.x1, bounds.y1);
+                let prepared = worker
+                    .preprocess
+                    .prepare_raster(&crop)
+                    .map_err(StageFailure::Preprocess)?;
+                let outputs = worker
+                    .backend
+                    .run(&prepared.tensor)
+                    .map_err(StageFailure::Infer)?;
+                worker.preprocess.recycle(prepared);
+                let result = examples.classify_outputs(&outputs)?;
+                object.fine_label = result.top.first().map(|c| c.label.clone());
+                object.top = result.top;
             }
             Second::Classify { classifier, vit } => {
                 let crop = raster.crop(bounds.x0, bounds.y0, bounds.x1, bounds.y1);
