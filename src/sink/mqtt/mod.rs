@@ -127,16 +127,18 @@ impl MqttSink {
         self.shared.connected.load(Ordering::SeqCst)
     }
 
-    /// A recognition on the camera's identity topic, and a named person's on their own; at a
-    /// `recognized`, the crop as a retained JPEG on `<camera>/snapshot/<object>` (Home
-    /// Assistant's MQTT camera shows the latest).
+    /// A recognition on the camera's identity topic, and a named person's on their own; the
+    /// visit's best crop as a retained JPEG on `<camera>/snapshot/<object>` (Home Assistant's
+    /// MQTT camera shows the latest).
     fn recognition_entries(&self, recognition: &Recognition) -> Result<Vec<Vec<u8>>, SinkError> {
         let camera = &recognition.camera;
         let mut entries = vec![entry(&self.topics.identity(camera), recognition)?];
         if let Some(name) = &recognition.name {
             entries.push(entry(&self.topics.person(camera, name), recognition)?);
         }
-        let snapshot = (recognition.kind == "recognized")
+        // At `recognized`, the visit's best crop so far; at `left`, a better one if it came.
+        let send = recognition.kind == "recognized" || recognition.better_crop;
+        let snapshot = send
             .then_some(recognition.crop.as_deref())
             .flatten()
             .and_then(|crop| jpeg(crop, SNAPSHOT_SIDE, SNAPSHOT_QUALITY));

@@ -39,9 +39,13 @@ pub struct Recognition {
     /// The frame that caused the message.
     pub seq: u64,
     pub ts: String,
-    /// The crop of the latest look (a face's aligned chip), for the snapshot. Not sent.
+    /// The best crop of the visit so far (a face's aligned chip; the largest box is the
+    /// best), for the snapshot. Not sent.
     #[serde(skip)]
     pub crop: Option<std::sync::Arc<crate::preprocess::Raster>>,
+    /// Whether `crop` is better than the one sent at `recognized` (`left` then sends it).
+    #[serde(skip)]
+    pub better_crop: bool,
 }
 
 /// One identity at one camera.
@@ -50,9 +54,11 @@ struct Presence {
     /// Frames in a row it was in; frames in a row it was not.
     streak: u32,
     misses: u32,
-    /// The latest look, as a message ready to send.
+    /// The latest look, as a message ready to send (with the visit's best crop).
     latest: Recognition,
     announced: bool,
+    /// How good the best crop is (its box's smaller side).
+    best: u32,
 }
 
 /// The identities present at each camera.
@@ -99,11 +105,25 @@ impl Recognitions {
                 misses: 0,
                 latest: latest.clone(),
                 announced: false,
+                best: 0,
             });
             presence.streak += 1;
             presence.misses = 0;
             let id = presence.latest.id.clone();
+            let (best_crop, better) = (presence.latest.crop.clone(), presence.latest.better_crop);
+            let quality = object
+                .object
+                .bounds
+                .width()
+                .min(object.object.bounds.height());
             presence.latest = latest;
+            if object.crop.is_some() && quality > presence.best {
+                presence.best = quality;
+                presence.latest.better_crop = presence.announced;
+            } else {
+                presence.latest.crop = best_crop;
+                presence.latest.better_crop = better;
+            }
             if presence.announced {
                 presence.latest.id = id;
             } else {
@@ -163,6 +183,7 @@ fn message(object: &SceneObject, identity: &str, camera: &str, seq: u64, ts: &st
         seq,
         ts: ts.to_string(),
         crop: object.crop.clone(),
+        better_crop: false,
     }
 }
 
@@ -223,5 +244,40 @@ mod tests {
             ("left", "Grace Hopper", 11)
         );
         assert_eq!(kinds, [(2, "recognized"), (8, "left"), (11, "recognized")]);
+    }
+
+    /// The snapshot is the visit's best crop (the largest box): at `recognized` the best of
+    /// the frames so far, at `left` a better one when it came after.
+    #[test]
+    fn the_snapshot_is_the_best_crop_of_the_visit() {
+        let mut r = Recognitions::new(2);
+        let look = |side: u32| {
+            let mut face = face("id-000002", Some("Grace Hopper"));
+            face.object.bounds.x1 = face.object.bounds.x0 + side;
+            face.object.bounds.y1 = face.object.bounds.y0 + side;
+            face.crop = Some(std::sync::Arc::new(crate::preprocess::Raster {
+                width: side,
+                height: side,
+                channels: 3,
+                data: vec![0; (side * side * 3) as usize],
+            }));
+            face
+        };
+        let width = |m: &Recognition| m.crop.as_ref().map(|c| c.width);
+        let mut sent = Vec::new();
+        for (seq, side) in [(0, 80), (1, 60), (2, 120), (3, 90)] {
+            sent.extend(r.observe(&record(seq, vec![look(side)], Vec::new())));
+        }
+        for seq in 4..6 {
+            sent.extend(r.observe(&record(seq, Vec::new(), Vec::new())));
+        }
+        let summary: Vec<(&str, Option<u32>, bool)> = sent
+            .iter()
+            .map(|m| (m.kind, width(m), m.better_crop))
+            .collect();
+        assert_eq!(
+            summary,
+            [("recognized", Some(80), false), ("left", Some(120), true)]
+        );
     }
 }
