@@ -644,3 +644,61 @@ fn a_stranger_gets_an_unnamed_identity() {
         assert!(chip.width() <= 112 && chip.height() <= 112 && bytes.len() < 10_000);
     }
 }
+
+/// Faces too small for BlazeFace short-range in a 1920x1080 frame are found inside the people
+/// the COCO detector finds first (`[detector] within`), in frame pixels, and named.
+#[test]
+fn small_faces_are_found_inside_the_people_of_a_wide_frame() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = tmp.path().join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    let grace = image::open(shared.join("reference/images/grace_hopper.bmp"))
+        .unwrap()
+        .to_rgb8();
+    let small = image::imageops::resize(&grace, 348, 400, image::imageops::FilterType::Triangle);
+    let mut frame = RgbImage::from_pixel(1920, 1080, image::Rgb([118, 118, 124]));
+    image::imageops::replace(&mut frame, &small, 1200, 500);
+    frame.save(frames.join("0.png")).unwrap();
+    let config = door_config(tmp.path(), &frames);
+    let output = common::enroll(
+        &config,
+        "Grace Hopper",
+        &shared.join("reference/images/grace_hopper.bmp"),
+    );
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let faces_in = |config: &Path| {
+        let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+        assert!(output.status.success(), "{}", common::stderr(&output));
+        common::json_lines(&output)[0]["objects"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert!(
+        faces_in(&config).is_empty(),
+        "too small for the face detector alone"
+    );
+    let centernet = common::centernet_package(tmp.path(), |_| {});
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "margin = 0.25\n",
+        &format!(
+            "margin = 0.25\nwithin = \"{}\"\nwithin_labels = [\"person\"]\n",
+            centernet.display()
+        ),
+    );
+    let within = tmp.path().join("within.toml");
+    std::fs::write(&within, text).unwrap();
+    let found = faces_in(&within);
+    eprintln!("{found:?}");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let b: Vec<u64> = (found[0]["box"].as_array().unwrap().iter())
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    // Grace's face lies in the upper middle of the pasted photo, in frame pixels.
+    assert!(
+        b[0] > 1200 && b[2] < 1548 && b[1] > 500 && b[3] < 800,
+        "{b:?}"
+    );
+    assert_eq!(found[0]["name"], "Grace Hopper");
+}

@@ -217,6 +217,7 @@ impl RunConfig {
         config.classify.classes = config.classify.classes.map(|path| base.join(path));
         if let Some(detector) = &mut config.detector {
             detector.path = base.join(&detector.path);
+            detector.within = detector.within.as_ref().map(|w| base.join(w));
         }
         config.check_names(text)?;
         Ok(config)

@@ -1,7 +1,7 @@
 //! Building a scene's worker from a run configuration: a detector alone, a detector before the
 //! model, or the model on fixed regions (`[[reid.roi]]` with a classify model).
 
-use super::finder::{Finder, OwnModel};
+use super::finder::{Finder, OwnModel, Within};
 use super::looks::{Looker, Second};
 use super::SceneStage;
 use crate::detect::{Decoder, DetectError};
@@ -39,6 +39,7 @@ pub(in crate::pipeline) fn worker(
             decoder: Box::new(Decoder::new(&model.package, &config.detect)?),
             own: None,
             zones: config.zones.clone(),
+            within: None,
         };
         let stage = SceneStage::new(finder, tracker)?;
         stage.check(model.backend.as_ref())?;
@@ -100,10 +101,60 @@ fn detector_finder(config: &RunConfig, path: &std::path::Path) -> Result<Finder,
     }
     let mut backend = found.backend;
     backend.keep_outputs(&found.package.manifest.outputs.per_frame_names())?;
+    let within = match config.detector.as_ref().and_then(|d| d.within.as_ref()) {
+        Some(path) => {
+            let within = within_detector(config, path)?;
+            // Both search the same decoded frame: their colour orders must agree.
+            if within.model.color != found.package.manifest.input.color {
+                return Err(InterpretError::Config(
+                    "detector.within: its colour order differs from detector.path's".into(),
+                )
+                .into());
+            }
+            Some(Box::new(within))
+        }
+        None => None,
+    };
     let finder = Finder::Detector {
         decoder: Box::new(Decoder::new(&found.package, &config.detect)?),
         own: Some(Box::new(OwnModel::new(&found.package, backend))),
         zones: config.zones.clone(),
+        within,
     };
     Ok(finder)
+}
+
+/// The detector `[detector] within` names, with its own settings (its package's `[detect]`).
+fn within_detector(config: &RunConfig, path: &std::path::Path) -> Result<Within, PipelineError> {
+    let at_key = |e: PipelineError| PipelineError::Setting {
+        key: "detector.within",
+        source: Box::new(e),
+    };
+    let found = LoadedModel::load(path, &config.backend).map_err(at_key)?;
+    if found.package.manifest.task != Task::Detect {
+        let model = found.package.name().to_string();
+        return Err(at_key(DetectError::NotADetector { model }.into()));
+    }
+    let decoder = Decoder::new(&found.package, &Default::default())?;
+    let labels = config
+        .detector
+        .as_ref()
+        .and_then(|d| d.within_labels.clone());
+    for label in labels.iter().flatten() {
+        if !found.package.labels.contains(label) {
+            return Err(InterpretError::Config(format!(
+                "detector.within_labels: {label:?} is not a label of {:?}",
+                found.package.name()
+            ))
+            .into());
+        }
+    }
+    let mut backend = found.backend;
+    backend.keep_outputs(&found.package.manifest.outputs.per_frame_names())?;
+    decoder.check(backend.as_ref())?;
+    Ok(Within {
+        decoder,
+        model: OwnModel::new(&found.package, backend),
+        labels,
+    })
 }

@@ -13,9 +13,9 @@ use crate::preprocess::{Preprocess, PreprocessError, Preprocessor, Raster};
 
 /// The detector's own model, when the worker's backend runs the second one.
 pub(super) struct OwnModel {
-    preprocess: Preprocessor,
-    backend: Box<dyn InferenceBackend>,
-    color: ColorOrder,
+    pub(super) preprocess: Preprocessor,
+    pub(super) backend: Box<dyn InferenceBackend>,
+    pub(super) color: ColorOrder,
     /// The second model decodes frames in the detector's colour order: one decode serves both.
     same_color: bool,
 }
@@ -42,12 +42,27 @@ pub(super) struct Found {
     pub view: usize,
 }
 
+/// A detector whose objects the scene's detector then searches (`[detector] within`).
+pub(super) struct Within {
+    pub decoder: Decoder,
+    pub model: OwnModel,
+    /// Only its objects of these labels; `None`, all.
+    pub labels: Option<Vec<String>>,
+}
+
+/// A second search inside an object is widened by this share of its size a side (a face at
+/// the top of a person box).
+const WITHIN_MARGIN: f32 = 0.1;
+/// Objects found inside two overlapping regions overlap by more than this: one is kept.
+const WITHIN_DUPLICATE_IOU: f64 = 0.5;
+
 /// What finds the objects.
 pub(super) enum Finder {
     Detector {
         decoder: Box<Decoder>,
         own: Option<Box<OwnModel>>,
         zones: Vec<ZoneConfig>,
+        within: Option<Box<Within>>,
     },
     Regions(Vec<RoiConfig>),
 }
@@ -98,19 +113,23 @@ impl Finder {
         camera: &str,
         worker: &mut Models,
     ) -> Result<Vec<Found>, StageFailure> {
-        let (decoder, own, zones) = match self {
+        let (decoder, own, zones, within) = match self {
             Finder::Regions(rois) => return Ok(regions(rois, camera, raster)),
             Finder::Detector {
                 decoder,
                 own,
                 zones,
-            } => (decoder, own, zones),
+                within,
+            } => (decoder, own, zones, within),
         };
         let (preprocess, backend): (&mut dyn Preprocess, &mut dyn InferenceBackend) = match own {
             Some(own) => (&mut own.preprocess, own.backend.as_mut()),
             None => (&mut *worker.preprocess, &mut *worker.backend),
         };
-        let objects = detect(decoder, preprocess, backend, raster)?;
+        let objects = match within {
+            None => detect(decoder, preprocess, backend, raster)?,
+            Some(within) => detect_within(within, decoder, preprocess, backend, raster)?,
+        };
         Ok(objects
             .into_iter()
             .filter_map(|object| {
@@ -140,6 +159,59 @@ pub fn detect(
     let objects = decoder.objects(&outputs, &prepared.placement, (raster.width, raster.height))?;
     preprocess.recycle(prepared);
     Ok(objects)
+}
+
+/// The objects `decoder` finds inside each object of `within` (widened), in frame pixels; of
+/// two that overlap (found from two overlapping regions), the better scored is kept.
+fn detect_within(
+    within: &mut Within,
+    decoder: &Decoder,
+    preprocess: &mut dyn Preprocess,
+    backend: &mut dyn InferenceBackend,
+    raster: &Raster,
+) -> Result<Vec<Object>, StageFailure> {
+    let outer = detect(
+        &within.decoder,
+        &mut within.model.preprocess,
+        within.model.backend.as_mut(),
+        raster,
+    )?;
+    let mut found: Vec<Object> = Vec::new();
+    for region in outer
+        .iter()
+        .filter(|o| (within.labels.as_ref()).is_none_or(|labels| labels.contains(&o.label)))
+    {
+        let b = super::looks::widen(region.bounds, WITHIN_MARGIN, raster.width, raster.height);
+        let crop = raster.crop(b.x0, b.y0, b.x1, b.y1);
+        for object in detect(decoder, preprocess, backend, &crop)? {
+            let object = shifted(object, b.x0, b.y0);
+            let duplicate = found.iter_mut().find(|f| {
+                f.class == object.class && f.bounds.iou(&object.bounds) > WITHIN_DUPLICATE_IOU
+            });
+            match duplicate {
+                Some(kept) if kept.score >= object.score => {}
+                Some(kept) => *kept = object,
+                None => found.push(object),
+            }
+        }
+    }
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    Ok(found)
+}
+
+/// An object found in a crop whose corner is at (`dx`, `dy`), in the frame's pixels.
+fn shifted(mut object: Object, dx: u32, dy: u32) -> Object {
+    let (fx, fy) = (dx as f32, dy as f32);
+    object.bounds = object.bounds.moved_by(dx, dy);
+    for point in &mut object.keypoints {
+        *point = [point[0] + fx, point[1] + fy];
+    }
+    if let Some(face) = &mut object.face {
+        for point in [&mut face.right_eye, &mut face.left_eye, &mut face.mouth] {
+            *point = [point[0] + fx, point[1] + fy];
+        }
+    }
+    object
 }
 
 /// The camera's fixed regions as objects: labelled by name, each with its own track (its

@@ -38,6 +38,14 @@ pub struct DetectorConfig {
     /// model sees it (clipped to the frame). Default 0.1.
     #[serde(default = "default_margin")]
     pub margin: f32,
+    /// A detector run first, this one then inside each of its objects (faces inside the
+    /// people a COCO detector finds: BlazeFace short-range wants faces of a fifth of its input
+    /// or more, which a person far from the camera is not). Default: none, the whole frame.
+    #[serde(default)]
+    pub within: Option<PathBuf>,
+    /// With `within`: only inside its objects of these labels (`["person"]`). Default: all.
+    #[serde(default)]
+    pub within_labels: Option<Vec<String>>,
 }
 
 fn default_margin() -> f32 {
