@@ -153,6 +153,26 @@ fn a_few_photos_per_class_classify_without_training() {
             .collect();
         assert_eq!(labels, ["bird", "bird", "bird", "person", "person"]);
     }
+    let checked = common::edgevit(&["check", "--config", config.to_str().unwrap()]);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    // Below `unknown_below`, the answer is `unknown` (here set above every similarity).
+    let strict = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("unknown_below = 0.3", "unknown_below = 0.99");
+    std::fs::write(&config, strict).unwrap();
+    let output = common::edgevit(&["run", "--config", config.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    for line in common::json_lines(&output) {
+        assert_eq!(line["top"][0]["label"], "unknown", "{line}");
+        assert!(
+            line["top"][1]["label"].is_string(),
+            "the classes follow: {line}"
+        );
+    }
 }
 
 /// What is wrong is said: a classes file of another model, a torn one, a model without an

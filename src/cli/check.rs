@@ -103,6 +103,15 @@ fn check_model(config: &RunConfig, report: &mut Report) {
     );
     check_scene(config, &model, report);
     match model.package.manifest.task {
+        Task::Reid if config.classify.classes.is_some() => {
+            // Classes by example: the examples file, not a gallery.
+            let vit = config.vit_options();
+            match model.interpreter(&config.classify, &vit) {
+                Ok(_) => report.ok("classify.classes", "the examples fit the model"),
+                Err(e) => report.fail("classify.classes", chain(&e)),
+            }
+            return;
+        }
         Task::Reid => return check_reid(config, &model, report),
         Task::Detect => return,
         Task::Classify => {}
