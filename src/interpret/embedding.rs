@@ -78,6 +78,10 @@ pub struct Identification {
     pub confirmed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
+    /// The pixels the model saw (a face's aligned chip, else the box): for snapshots. Not in
+    /// the record.
+    #[serde(skip)]
+    pub crop: Option<std::sync::Arc<crate::preprocess::Raster>>,
 }
 
 /// Turns a ReID model's outputs into one embedding.

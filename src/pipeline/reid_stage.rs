@@ -94,16 +94,23 @@ impl ReidStage {
         preprocess: &mut dyn Preprocess,
         backend: &mut dyn InferenceBackend,
     ) -> Result<Vec<f32>, StageFailure> {
-        let side = self.side_inputs(camera.index, crop.view)?;
         let cut = cut(self.align, self.input, raster, crop);
-        let views = if self.config.flip {
-            let mirror = cut.flipped();
-            vec![cut, mirror]
-        } else {
-            vec![cut]
-        };
-        let embeddings = views
-            .iter()
+        self.embed_cut(&cut, crop.view, camera, preprocess, backend)
+    }
+
+    /// The embedding of a crop's pixels as the model sees them ([`ReidStage::embed`]).
+    fn embed_cut(
+        &self,
+        cut: &Raster,
+        view: usize,
+        camera: &Camera,
+        preprocess: &mut dyn Preprocess,
+        backend: &mut dyn InferenceBackend,
+    ) -> Result<Vec<f32>, StageFailure> {
+        let side = self.side_inputs(camera.index, view)?;
+        let mirror = self.config.flip.then(|| cut.flipped());
+        let embeddings = std::iter::once(cut)
+            .chain(mirror.as_ref())
             .map(|view| {
                 let prepared = preprocess
                     .prepare_raster(view)
@@ -119,35 +126,16 @@ impl ReidStage {
 
     /// Keeps the crop as one of the identity's thumbnails when it is among its best (the
     /// larger, the better). A thumbnail that cannot be stored is logged, not a failed frame.
-    fn offer_thumbnail(
-        &mut self,
-        raster: &Raster,
-        crop: &Crop,
-        who: &str,
-        camera: &str,
-        now_ms: i64,
-    ) {
+    fn offer_thumbnail(&mut self, cut: &Raster, crop: &Crop, who: &str, camera: &str, now_ms: i64) {
         let b = crop.bounds;
         let quality = b.width().min(b.height()) as f32;
-        let (align, input) = (self.align, self.input);
-        let made = || {
-            jpeg(
-                &cut(align, input, raster, crop),
-                THUMBNAIL_SIDE,
-                THUMBNAIL_QUALITY,
-            )
-        };
+        let made = || jpeg(cut, THUMBNAIL_SIDE, THUMBNAIL_QUALITY);
         if let Err(e) = self
             .gallery
             .offer_thumbnail(who, quality, camera, now_ms, made)
         {
             log::warn!("thumbnail of {who}: {}", crate::error::chain(&e));
         }
-    }
-
-    /// The pixels the model sees of a crop (a face's aligned chip, else the box).
-    pub fn crop_of(&self, raster: &Raster, crop: &Crop) -> Raster {
-        cut(self.align, self.input, raster, crop)
     }
 
     /// A similarity as a distance, for packages that compare by Euclidean distance.
@@ -169,12 +157,14 @@ impl ReidStage {
         crops
             .iter()
             .map(|crop| {
-                let embedding = self.embed(raster, crop, camera, preprocess, backend)?;
+                // Cut once: the model, the thumbnail and the snapshot see the same pixels.
+                let cut = cut(self.align, self.input, raster, crop);
+                let embedding = self.embed_cut(&cut, crop.view, camera, preprocess, backend)?;
                 let found = self
                     .gallery
                     .observe(&embedding, camera.id, now_ms)
                     .map_err(InterpretError::from)?;
-                self.offer_thumbnail(raster, crop, &found.identity, camera.id, now_ms);
+                self.offer_thumbnail(&cut, crop, &found.identity, camera.id, now_ms);
                 Ok(Identification {
                     roi: crop.roi.clone(),
                     bounds: crop.bounds,
@@ -185,6 +175,7 @@ impl ReidStage {
                     new: found.new,
                     confirmed: found.confirmed,
                     embedding: self.config.publish_embedding.then_some(embedding),
+                    crop: Some(std::sync::Arc::new(cut)),
                 })
             })
             .collect()

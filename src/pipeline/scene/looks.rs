@@ -68,7 +68,6 @@ impl Looker {
                     view,
                     face: object.object.face,
                 };
-                object.crop = Some(std::sync::Arc::new(stage.crop_of(raster, &crop)));
                 let found = stage
                     .identify(
                         raster,
@@ -88,6 +87,7 @@ impl Looker {
                 object.name = found.name;
                 object.similarity = Some(found.similarity);
                 object.distance = found.distance;
+                object.crop = found.crop;
             }
             Second::Examples(examples) => {
                 let crop = raster.crop(bounds.x0, bounds.y0, bounds.x1, bounds.y1);

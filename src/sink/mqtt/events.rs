@@ -408,6 +408,7 @@ mod tests {
             name: None,
             similarity: 0.9,
             distance: None,
+            crop: None,
             new: false,
             confirmed,
             embedding: None,
