@@ -185,15 +185,18 @@ fn wrong_classes_files_and_models_are_refused_clearly() {
     let classes = tmp.path().join("classes.json");
     let bird = shared.join("reference/images/bird.bmp");
     enroll(&model, &classes, "bird", std::slice::from_ref(&bird));
+    let infer = |model: &Path| {
+        common::edgevit(&[
+            "infer",
+            "--model",
+            model.to_str().unwrap(),
+            "--classes",
+            classes.to_str().unwrap(),
+            bird.to_str().unwrap(),
+        ])
+    };
     let osnet = common::osnet_package(&shared, tmp.path());
-    let output = common::edgevit(&[
-        "infer",
-        "--model",
-        osnet.to_str().unwrap(),
-        "--classes",
-        classes.to_str().unwrap(),
-        bird.to_str().unwrap(),
-    ]);
+    let output = infer(&osnet);
     let said = common::stderr(&output);
     assert!(!output.status.success());
     assert!(
@@ -202,14 +205,7 @@ fn wrong_classes_files_and_models_are_refused_clearly() {
     );
     let text = std::fs::read_to_string(&classes).unwrap();
     std::fs::write(&classes, &text[..text.len() / 3]).unwrap();
-    let output = common::edgevit(&[
-        "infer",
-        "--model",
-        model.to_str().unwrap(),
-        "--classes",
-        classes.to_str().unwrap(),
-        bird.to_str().unwrap(),
-    ]);
+    let output = infer(&model);
     let said = common::stderr(&output);
     assert!(
         !output.status.success() && said.contains("damaged"),
