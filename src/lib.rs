@@ -27,3 +27,4 @@ pub mod source;
 pub mod sync;
 pub mod tensor;
 pub mod track;
+pub mod web;

@@ -16,8 +16,9 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 # gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user: the aarch64 cross build and its
-# tests under qemu-aarch64 (.ci/run).
-packages=(mosquitto gcc linux-libc-dev systemd gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+# tests under qemu-aarch64 (.ci/run). chromium and chromium-driver: the web page's browser test
+# (tests/web_browser.rs drives Debian's Chromium through chromedriver).
+packages=(mosquitto gcc linux-libc-dev systemd gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

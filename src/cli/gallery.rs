@@ -358,19 +358,10 @@ impl Finder {
 
 fn list(args: ListArgs) -> Result<i32> {
     let gallery = args.at.open()?;
-    let mut exemplars = std::collections::HashMap::new();
-    let mut thumbnails = std::collections::HashMap::new();
-    for identity in gallery.identities() {
-        exemplars.insert(identity.key, gallery.exemplars(&identity.id())?.len());
-        thumbnails.insert(identity.key, gallery.thumbnails(&identity.id())?.len());
-    }
+    let summaries = gallery.summaries()?;
     if args.json {
-        for identity in gallery.identities() {
-            let mut value = serde_json::to_value(identity)?;
-            value["id"] = identity.id().into();
-            value["exemplars"] = exemplars.get(&identity.key).copied().unwrap_or(0).into();
-            value["thumbnails"] = thumbnails.get(&identity.key).copied().unwrap_or(0).into();
-            println!("{value}");
+        for summary in &summaries {
+            println!("{}", serde_json::to_value(summary)?);
         }
         return Ok(super::exit::OK);
     }
@@ -384,7 +375,8 @@ fn list(args: ListArgs) -> Result<i32> {
         "{:<10} {:<16} {:<9} {:>7} {:>9} {:>10}  last seen",
         "id", "name", "confirmed", "frames", "exemplars", "thumbnails"
     );
-    for identity in gallery.identities() {
+    for summary in &summaries {
+        let identity = &summary.identity;
         let last = humantime::format_rfc3339_seconds(
             UNIX_EPOCH + std::time::Duration::from_millis(identity.last_seen_ms.max(0) as u64),
         );
@@ -394,8 +386,8 @@ fn list(args: ListArgs) -> Result<i32> {
             identity.name.as_deref().unwrap_or("-"),
             if identity.confirmed { "yes" } else { "no" },
             identity.hits,
-            exemplars.get(&identity.key).copied().unwrap_or(0),
-            thumbnails.get(&identity.key).copied().unwrap_or(0),
+            summary.exemplars,
+            summary.thumbnails,
             identity.last_camera.as_deref().unwrap_or("-"),
         );
     }

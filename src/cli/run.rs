@@ -36,6 +36,11 @@ pub fn run(args: Args) -> Result<i32> {
             .collect();
         pipeline.serve_metrics(metrics, &cameras)?;
     }
+    // Served until the loop ends (dropped at the end of this function).
+    let _web = match &config.web {
+        Some(web) => Some(pipeline.serve_web(web, &config)?),
+        None => None,
+    };
     let led_stop = Arc::new(AtomicBool::new(false));
     let led = match &config.gpio {
         Some(gpio) => gpio_lines(gpio, &mut pipeline, &led_stop)?,

@@ -12,12 +12,14 @@ pub mod fleet_merge;
 pub mod index;
 mod metric;
 pub mod store;
+mod summary;
 mod thumbnails;
 
 pub use config::GalleryConfig;
 pub use index::FlatIndex;
 pub use metric::Metric;
 pub use store::ModelStamp;
+pub use summary::{IdentitySummary, Sighting};
 pub use thumbnails::Thumbnail;
 
 use std::collections::BTreeMap;

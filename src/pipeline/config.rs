@@ -112,6 +112,9 @@ pub struct RunConfig {
     /// A Prometheus endpoint; absent, none.
     #[serde(default)]
     pub metrics: Option<crate::service::MetricsConfig>,
+    /// The built-in web page; absent, none.
+    #[serde(default)]
+    pub web: Option<crate::web::WebConfig>,
     /// A trigger input and a status LED on GPIO lines; absent, none.
     #[serde(default)]
     pub gpio: Option<crate::gpio::GpioConfig>,
@@ -160,6 +163,7 @@ impl RunConfig {
                 ("sink", format!("{:?}", c.sink)),
                 ("state_dir", format!("{:?}", c.state_dir)),
                 ("metrics", format!("{:?}", c.metrics)),
+                ("web", format!("{:?}", c.web)),
                 ("gpio", format!("{:?}", c.gpio)),
                 ("reid", format!("{:?}", c.reid)),
                 ("gallery", format!("{:?}", c.gallery)),
@@ -215,6 +219,9 @@ impl RunConfig {
         config.state_dir = config.state_dir.map(|dir| base.join(dir));
         config.gallery.path = config.gallery.path.map(|path| base.join(path));
         config.classify.classes = config.classify.classes.map(|path| base.join(path));
+        if let Some(web) = &mut config.web {
+            web.resolve_paths(base);
+        }
         if let Some(detector) = &mut config.detector {
             detector.path = base.join(&detector.path);
             detector.within = detector.within.as_ref().map(|w| base.join(w));

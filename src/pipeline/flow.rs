@@ -72,6 +72,8 @@ pub(super) struct Parts<'a> {
     pub metrics: Option<&'a Metrics>,
     pub reload: &'a mut Option<Reload>,
     pub last_source_seq: &'a mut HashMap<String, u64>,
+    /// The web page's live view: frames when a snapshot was asked for, every frame's records.
+    pub live: Option<&'a crate::web::LiveView>,
 }
 
 /// Runs the threads until the source ends, `stop` is set, or the sink or the trigger fails.
@@ -86,6 +88,7 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
         metrics,
         reload,
         last_source_seq,
+        live,
     } = parts;
     // The reader's stop: set by the collector when `stop` is set, or when it gives up. The
     // workers stop only when the reader has stopped and they have processed every frame it
@@ -107,6 +110,7 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
         health,
         metrics,
         last_source_seq,
+        live,
         summary: RunSummary::default(),
         warnings: WarningLimiter::new(Duration::from_secs(10), 5),
     };
@@ -119,7 +123,13 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
             std::thread::Builder::new()
                 .name("edgevit-reader".into())
                 .spawn_scoped(scope, move || {
-                    read(source, trigger, health, halt, jobs, preprocess, finished)
+                    let to = Handoff {
+                        jobs,
+                        preprocess,
+                        finished,
+                        live,
+                    };
+                    read(source, trigger, health, halt, to)
                 })
                 .map_err(|e| PipelineError::Thread(e.to_string()))?
         };
@@ -154,6 +164,15 @@ pub(super) fn run(parts: Parts<'_>, stop: &AtomicBool) -> Result<RunSummary, Pip
     Ok(collector.summary)
 }
 
+/// Where the reader hands frames: the workers' queue (preprocessed first when that can be
+/// done apart), and the live view when it asked for one.
+struct Handoff<'a> {
+    jobs: SyncSender<(u64, Job)>,
+    preprocess: Option<Preprocessor>,
+    finished: &'a SpareBuffers,
+    live: Option<&'a crate::web::LiveView>,
+}
+
 /// The reader: trigger, source, and preprocessing when it can be done apart; until `stop`.
 /// Each frame's pixel buffer goes back to the source once no stage reads it.
 fn read(
@@ -161,10 +180,14 @@ fn read(
     trigger: &mut Option<Box<dyn FrameTrigger>>,
     health: &Health,
     stop: &AtomicBool,
-    jobs: SyncSender<(u64, Job)>,
-    mut preprocess: Option<Preprocessor>,
-    finished: &SpareBuffers,
+    to: Handoff<'_>,
 ) -> Result<(), PipelineError> {
+    let Handoff {
+        jobs,
+        mut preprocess,
+        finished,
+        live,
+    } = to;
     let mut ticket = 0u64;
     while !stop.load(Ordering::Relaxed) {
         if !wait_for_trigger(trigger, health, stop)? {
@@ -176,14 +199,19 @@ fn read(
         let job = match source.next_event(stop) {
             None => break,
             Some(SourceEvent::Camera(status)) => Job::Camera(status),
-            Some(SourceEvent::Frame(Ok(frame))) => match preprocess.as_mut() {
-                Some(preprocess) => {
-                    let job = prepare(preprocess, &frame);
-                    source.recycle(frame.data);
-                    job
+            Some(SourceEvent::Frame(Ok(frame))) => {
+                if let Some(live) = live {
+                    live.offer(&frame);
                 }
-                None => Job::Frame(Ok(frame)),
-            },
+                match preprocess.as_mut() {
+                    Some(preprocess) => {
+                        let job = prepare(preprocess, &frame);
+                        source.recycle(frame.data);
+                        job
+                    }
+                    None => Job::Frame(Ok(frame)),
+                }
+            }
             Some(SourceEvent::Frame(Err(failed))) => Job::Frame(Err(failed)),
         };
         // Fails only when every worker has stopped: the collector gave up.
@@ -329,6 +357,7 @@ struct Collector<'a> {
     health: &'a Health,
     metrics: Option<&'a Metrics>,
     last_source_seq: &'a mut HashMap<String, u64>,
+    live: Option<&'a crate::web::LiveView>,
     summary: RunSummary,
     warnings: WarningLimiter,
 }
@@ -395,8 +424,14 @@ impl Collector<'_> {
         self.summary.frames += 1;
         // One number per frame: the records of a frame's crops share it.
         let seq = self.sequences.issue(&camera, source_seq)?;
-        for mut record in records {
+        let mut records = records;
+        for record in &mut records {
             record.frame_mut().seq = seq;
+        }
+        if let Some(live) = self.live {
+            live.records(&camera, source_seq, &records);
+        }
+        for record in records {
             match record {
                 Record::Result(_) => self.summary.results += 1,
                 Record::Error(ref e) => {

@@ -72,6 +72,8 @@ pub enum PipelineError {
     Trigger(String),
     #[error("cannot run the loop's threads: {0}")]
     Thread(String),
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
 }
 
 impl PipelineError {
@@ -371,6 +373,10 @@ pub struct Pipeline {
     /// The source's last frame number per camera: a jump is frames dropped before us.
     last_source_seq: std::collections::HashMap<String, u64>,
     model: String,
+    /// The self-test the model passed at load (the web page's health shows it).
+    selftest: Option<SelfTestReport>,
+    /// The web page's live view (`[web]`).
+    live: Option<Arc<crate::web::LiveView>>,
 }
 
 impl Pipeline {
@@ -385,6 +391,7 @@ impl Pipeline {
             );
             e.at_key(names_the_path, "model.path")
         })?;
+        let selftest = model.selftest.clone();
         let source = source::open(&config.source).map_err(|e| {
             let names_the_path = matches!(
                 e,
@@ -448,6 +455,7 @@ impl Pipeline {
         if let Some(dir) = &config.state_dir {
             pipeline.sequences = Sequences::persistent(dir);
         }
+        pipeline.selftest = selftest;
         Ok(pipeline)
     }
 
@@ -520,6 +528,8 @@ impl Pipeline {
             trigger: None,
             metrics: None,
             last_source_seq: std::collections::HashMap::new(),
+            selftest: None,
+            live: None,
         }
     }
 
@@ -576,6 +586,28 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Serves the web page of `[web]` about this pipeline, from threads of its own, until the
+    /// returned server is dropped.
+    pub fn serve_web(
+        &mut self,
+        web: &crate::web::WebConfig,
+        config: &RunConfig,
+    ) -> Result<crate::web::WebServer, PipelineError> {
+        let site = web_site(self, web, config)?;
+        let address = web.address().map_err(PipelineError::Web)?;
+        let server = crate::web::WebServer::start(address, site).map_err(PipelineError::Web)?;
+        log::info!(
+            "web page on http://{}/{}",
+            server.address(),
+            if web.password_file.is_some() {
+                " (user edgevit, password from web.password_file)"
+            } else {
+                ""
+            }
+        );
+        Ok(server)
+    }
+
     /// What the loop reports about itself (for systemd's watchdog and status).
     pub fn health(&self) -> Arc<Health> {
         Arc::clone(&self.health)
@@ -608,6 +640,7 @@ impl Pipeline {
             metrics: self.metrics.as_deref(),
             reload: &mut self.reload,
             last_source_seq: &mut self.last_source_seq,
+            live: self.live.as_deref(),
         };
         flow::run(parts, stop)
     }
@@ -617,6 +650,54 @@ impl Pipeline {
     pub fn process_frame(&mut self, frame: &Frame) -> Vec<Record> {
         self.workers[0].process_frame(frame)
     }
+}
+
+/// What the web page reads of `pipeline` and its configuration; gives the pipeline its live
+/// view.
+fn web_site(
+    pipeline: &mut Pipeline,
+    web: &crate::web::WebConfig,
+    config: &RunConfig,
+) -> Result<crate::web::Site, PipelineError> {
+    let credentials = web.password()?.map(|p| crate::web::Credentials::new(&p));
+    let cameras: Vec<&str> = (config.source.camera_ids().into_iter())
+        .map(|(_, id)| id)
+        .collect();
+    let live = Arc::new(crate::web::LiveView::new(&cameras));
+    pipeline.live = Some(Arc::clone(&live));
+    let worker = &pipeline.workers[0];
+    let reid = worker.package.manifest.task == Task::Reid && config.classify.classes.is_none();
+    let gallery = if reid {
+        Some(gallery_path(&config.gallery, config.state_dir.as_deref())?)
+    } else {
+        None
+    };
+    let selftest = (pipeline.selftest.as_ref()).and_then(|report| {
+        let worst = report.worst()?;
+        Some(crate::web::SelfTestSummary {
+            worst: worst.max_abs_diff,
+            output: worst.output.clone(),
+            tolerance: report.tolerance,
+        })
+    });
+    Ok(crate::web::Site {
+        live,
+        health: Arc::clone(&pipeline.health),
+        about: crate::web::About {
+            model: pipeline.model.clone(),
+            task: worker.package.manifest.task.name().to_string(),
+            backend: worker.backend.name().to_string(),
+            selftest,
+            started: crate::web::now_rfc3339(),
+        },
+        gallery,
+        device: fleet_device(config),
+        classes: config.classify.classes.clone(),
+        read_only: web.read_only,
+        credentials,
+        snapshot_wait: Duration::from_secs(2),
+        pages: crate::web::Pages::new(),
+    })
 }
 
 fn elapsed_ms(since: Instant) -> f64 {

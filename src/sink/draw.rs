@@ -44,64 +44,7 @@ impl DrawSink {
             picture.height() * scale,
             image::imageops::FilterType::Nearest,
         );
-        let scaled = |b: PixelBox| PixelBox {
-            x0: b.x0 * scale,
-            y0: b.y0 * scale,
-            x1: b.x1 * scale,
-            y1: b.y1 * scale,
-        };
-        // Thick enough to see, thin enough not to hide what is inside.
-        let width = (picture.width().max(picture.height()) / 150).max(1);
-        let result = match &record.result {
-            Interpretation::Classification(result) => result,
-            Interpretation::Scene(scene) => {
-                // Text a third of a percent of the picture's height a dot: readable at 1080p.
-                let dot = (picture.height() / 300).max(1);
-                for object in &scene.objects {
-                    let colour = track_colour(object.track.unwrap_or(0));
-                    let bounds = scaled(object.object.bounds);
-                    rectangle(&mut picture, bounds, colour, width);
-                    if let Some(region) = object.region {
-                        rectangle(&mut picture, scaled(region), [230, 20, 20], width);
-                    }
-                    for part in &object.parts {
-                        rectangle(&mut picture, scaled(part.bounds), PART_COLOUR, width);
-                    }
-                    for &[x, y] in &object.object.keypoints {
-                        let (x, y) = (x.max(0.0) as u32 * scale, y.max(0.0) as u32 * scale);
-                        let spot = PixelBox {
-                            x0: x.saturating_sub(width),
-                            y0: y.saturating_sub(width),
-                            x1: x + width + 1,
-                            y1: y + width + 1,
-                        };
-                        rectangle(&mut picture, spot, [255, 255, 255], width + 1);
-                    }
-                    label(&mut picture, bounds, &caption(object), colour, dot);
-                }
-                return self.save(picture, record);
-            }
-            Interpretation::Identification(identified) => {
-                rectangle(
-                    &mut picture,
-                    scaled(identified.bounds),
-                    [20, 200, 60],
-                    width,
-                );
-                return self.save(picture, record);
-            }
-        };
-        for part in result.parts.iter().flatten() {
-            rectangle(&mut picture, scaled(part.bounds), PART_COLOUR, width);
-        }
-        if let Some(region) = &result.region {
-            rectangle(
-                &mut picture,
-                scaled(region.bounds),
-                [230, 20, 20],
-                width + 1,
-            );
-        }
+        annotate(&mut picture, &record.result, scale);
         self.save(picture, record)
     }
 
@@ -121,6 +64,61 @@ impl DrawSink {
                 sink: self.dir.display().to_string(),
                 source: std::io::Error::other(e.to_string()),
             })
+    }
+}
+
+/// Draws what `result` found on `picture`, which is the frame enlarged `scale` times: each
+/// scene object's box with its caption (track, label, identity) in its track's colour, its
+/// zoom region and parts and its key points; an identified crop's box; a classification's
+/// zoom region and parts. Shared by `--draw` and the web page's live view.
+pub fn annotate(picture: &mut image::RgbImage, result: &Interpretation, scale: u32) {
+    let scaled = |b: PixelBox| PixelBox {
+        x0: b.x0 * scale,
+        y0: b.y0 * scale,
+        x1: b.x1 * scale,
+        y1: b.y1 * scale,
+    };
+    // Thick enough to see, thin enough not to hide what is inside.
+    let width = (picture.width().max(picture.height()) / 150).max(1);
+    let result = match result {
+        Interpretation::Classification(result) => result,
+        Interpretation::Scene(scene) => {
+            // Text a third of a percent of the picture's height a dot: readable at 1080p.
+            let dot = (picture.height() / 300).max(1);
+            for object in &scene.objects {
+                let colour = track_colour(object.track.unwrap_or(0));
+                let bounds = scaled(object.object.bounds);
+                rectangle(picture, bounds, colour, width);
+                if let Some(region) = object.region {
+                    rectangle(picture, scaled(region), [230, 20, 20], width);
+                }
+                for part in &object.parts {
+                    rectangle(picture, scaled(part.bounds), PART_COLOUR, width);
+                }
+                for &[x, y] in &object.object.keypoints {
+                    let (x, y) = (x.max(0.0) as u32 * scale, y.max(0.0) as u32 * scale);
+                    let spot = PixelBox {
+                        x0: x.saturating_sub(width),
+                        y0: y.saturating_sub(width),
+                        x1: x + width + 1,
+                        y1: y + width + 1,
+                    };
+                    rectangle(picture, spot, [255, 255, 255], width + 1);
+                }
+                label(picture, bounds, &caption(object), colour, dot);
+            }
+            return;
+        }
+        Interpretation::Identification(identified) => {
+            rectangle(picture, scaled(identified.bounds), [20, 200, 60], width);
+            return;
+        }
+    };
+    for part in result.parts.iter().flatten() {
+        rectangle(picture, scaled(part.bounds), PART_COLOUR, width);
+    }
+    if let Some(region) = &result.region {
+        rectangle(picture, scaled(region.bounds), [230, 20, 20], width + 1);
     }
 }
 

@@ -7,7 +7,7 @@ mod record;
 pub mod serial;
 pub mod spool;
 
-pub use draw::DrawSink;
+pub use draw::{annotate, DrawSink};
 pub use jsonl::{JsonLinesConfig, JsonLinesSink};
 pub use mqtt::{MqttConfig, MqttSink};
 pub use record::{
