@@ -40,6 +40,8 @@ pub struct PipelineBench {
     pub sink: Option<SinkConfig>,
     /// A recorded frame of `format` and that size instead of the synthetic scene.
     pub input: Option<PathBuf>,
+    /// The web page served during the end-to-end run, to measure what looking at it costs.
+    pub web: Option<crate::web::WebConfig>,
 }
 
 /// Why a pipeline benchmark could not run.
@@ -216,12 +218,20 @@ pub fn run(
     let backend = model.backend.name();
     publish.flush().map_err(PipelineError::from)?;
     drop(publish);
+    let camera = frame.meta.camera.clone();
     let source = Box::new(Replay::new(frame, bench.frames as u64));
     let sink = sink::open(&sink_config).map_err(PipelineError::from)?;
     let mut pipeline = Pipeline::new(model, &classify, &VitOptions::default(), source, sink)?;
     for model in more_workers {
         pipeline.add_worker(model, &classify, &VitOptions::default())?;
     }
+    let around = crate::pipeline::WebSources {
+        cameras: vec![camera],
+        ..Default::default()
+    };
+    let _web = (bench.web.as_ref())
+        .map(|web| pipeline.serve_web(web, around))
+        .transpose()?;
     let cpu_before = cpu_time();
     let start = Instant::now();
     let summary = pipeline.run(stop)?;

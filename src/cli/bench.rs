@@ -58,6 +58,10 @@ pub struct Args {
     /// `--detector`: the numbers of objects to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "0,1,5,20")]
     objects: Vec<usize>,
+    /// `--frames`: serve the web page on ADDR (`127.0.0.1:8090`) during the end-to-end run,
+    /// to measure what a browser looking at it costs the loop.
+    #[arg(long, value_name = "ADDR")]
+    web: Option<String>,
     /// `--frames`: draw the stages and the latency over the frames as an SVG picture.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
@@ -186,6 +190,10 @@ fn run_pipeline(args: Args) -> Result<i32> {
         workers: args.workers,
         sink: args.sink.as_deref().map(sink_section).transpose()?,
         input: args.input.clone(),
+        web: args.web.clone().map(|listen| edgevit::web::WebConfig {
+            listen,
+            ..Default::default()
+        }),
     };
     // Drawn on a terminal only.
     let bar = indicatif::ProgressBar::new(frames as u64);

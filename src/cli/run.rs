@@ -3,7 +3,7 @@
 use super::exit;
 use anyhow::{Context, Result};
 use edgevit::gpio::{CdevPin, GpioConfig, StatusLed, Trigger};
-use edgevit::pipeline::{Pipeline, RunConfig};
+use edgevit::pipeline::{Pipeline, RunConfig, WebSources};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ pub fn run(args: Args) -> Result<i32> {
     }
     // Served until the loop ends (dropped at the end of this function).
     let _web = match &config.web {
-        Some(web) => Some(pipeline.serve_web(web, &config)?),
+        Some(web) => Some(pipeline.serve_web(web, WebSources::of(&config))?),
         None => None,
     };
     let led_stop = Arc::new(AtomicBool::new(false));

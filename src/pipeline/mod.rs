@@ -586,16 +586,16 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Serves the web page of `[web]` about this pipeline, from threads of its own, until the
-    /// returned server is dropped.
+    /// Serves the web page of `[web]` about this pipeline and `around` it, from threads of its
+    /// own, until the returned server is dropped.
     pub fn serve_web(
         &mut self,
         web: &crate::web::WebConfig,
-        config: &RunConfig,
+        around: WebSources,
     ) -> Result<crate::web::WebServer, PipelineError> {
-        let site = web_site(self, web, config)?;
-        let address = web.address().map_err(PipelineError::Web)?;
-        let server = crate::web::WebServer::start(address, site).map_err(PipelineError::Web)?;
+        let address = web.address()?;
+        let site = web_site(self, web, around)?;
+        let server = crate::web::WebServer::start(address, site)?;
         log::info!(
             "web page on http://{}/{}",
             server.address(),
@@ -652,26 +652,45 @@ impl Pipeline {
     }
 }
 
-/// What the web page reads of `pipeline` and its configuration; gives the pipeline its live
-/// view.
+/// What the web page shows besides the loop itself: the cameras, the gallery, the classes.
+#[derive(Debug, Clone, Default)]
+pub struct WebSources {
+    pub cameras: Vec<String>,
+    /// The gallery file a ReID run uses.
+    pub gallery: Option<std::path::PathBuf>,
+    /// The board's name in its fleet (`[gallery] fleet`).
+    pub device: Option<String>,
+    /// The classes-by-example file (`[classify] classes`).
+    pub classes: Option<std::path::PathBuf>,
+}
+
+impl WebSources {
+    pub fn of(config: &RunConfig) -> Self {
+        WebSources {
+            cameras: (config.source.camera_ids().into_iter())
+                .map(|(_, id)| id.to_string())
+                .collect(),
+            // A run without one (a classify model) shows none.
+            gallery: gallery_path(&config.gallery, config.state_dir.as_deref()).ok(),
+            device: fleet_device(config),
+            classes: config.classify.classes.clone(),
+        }
+    }
+}
+
+/// What the web page reads of `pipeline` and around it; gives the pipeline its live view.
 fn web_site(
     pipeline: &mut Pipeline,
     web: &crate::web::WebConfig,
-    config: &RunConfig,
+    around: WebSources,
 ) -> Result<crate::web::Site, PipelineError> {
     let credentials = web.password()?.map(|p| crate::web::Credentials::new(&p));
-    let cameras: Vec<&str> = (config.source.camera_ids().into_iter())
-        .map(|(_, id)| id)
-        .collect();
+    let cameras: Vec<&str> = around.cameras.iter().map(String::as_str).collect();
     let live = Arc::new(crate::web::LiveView::new(&cameras));
     pipeline.live = Some(Arc::clone(&live));
     let worker = &pipeline.workers[0];
-    let reid = worker.package.manifest.task == Task::Reid && config.classify.classes.is_none();
-    let gallery = if reid {
-        Some(gallery_path(&config.gallery, config.state_dir.as_deref())?)
-    } else {
-        None
-    };
+    let reid = matches!(worker.stage, Stage::Reid(_))
+        || matches!(&worker.stage, Stage::Scene(scene) if scene.has_gallery());
     let selftest = (pipeline.selftest.as_ref()).and_then(|report| {
         let worst = report.worst()?;
         Some(crate::web::SelfTestSummary {
@@ -690,9 +709,9 @@ fn web_site(
             selftest,
             started: crate::web::now_rfc3339(),
         },
-        gallery,
-        device: fleet_device(config),
-        classes: config.classify.classes.clone(),
+        gallery: around.gallery.filter(|_| reid),
+        device: around.device,
+        classes: around.classes,
         read_only: web.read_only,
         credentials,
         snapshot_wait: Duration::from_secs(2),

@@ -23,7 +23,16 @@ impl Change {
         }
     }
 
-    /// What the gallery page says once it is done.
+    /// What the gallery page says after a form's redirect (which names only the id).
+    pub fn done_to(self, id: &str) -> String {
+        match self {
+            Change::Rename => format!("{id} renamed"),
+            Change::Merge => format!("merged into {id}"),
+            Change::Forget => format!("{id} forgotten"),
+        }
+    }
+
+    /// What the API answers once it is done.
     pub fn done(self, id: &str, detail: &str) -> String {
         match self {
             Change::Rename => format!("{id} is now {detail:?}"),

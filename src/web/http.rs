@@ -49,6 +49,9 @@ impl Request {
     /// The body's fields: a form (`application/x-www-form-urlencoded`) or a JSON object of
     /// strings.
     pub fn fields(&self) -> Result<Vec<(String, String)>, String> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Vec::new());
+        }
         if self.is_json() {
             let value: serde_json::Map<String, serde_json::Value> =
                 serde_json::from_slice(&self.body)

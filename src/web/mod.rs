@@ -28,3 +28,6 @@ pub use live::{CameraSummary, LiveView, SnapshotError};
 pub use pages::Pages;
 pub use server::{WebServer, MAX_BODY, MAX_URL};
 pub use site::{now_rfc3339, About, SelfTestSummary, Site};
+
+#[cfg(test)]
+mod tests;

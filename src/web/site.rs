@@ -196,10 +196,7 @@ impl Site {
         // Only the page's own words: the query names the change and the id, nothing more.
         let message = error.map(str::to_string).or_else(|| {
             let change = Change::parse(&value("done")?)?;
-            Some(format!(
-                "done: {}",
-                change.done(&value("id")?, "").trim_end()
-            ))
+            Some(format!("done: {}", change.done_to(&value("id")?)))
         });
         let Some(path) = &self.gallery else {
             return self.page_with("gallery", context! { gallery => false }, message.as_deref());

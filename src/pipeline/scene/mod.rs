@@ -114,6 +114,17 @@ impl SceneStage {
         self.finder.decode(frame, worker)
     }
 
+    /// Whether the objects are identified in a gallery (a ReID second model).
+    pub fn has_gallery(&self) -> bool {
+        matches!(
+            &self.looker,
+            Some(Looker {
+                model: Second::Reid(_),
+                ..
+            })
+        )
+    }
+
     /// The gallery of a ReID second model.
     pub fn reid_mut(&mut self) -> Option<&mut ReidStage> {
         match &mut self.looker {
