@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod graph;
 pub mod scene;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
