@@ -38,16 +38,29 @@ fn the_page_of_a_running_board_with_a_password() {
     let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let auth = basic("edgevit:correct horse");
     let ok = [("Authorization", auth.as_str())];
-    let listed = run.wait_for(address, "/api/gallery", &ok, Duration::from_secs(120), two_identities);
+    let listed = run.wait_for(
+        address,
+        "/api/gallery",
+        &ok,
+        Duration::from_secs(120),
+        two_identities,
+    );
     eprintln!("gallery: {}", listed.text());
 
     // Without the password, or with a wrong one: 401 and nothing else.
     for extra in [vec![], vec![("Authorization", basic("edgevit:wrong"))]] {
         let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        for path in ["/", "/gallery", "/api/gallery", "/api/cameras/door/snapshot.jpg"] {
+        for path in [
+            "/",
+            "/gallery",
+            "/api/gallery",
+            "/api/cameras/door/snapshot.jpg",
+        ] {
             let refused = get(address, path, &extra);
             assert_eq!(refused.status, 401, "{path}");
-            assert!(refused.header("WWW-Authenticate").is_some_and(|v| v.starts_with("Basic")));
+            assert!(refused
+                .header("WWW-Authenticate")
+                .is_some_and(|v| v.starts_with("Basic")));
             assert!(!refused.text().contains("id-000001"));
         }
     }
@@ -55,7 +68,11 @@ fn the_page_of_a_running_board_with_a_password() {
     // The live view: the page, then a snapshot with the face boxes drawn on the frame.
     let page = get(address, "/", &ok);
     assert_eq!(page.status, 200);
-    assert!(page.text().contains("data-camera=\"door\""), "{}", page.text());
+    assert!(
+        page.text().contains("data-camera=\"door\""),
+        "{}",
+        page.text()
+    );
     let snapshot = get(address, "/api/cameras/door/snapshot.jpg", &ok);
     assert_eq!(snapshot.status, 200, "{}", snapshot.text());
     assert_eq!(snapshot.header("Content-Type"), Some("image/jpeg"));
@@ -75,11 +92,20 @@ fn the_page_of_a_running_board_with_a_password() {
         address,
         "POST",
         "/api/gallery/id-000002/rename",
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
         br#"{"name": "Grace Hopper"}"#,
     );
     assert_eq!(renamed.status, 200, "{}", renamed.text());
-    let list = common::edgevit(&["gallery", "list", "--config", config.to_str().unwrap(), "--json"]);
+    let list = common::edgevit(&[
+        "gallery",
+        "list",
+        "--config",
+        config.to_str().unwrap(),
+        "--json",
+    ]);
     let listed = common::json_lines(&list);
     let grace = listed.iter().find(|i| i["id"] == "id-000002").unwrap();
     assert_eq!(grace["name"], "Grace Hopper", "{listed:?}");
@@ -117,7 +143,10 @@ fn assert_drawn(jpeg: &[u8], results: &std::path::Path) {
         let mut sum = 0.0;
         for x in xs.clone() {
             let (a, o) = (picture.get_pixel(x, y).0, original.get_pixel(x, y).0);
-            sum += (0..3).map(|c| (a[c] as f64 - o[c] as f64).abs()).sum::<f64>() / 3.0;
+            sum += (0..3)
+                .map(|c| (a[c] as f64 - o[c] as f64).abs())
+                .sum::<f64>()
+                / 3.0;
         }
         sum / xs.len() as f64
     };
@@ -125,7 +154,10 @@ fn assert_drawn(jpeg: &[u8], results: &std::path::Path) {
     let edge = difference(x0 + 2..x1 - 2, y0.max(1));
     let inside = difference(x0 + (x1 - x0) / 3..x1 - (x1 - x0) / 3, (y0 + y1) / 2);
     eprintln!("{photo}: box {b:?}, edge differs by {edge:.1}, the middle by {inside:.1}");
-    assert!(edge > 40.0 && inside < 12.0, "{photo}: edge {edge}, middle {inside}");
+    assert!(
+        edge > 40.0 && inside < 12.0,
+        "{photo}: edge {edge}, middle {inside}"
+    );
 }
 
 /// Bad requests: refused with the right status, and the page goes on answering.
@@ -144,17 +176,36 @@ fn refusals(address: SocketAddr, ok: &[(&str, &str)]) {
     let big = vec![b'x'; 100_000];
     let mut extra = ok.to_vec();
     extra.push(("Content-Type", "application/json"));
-    let answer = request(address, "POST", "/api/gallery/id-000001/rename", &extra, &big);
+    let answer = request(
+        address,
+        "POST",
+        "/api/gallery/id-000001/rename",
+        &extra,
+        &big,
+    );
     assert_eq!(answer.status, 413, "{}", answer.text());
     // A form posted from another site.
     let mut forged = ok.to_vec();
     forged.push(("Origin", "http://evil.example"));
     forged.push(("Content-Type", "application/x-www-form-urlencoded"));
-    let answer = request(address, "POST", "/api/gallery/id-000001/forget", &forged, b"");
+    let answer = request(
+        address,
+        "POST",
+        "/api/gallery/id-000001/forget",
+        &forged,
+        b"",
+    );
     assert_eq!(answer.status, 403);
-    assert_eq!(request(address, "DELETE", "/api/gallery/id-000001", ok, b"").status, 405);
+    assert_eq!(
+        request(address, "DELETE", "/api/gallery/id-000001", ok, b"").status,
+        405
+    );
     assert_eq!(get(address, "/nowhere", ok).status, 404);
-    assert_eq!(get(address, "/api/gallery/id-000001", ok).status, 200, "still answering");
+    assert_eq!(
+        get(address, "/api/gallery/id-000001", ok).status,
+        200,
+        "still answering"
+    );
 }
 
 /// A LAN address without a password is refused before anything listens; a bad address too.

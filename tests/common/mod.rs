@@ -5,6 +5,7 @@ pub mod broker;
 pub mod graph;
 pub mod scene;
 pub mod web;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

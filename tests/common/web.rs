@@ -34,29 +34,55 @@ impl Answer {
     }
 }
 
-/// Sends `request` as it is and reads the answer (the request should say `Connection: close`).
+/// Sends `request` as it is and reads the answer: by its `Content-Length`, its chunks, or to
+/// the end of the connection (a server may keep it open whatever `Connection: close` said).
 pub fn raw(address: SocketAddr, request: &[u8]) -> std::io::Result<Answer> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     stream.write_all(request)?;
     let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes)?;
-    let split = (bytes.windows(4).position(|w| w == b"\r\n\r\n"))
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = (lines.next().and_then(|l| l.split(' ').nth(1)))
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_string()))
-        .collect();
+    let mut buffer = [0u8; 16384];
+    let (split, headers, status) = loop {
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            return Err(std::io::Error::other("closed before the headers ended"));
+        }
+        bytes.extend_from_slice(&buffer[..n]);
+        if let Some(split) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
+            let mut lines = head.lines();
+            let status: u16 = (lines.next().and_then(|l| l.split(' ').nth(1)))
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| std::io::Error::other(format!("no status in {head:?}")))?;
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_string()))
+                .collect();
+            break (split, headers, status);
+        }
+    };
+    let find = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let length: Option<usize> = find("content-length").and_then(|v| v.parse().ok());
+    let chunked = find("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+    let done = |body: &[u8]| match (length, chunked) {
+        (Some(length), _) => body.len() >= length,
+        (None, true) => body.ends_with(b"0\r\n\r\n"),
+        (None, false) => false,
+    };
     let mut body = bytes[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
-    {
+    while !done(&body) {
+        let n = stream.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buffer[..n]);
+    }
+    if chunked {
         body = unchunk(&body);
     }
     Ok(Answer {
@@ -69,9 +95,10 @@ pub fn raw(address: SocketAddr, request: &[u8]) -> std::io::Result<Answer> {
 fn unchunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
-        let size_text = String::from_utf8_lossy(&body[..end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
-        if size == 0 {
+        let size_text = String::from_utf8_lossy(&body[..end]).into_owned();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
+        if size == 0 || body.len() < end + 2 + size + 2 {
             break;
         }
         out.extend_from_slice(&body[end + 2..end + 2 + size]);
@@ -165,7 +192,8 @@ impl Running {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("edgevit run ended ({status}):\n{}", self.log());
             }
-            let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
             let mut bytes = request.into_bytes();
             for (name, value) in extra {
                 bytes.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
@@ -212,8 +240,16 @@ pub fn door_with_page(dir: &Path, fps: f64, web: &str) -> PathBuf {
     std::fs::create_dir_all(&frames).unwrap();
     let photos = shared.join("reference/images");
     for n in 0..6 {
-        std::fs::copy(photos.join("astronaut.png"), frames.join(format!("a{n}.png"))).unwrap();
-        std::fs::copy(photos.join("grace_hopper.bmp"), frames.join(format!("g{n}.bmp"))).unwrap();
+        std::fs::copy(
+            photos.join("astronaut.png"),
+            frames.join(format!("a{n}.png")),
+        )
+        .unwrap();
+        std::fs::copy(
+            photos.join("grace_hopper.bmp"),
+            frames.join(format!("g{n}.bmp")),
+        )
+        .unwrap();
     }
     let detector = super::blazeface_package(dir);
     let descriptor = super::face_descriptor_package(dir);
