@@ -82,11 +82,20 @@ fn a_browser_sees_the_camera_and_names_a_face() {
 
     // The gallery: both identities, each with its thumbnails loaded.
     browser.open(&format!("http://{address}/gallery"));
-    let widths = browser.wait_for(
+    let widths = browser.try_wait_for(
         "const t = [...document.querySelectorAll('article.identity img.thumbnail')]; \
          return t.length >= 4 && t.every(i => i.complete && i.naturalWidth > 0) && t.map(i => i.naturalWidth);",
         Duration::from_secs(20),
     );
+    let Some(widths) = widths else {
+        let state = browser.script(
+            "return [...document.querySelectorAll('img')].map(i => [i.src, i.complete, i.naturalWidth]);",
+        );
+        panic!(
+            "a thumbnail never loaded (src, complete, width): {state}\n{}",
+            run.log()
+        );
+    };
     eprintln!("thumbnail widths: {widths}");
     let names = browser.script(
         "return [...document.querySelectorAll('article.identity')].map(a => a.id + ' ' + a.querySelector('.name').textContent);",

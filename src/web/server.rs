@@ -1,54 +1,75 @@
-//! The page's I/O: tiny_http (already in the binary for `/metrics`: synchronous, no async
-//! runtime, a few hundred kB) on a small fixed set of threads of its own, apart from the
-//! capture loop. Requests are bounded before the routes see them: a path of at most
-//! [`MAX_URL`] bytes and a body of at most [`MAX_BODY`].
+//! The page's I/O: axum (hyper's HTTP/1) on a single-threaded tokio runtime of its own
+//! thread, apart from the capture loop; each request is answered by the routes (`site.rs`)
+//! on tokio's blocking pool, since a snapshot waits for the camera's next frame. Requests are
+//! bounded before the routes see them: a path of at most [`MAX_URL`] bytes and a body of at
+//! most [`MAX_BODY`].
 
 use super::http::{Method, Request, Response};
 use super::site::Site;
 use super::WebError;
-use std::io::Read;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// Threads answering requests: a snapshot waits for the camera's next frame, so two let the
-/// gallery answer while a snapshot waits; more would only let more snapshots run at once.
-const THREADS: usize = 2;
-/// The longest request line path accepted (414 beyond).
+/// The longest request path accepted (414 beyond).
 pub const MAX_URL: usize = 2048;
 /// The largest body accepted (413 beyond): a rename form is a few dozen bytes.
 pub const MAX_BODY: usize = 16 * 1024;
+/// Requests answered at once: more wait (each holds a blocking thread while it runs).
+const BLOCKING_THREADS: usize = 4;
 
-/// The running page; stops its threads when dropped.
+/// The running page; stops when dropped.
 pub struct WebServer {
-    server: Arc<tiny_http::Server>,
-    threads: Vec<JoinHandle<()>>,
     address: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl WebServer {
-    /// Listens on `address` and answers with `site` from threads of its own.
+    /// Listens on `address` and answers with `site` from a thread of its own.
     pub fn start(address: SocketAddr, site: Site) -> Result<Self, WebError> {
-        let server = tiny_http::Server::http(address).map_err(|e| WebError::Listen {
+        let listen_error = |e: std::io::Error| WebError::Listen {
             address: address.to_string(),
             why: e.to_string(),
-        })?;
-        let address = server.server_addr().to_ip().unwrap_or(address);
-        let server = Arc::new(server);
+        };
+        let listener = std::net::TcpListener::bind(address).map_err(listen_error)?;
+        listener.set_nonblocking(true).map_err(listen_error)?;
+        let address = listener.local_addr().map_err(listen_error)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .max_blocking_threads(BLOCKING_THREADS)
+            .thread_name("web")
+            .build()
+            .map_err(WebError::Thread)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let site = Arc::new(site);
-        let mut threads = Vec::new();
-        for n in 0..THREADS {
-            let (server, site) = (Arc::clone(&server), Arc::clone(&site));
-            let thread = std::thread::Builder::new()
-                .name(format!("web-{n}"))
-                .spawn(move || answer(&server, &site))
-                .map_err(WebError::Thread)?;
-            threads.push(thread);
-        }
+        let thread = std::thread::Builder::new()
+            .name("web".into())
+            .spawn(move || {
+                let served = runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    let app = axum::Router::new()
+                        .fallback(answer)
+                        .layer(DefaultBodyLimit::max(MAX_BODY))
+                        .with_state(site);
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            let _ = stopped.await;
+                        })
+                        .await
+                });
+                if let Err(e) = served {
+                    log::error!("the web page stopped: {e}");
+                }
+            })
+            .map_err(WebError::Thread)?;
         Ok(WebServer {
-            server,
-            threads,
             address,
+            stop: Some(stop),
+            thread: Some(thread),
         })
     }
 
@@ -60,77 +81,74 @@ impl WebServer {
 
 impl Drop for WebServer {
     fn drop(&mut self) {
-        for _ in &self.threads {
-            self.server.unblock();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
-        for thread in self.threads.drain(..) {
+        if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-/// One thread's loop: until the server is unblocked.
-fn answer(server: &tiny_http::Server, site: &Site) {
-    while let Ok(mut request) = server.recv() {
-        let response = match read(&mut request) {
-            Ok(parsed) => site.handle(&parsed),
-            Err(refused) => refused,
+/// Every request: bounded, then answered by the routes on the blocking pool.
+async fn answer(
+    State(site): State<Arc<Site>>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let response = if uri.to_string().len() > MAX_URL {
+        Response::error(414, "the address is too long")
+    } else {
+        let find = |name: &str| {
+            (headers.get(name))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
         };
-        let mut out = tiny_http::Response::from_data(response.body)
-            .with_status_code(response.status)
-            .with_header(header("Content-Type", response.content_type));
-        for (name, value) in &response.headers {
-            out.add_header(header(name, value));
-        }
-        if let Err(e) = request.respond(out) {
-            log::debug!("web page: {e}");
-        }
-    }
-}
-
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    // Names are ours; values are ours or ids checked by the gallery: no line breaks.
-    tiny_http::Header::from_bytes(name.as_bytes(), value.replace(['\r', '\n'], " ").as_bytes())
-        .unwrap_or_else(|()| {
-            tiny_http::Header::from_bytes(&b"X-Edgevit-Dropped"[..], &b"1"[..])
-                .unwrap_or_else(|()| unreachable!("a plain header"))
-        })
-}
-
-/// The request as the routes see it, or the refusal of an oversized one.
-fn read(request: &mut tiny_http::Request) -> Result<Request, Response> {
-    let url = request.url().to_string();
-    if url.len() > MAX_URL {
-        return Err(Response::error(414, "the address is too long"));
-    }
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(Response::error(413, "the request body is too large"));
-    }
-    let mut body = Vec::new();
-    let read = request
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body);
-    if read.is_err() {
-        return Err(Response::error(400, "cannot read the request body"));
-    }
-    if body.len() > MAX_BODY {
-        return Err(Response::error(413, "the request body is too large"));
-    }
-    let find = |name: &'static str| {
-        (request.headers().iter())
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str().to_string())
+        let request = Request {
+            method: Method::parse(method.as_str()),
+            path: uri.path().to_string(),
+            query: uri.query().unwrap_or("").to_string(),
+            authorization: find("authorization"),
+            origin: find("origin"),
+            host: find("host"),
+            content_type: find("content-type"),
+            body: body.to_vec(),
+        };
+        let site = Arc::clone(&site);
+        tokio::task::spawn_blocking(move || site.handle(&request))
+            .await
+            .unwrap_or_else(|e| Response::error(500, &format!("the page failed: {e}")))
     };
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    Ok(Request {
-        method: Method::parse(request.method().as_str()),
-        path: path.to_string(),
-        query: query.to_string(),
-        authorization: find("Authorization"),
-        origin: find("Origin"),
-        host: find("Host"),
-        content_type: find("Content-Type"),
-        body,
-    })
+    log::debug!(
+        "{method} {}: {} ({} bytes) in {:.1} ms",
+        uri.path(),
+        response.status,
+        response.body.len(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    into_axum(response)
+}
+
+fn into_axum(response: Response) -> axum::response::Response {
+    let mut out = axum::response::Response::new(axum::body::Body::from(response.body));
+    *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::OK);
+    let headers = out.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(response.content_type),
+    );
+    for (name, value) in response.headers {
+        // Values are ours or ids the gallery checked; one that is not a header value is left
+        // out rather than sent broken.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    out
 }

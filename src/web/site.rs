@@ -154,10 +154,9 @@ impl Site {
                 200,
                 &serde_json::json!({ "id": id, "done": action, "message": message }),
             ),
-            (Ok((id, _)), false) => Response::see_other(&format!(
-                "/gallery?done={action}&id={}#{id}",
-                urlencode(&id)
-            )),
+            (Ok((id, _)), false) => {
+                Response::see_other(&format!("/gallery?done={action}&id={}", urlencode(&id)))
+            }
             (Err((status, why)), true) => Response::error(status, &why),
             (Err((status, why)), false) => {
                 let mut page = self.gallery_page("", Some(&why));

@@ -162,7 +162,7 @@ impl Running {
         let file = std::fs::File::create(log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_edgevit"))
             .args(["run", "--config", config.to_str().unwrap()])
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,edgevit::web=debug")
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()

@@ -126,6 +126,12 @@ impl Browser {
 
     /// Waits until `script` returns something truthy (for at most `limit`); that value.
     pub fn wait_for(&self, script: &str, limit: Duration) -> Value {
+        self.try_wait_for(script, limit)
+            .unwrap_or_else(|| panic!("never true within {limit:?}: {script}"))
+    }
+
+    /// `wait_for`, `None` when the time is up.
+    pub fn try_wait_for(&self, script: &str, limit: Duration) -> Option<Value> {
         let start = Instant::now();
         loop {
             let value = self.script(script);
@@ -133,12 +139,11 @@ impl Browser {
                 && value != json!(0)
                 && value != json!("");
             if truthy {
-                return value;
+                return Some(value);
             }
-            assert!(
-                start.elapsed() < limit,
-                "never true within {limit:?}: {script}"
-            );
+            if start.elapsed() >= limit {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
