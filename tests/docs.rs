@@ -179,6 +179,7 @@ fn configuration_blocks() -> Vec<(PathBuf, String)> {
         "[[reid",
         "[gallery",
         "[metrics",
+        "[web",
         "[gpio",
     ];
     let mut blocks = Vec::new();
@@ -308,6 +309,7 @@ fn every_configuration_key_is_documented() {
         ("tracker", format!("{BASE}[tracker]\nZZ\n")),
         ("zones", format!("{BASE}[[zones]]\nname = \"z\"\ncamera = \"c\"\npoints = []\nZZ\n")),
         ("metrics", format!("{BASE}[metrics]\nZZ\n")),
+        ("web", format!("{BASE}[web]\nZZ\n")),
         ("gpio", format!("{BASE}[gpio]\nchip = \"/dev/gpiochip0\"\nZZ\n")),
         ("sink (file)", format!("{BASE}[sink]\nkind = \"file\"\npath = \"o\"\nZZ\n")),
         ("sink (serial)", format!("{BASE}[sink]\nkind = \"serial\"\npath = \"/dev/ttyS0\"\nZZ\n")),

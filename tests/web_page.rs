@@ -223,5 +223,87 @@ fn a_lan_address_needs_a_password() {
         eprintln!("{web}: {stderr}");
         assert!(!output.status.success(), "{web}");
         assert!(stderr.contains(says), "{web}: {stderr}");
+        // `edgevit check` says the same, on the `web` line.
+        let checked = common::edgevit(&["check", "--config", config.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&checked.stdout);
+        assert!(!checked.status.success(), "{web}: {stdout}");
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("FAIL  web") && l.contains(says)),
+            "{web}: {stdout}"
+        );
+    }
+    let fine = common::web::door_with_page(tmp.path(), 0.0, "listen = \"127.0.0.1:8090\"");
+    let checked = common::edgevit(&["check", "--config", fine.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        stdout.contains("ok    web: http://127.0.0.1:8090/ (no password: loopback only)"),
+        "{stdout}"
+    );
+}
+
+/// A rename on one board's page reaches the other board of its fleet (through Mosquitto), as
+/// `edgevit gallery rename` does.
+#[test]
+fn a_rename_on_the_page_reaches_the_fleet() {
+    common::broker::installed();
+    let tmp = tempfile::tempdir().unwrap();
+    let broker_port = common::broker::free_port();
+    std::fs::create_dir_all(tmp.path().join("broker")).unwrap();
+    let _broker = common::broker::Broker::start(&tmp.path().join("broker"), broker_port);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let port = free_port();
+    let web = format!("listen = \"127.0.0.1:{port}\"");
+    let front = common::web::door_in_fleet(&a, 4.0, "front", broker_port, &web);
+    let back = common::web::door_in_fleet(&b, 4.0, "back", broker_port, "");
+    let mut run_a = Running::start(&front, &tmp.path().join("a.log"));
+    let _run_b = Running::start(&back, &tmp.path().join("b.log"));
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let listed = run_a.wait_for(
+        address,
+        "/api/gallery",
+        &[],
+        Duration::from_secs(120),
+        |a| a.status == 200 && a.json().as_array().is_some_and(|all| all.len() >= 2),
+    );
+    let first = listed.json()[0]["id"].as_str().unwrap().to_string();
+    eprintln!("front's identities: {}", listed.text());
+    let renamed = request(
+        address,
+        "POST",
+        &format!("/api/gallery/{first}/rename"),
+        &[("Content-Type", "application/json")],
+        br#"{"name": "Eileen Collins"}"#,
+    );
+    assert_eq!(renamed.status, 200, "{}", renamed.text());
+    let start = std::time::Instant::now();
+    loop {
+        let list = common::edgevit(&[
+            "gallery",
+            "list",
+            "--config",
+            back.to_str().unwrap(),
+            "--json",
+        ]);
+        let names: Vec<serde_json::Value> = common::json_lines(&list)
+            .into_iter()
+            .map(|i| serde_json::json!([i["id"], i["name"]]))
+            .collect();
+        if names.iter().any(|n| n[1] == "Eileen Collins") {
+            eprintln!("the back board has {names:?} after {:?}", start.elapsed());
+            assert!(
+                names.iter().any(|n| n[0] == first.as_str()),
+                "the front's id: {names:?}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the name never reached the back board: {names:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
 }

@@ -49,6 +49,9 @@ pub fn run(args: Args) -> Result<i32> {
     if let Some(dir) = &config.state_dir {
         check_writable_dir("state_dir", dir, &mut report);
     }
+    if let Some(web) = &config.web {
+        check_web(web, &mut report);
+    }
     if let Some(gpio) = &config.gpio {
         if gpio.chip.exists() {
             report.ok("gpio.chip", gpio.chip.display().to_string());
@@ -290,6 +293,30 @@ fn check_sink(sink: &SinkConfig, report: &mut Report) {
                 format!("mqtt {}:{} (the broker is not contacted)", c.host, c.port),
             );
         }
+    }
+}
+
+/// `[web]`: an address it may listen on, and the password it needs there (the port is not
+/// opened: another process may hold it now).
+fn check_web(web: &edgevit::web::WebConfig, report: &mut Report) {
+    let address = match web.address() {
+        Ok(address) => address,
+        Err(e) => return report.fail("web", chain(&e)),
+    };
+    match web.password() {
+        Ok(password) => report.ok(
+            "web",
+            format!(
+                "http://{address}/ ({}{})",
+                if password.is_some() {
+                    "password from web.password_file"
+                } else {
+                    "no password: loopback only"
+                },
+                if web.read_only { ", read-only" } else { "" }
+            ),
+        ),
+        Err(e) => report.fail("web.password_file", chain(&e)),
     }
 }
 

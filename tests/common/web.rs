@@ -232,9 +232,32 @@ impl Drop for Running {
 }
 
 /// The door scene with the page: the two reference photos (the astronaut six frames, then
-/// Grace Hopper six frames: each a track) in a loop at `fps`, faces found by BlazeFace and described by the face descriptor, a
-/// gallery in `dir`, results in `dir/out.jsonl`, and `web` as the `[web]` section's body.
+/// Grace Hopper six frames: each a track) in a loop at `fps`, faces found by BlazeFace and
+/// described by the face descriptor, a gallery in `dir`, results in `dir/out.jsonl`, and `web`
+/// as the `[web]` section's body.
 pub fn door_with_page(dir: &Path, fps: f64, web: &str) -> PathBuf {
+    let sink = format!(
+        "[gallery]\npath = \"{}\"\nthreshold = 0.5\n[sink]\nkind = \"file\"\npath = \"{}\"\n",
+        dir.join("gallery.sqlite").display(),
+        dir.join("out.jsonl").display(),
+    );
+    door_board(dir, fps, &sink, web)
+}
+
+/// The door scene of `door_with_page` as a board of a fleet: its gallery in `dir` shared as
+/// `device` through the broker on `port`.
+pub fn door_in_fleet(dir: &Path, fps: f64, device: &str, port: u16, web: &str) -> PathBuf {
+    let sink = format!(
+        "state_dir = \"{}\"\n[gallery]\nthreshold = 0.5\nfleet = true\n\
+         [sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ndevice = \"{device}\"\n\
+         [sink.spool]\npath = \"{}\"\n",
+        dir.join("state").display(),
+        dir.join("spool").display(),
+    );
+    door_board(dir, fps, &sink, web)
+}
+
+fn door_board(dir: &Path, fps: f64, sink_and_gallery: &str, web: &str) -> PathBuf {
     let shared = super::shared_dir();
     let frames = dir.join("frames");
     std::fs::create_dir_all(&frames).unwrap();
@@ -254,20 +277,25 @@ pub fn door_with_page(dir: &Path, fps: f64, web: &str) -> PathBuf {
     let detector = super::blazeface_package(dir);
     let descriptor = super::face_descriptor_package(dir);
     let config = dir.join("door.toml");
+    let web = if web.is_empty() {
+        String::new()
+    } else {
+        format!("[web]\n{web}\n")
+    };
+    // `state_dir` is a top-level key: it must come before the first section.
+    let (top, sections) = match sink_and_gallery.split_once("[gallery]") {
+        Some((top, rest)) => (top.to_string(), format!("[gallery]{rest}")),
+        None => (String::new(), sink_and_gallery.to_string()),
+    };
     std::fs::write(
         &config,
         format!(
-            "[source]\nkind = \"image-dir\"\npath = \"{}\"\ncamera = \"door\"\nloop = true\nfps = {fps}\n\
+            "{top}[source]\nkind = \"image-dir\"\npath = \"{}\"\ncamera = \"door\"\nloop = true\nfps = {fps}\n\
              [detector]\npath = \"{}\"\nmargin = 0.25\n[model]\npath = \"{}\"\n\
-             [tracker]\n\
-             [gallery]\npath = \"{}\"\nthreshold = 0.5\n\
-             [sink]\nkind = \"file\"\npath = \"{}\"\n\
-             [web]\n{web}\n",
+             [tracker]\n{sections}{web}",
             frames.display(),
             detector.display(),
             descriptor.display(),
-            dir.join("gallery.sqlite").display(),
-            dir.join("out.jsonl").display(),
         ),
     )
     .unwrap();
