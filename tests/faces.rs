@@ -609,14 +609,7 @@ fn a_stranger_gets_an_unnamed_identity() {
     }
     assert_eq!(faces[2]["name"], "Grace Hopper");
     // The stranger's best crops are kept: seen in the list, written by `gallery show`.
-    let listed = common::edgevit(&[
-        "gallery",
-        "list",
-        "--config",
-        config.to_str().unwrap(),
-        "--json",
-    ]);
-    let listed = common::json_lines(&listed);
+    let listed = common::gallery_list(&config);
     let stranger = listed.iter().find(|i| i["id"] == "id-000003").unwrap();
     assert_eq!(stranger["thumbnails"], 2, "one per look: {stranger}");
     let out = tmp.path().join("show");

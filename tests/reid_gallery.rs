@@ -144,15 +144,7 @@ fn identities(
 }
 
 fn confirmed_in_gallery(config: &Path) -> Vec<Value> {
-    let output = common::edgevit(&[
-        "gallery",
-        "list",
-        "--config",
-        config.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    common::json_lines(&output)
+    common::gallery_list(config)
         .into_iter()
         .filter(|i| i["confirmed"] == true)
         .collect()

@@ -122,14 +122,7 @@ fn a_browser_sees_the_camera_and_names_a_face() {
     save("web-gallery.png", &browser.screenshot());
     drop(browser);
 
-    let list = common::edgevit(&[
-        "gallery",
-        "list",
-        "--config",
-        config.to_str().unwrap(),
-        "--json",
-    ]);
-    let listed = common::json_lines(&list);
+    let listed = common::gallery_list(&config);
     assert_eq!(listed[0]["id"], "id-000001");
     assert_eq!(listed[0]["name"], "Eileen Collins", "{listed:?}");
 }

@@ -99,14 +99,7 @@ fn the_page_of_a_running_board_with_a_password() {
         br#"{"name": "Grace Hopper"}"#,
     );
     assert_eq!(renamed.status, 200, "{}", renamed.text());
-    let list = common::edgevit(&[
-        "gallery",
-        "list",
-        "--config",
-        config.to_str().unwrap(),
-        "--json",
-    ]);
-    let listed = common::json_lines(&list);
+    let listed = common::gallery_list(&config);
     let grace = listed.iter().find(|i| i["id"] == "id-000002").unwrap();
     assert_eq!(grace["name"], "Grace Hopper", "{listed:?}");
     // The running loop names her from then on.
@@ -281,14 +274,7 @@ fn a_rename_on_the_page_reaches_the_fleet() {
     assert_eq!(renamed.status, 200, "{}", renamed.text());
     let start = std::time::Instant::now();
     loop {
-        let list = common::edgevit(&[
-            "gallery",
-            "list",
-            "--config",
-            back.to_str().unwrap(),
-            "--json",
-        ]);
-        let names: Vec<serde_json::Value> = common::json_lines(&list)
+        let names: Vec<serde_json::Value> = common::gallery_list(&back)
             .into_iter()
             .map(|i| serde_json::json!([i["id"], i["name"]]))
             .collect();

@@ -44,6 +44,19 @@ pub fn enroll(config: &Path, name: &str, image: &Path) -> Output {
     ])
 }
 
+/// `edgevit gallery list --config CONFIG --json`: one object per identity.
+pub fn gallery_list(config: &Path) -> Vec<serde_json::Value> {
+    let output = edgevit(&[
+        "gallery",
+        "list",
+        "--config",
+        config.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    json_lines(&output)
+}
+
 /// Test data from the package registries that `../shared` does not hold (`$EDGEVIT_TEST_DATA`,
 /// else `target/test-data`): `relative` in it, or the test fails saying how to fetch it.
 pub fn test_data(relative: &str) -> PathBuf {
