@@ -293,3 +293,50 @@ fn a_rename_on_the_page_reaches_the_fleet() {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// A browser keeps its connections open: a stop (SIGTERM, as systemd sends) must not wait for
+/// them, nor for a request half sent.
+#[test]
+fn open_connections_do_not_hold_a_stop() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config =
+        common::web::door_with_page(tmp.path(), 4.0, &format!("listen = \"127.0.0.1:{port}\""));
+    let mut run = Running::start(&config, &tmp.path().join("run.log"));
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    run.wait_for(address, "/api/health", &[], Duration::from_secs(60), |a| {
+        a.status == 200
+    });
+    let _silent = std::net::TcpStream::connect(address).unwrap();
+    let mut kept = std::net::TcpStream::connect(address).unwrap();
+    kept.write_all(format!("GET /api/health HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    assert!(
+        kept.read(&mut buffer).unwrap() > 0,
+        "answered, connection kept"
+    );
+    let mut half = std::net::TcpStream::connect(address).unwrap();
+    half.write_all(b"GET /api/hea").unwrap();
+    let snapshot = std::thread::spawn(move || {
+        common::web::get(address, "/api/cameras/door/snapshot.jpg", &[]).status
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    common::signal(&run.child, "TERM");
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM:\n{}",
+            run.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("stopped in {:?} ({status})", start.elapsed());
+    assert!(status.success(), "{}", run.log());
+    let _ = snapshot.join();
+}

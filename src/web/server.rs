@@ -10,6 +10,7 @@ use super::WebError;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,6 +19,8 @@ use std::thread::JoinHandle;
 pub const MAX_URL: usize = 2048;
 /// The largest body accepted (413 beyond): a rename form is a few dozen bytes.
 pub const MAX_BODY: usize = 16 * 1024;
+/// How long a stop waits for requests still being answered.
+const SHUTDOWN: std::time::Duration = std::time::Duration::from_millis(500);
 /// Requests answered at once: more wait (each holds a blocking thread while it runs).
 const BLOCKING_THREADS: usize = 4;
 
@@ -55,15 +58,18 @@ impl WebServer {
                         .fallback(answer)
                         .layer(DefaultBodyLimit::max(MAX_BODY))
                         .with_state(site);
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await
+                    // Not a graceful shutdown: that waits for every open connection, and a
+                    // browser keeps its connections open; the loop has stopped already.
+                    tokio::select! {
+                        served = axum::serve(listener, app).into_future() => served,
+                        _ = stopped => Ok(()),
+                    }
                 });
                 if let Err(e) = served {
                     log::error!("the web page stopped: {e}");
                 }
+                // A request still running (a snapshot waiting for a frame) gets this long.
+                runtime.shutdown_timeout(SHUTDOWN);
             })
             .map_err(WebError::Thread)?;
         Ok(WebServer {
