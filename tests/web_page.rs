@@ -194,6 +194,30 @@ fn refusals(address: SocketAddr, ok: &[(&str, &str)]) {
         405
     );
     assert_eq!(get(address, "/nowhere", ok).status, 404);
+    // A flood of snapshots (each waits for the camera's next frame): the queue in front of the
+    // routes is bounded; what does not fit is told to come back (503), nothing hangs.
+    let auth = ok[0].1.to_string();
+    let flood: Vec<_> = (0..64)
+        .map(|_| {
+            let auth = auth.clone();
+            std::thread::spawn(move || {
+                get(
+                    address,
+                    "/api/cameras/door/snapshot.jpg",
+                    &[("Authorization", &auth)],
+                )
+                .status
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = flood.into_iter().map(|t| t.join().unwrap()).collect();
+    let busy = statuses.iter().filter(|s| **s == 503).count();
+    eprintln!("flood of 64 snapshots: {busy} told to come back");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(busy > 0 && busy < 64, "{statuses:?}");
     assert_eq!(
         get(address, "/api/gallery/id-000001", ok).status,
         200,

@@ -12,6 +12,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -23,6 +24,9 @@ pub const MAX_BODY: usize = 16 * 1024;
 const SHUTDOWN: std::time::Duration = std::time::Duration::from_millis(500);
 /// Requests answered at once: more wait (each holds a blocking thread while it runs).
 const BLOCKING_THREADS: usize = 4;
+/// Requests answered or waiting; beyond, 503 at once: the queue in front of the routes is
+/// bounded, whatever a client (or a flood of them) asks.
+const MAX_IN_FLIGHT: usize = 32;
 
 /// The running page; stops when dropped.
 pub struct WebServer {
@@ -48,7 +52,10 @@ impl WebServer {
             .build()
             .map_err(WebError::Thread)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let site = Arc::new(site);
+        let site = Arc::new(Shared {
+            site,
+            in_flight: AtomicUsize::new(0),
+        });
         let thread = std::thread::Builder::new()
             .name("web".into())
             .spawn(move || {
@@ -96,16 +103,35 @@ impl Drop for WebServer {
     }
 }
 
+/// What the requests share: the routes, and how many requests are in flight.
+struct Shared {
+    site: Site,
+    in_flight: AtomicUsize,
+}
+
+/// Counts a request in flight while it lives.
+struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Every request: bounded, then answered by the routes on the blocking pool.
 async fn answer(
-    State(site): State<Arc<Site>>,
+    State(shared): State<Arc<Shared>>,
     method: axum::http::Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> axum::response::Response {
     let started = std::time::Instant::now();
-    let response = if uri.to_string().len() > MAX_URL {
+    let counted = InFlight(Arc::clone(&shared));
+    let busy = shared.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT;
+    let response = if busy {
+        Response::error(503, "too many requests at once; try again")
+    } else if uri.to_string().len() > MAX_URL {
         Response::error(414, "the address is too long")
     } else {
         let find = |name: &str| {
@@ -123,8 +149,8 @@ async fn answer(
             content_type: find("content-type"),
             body: body.to_vec(),
         };
-        let site = Arc::clone(&site);
-        tokio::task::spawn_blocking(move || site.handle(&request))
+        let shared = Arc::clone(&shared);
+        tokio::task::spawn_blocking(move || shared.site.handle(&request))
             .await
             .unwrap_or_else(|e| Response::error(500, &format!("the page failed: {e}")))
     };
@@ -135,6 +161,7 @@ async fn answer(
         response.body.len(),
         started.elapsed().as_secs_f64() * 1e3
     );
+    drop(counted);
     into_axum(response)
 }
 
