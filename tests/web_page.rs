@@ -284,7 +284,19 @@ fn a_rename_on_the_page_reaches_the_fleet() {
         "/api/gallery",
         &[],
         Duration::from_secs(120),
-        |a| a.status == 200 && a.json().as_array().is_some_and(|all| all.len() >= 2),
+        // Both boards minted ids for the same two people at once: wait until the fleet has
+        // settled on one id each (the older), so that the name is given to a settled id.
+        |a| {
+            let ids = |all: &[serde_json::Value]| {
+                let mut ids: Vec<String> = (all.iter())
+                    .filter_map(|i| i["id"].as_str().map(str::to_string))
+                    .collect();
+                ids.sort();
+                ids
+            };
+            let front = a.json().as_array().cloned().unwrap_or_default();
+            a.status == 200 && front.len() == 2 && ids(&front) == ids(&common::gallery_list(&back))
+        },
     );
     let first = listed.json()[0]["id"].as_str().unwrap().to_string();
     eprintln!("front's identities: {}", listed.text());
