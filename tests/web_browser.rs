@@ -7,9 +7,7 @@
 
 mod common;
 
-use common::web::{free_port, Running};
 use common::webdriver::Browser;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,11 +30,7 @@ fn save(name: &str, png: &[u8]) {
 #[test]
 fn a_browser_sees_the_camera_and_names_a_face() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config =
-        common::web::door_with_page(tmp.path(), 4.0, &format!("listen = \"127.0.0.1:{port}\""));
-    let mut run = Running::start(&config, &tmp.path().join("run.log"));
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (mut run, address, config) = common::web::door_running(tmp.path());
     run.wait_for(
         address,
         "/api/gallery",

@@ -336,11 +336,7 @@ fn a_rename_on_the_page_reaches_the_fleet() {
 fn open_connections_do_not_hold_a_stop() {
     use std::io::{Read, Write};
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config =
-        common::web::door_with_page(tmp.path(), 4.0, &format!("listen = \"127.0.0.1:{port}\""));
-    let mut run = Running::start(&config, &tmp.path().join("run.log"));
-    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (mut run, address, _) = common::web::door_running(tmp.path());
     run.wait_for(address, "/api/health", &[], Duration::from_secs(60), |a| {
         a.status == 200
     });

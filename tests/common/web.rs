@@ -244,6 +244,16 @@ pub fn door_with_page(dir: &Path, fps: f64, web: &str) -> PathBuf {
     door_board(dir, fps, &sink, web)
 }
 
+/// `edgevit run` of the door scene (`door_with_page`, 4 frames a second) with its page on a
+/// free loopback port, no password: the run, the page's address, the configuration.
+pub fn door_running(dir: &Path) -> (Running, SocketAddr, PathBuf) {
+    let port = free_port();
+    let config = door_with_page(dir, 4.0, &format!("listen = \"127.0.0.1:{port}\""));
+    let run = Running::start(&config, &dir.join("run.log"));
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    (run, address, config)
+}
+
 /// The door scene of `door_with_page` as a board of a fleet: its gallery in `dir` shared as
 /// `device` through the broker on `port`.
 pub fn door_in_fleet(dir: &Path, fps: f64, device: &str, port: u16, web: &str) -> PathBuf {
