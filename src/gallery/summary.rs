@@ -46,7 +46,7 @@ impl Gallery {
         Ok(IdentitySummary {
             identity: identity.clone(),
             exemplars: self.index.embeddings(identity.key).count(),
-            thumbnails: self.thumbnails(&id)?.len(),
+            thumbnails: self.thumbnail_count(&id)?,
             sightings: (self.sightings(&id)?.into_iter())
                 .map(|(camera, count, last_seen_ms)| Sighting {
                     camera,

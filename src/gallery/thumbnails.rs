@@ -142,6 +142,13 @@ impl Gallery {
         Ok(true)
     }
 
+    /// How many thumbnails an identity (by id or name) has, without reading them.
+    pub fn thumbnail_count(&self, who: &str) -> Result<usize, GalleryError> {
+        let key = self.find(who)?;
+        let (count, _) = (self.store.thumbnail_floor(key)).map_err(|e| self.sql_error(e))?;
+        Ok(count)
+    }
+
     /// The thumbnails of an identity (by id or name), best first.
     pub fn thumbnails(&self, who: &str) -> Result<Vec<Thumbnail>, GalleryError> {
         let key = self.find(who)?;

@@ -709,8 +709,8 @@ fn web_site(
             selftest,
             started: crate::web::now_rfc3339(),
         },
-        gallery: around.gallery.filter(|_| reid),
-        device: around.device,
+        gallery: (around.gallery.filter(|_| reid))
+            .map(|path| crate::web::GalleryAccess::new(path, around.device)),
         classes: around.classes,
         read_only: web.read_only,
         credentials,

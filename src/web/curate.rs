@@ -3,7 +3,8 @@
 //! and the fleet sync pick the change up as they do a command's.
 
 use crate::gallery::{Gallery, GalleryConfig, GalleryError, IdentitySummary};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// A change asked for by the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,15 @@ impl Change {
             "merge" => Some(Change::Merge),
             "forget" => Some(Change::Forget),
             _ => None,
+        }
+    }
+
+    /// The body field a change reads: the new name, the identity to merge in; none to forget.
+    pub fn field(self) -> Option<&'static str> {
+        match self {
+            Change::Rename => Some("name"),
+            Change::Merge => Some("with"),
+            Change::Forget => None,
         }
     }
 
@@ -51,13 +61,49 @@ pub fn status_of(error: &GalleryError) -> u16 {
     }
 }
 
-/// Opens the gallery file, as this board (`device`) when it is in a fleet.
-pub fn open(path: &Path, device: Option<&str>) -> Result<Gallery, GalleryError> {
-    let mut gallery = Gallery::open_existing(path, &GalleryConfig::default())?;
-    if let Some(device) = device {
-        gallery.set_device(device);
+/// The page's own connection to the gallery file, opened at the first request and kept: each
+/// request only picks up what others committed since (`Gallery::refresh`, which reloads when
+/// the file changed), instead of loading every embedding again for each thumbnail.
+pub struct GalleryAccess {
+    path: PathBuf,
+    /// The board's name in its fleet: changes made here carry it.
+    device: Option<String>,
+    open: Mutex<Option<Gallery>>,
+}
+
+impl GalleryAccess {
+    pub fn new(path: PathBuf, device: Option<String>) -> Self {
+        GalleryAccess {
+            path,
+            device,
+            open: Mutex::new(None),
+        }
     }
-    Ok(gallery)
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `use_it` on the gallery as it is now on disk.
+    pub fn with<T>(
+        &self,
+        use_it: impl FnOnce(&mut Gallery) -> Result<T, GalleryError>,
+    ) -> Result<T, GalleryError> {
+        let mut open = crate::sync::lock(&self.open);
+        if let Some(gallery) = open.as_mut() {
+            gallery.refresh()?;
+        } else {
+            let mut gallery = Gallery::open_existing(&self.path, &GalleryConfig::default())?;
+            if let Some(device) = &self.device {
+                gallery.set_device(device);
+            }
+            *open = Some(gallery);
+        }
+        let gallery = open.as_mut().ok_or_else(|| GalleryError::Missing {
+            path: self.path.clone(),
+        })?;
+        use_it(gallery)
+    }
 }
 
 /// Every identity, named ones first, then by id.

@@ -43,6 +43,15 @@ struct CameraView {
     interval: Option<f64>,
 }
 
+impl CameraView {
+    /// Frames per second lately, to a tenth.
+    fn fps(&self) -> Option<f64> {
+        (self.interval)
+            .filter(|i| *i > 0.0)
+            .map(|i| (10.0 / i).round() / 10.0)
+    }
+}
+
 /// One camera as the page lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct CameraSummary {
@@ -118,6 +127,14 @@ impl LiveView {
         self.arrived.notify_all();
     }
 
+    /// Frames per second over every camera.
+    pub fn fps(&self) -> f64 {
+        lock(&self.cameras)
+            .values()
+            .filter_map(CameraView::fps)
+            .sum()
+    }
+
     /// Every camera with its latest records.
     pub fn cameras(&self) -> Vec<CameraSummary> {
         let cameras = lock(&self.cameras);
@@ -126,10 +143,7 @@ impl LiveView {
             .map(|(name, view)| CameraSummary {
                 camera: name.clone(),
                 frames: view.frames,
-                fps: view
-                    .interval
-                    .filter(|i| *i > 0.0)
-                    .map(|i| (10.0 / i).round() / 10.0),
+                fps: view.fps(),
                 latest: view
                     .records
                     .back()

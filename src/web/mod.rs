@@ -23,6 +23,7 @@ mod site;
 
 pub use auth::{Credentials, USER};
 pub use config::{WebConfig, WebError};
+pub use curate::GalleryAccess;
 pub use http::{Method, Request, Response};
 pub use live::{CameraSummary, LiveView, SnapshotError};
 pub use pages::Pages;

@@ -3,7 +3,7 @@
 //! directly.
 
 use super::auth::Credentials;
-use super::curate::{self, Change};
+use super::curate::{self, Change, GalleryAccess};
 use super::http::{Method, Request, Response};
 use super::live::{LiveView, SnapshotError};
 use super::pages::Pages;
@@ -37,10 +37,8 @@ pub struct Site {
     pub live: Arc<LiveView>,
     pub health: Arc<Health>,
     pub about: About,
-    /// The ReID gallery file, when the run has one.
-    pub gallery: Option<PathBuf>,
-    /// The board's name in its fleet: changes made here carry it.
-    pub device: Option<String>,
+    /// The ReID gallery, when the run has one.
+    pub gallery: Option<GalleryAccess>,
     /// The classes-by-example file (`[classify] classes`).
     pub classes: Option<PathBuf>,
     pub read_only: bool,
@@ -134,19 +132,15 @@ impl Site {
         if !same_origin(request) {
             return Response::error(403, "a change must come from this page (Origin differs)");
         }
-        let field = match change {
-            Change::Rename => "name",
-            Change::Merge => "with",
-            Change::Forget => "",
-        };
-        let value = match request.field(field) {
-            Ok(value) => value,
-            Err(why) => return Response::error(400, &why),
+        let value = match change.field().map(|name| request.field(name)) {
+            None => None,
+            Some(Ok(value)) => value,
+            Some(Err(why)) => return Response::error(400, &why),
         };
         let outcome = match &self.gallery {
             None => Err((404, "this run has no gallery".to_string())),
-            Some(path) => curate::open(path, self.device.as_deref())
-                .and_then(|mut g| curate::apply(&mut g, change, who, value.as_deref()))
+            Some(gallery) => gallery
+                .with(|g| curate::apply(g, change, who, value.as_deref()))
                 .map_err(|e| (curate::status_of(&e), crate::error::chain(&e))),
         };
         match (outcome, request.is_json()) {
@@ -197,10 +191,11 @@ impl Site {
             let change = Change::parse(&value("done")?)?;
             Some(format!("done: {}", change.done_to(&value("id")?)))
         });
-        let Some(path) = &self.gallery else {
+        let Some(gallery) = &self.gallery else {
             return self.page_with("gallery", context! { gallery => false }, message.as_deref());
         };
-        let listed = curate::open(path, None).and_then(|g| curate::identities(&g));
+        let path = gallery.path();
+        let listed = gallery.with(|g| curate::identities(g));
         let extra = match listed {
             Ok(all) => {
                 let identities: Vec<serde_json::Value> = all.iter().map(with_times).collect();
@@ -218,10 +213,10 @@ impl Site {
         &self,
         answer: impl FnOnce(&crate::gallery::Gallery) -> Result<Response, crate::gallery::GalleryError>,
     ) -> Response {
-        let Some(path) = &self.gallery else {
+        let Some(gallery) = &self.gallery else {
             return Response::error(404, "this run has no gallery");
         };
-        match curate::open(path, None).and_then(|g| answer(&g)) {
+        match gallery.with(|g| answer(g)) {
             Ok(response) => response,
             Err(e) => Response::error(curate::status_of(&e), &crate::error::chain(&e)),
         }
@@ -295,7 +290,7 @@ impl Site {
 
     /// Frames per second over every camera.
     fn fps(&self) -> f64 {
-        self.live.cameras().iter().filter_map(|c| c.fps).sum()
+        self.live.fps()
     }
 }
 

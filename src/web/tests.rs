@@ -60,8 +60,7 @@ fn site(dir: &Path, password: Option<&str>, read_only: bool) -> Site {
             selftest: None,
             started: now_rfc3339(),
         },
-        gallery: Some(gallery(dir)),
-        device: None,
+        gallery: Some(GalleryAccess::new(gallery(dir), None)),
         classes: Some(classes(dir)),
         read_only,
         credentials: password.map(Credentials::new),
@@ -256,7 +255,7 @@ fn rename_merge_and_forget_through_the_api_and_the_form() {
     assert_eq!(both_named.status, 409, "{}", text(&both_named));
     assert!(text(&both_named).contains("rename one of them first"));
     // A third look at Grace, not recognised: merged into her.
-    let path = site.gallery.clone().unwrap();
+    let path = site.gallery.as_ref().unwrap().path().to_path_buf();
     let mut gallery = Gallery::open_existing(&path, &GalleryConfig::default()).unwrap();
     let again = gallery
         .observe(&[0.0, 0.0, 1.0, 0.0], "yard", 3_000)
