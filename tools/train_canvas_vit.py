@@ -46,6 +46,47 @@ def place(digit, side, rng):
     return frame, (int(x), int(y))
 
 
+def write_test_frames(images, labels, te, test_dir, count, samples):
+    """The held-out test frames: 84x84, the digit anywhere (fixed seed), never trained on."""
+    os.makedirs(test_dir, exist_ok=True)
+    trng = np.random.default_rng(1234)
+    chosen = trng.choice(te, size=min(count, len(te)), replace=False)
+    rows = []
+    for n, j in enumerate(chosen):
+        frame, (x, y) = place(images[j], 84, trng)
+        name = f"{n:04d}.png"
+        Image.fromarray(frame).save(os.path.join(test_dir, name))
+        rows.append([name, int(labels[j]), x, y])
+    write_labels(test_dir, rows)
+    os.makedirs(samples, exist_ok=True)
+    for n, (name, label, _, _) in enumerate(rows[:4]):
+        Image.open(os.path.join(test_dir, name)).save(os.path.join(samples, f"frame-{label}-{n}.png"))
+
+
+def write_dev_frames(dev_dir, out_dir, per_digit=3):
+    """The 300 digits of shared/reference/mnist-dev, each at `per_digit` other places in 84x84
+    frames (seed 99): a second held-out set, placed apart from the first."""
+    os.makedirs(out_dir, exist_ok=True)
+    rng = np.random.default_rng(99)
+    rows = []
+    with open(os.path.join(dev_dir, "labels.csv")) as f:
+        for row in csv.DictReader(f):
+            digit = np.asarray(Image.open(os.path.join(dev_dir, row["file"])).convert("L"))
+            for k in range(per_digit):
+                frame, (x, y) = place(digit, 84, rng)
+                name = f"{os.path.splitext(row['file'])[0]}-{k}.png"
+                Image.fromarray(frame).save(os.path.join(out_dir, name))
+                rows.append([name, int(row["label"]), x, y])
+    write_labels(out_dir, rows)
+
+
+def write_labels(folder, rows):
+    with open(os.path.join(folder, "labels.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "label", "x", "y"])
+        w.writerows(rows)
+
+
 def to_input(frame):
     """The frame stretched to 28x28 as edgevit does (Pillow bilinear), normalised."""
     small = np.asarray(Image.fromarray(frame).resize((28, 28), Image.BILINEAR), dtype=np.float32)
@@ -80,12 +121,22 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "work", "vit-mnist-canvas.pt"))
     ap.add_argument("--test-dir", default=os.path.join(HERE, "work", "canvas-test"))
     ap.add_argument("--samples", default=os.path.join(ROOT, "models", "vit-mnist-canvas", "samples"))
+    ap.add_argument("--dev-dir", default=os.path.join(ROOT, "..", "shared", "reference", "mnist-dev"),
+                    help="shared/reference/mnist-dev (EDGEVIT_SHARED_DIR/reference/mnist-dev)")
+    ap.add_argument("--dev-frames", default=os.path.join(HERE, "work", "canvas-dev"))
+    ap.add_argument("--frames-only", action="store_true", help="write the held-out frames and stop")
     args = ap.parse_args()
+    if os.environ.get("EDGEVIT_SHARED_DIR"):
+        args.dev_dir = os.path.join(os.environ["EDGEVIT_SHARED_DIR"], "reference", "mnist-dev")
 
     torch.set_num_threads(args.threads)
     seed_all(args.seed)
     images, labels, index = mnist_data.load()
     tr, te = mnist_data.split(labels, index, seed=args.seed)
+    write_test_frames(images, labels, te, args.test_dir, args.test_frames, args.samples)
+    write_dev_frames(args.dev_dir, args.dev_frames)
+    if args.frames_only:
+        return
     model = build_model()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n)]
@@ -123,23 +174,6 @@ def main():
         json.dump({"held_out_top1_by_frame_side": accs, "train_seconds": train_s, "epochs": args.epochs,
                    "model_kwargs": MODEL_KWARGS, "seed": args.seed, "torch": torch.__version__}, f, indent=2)
 
-    # The held-out test frames: 84x84, the digit anywhere (fixed seed), never trained on.
-    os.makedirs(args.test_dir, exist_ok=True)
-    trng = np.random.default_rng(1234)
-    chosen = trng.choice(te, size=min(args.test_frames, len(te)), replace=False)
-    with open(os.path.join(args.test_dir, "labels.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "label", "x", "y"])
-        for n, j in enumerate(chosen):
-            frame, (x, y) = place(images[j], 84, trng)
-            name = f"{n:04d}.png"
-            Image.fromarray(frame).save(os.path.join(args.test_dir, name))
-            w.writerow([name, int(labels[j]), x, y])
-    os.makedirs(args.samples, exist_ok=True)
-    for n in range(4):
-        src = os.path.join(args.test_dir, f"{n:04d}.png")
-        label = list(csv.reader(open(os.path.join(args.test_dir, "labels.csv"))))[n + 1][1]
-        Image.open(src).save(os.path.join(args.samples, f"frame-{label}-{n}.png"))
     print(json.dumps({"held_out_top1_by_frame_side": accs, "train_seconds": round(train_s)}, indent=2))
 
 

@@ -2,7 +2,7 @@
 
 use super::parts::Part;
 use super::token_labels::{self, TokenLabelConfig};
-use super::zoom::PixelBox;
+use super::zoom::{Crop, PixelBox};
 use super::{Interpret, InterpretError, Interpretation};
 use crate::backend::Outputs;
 use crate::model::ModelPackage;
@@ -77,13 +77,16 @@ pub struct Classification {
     pub parts: Option<Vec<Part>>,
 }
 
-/// Where the zoom looked: `{"box": [x0, y0, x1, y1], "score": s}`; the score is the share of
-/// the attention map's mass inside the component (0 when the map had none: the whole frame).
+/// Where the zoom looked: `{"box": [x0, y0, x1, y1], "score": s, "crop": {"box": [...]}}`;
+/// the box is the attention's component, the score the share of the map's mass inside it (0
+/// when the map had none: the whole frame), the crop what the second pass saw (with `"pad"`
+/// where black bars gave it the model's aspect).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ZoomRegion {
     #[serde(rename = "box")]
     pub bounds: PixelBox,
     pub score: f32,
+    pub crop: Crop,
 }
 
 /// One pass of the model over the frame (`full`) or a zoomed crop of it (`zoom`).

@@ -1,7 +1,9 @@
 //! RAMS-Trans's Dynamic Patch Proposal Module, on the host: threshold the attention map at
 //! `alpha` times its mean, keep the largest 8-connected component, and turn it into a box in
-//! the pixels of the original frame (every resize policy undone), with a margin and a minimum
-//! size. The second pass over that box is the pipeline's (`pipeline::zoom`).
+//! the pixels of the original frame (every resize policy undone). The crop around that box
+//! gets a margin and a minimum size and, by default, the model input's aspect, so that the
+//! second pass never sees the object stretched. The second pass itself is the pipeline's
+//! (`pipeline::vit_stage`).
 
 use super::rollout::AttentionMap;
 use super::tokens::TokenLayout;
@@ -22,13 +24,20 @@ pub struct ZoomConfig {
     /// Cells above `alpha` x the map's mean are kept (RAMS-Trans: about 1.3).
     #[serde(default = "default_alpha")]
     pub alpha: f32,
-    /// Added on each side of the box, as a fraction of its width and height.
+    /// Added on each side of the box to make the crop, as a fraction of the box's width and
+    /// height (of the square's side for a square crop): the map's cells are coarse, and a
+    /// cell just under the threshold may still hold part of the object.
     #[serde(default = "default_margin")]
     pub margin: f32,
-    /// Smallest side of the box, as a fraction of the frame's shorter side (the box grows
+    /// Smallest side of the crop, as a fraction of the frame's shorter side (the crop grows
     /// about its centre to reach it).
     #[serde(default = "default_min_size")]
     pub min_size: f32,
+    /// The crop's shape: `square` (default: the model input's aspect, shifted to stay inside
+    /// the frame, black beyond its edges, never stretched) or `box` (the box and margin as
+    /// they are, clipped to the frame, stretched by the model's resize policy).
+    #[serde(default)]
+    pub crop_shape: CropShape,
     /// How the passes make the result: `mean` of their probabilities (default), `zoom` (the
     /// last pass alone) or `both` (the first pass's result, the zoom's reported beside it).
     #[serde(default)]
@@ -66,6 +75,7 @@ impl Default for ZoomConfig {
             alpha: default_alpha(),
             margin: default_margin(),
             min_size: default_min_size(),
+            crop_shape: CropShape::default(),
             fuse: Fuse::default(),
             depth: default_depth(),
             crop_from: CropFrom::default(),
@@ -123,6 +133,14 @@ pub enum Fuse {
     Mean,
     Zoom,
     Both,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CropShape {
+    #[default]
+    Square,
+    Box,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -260,8 +278,7 @@ pub fn largest_component(map: &AttentionMap, alpha: f32) -> Option<Component> {
 
 /// The zoom region in frame pixels: the component's cells in input pixels, clipped to where
 /// the frame lies in the input (letterbox bars are not frame), mapped back through the resize
-/// policy, widened by the margin and to the minimum size, clamped to the frame. A map with no
-/// component gives the whole frame with score 0.
+/// policy, clamped to the frame. A map with no component gives the whole frame with score 0.
 pub fn region(
     map: &AttentionMap,
     layout: &TokenLayout,
@@ -274,20 +291,93 @@ pub fn region(
     };
     let cells = layout.cells_region(component.cols, component.rows);
     let inside = intersect(cells, placement.target).unwrap_or(placement.target);
-    let mut r = placement.to_source(inside);
-    let (mx, my) = (
-        r.width * config.margin as f64,
-        r.height * config.margin as f64,
-    );
-    r = Region {
-        x: r.x - mx,
-        y: r.y - my,
-        width: r.width + 2.0 * mx,
-        height: r.height + 2.0 * my,
-    };
-    let min_side = frame.0.min(frame.1) as f64 * config.min_size as f64;
-    r = grow_to(r, min_side);
+    let r = placement.to_source(inside);
     (PixelBox::covering(r, frame.0, frame.1), component.mass)
+}
+
+/// What the second pass sees: `inside`, the part of the frame it holds, and `pad`, black
+/// columns and rows (left, top, right, bottom) that give it the model's aspect where the frame
+/// ends before the square does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Crop {
+    #[serde(rename = "box")]
+    pub inside: PixelBox,
+    #[serde(skip_serializing_if = "Crop::unpadded")]
+    pub pad: [u32; 4],
+}
+
+impl Crop {
+    fn unpadded(pad: &[u32; 4]) -> bool {
+        *pad == [0; 4]
+    }
+
+    /// The crop's size with its padding.
+    pub fn size(&self) -> (u32, u32) {
+        let [l, t, r, b] = self.pad;
+        (self.inside.width() + l + r, self.inside.height() + t + b)
+    }
+}
+
+/// The crop around the zoom box in a `frame` of pixels for a model input of `aspect` (width /
+/// height): the margin, the minimum size, and the shape `config.crop_shape` asks for.
+pub fn crop(bounds: PixelBox, frame: (u32, u32), aspect: f64, config: &ZoomConfig) -> Crop {
+    let (w, h) = (bounds.width() as f64, bounds.height() as f64);
+    let centre = (bounds.x0 as f64 + w / 2.0, bounds.y0 as f64 + h / 2.0);
+    let min_side = frame.0.min(frame.1) as f64 * config.min_size as f64;
+    let grow = 1.0 + 2.0 * config.margin as f64;
+    match config.crop_shape {
+        CropShape::Box => {
+            let (cw, ch) = ((w * grow).max(min_side), (h * grow).max(min_side));
+            let r = Region {
+                x: centre.0 - cw / 2.0,
+                y: centre.1 - ch / 2.0,
+                width: cw,
+                height: ch,
+            };
+            Crop {
+                inside: PixelBox::covering(r, frame.0, frame.1),
+                pad: [0; 4],
+            }
+        }
+        CropShape::Square => {
+            let aspect = if aspect.is_finite() && aspect > 0.0 {
+                aspect
+            } else {
+                1.0
+            };
+            // The smallest rectangle of the model's aspect that holds the box, with the margin.
+            let mut cw = w.max(h * aspect) * grow;
+            let mut ch = cw / aspect;
+            let short = cw.min(ch);
+            if short < min_side {
+                (cw, ch) = (cw * min_side / short, ch * min_side / short);
+            }
+            let (x0, x1, left, right) = place(centre.0 - cw / 2.0, cw, frame.0);
+            let (y0, y1, top, bottom) = place(centre.1 - ch / 2.0, ch, frame.1);
+            Crop {
+                inside: PixelBox { x0, y0, x1, y1 },
+                pad: [left, top, right, bottom],
+            }
+        }
+    }
+}
+
+/// One axis of a square crop: `len` pixels from `start`, shifted to lie inside `0..extent`
+/// where they fit; where they do not, the whole axis with the rest as padding on the sides the
+/// crop overhangs. Returns the inside span and the padding before and after it.
+fn place(start: f64, len: f64, extent: u32) -> (u32, u32, u32, u32) {
+    let extent = extent.max(1) as i64;
+    // The whole pixels the span touches (a rounding error away from a pixel is that pixel).
+    let end = (start + len - 1e-6).ceil() as i64;
+    let start = (start + 1e-6).floor() as i64;
+    let len = (end - start).max(1);
+    if len <= extent {
+        let s = start.clamp(0, extent - len);
+        (s as u32, (s + len) as u32, 0, 0)
+    } else {
+        let s = start.clamp(extent - len, 0);
+        (0, extent as u32, (-s) as u32, (s + len - extent) as u32)
+    }
 }
 
 fn intersect(a: Region, b: Region) -> Option<Region> {
@@ -303,22 +393,11 @@ fn intersect(a: Region, b: Region) -> Option<Region> {
     })
 }
 
-/// Widens each side shorter than `side` about the centre.
-fn grow_to(r: Region, side: f64) -> Region {
-    let (cx, cy) = (r.x + r.width / 2.0, r.y + r.height / 2.0);
-    let (w, h) = (r.width.max(side), r.height.max(side));
-    Region {
-        x: cx - w / 2.0,
-        y: cy - h / 2.0,
-        width: w,
-        height: h,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{ResizePolicy, TokenSpec};
+    use crate::preprocess::Raster;
     use proptest::prelude::*;
 
     fn map(w: usize, h: usize, hot: &[(usize, usize, f32)]) -> AttentionMap {
@@ -445,28 +524,96 @@ mod tests {
     }
 
     #[test]
-    fn margin_and_minimum_size_widen_the_box() {
+    fn margin_and_minimum_size_widen_the_crop() {
         let layout = TokenLayout::detect(17, 28, 28, &TokenSpec::default()).unwrap();
         let placement = Placement::new(ResizePolicy::Stretch, 84, 84, 28, 28);
         let m = map(4, 4, &[(1, 1, 9.0)]);
-        // The cell is 21x21 frame pixels at (21, 21).
+        // The cell is 21x21 frame pixels at (21, 21); the box is the cell, margins or not.
+        let (b, _) = region(&m, &layout, &placement, (84, 84), &ZoomConfig::default());
+        assert_eq!(<[u32; 4]>::from(b), [21, 21, 42, 42]);
         // A half-box margin, or a minimum side of half the frame: both give 42 px about the
-        // cell's centre (31.5, 31.5).
-        for (margin, min_size) in [(0.5, 0.0), (0.0, 0.5)] {
-            let config = ZoomConfig {
-                margin,
-                min_size,
-                ..ZoomConfig::default()
-            };
-            let (b, _) = region(&m, &layout, &placement, (84, 84), &config);
-            let expected = PixelBox {
-                x0: 10,
-                y0: 10,
-                x1: 53,
-                y1: 53,
-            };
-            assert_eq!(b, expected, "margin {margin}, min_size {min_size}");
+        // cell's centre (31.5, 31.5), in either shape.
+        for shape in [CropShape::Box, CropShape::Square] {
+            for (margin, min_size) in [(0.5, 0.0), (0.0, 0.5)] {
+                let config = ZoomConfig {
+                    margin,
+                    min_size,
+                    crop_shape: shape,
+                    ..ZoomConfig::default()
+                };
+                let c = crop(b, (84, 84), 1.0, &config);
+                assert_eq!(
+                    (<[u32; 4]>::from(c.inside), c.pad),
+                    ([10, 10, 53, 53], [0; 4]),
+                    "{shape:?}, margin {margin}, min_size {min_size}"
+                );
+            }
         }
+    }
+
+    fn boxed(x0: u32, y0: u32, x1: u32, y1: u32) -> PixelBox {
+        PixelBox { x0, y0, x1, y1 }
+    }
+
+    #[test]
+    fn a_square_crop_holds_a_tall_box_unstretched() {
+        let square = ZoomConfig {
+            margin: 0.0,
+            min_size: 0.0,
+            ..ZoomConfig::default()
+        };
+        let tall = boxed(100, 50, 120, 110);
+        // The box shape stretches 20x60 to the input; the square holds it at 60x60.
+        let as_box = ZoomConfig {
+            crop_shape: CropShape::Box,
+            ..square.clone()
+        };
+        assert_eq!(crop(tall, (400, 300), 1.0, &as_box).inside, tall);
+        let c = crop(tall, (400, 300), 1.0, &square);
+        assert_eq!((c.inside, c.pad), (boxed(80, 50, 140, 110), [0; 4]));
+        // A 2:1 model input: 120x60.
+        let c = crop(tall, (400, 300), 2.0, &square);
+        assert_eq!(c.inside, boxed(50, 50, 170, 110));
+        // With a margin of 0.25 of the side: 90x90 about the centre (110, 80).
+        let margin = ZoomConfig {
+            margin: 0.25,
+            ..square.clone()
+        };
+        assert_eq!(
+            crop(tall, (400, 300), 1.0, &margin).inside,
+            boxed(65, 35, 155, 125)
+        );
+    }
+
+    #[test]
+    fn a_square_crop_moves_inside_the_frame_and_pads_only_past_it() {
+        let square = ZoomConfig {
+            margin: 0.0,
+            min_size: 0.0,
+            ..ZoomConfig::default()
+        };
+        // A wide box at the top-left corner: the 60x60 square slides down to row 0, not cut.
+        let c = crop(boxed(0, 0, 60, 20), (400, 300), 1.0, &square);
+        assert_eq!((c.inside, c.pad), (boxed(0, 0, 60, 60), [0; 4]));
+        // A box wider than the frame is tall: the whole height, black above and below it.
+        let c = crop(boxed(0, 20, 200, 60), (200, 100), 1.0, &square);
+        assert_eq!(
+            (c.inside, c.pad, c.size()),
+            (boxed(0, 0, 200, 100), [0, 60, 0, 40], (200, 200))
+        );
+    }
+
+    #[test]
+    fn padding_is_black_around_the_pixels() {
+        let r = Raster {
+            width: 2,
+            height: 1,
+            channels: 1,
+            data: vec![7, 9],
+        };
+        let p = r.padded([1, 1, 0, 2]);
+        assert_eq!((p.width, p.height), (3, 4));
+        assert_eq!(p.data, vec![0, 0, 0, 0, 7, 9, 0, 0, 0, 0, 0, 0]);
     }
 
     proptest! {
@@ -501,6 +648,34 @@ mod tests {
             }
         }
 
+        /// Square crops: the model's aspect (within a pixel of rounding), the whole box inside
+        /// them, their pixels inside the frame, padding only where the frame is too small.
+        #[test]
+        fn square_crops_hold_the_box_at_the_models_aspect(
+            fw in 16u32..2000, fh in 16u32..2000,
+            x in 0.0f64..1.0, y in 0.0f64..1.0, w in 0.0f64..1.0, h in 0.0f64..1.0,
+            aspect in prop_oneof![Just(1.0f64), Just(4.0 / 3.0), Just(0.5)],
+            margin in 0.0f32..0.5, min_size in 0.0f32..0.5,
+        ) {
+            let x0 = (x * (fw - 1) as f64) as u32;
+            let y0 = (y * (fh - 1) as f64) as u32;
+            let b = PixelBox {
+                x0, y0,
+                x1: x0 + 1 + (w * (fw - x0 - 1) as f64) as u32,
+                y1: y0 + 1 + (h * (fh - y0 - 1) as f64) as u32,
+            };
+            let config = ZoomConfig { margin, min_size, ..ZoomConfig::default() };
+            let c = crop(b, (fw, fh), aspect, &config);
+            let i = c.inside;
+            prop_assert!(i.x0 < i.x1 && i.x1 <= fw && i.y0 < i.y1 && i.y1 <= fh, "{:?}", c);
+            let (cw, ch) = c.size();
+            prop_assert!((cw as f64 - ch as f64 * aspect).abs() <= 1.0 + aspect, "{:?} {}", c, aspect);
+            prop_assert!(cw as f64 >= b.width() as f64 - 1.0 && ch as f64 >= b.height() as f64 - 1.0);
+            prop_assert!(i.x0 <= b.x0 + 1 && i.x1 + 1 >= b.x1 && i.y0 <= b.y0 + 1 && i.y1 + 1 >= b.y1, "{:?} {:?}", c, b);
+            let [l, t, r, bo] = c.pad;
+            prop_assert!((l + r == 0 || i.width() == fw) && (t + bo == 0 || i.height() == fh), "{:?}", c);
+        }
+
         /// Boxes: for any frame size and policy, the box lies inside the frame, is not empty,
         /// and contains where the hot cell's centre lands in the frame.
         #[test]
@@ -517,6 +692,7 @@ mod tests {
             let placement = Placement::new(policy, fw, fh, 224, 224);
             let config = ZoomConfig { margin, min_size, ..ZoomConfig::default() };
             let (b, score) = region(&m, &layout, &placement, (fw, fh), &config);
+            let _ = crop(b, (fw, fh), 1.0, &config);
             prop_assert!(b.x0 < b.x1 && b.x1 <= fw && b.y0 < b.y1 && b.y1 <= fh, "{:?}", b);
             prop_assert!(score > 0.0);
             let cell = layout.patch_region(row * 16 + col);

@@ -74,6 +74,8 @@ pub struct VitStage {
     rollout: Option<String>,
     selected: Option<String>,
     options: VitOptions,
+    /// The model input's width over its height: the shape of a square zoom crop.
+    aspect: f64,
 }
 
 impl VitStage {
@@ -127,6 +129,7 @@ impl VitStage {
             rollout: outputs.rollout.clone(),
             selected: outputs.parts.clone(),
             options: options.clone(),
+            aspect: input.width() as f64 / input.height().max(1) as f64,
         }))
     }
 
@@ -201,33 +204,41 @@ impl VitStage {
         let mut all = vec![probabilities];
         let mut placement = prepared.placement;
         let mut view = (raster.width, raster.height);
-        let mut origin = (0u32, 0u32);
+        // Where the view's top-left pixel lies in the frame (negative where a crop is padded).
+        let mut origin = (0i64, 0i64);
         let mut region = None;
         for depth in 0..config.depth {
             let (local, score) = zoom::region(&map, &self.layout, &placement, view, config);
-            let bounds = PixelBox {
-                x0: origin.0 + local.x0,
-                y0: origin.1 + local.y0,
-                x1: origin.0 + local.x1,
-                y1: origin.1 + local.y1,
+            let local_crop = zoom::crop(local, view, self.aspect, config);
+            let bounds = in_frame(local, origin, raster);
+            let crop = zoom::Crop {
+                inside: in_frame(local_crop.inside, origin, raster),
+                pad: local_crop.pad,
             };
-            region = Some(ZoomRegion { bounds, score });
-            let crop = match config.crop_from {
-                CropFrom::Frame => raster.crop(bounds.x0, bounds.y0, bounds.x1, bounds.y1),
+            region = Some(ZoomRegion {
+                bounds,
+                score,
+                crop,
+            });
+            let pixels = match config.crop_from {
+                CropFrom::Frame => {
+                    let b = crop.inside;
+                    raster.crop(b.x0, b.y0, b.x1, b.y1).padded(crop.pad)
+                }
                 CropFrom::Input => {
                     let input = &prepared.input;
                     let r = placement.to_target(crate::preprocess::Region {
-                        x: local.x0 as f64,
-                        y: local.y0 as f64,
-                        width: local.width() as f64,
-                        height: local.height() as f64,
+                        x: local_crop.inside.x0 as f64,
+                        y: local_crop.inside.y0 as f64,
+                        width: local_crop.inside.width() as f64,
+                        height: local_crop.inside.height() as f64,
                     });
                     let b = PixelBox::covering(r, input.width, input.height);
-                    input.crop(b.x0, b.y0, b.x1, b.y1)
+                    input.crop(b.x0, b.y0, b.x1, b.y1).padded(crop.pad)
                 }
             };
             let next = preprocess
-                .prepare_raster(&crop)
+                .prepare_raster(&pixels)
                 .map_err(StageFailure::Preprocess)?;
             let outputs = backend.run(&next.tensor).map_err(StageFailure::Infer)?;
             let p = classifier.probabilities(&outputs)?;
@@ -239,8 +250,11 @@ impl VitStage {
             if depth + 1 < config.depth {
                 map = self.map(&outputs)?;
                 placement = next.placement;
-                view = (crop.width, crop.height);
-                origin = (bounds.x0, bounds.y0);
+                view = (pixels.width, pixels.height);
+                origin = (
+                    crop.inside.x0 as i64 - crop.pad[0] as i64,
+                    crop.inside.y0 as i64 - crop.pad[1] as i64,
+                );
             }
         }
         let fused = match config.fuse {
@@ -257,5 +271,21 @@ impl VitStage {
         result.region = region;
         result.passes = Some(passes);
         Ok(result)
+    }
+}
+
+/// A box found in a view whose top-left pixel lies at `origin` in the frame, in the frame's
+/// pixels (the part of it over a crop's padding dropped).
+fn in_frame(b: PixelBox, origin: (i64, i64), frame: &Raster) -> PixelBox {
+    let (w, h) = (frame.width.max(1) as i64, frame.height.max(1) as i64);
+    let x0 = (b.x0 as i64 + origin.0).clamp(0, w - 1);
+    let y0 = (b.y0 as i64 + origin.1).clamp(0, h - 1);
+    let x1 = (b.x1 as i64 + origin.0).clamp(x0 + 1, w);
+    let y1 = (b.y1 as i64 + origin.1).clamp(y0 + 1, h);
+    PixelBox {
+        x0: x0 as u32,
+        y0: y0 as u32,
+        x1: x1 as u32,
+        y1: y1 as u32,
     }
 }

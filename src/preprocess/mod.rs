@@ -160,6 +160,33 @@ impl Raster {
             data,
         }
     }
+
+    /// The raster with black columns and rows around it: `pad` is left, top, right, bottom.
+    pub fn padded(&self, pad: [u32; 4]) -> Raster {
+        if pad == [0; 4] {
+            return self.clone();
+        }
+        let [left, top, right, bottom] = pad.map(|p| p as usize);
+        let channels = self.channels as usize;
+        let (w, h) = (self.width as usize, self.height as usize);
+        let width = w + left + right;
+        let mut data = vec![0u8; width * (h + top + bottom) * channels];
+        for (y, line) in self
+            .data
+            .chunks_exact((w * channels).max(1))
+            .take(h)
+            .enumerate()
+        {
+            let start = ((y + top) * width + left) * channels;
+            data[start..start + line.len()].copy_from_slice(line);
+        }
+        Raster {
+            width: width as u32,
+            height: (h + top + bottom) as u32,
+            channels: self.channels,
+            data,
+        }
+    }
 }
 
 /// The standard preprocessing described by a manifest's `[input]`.
