@@ -122,13 +122,14 @@ fn bench_attention() {
     let map = rollout.map(&outputs).expect("map");
     let config = edgevit::interpret::ZoomConfig::default();
     let boxing = time(&mut || {
-        edgevit::interpret::zoom::region(
+        let (b, _) = edgevit::interpret::zoom::region(
             &map,
             rollout.layout(),
             &prepared.placement,
             (w, h),
             &config,
         );
+        edgevit::interpret::zoom::crop(b, (w, h), 1.0, &config);
     });
     let (b, _) = edgevit::interpret::zoom::region(
         &map,
@@ -137,11 +138,22 @@ fn bench_attention() {
         (w, h),
         &config,
     );
-    let second = time(&mut || {
-        let crop = raster.crop(b.x0, b.y0, b.x1, b.y1);
-        let next = pre.prepare_raster(&crop).expect("prepare");
-        backend.run(&next.tensor).expect("runs");
-    });
+    // The second pass over the square crop (the default) and over the box crop (before).
+    let boxed = edgevit::interpret::ZoomConfig {
+        crop_shape: edgevit::interpret::zoom::CropShape::Box,
+        ..config.clone()
+    };
+    let mut second_over = |config: &edgevit::interpret::ZoomConfig| {
+        let c = edgevit::interpret::zoom::crop(b, (w, h), 1.0, config);
+        time(&mut || {
+            let (i, pad) = (c.inside, c.pad);
+            let crop = raster.crop(i.x0, i.y0, i.x1, i.y1).padded(pad);
+            let next = pre.prepare_raster(&crop).expect("prepare");
+            backend.run(&next.tensor).expect("runs");
+        })
+    };
+    let second = second_over(&config);
+    let second_box = second_over(&boxed);
     println!("DINOv2 ViT-S/14, 1 thread, 800x600 frame (medians of 10):");
     println!("  first pass inference (12 attention maps as outputs): {infer:.2} ms (1.00x)");
     println!(
@@ -152,10 +164,17 @@ fn bench_attention() {
         "  last block's map: {map_last:.3} ms ({:.3}x)",
         map_last / infer
     );
-    println!("  zoom box: {boxing:.3} ms ({:.4}x)", boxing / infer);
     println!(
-        "  second pass (crop, preprocess, inference): {second:.2} ms ({:.2}x)",
+        "  zoom box and crop: {boxing:.3} ms ({:.4}x)",
+        boxing / infer
+    );
+    println!(
+        "  second pass (square crop, preprocess, inference): {second:.2} ms ({:.2}x)",
         second / infer
+    );
+    println!(
+        "  second pass over the box crop instead: {second_box:.2} ms ({:.2}x)",
+        second_box / infer
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -165,70 +165,206 @@ fn background(width: u32, height: u32) -> image::RgbImage {
     })
 }
 
-/// Objects pasted at known places into larger frames are covered by the zoom box.
-#[test]
-fn the_zoom_box_finds_objects_pasted_into_larger_frames() {
-    let shared = common::shared_dir();
-    let tmp = tempfile::tempdir().unwrap();
-    let objects = ["chelsea.png", "parrot.jpg", "owl.jpg", "coffee.png"];
-    let mut ious = Vec::new();
-    for resize in ["stretch", "letterbox", "center-crop"] {
-        let (package, mut backend) = dino(&shared, &tmp.path().join(resize), resize);
-        let vit = stage(&package, backend.as_ref(), MapKind::Rollout);
-        let mut pre = Preprocessor::new(&package.manifest.input);
-        for (n, name) in objects.iter().enumerate() {
-            let object = image::open(shared.join("reference/images").join(name))
-                .unwrap()
-                .resize(220, 220, image::imageops::FilterType::Triangle)
+/// A photograph pasted into a larger frame, and where it lies.
+struct Composite {
+    name: String,
+    frame: image::RgbImage,
+    truth: PixelBox,
+}
+
+/// The seven reference photographs, each pasted twice into 800x600 textured frames: its longer
+/// side 180 or 260 pixels, at places drawn from a fixed seed inside the middle 600 columns (a
+/// centre crop keeps those).
+fn composites(shared: &Path) -> Vec<Composite> {
+    let names = [
+        "astronaut.png",
+        "bird.bmp",
+        "chelsea.png",
+        "coffee.png",
+        "grace_hopper.bmp",
+        "owl.jpg",
+        "parrot.jpg",
+    ];
+    let mut state = 0x2545_f491u32;
+    let mut next = |below: u32| {
+        state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (state >> 8) % below.max(1)
+    };
+    let mut out = Vec::new();
+    for name in names {
+        let photo = image::open(shared.join("reference/images").join(name)).unwrap();
+        for side in [180, 260] {
+            let object = photo
+                .resize(side, side, image::imageops::FilterType::Triangle)
                 .to_rgb8();
+            let (w, h) = object.dimensions();
+            let (x, y) = (100 + next(600 - w), next(600 - h));
             let mut frame = background(800, 600);
-            // Four places, away from the centre (a centre-crop keeps 600x600 of the 800).
-            let (x, y) = [(140, 60), (440, 320), (130, 330), (450, 40)][n];
             image::imageops::overlay(&mut frame, &object, x as i64, y as i64);
             let truth = PixelBox {
                 x0: x,
                 y0: y,
-                x1: x + object.width(),
-                y1: y + object.height(),
+                x1: x + w,
+                y1: y + h,
             };
-            let raster = pre.decode(&common::rgb_frame(&frame)).unwrap();
-            let prepared = pre.prepare_raster(&raster).unwrap();
-            let outputs = backend.run(&prepared.tensor).unwrap();
-            let map = vit.map(&outputs).unwrap();
-            let (found, score) = zoom::region(
-                &map,
-                vit.layout(),
-                &prepared.placement,
-                (800, 600),
-                &ZoomConfig::default(),
-            );
-            let iou = found.iou(&truth);
-            let covered = coverage(&found, &truth);
-            let area = |b: &PixelBox| b.width() as f64 * b.height() as f64;
-            let size = area(&found) / area(&truth);
-            eprintln!(
-                "{resize} {name}: box {:?} vs {:?}: covers {:.0}% of the object, {size:.1}x its area, IoU {iou:.2}, mass {score:.2}",
-                <[u32; 4]>::from(found), <[u32; 4]>::from(truth), covered * 100.0
-            );
-            ious.push((iou, covered, size));
+            out.push(Composite {
+                name: format!("{name}@{side}"),
+                frame,
+                truth,
+            });
         }
     }
-    let n = ious.len() as f64;
-    let mean = |f: fn(&(f64, f64, f64)) -> f64| ious.iter().map(f).sum::<f64>() / n;
-    let (iou, covered, size) = (mean(|m| m.0), mean(|m| m.1), mean(|m| m.2));
-    eprintln!(
-        "over {n} frames: mean coverage {:.0}%, mean size {size:.1}x, mean IoU {iou:.2}",
-        covered * 100.0
-    );
-    for (i, (_, c, s)) in ious.iter().enumerate() {
-        assert!(
-            *c > 0.7 && *s < 6.0,
-            "frame {i}: coverage {c:.2}, size {s:.1}x"
-        );
+    out
+}
+
+/// How well one zoom configuration's boxes and crops fit the pasted photographs.
+#[derive(Default)]
+struct Fit {
+    /// Score the crop as the box (the zoom before its square crops reported the margined box).
+    crop_is_box: bool,
+    ious: Vec<f64>,
+    whole: usize,
+    crop_area: Vec<f64>,
+}
+
+impl Fit {
+    fn add(&mut self, found: PixelBox, crop: zoom::Crop, truth: &PixelBox) {
+        let reported = if self.crop_is_box { crop.inside } else { found };
+        self.ious.push(reported.iou(truth));
+        self.whole += usize::from(coverage(&crop.inside, truth) > 0.999);
+        let area = |b: &PixelBox| b.width() as f64 * b.height() as f64;
+        let (cw, ch) = crop.size();
+        self.crop_area.push(cw as f64 * ch as f64 / area(truth));
     }
+
+    fn mean_iou(&self) -> f64 {
+        self.ious.iter().sum::<f64>() / self.ious.len().max(1) as f64
+    }
+
+    fn whole_share(&self) -> f64 {
+        self.whole as f64 / self.ious.len().max(1) as f64
+    }
+
+    fn line(&self) -> String {
+        let area = self.crop_area.iter().sum::<f64>() / self.crop_area.len().max(1) as f64;
+        format!(
+            "mean IoU {:.3}, whole object in the crop {:.1}%, crop {area:.1}x the object",
+            self.mean_iou(),
+            self.whole_share() * 100.0
+        )
+    }
+}
+
+/// Photographs pasted into larger frames: the zoom box (the attention's component) overlaps
+/// each at IoU 0.6 on average, and the crop (square, with the margin) holds the whole of it in
+/// 90% of the frames, under every resize policy. Other settings are printed for the book.
+#[test]
+fn the_zoom_box_finds_objects_pasted_into_larger_frames() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let frames = composites(&shared);
+    let settings: Vec<(&str, AttentionConfig, ZoomConfig)> = vec![
+        (
+            "defaults",
+            AttentionConfig::default(),
+            ZoomConfig::default(),
+        ),
+        (
+            "box crop, margin 0.1 (before)",
+            AttentionConfig::default(),
+            toml::from_str("crop_shape = \"box\"").unwrap(),
+        ),
+        (
+            "alpha 1.0",
+            AttentionConfig::default(),
+            toml::from_str("alpha = 1.0").unwrap(),
+        ),
+        (
+            "alpha 1.6",
+            AttentionConfig::default(),
+            toml::from_str("alpha = 1.6").unwrap(),
+        ),
+        (
+            "alpha 2.0",
+            AttentionConfig::default(),
+            toml::from_str("alpha = 2.0").unwrap(),
+        ),
+        (
+            "margin 0",
+            AttentionConfig::default(),
+            toml::from_str("margin = 0.0").unwrap(),
+        ),
+        (
+            "margin 0.2",
+            AttentionConfig::default(),
+            toml::from_str("margin = 0.2").unwrap(),
+        ),
+        (
+            "rollout of the last 4 blocks",
+            toml::from_str("layers = [8, 9, 10, 11]").unwrap(),
+            ZoomConfig::default(),
+        ),
+        (
+            "last block's map",
+            toml::from_str("map = \"last\"").unwrap(),
+            ZoomConfig::default(),
+        ),
+    ];
+    let mut fits: Vec<Fit> = settings.iter().map(|_| Fit::default()).collect();
+    fits[1].crop_is_box = true;
+    for resize in ["stretch", "letterbox", "center-crop"] {
+        let (package, mut backend) = dino(&shared, &tmp.path().join(resize), resize);
+        let stages: Vec<VitStage> = settings
+            .iter()
+            .map(|(_, attention, zoom)| {
+                let options = VitOptions {
+                    attention: attention.clone(),
+                    zoom: Some(zoom.clone()),
+                    ..VitOptions::default()
+                };
+                VitStage::new(&package, backend.as_ref(), &options)
+                    .unwrap()
+                    .expect("a stage")
+            })
+            .collect();
+        let mut pre = Preprocessor::new(&package.manifest.input);
+        for c in &frames {
+            let raster = pre.decode(&common::rgb_frame(&c.frame)).unwrap();
+            let prepared = pre.prepare_raster(&raster).unwrap();
+            let outputs = backend.run(&prepared.tensor).unwrap();
+            for ((_, _, config), (stage, fit)) in settings.iter().zip(stages.iter().zip(&mut fits))
+            {
+                let map = stage.map(&outputs).unwrap();
+                let (found, _) = zoom::region(
+                    &map,
+                    stage.layout(),
+                    &prepared.placement,
+                    (800, 600),
+                    config,
+                );
+                fit.add(found, zoom::crop(found, (800, 600), 1.0, config), &c.truth);
+            }
+            let (found, crop) = (
+                fits[0].ious.last().copied(),
+                fits[0].crop_area.last().copied(),
+            );
+            eprintln!(
+                "{resize} {}: object {:?}, IoU {:.2}, crop {:.1}x",
+                c.name,
+                <[u32; 4]>::from(c.truth),
+                found.unwrap_or(0.0),
+                crop.unwrap_or(0.0)
+            );
+        }
+    }
+    for ((name, _, _), fit) in settings.iter().zip(&fits) {
+        eprintln!("{name}: over {} frames, {}", fit.ious.len(), fit.line());
+    }
+    let chosen = &fits[0];
     assert!(
-        covered > 0.85 && iou > 0.35,
-        "coverage {covered:.2}, IoU {iou:.2}"
+        chosen.mean_iou() >= 0.6 && chosen.whole_share() >= 0.9,
+        "{}",
+        chosen.line()
     );
 }
 
@@ -311,12 +447,24 @@ fn the_second_pass_crops_the_native_frame() {
         let result = vit
             .extend(&outputs, probabilities, frame)
             .unwrap_or_else(|_| panic!("zoom failed"));
-        let region = result.region.expect("a region").bounds;
+        let found = result.region.expect("a region");
+        let (region, crop) = (found.crop.inside, found.crop);
+        assert!(
+            region.x0 <= found.bounds.x0
+                && region.y0 <= found.bounds.y0
+                && region.x1 >= found.bounds.x1
+                && region.y1 >= found.bounds.y1,
+            "the crop {crop:?} holds the box {:?}",
+            found.bounds
+        );
         let passes = result.passes.expect("passes");
         assert_eq!(passes.len(), 2);
         assert_eq!(pre.seen.len(), 2, "one preparation per pass");
         let second = &pre.seen[1];
         if native {
+            // Square, as the model's input is; the frame is large enough for no padding.
+            assert_eq!(crop.pad, [0; 4], "{crop:?}");
+            assert_eq!(second.width, second.height, "{crop:?}");
             assert_eq!(
                 (second.width, second.height),
                 (region.width(), region.height())

@@ -63,7 +63,8 @@ vit_tiny() {
 }
 
 vit_mnist_canvas() {
-  $PY tools/train_canvas_vit.py --out "$W/vit-mnist-canvas.pt" --samples models/vit-mnist-canvas/samples --epochs 60
+  $PY tools/train_canvas_vit.py --out "$W/vit-mnist-canvas.pt" --samples models/vit-mnist-canvas/samples --epochs 60 \
+    --zoom-from 5 --threads 2
   $PY tools/export_vit.py --checkpoint "$W/vit-mnist-canvas.pt" -o "$W/vit-mnist-canvas-f32.onnx"
   $PY tools/quantize.py --form weight-only "$W/vit-mnist-canvas-f32.onnx" "$W/vit-mnist-canvas-int8.onnx"
   local sample
@@ -83,7 +84,8 @@ parts_models() {
 
 zoom_figures() {
   cargo build --release
-  python3 tools/measure_zoom.py --edgevit target/release/edgevit --picture docs/pictures/crops-compared.png
+  $PY tools/measure_zoom.py --edgevit target/release/edgevit --sweep --picture docs/pictures/crops-compared.png \
+    --shapes-picture docs/pictures/zoom-crop-shapes.png
 }
 
 vit4mnist_ref() {

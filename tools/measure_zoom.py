@@ -10,7 +10,8 @@ one run gives the plain pass (the first pass), the zoom pass alone and the fused
 Per frame it also finds why a zoom pass went wrong, first matching cause first:
   cut        the crop holds less than 95% of the digit's ink box
   stretched  the crop's aspect (width / height, with its padding) is outside 0.8..1.25
-  too large  the crop's longer side is over 2.5x the ink box's longer side
+  too large  the crop's longer side is over 3x the ink box's longer side (the digit smaller
+             in the crop than in a 56x56 training frame)
   model      none of these: a clean crop the model still gets wrong
 and reports the box's IoU with the digit's 28x28 box (the figure the book quoted before) and
 with the ink box, and the share of the ink box inside the crop.
@@ -80,7 +81,7 @@ def cause(crop, pad, ink):
     h = crop[3] - crop[1] + pad[1] + pad[3]
     if not 0.8 <= w / h <= 1.25:
         return "stretched"
-    if max(w, h) > 2.5 * max(ink[2] - ink[0], ink[3] - ink[1]):
+    if max(w, h) > 3 * max(ink[2] - ink[0], ink[3] - ink[1]):
         return "too large"
     return "model"
 
@@ -141,6 +142,53 @@ def measure(records, truth):
     return entry
 
 
+def crop_pixels(frame, crop):
+    """The second pass's input as edgevit makes it: the crop's pixels, its black padding, the
+    whole stretched to 28x28 (Pillow bilinear, which edgevit's resize matches)."""
+    x0, y0, x1, y1 = crop["box"]
+    left, top, right, bottom = crop.get("pad", [0, 0, 0, 0])
+    part = np.asarray(frame)[y0:y1, x0:x1]
+    padded = np.pad(part, ((top, bottom), (left, right)))
+    return Image.fromarray(padded).resize((28, 28), Image.BILINEAR)
+
+
+def native_picture(frames, path):
+    """The book's first picture (docs/vit.md): a held-out frame's 28x28 model input, the digit's
+    region cut from that input and upscaled to 28x28 (the paper's crop), and the same region cut
+    from the native 84x84 frame and resized to 28x28 (edgevit's crop); enlarged 6x, nearest."""
+    row = next(csv.DictReader(open(os.path.join(frames, "labels.csv"))))
+    frame = Image.open(os.path.join(frames, row["file"]))
+    x, y = int(row["x"]), int(row["y"])
+    model_input = frame.resize((28, 28), Image.BILINEAR)
+    box = [round(v) for v in (x / 3 - 2, y / 3 - 2, (x + 28) / 3 + 2, (y + 28) / 3 + 2)]
+    upscaled = model_input.crop(box).resize((28, 28), Image.BILINEAR)
+    native = frame.crop([v * 3 for v in box]).resize((28, 28), Image.BILINEAR)
+    strip = Image.new("L", (28 * 3 + 8, 28))
+    for i, im in enumerate((model_input, upscaled, native)):
+        strip.paste(im, (i * 32, 0))
+    strip.resize((strip.width * 6, strip.height * 6), Image.NEAREST).save(path)
+
+
+def crops_picture(frames, before, after, path, count=4):
+    """The book's picture (docs/vit.md): for the held-out frames whose old crop was furthest from
+    square, the model's 28x28 input, the old crop (box, stretched) and the new (square), each as
+    the model sees it, enlarged 4x."""
+    def aspect(r):
+        b = r["region"]["crop"]["box"]
+        w, h = b[2] - b[0], b[3] - b[1]
+        return max(w / h, h / w)
+    chosen = sorted(before, key=lambda name: -aspect(before[name]))[:count]
+    cell, gap = 28 * 4, 8
+    strip = Image.new("L", (3 * cell + 2 * gap, count * cell + (count - 1) * gap), 64)
+    for row, name in enumerate(sorted(chosen)):
+        frame = Image.open(os.path.join(frames, name)).convert("L")
+        views = [frame.resize((28, 28), Image.BILINEAR), crop_pixels(frame, before[name]["region"]["crop"]),
+                 crop_pixels(frame, after[name]["region"]["crop"])]
+        for col, view in enumerate(views):
+            strip.paste(view.resize((cell, cell), Image.NEAREST), (col * (cell + gap), row * (cell + gap)))
+    strip.save(path)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--edgevit", default=os.path.join(ROOT, "target", "release", "edgevit"))
@@ -148,6 +196,8 @@ def main():
     ap.add_argument("--set", action="append", help="frame folders under tools/work (default: both)")
     ap.add_argument("--sweep", action="store_true", help="also vary one knob at a time")
     ap.add_argument("--out", default=os.path.join(HERE, "work", "zoom-figures.json"))
+    ap.add_argument("--picture", help="also write the native-against-upscaled crop picture here")
+    ap.add_argument("--shapes-picture", help="also write the box-against-square crop picture here (first set)")
     args = ap.parse_args()
     sets = args.set or ["canvas-test", "canvas-dev"]
     configs = dict(CONFIGS, **(SWEEP if args.sweep else {}))
@@ -161,10 +211,17 @@ def main():
                 ink = ink_box(os.path.join(frames, row["file"]), x, y)
                 truth[row["file"]] = (int(row["label"]), (x, y, x + 28, y + 28), ink)
             report[folder] = {"frames": len(truth)}
+            kept = {}
             for name, section in configs.items():
-                entry = measure(run(args.edgevit, args.model, frames, section, tmp), truth)
+                records = run(args.edgevit, args.model, frames, section, tmp)
+                kept[section] = records
+                entry = measure(records, truth)
                 report[folder][name] = entry
                 print(f"{folder} | {name}: {json.dumps(entry)}", flush=True)
+            if args.shapes_picture and folder == sets[0]:
+                crops_picture(frames, kept[BEFORE], kept[""], args.shapes_picture)
+            if args.picture and folder == sets[0]:
+                native_picture(frames, args.picture)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
 

@@ -93,19 +93,123 @@ def to_input(frame):
     return (small / 255.0 - MEAN) / STD
 
 
-def batch(images, idx, rng, lo=28, hi=84):
-    xs = np.empty((len(idx), 1, 28, 28), dtype=np.float32)
-    for k, j in enumerate(idx):
-        frame, _ = place(images[j], int(rng.integers(lo, hi + 1)), rng)
-        xs[k, 0] = to_input(frame)
-    return torch.from_numpy(xs)
+def frames(images, idx, rng, lo=28, hi=84):
+    """Each digit in a black frame of a random side in lo..hi, at a random place."""
+    return [place(images[j], int(rng.integers(lo, hi + 1)), rng)[0] for j in idx]
+
+
+def inputs(frame_list):
+    return torch.from_numpy(np.stack([to_input(f) for f in frame_list])[:, None])
+
+
+# The zoom as edgevit's defaults make it (src/interpret/zoom.rs): rollout over every block,
+# threshold at ALPHA x mean, largest 8-connected component, its cells in frame pixels, a square
+# crop of side (1 + 2 MARGIN) x the box's longer side, at least MIN_SIZE x the frame, as far as
+# the frame allows, shifted inside the frame; cropped from the native frame, resized to 28x28.
+ALPHA, MARGIN, MIN_SIZE, PATCH, GRID = 1.3, 0.1, 0.1, 7, 4
 
 
 @torch.no_grad()
-def accuracy(model, images, labels, idx, side, seed):
+def rollout(model, x):
+    """The class token's attention rollout over the patch grid, [batch, GRID * GRID]."""
+    caught = []
+    hooks = [blk.attn.attn_drop.register_forward_hook(lambda m, i, o: caught.append(o)) for blk in model.blocks]
+    fused = [blk.attn.fused_attn for blk in model.blocks]
+    for blk in model.blocks:
+        blk.attn.fused_attn = False
+    try:
+        model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        for blk, f in zip(model.blocks, fused):
+            blk.attn.fused_attn = f
+    tokens = caught[0].shape[-1]
+    row = torch.zeros(x.shape[0], 1, tokens)
+    row[:, 0, 0] = 1.0
+    for a in reversed(caught):
+        a = a.mean(1) + torch.eye(tokens)
+        row = row @ (a / a.sum(-1, keepdim=True))
+    return row[:, 0, 1:].numpy()
+
+
+def largest_component(values):
+    """The cells (cols, rows) bounds of the largest 8-connected set above ALPHA x the mean."""
+    grid = values.reshape(GRID, GRID)
+    above = grid > ALPHA * grid.mean()
+    seen = np.zeros_like(above)
+    best = None
+    for r0 in range(GRID):
+        for c0 in range(GRID):
+            if not above[r0, c0] or seen[r0, c0]:
+                continue
+            seen[r0, c0] = True
+            stack, cells = [(r0, c0)], []
+            while stack:
+                r, c = stack.pop()
+                cells.append((r, c))
+                for dr in (-1, 0, 1):
+                    for dc in (-1, 0, 1):
+                        nr, nc = r + dr, c + dc
+                        if 0 <= nr < GRID and 0 <= nc < GRID and above[nr, nc] and not seen[nr, nc]:
+                            seen[nr, nc] = True
+                            stack.append((nr, nc))
+            key = (len(cells), sum(grid[r, c] for r, c in cells))
+            if best is None or key > best[0]:
+                rs, cs = [r for r, _ in cells], [c for _, c in cells]
+                best = (key, (min(cs), max(cs) + 1, min(rs), max(rs) + 1))
+    return None if best is None else best[1]
+
+
+def place_span(start, length, extent):
+    """One axis of the square crop: (inside start, inside end, pad before, pad after)."""
+    end, start = math.ceil(start + length - 1e-6), math.floor(start + 1e-6)
+    length = max(1, end - start)
+    if length <= extent:
+        s = min(max(start, 0), extent - length)
+        return s, s + length, 0, 0
+    s = min(max(start, extent - length), 0)
+    return 0, extent, -s, s + length - extent
+
+
+def zoom_crop(frame, values):
+    """The second pass's 28x28 input for one frame and its map."""
+    side = frame.shape[0]
+    cells = largest_component(values)
+    if cells is None:
+        x0, x1, y0, y1 = 0, side, 0, side
+    else:
+        scale = side / 28.0
+        c0, c1, r0, r1 = cells
+        x0, x1 = math.floor(c0 * PATCH * scale + 1e-6), math.ceil(c1 * PATCH * scale - 1e-6)
+        y0, y1 = math.floor(r0 * PATCH * scale + 1e-6), math.ceil(r1 * PATCH * scale - 1e-6)
+    base = max(x1 - x0, y1 - y0)
+    length = max(base, min(max(base * (1 + 2 * MARGIN), side * MIN_SIZE), side))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    ix0, ix1, left, right = place_span(cx - length / 2, length, side)
+    iy0, iy1, top, bottom = place_span(cy - length / 2, length, side)
+    crop = np.pad(frame[iy0:iy1, ix0:ix1], ((top, bottom), (left, right)))
+    return to_input(crop)
+
+
+def zoom_inputs(model, frame_list, x):
+    """The crops a zoom pass of the model as it is now would see."""
+    was_training = model.training
+    model.eval()
+    maps = rollout(model, x)
+    model.train(was_training)
+    return torch.from_numpy(np.stack([zoom_crop(f, m) for f, m in zip(frame_list, maps)])[:, None])
+
+
+@torch.no_grad()
+def accuracy(model, images, labels, idx, side, seed, zoom=False):
+    """Top-1 on held-out frames of one side: the first pass, or the zoom pass alone."""
     model.eval()
     rng = np.random.default_rng(seed)
-    x = batch(images, idx, rng, side, side)
+    fs = frames(images, idx, rng, side, side)
+    x = inputs(fs)
+    if zoom:
+        x = zoom_inputs(model, fs, x)
     pred = torch.cat([model(x[i:i + 500]).argmax(1) for i in range(0, len(idx), 500)])
     return float((pred.numpy() == labels[idx]).mean())
 
@@ -117,6 +221,8 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--zoom-from", type=int, default=5,
+                    help="from this epoch on, each batch also trains on its frames' zoomed crops (0: never)")
     ap.add_argument("--test-frames", type=int, default=1000, help="held-out 84x84 frames written")
     ap.add_argument("--out", default=os.path.join(HERE, "work", "vit-mnist-canvas.pt"))
     ap.add_argument("--test-dir", default=os.path.join(HERE, "work", "canvas-test"))
@@ -152,8 +258,12 @@ def main():
         tot = 0.0
         for i in range(0, len(tr), args.batch):
             b = perm[i:i + args.batch]
-            xb = batch(images, tr[b], rng)
-            loss = F.cross_entropy(model(xb), ytr[b], label_smoothing=0.1)
+            fs = frames(images, tr[b], rng)
+            xb, yb = inputs(fs), ytr[b]
+            if args.zoom_from and ep + 1 >= args.zoom_from:
+                # RAMS-Trans trains both scales: the second pass's inputs are the model's own crops.
+                xb, yb = torch.cat([xb, zoom_inputs(model, fs, xb)]), torch.cat([yb, yb])
+            loss = F.cross_entropy(model(xb), yb, label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -162,19 +272,24 @@ def main():
             tot += loss.item() * len(b)
         if ep % 5 == 4 or ep == args.epochs - 1:
             accs = {s: accuracy(model, images, labels, te, s, 1) for s in (28, 56, 84)}
+            zoomed = accuracy(model, images, labels, te, 84, 1, zoom=True)
             print(f"epoch {ep + 1} loss {tot / len(tr):.4f} held-out top-1 by frame side "
-                  + " ".join(f"{s}: {a * 100:.1f}%" for s, a in accs.items()) + f" ({time.time() - t0:.0f}s)", flush=True)
+                  + " ".join(f"{s}: {a * 100:.1f}%" for s, a in accs.items())
+                  + f", zoom pass alone at 84: {zoomed * 100:.1f}% ({time.time() - t0:.0f}s)", flush=True)
     train_s = time.time() - t0
     accs = {s: accuracy(model, images, labels, te, s, 1) for s in (28, 42, 56, 70, 84)}
+    zoom_accs = {s: accuracy(model, images, labels, te, s, 1, zoom=True) for s in (42, 84)}
 
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     torch.save({"state_dict": model.state_dict(), "model_kwargs": MODEL_KWARGS,
                 "mean": [MEAN], "std": [STD]}, args.out)
     with open(os.path.splitext(args.out)[0] + "-train.json", "w") as f:
-        json.dump({"held_out_top1_by_frame_side": accs, "train_seconds": train_s, "epochs": args.epochs,
+        json.dump({"held_out_top1_by_frame_side": accs, "zoom_pass_alone_by_frame_side": zoom_accs,
+                   "train_seconds": train_s, "epochs": args.epochs, "zoom_from": args.zoom_from, "threads": args.threads,
                    "model_kwargs": MODEL_KWARGS, "seed": args.seed, "torch": torch.__version__}, f, indent=2)
 
-    print(json.dumps({"held_out_top1_by_frame_side": accs, "train_seconds": round(train_s)}, indent=2))
+    print(json.dumps({"held_out_top1_by_frame_side": accs, "zoom_pass_alone_by_frame_side": zoom_accs,
+                      "train_seconds": round(train_s)}, indent=2))
 
 
 if __name__ == "__main__":

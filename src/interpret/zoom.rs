@@ -319,7 +319,8 @@ impl Crop {
 }
 
 /// The crop around the zoom box in a `frame` of pixels for a model input of `aspect` (width /
-/// height): the margin, the minimum size, and the shape `config.crop_shape` asks for.
+/// height): the margin, the minimum size, and the shape `config.crop_shape` asks for. A square
+/// crop is padded only where the box itself is wider (or taller) than the frame allows.
 pub fn crop(bounds: PixelBox, frame: (u32, u32), aspect: f64, config: &ZoomConfig) -> Crop {
     let (w, h) = (bounds.width() as f64, bounds.height() as f64);
     let centre = (bounds.x0 as f64 + w / 2.0, bounds.y0 as f64 + h / 2.0);
@@ -345,13 +346,14 @@ pub fn crop(bounds: PixelBox, frame: (u32, u32), aspect: f64, config: &ZoomConfi
             } else {
                 1.0
             };
-            // The smallest rectangle of the model's aspect that holds the box, with the margin.
-            let mut cw = w.max(h * aspect) * grow;
-            let mut ch = cw / aspect;
-            let short = cw.min(ch);
-            if short < min_side {
-                (cw, ch) = (cw * min_side / short, ch * min_side / short);
-            }
+            // The smallest rectangle of the model's aspect that holds the box; the margin and
+            // the minimum size grow it only as far as the frame allows (padding there would
+            // shrink the object, not show more of it).
+            let base = w.max(h * aspect);
+            let fits = (frame.0 as f64).min(frame.1 as f64 * aspect);
+            let wanted = (base * grow).max(min_side.max(min_side * aspect));
+            let cw = base.max(wanted.min(fits));
+            let ch = cw / aspect;
             let (x0, x1, left, right) = place(centre.0 - cw / 2.0, cw, frame.0);
             let (y0, y1, top, bottom) = place(centre.1 - ch / 2.0, ch, frame.1);
             Crop {
@@ -595,6 +597,14 @@ mod tests {
         // A wide box at the top-left corner: the 60x60 square slides down to row 0, not cut.
         let c = crop(boxed(0, 0, 60, 20), (400, 300), 1.0, &square);
         assert_eq!((c.inside, c.pad), (boxed(0, 0, 60, 60), [0; 4]));
+        // The margin and minimum size never pad: a box as large as the frame is the frame.
+        let c = crop(
+            boxed(0, 0, 300, 300),
+            (300, 300),
+            1.0,
+            &ZoomConfig::default(),
+        );
+        assert_eq!((c.inside, c.pad), (boxed(0, 0, 300, 300), [0; 4]));
         // A box wider than the frame is tall: the whole height, black above and below it.
         let c = crop(boxed(0, 20, 200, 60), (200, 100), 1.0, &square);
         assert_eq!(

@@ -1,13 +1,15 @@
 //! Pictures of what the attention showed: each image a record came from, saved as PNG with
-//! its zoom region (red) and part boxes (yellow) drawn on it, beside another sink's output
+//! its zoom region (red), the zoom's crop (cyan) and part boxes (yellow) drawn on it, beside another sink's output
 //! (`edgevit infer --draw DIR`). Images under 256 pixels are enlarged by a whole factor.
 
 use super::{CameraStatusRecord, Record, ResultRecord, Sink, SinkError};
 use crate::interpret::{Interpretation, PixelBox};
 use std::path::{Path, PathBuf};
 
-/// Part boxes (TransFG) are drawn in amber, the zoom region in red.
+/// Part boxes (TransFG) are drawn in amber, the zoom region in red, the zoom's crop (what the
+/// second pass saw, inside the frame) in cyan.
 const PART_COLOUR: [u8; 3] = [255, 210, 0];
+const CROP_COLOUR: [u8; 3] = [0, 190, 230];
 
 pub struct DrawSink {
     inner: Box<dyn Sink>,
@@ -118,6 +120,7 @@ pub fn annotate(picture: &mut image::RgbImage, result: &Interpretation, scale: u
         rectangle(picture, scaled(part.bounds), PART_COLOUR, width);
     }
     if let Some(region) = &result.region {
+        rectangle(picture, scaled(region.crop.inside), CROP_COLOUR, width);
         rectangle(picture, scaled(region.bounds), [230, 20, 20], width + 1);
     }
 }
