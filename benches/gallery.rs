@@ -1,6 +1,8 @@
 //! `cargo bench --bench gallery`: the cost of matching one embedding against the gallery, with
 //! 1k, 10k and 100k stored exemplars of 512 numbers (OSNet's size), as medians with ratios
-//! against 1k measured in the same run; and a whole `observe` (search + SQLite transaction).
+//! against 1k measured in the same run; a whole `observe` (search + SQLite transaction); and
+//! what another connection's write costs a reader (the fleet's MQTT thread): reading the whole
+//! gallery again against `refresh`, which reads only what changed.
 
 use edgevit::gallery::index::{dot, FlatIndex};
 use edgevit::gallery::{normalize, Gallery, GalleryConfig, ModelStamp};
@@ -106,5 +108,70 @@ fn main() {
         }
         Err(e) => eprintln!("cannot open a gallery in {}: {e}", dir.display()),
     }
+    for count in [10_000usize, 100_000] {
+        if let Err(e) = bench_refresh(&dir, count, &mut vectors) {
+            eprintln!("refresh at {count}: {e}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A gallery of `count` exemplars (5 per identity), written straight into the file; then, 20
+/// times, a writer observes one new person and the reader picks it up: by reading the whole
+/// gallery (as `refresh` did before) and by `refresh`.
+fn bench_refresh(
+    dir: &std::path::Path,
+    count: usize,
+    vectors: &mut Vectors,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let path = dir.join(format!("refresh-{count}.sqlite"));
+    let stamp = ModelStamp {
+        name: "bench".into(),
+        dim: DIM,
+    };
+    let config = GalleryConfig {
+        threshold: Some(0.99),
+        confirm_frames: 1,
+        ..GalleryConfig::default()
+    };
+    drop(Gallery::open(&path, &stamp, &config)?);
+    let mut sql = rusqlite::Connection::open(&path)?;
+    let tx = sql.transaction()?;
+    for i in 0..count / 5 {
+        tx.execute(
+            "INSERT INTO identity (id, label, origin, updated_ms, updated_by, confirmed, hits, created_ms, last_seen_ms) VALUES (?1, ?2, '', 0, '', 1, 5, 0, 0)",
+            rusqlite::params![i as i64 + 1, format!("id-{:06}", i + 1)],
+        )?;
+        for _ in 0..5 {
+            let blob: Vec<u8> = vectors.next().iter().flat_map(|v| v.to_le_bytes()).collect();
+            tx.execute(
+                "INSERT INTO exemplar (identity, embedding, camera, ts_ms) VALUES (?1, ?2, 'cam0', 0)",
+                rusqlite::params![i as i64 + 1, blob],
+            )?;
+        }
+    }
+    tx.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'next_id'",
+        [(count / 5 + 1).to_string()],
+    )?;
+    tx.commit()?;
+    let mut reader = Gallery::open(&path, &stamp, &config)?;
+    let mut writer = Gallery::open(&path, &stamp, &config)?;
+    let (mut whole, mut incremental) = (Vec::new(), Vec::new());
+    for i in 0..20 {
+        writer.observe(&vectors.next(), "cam0", i)?;
+        let start = Instant::now();
+        std::hint::black_box(Gallery::open(&path, &stamp, &config)?);
+        whole.push(start.elapsed().as_secs_f64() * 1e3);
+        let start = Instant::now();
+        assert!(reader.refresh()?, "the reader saw the write");
+        incremental.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let (whole, incremental) = (median(whole), median(incremental));
+    println!(
+        "gallery reader after one write, {count} exemplars: reading it all {whole:.2} ms, refresh {incremental:.2} ms ({:.1}x faster)",
+        whole / incremental
+    );
+    assert_eq!(reader.exemplar_count(), count + 20);
+    Ok(())
 }

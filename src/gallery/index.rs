@@ -132,6 +132,26 @@ impl FlatIndex {
         }
     }
 
+    /// Brings the rows in step with `stored` (gallery row -> its identity now): rows that are
+    /// gone are removed, rows that moved to another identity (a merge) follow it. Returns the
+    /// stored rows the index lacks, to be read and pushed.
+    pub fn sync_rows(&mut self, stored: &std::collections::HashMap<i64, i64>) -> Vec<i64> {
+        let mut i = 0;
+        while i < self.rows.len() {
+            match stored.get(&self.rows[i]) {
+                None => self.swap_remove(i),
+                Some(owner) => {
+                    self.owners[i] = *owner;
+                    i += 1;
+                }
+            }
+        }
+        let held: std::collections::HashSet<i64> = self.rows.iter().copied().collect();
+        let mut missing: Vec<i64> = stored.keys().filter(|r| !held.contains(r)).copied().collect();
+        missing.sort_unstable();
+        missing
+    }
+
     /// Gives every exemplar of `from` to `to`.
     pub fn reassign(&mut self, from: i64, to: i64) {
         for owner in &mut self.owners {

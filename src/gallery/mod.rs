@@ -256,15 +256,33 @@ impl Gallery {
 
     /// Picks up changes that another process, or another connection, committed (a `gallery`
     /// command while we run; the fleet's merges); `true` when there were some.
+    ///
+    /// Incremental: the identities and tombstones are read again (a row each), the exemplars'
+    /// ids and owners from the index on them, and only the embeddings of exemplars the index
+    /// lacks (exemplar ids are never reused, so an id it has is the embedding it has).
     pub fn refresh(&mut self) -> Result<bool, GalleryError> {
         if !self.store.changed_elsewhere()? {
             return Ok(false);
         }
+        self.identities = (self.store.identities()?.into_iter())
+            .map(|identity| (identity.key, identity))
+            .collect();
+        self.tombstones = (self.store.tombstones()?.into_iter())
+            .map(|t| (t.label.clone(), t))
+            .collect();
+        let stored: std::collections::HashMap<i64, i64> =
+            self.store.exemplar_rows()?.into_iter().collect();
+        let missing = self.index.sync_rows(&stored);
+        for exemplar in self.store.exemplars(&missing, self.stamp.dim)? {
+            self.index
+                .push(exemplar.identity, exemplar.row, &exemplar.embedding);
+        }
         log::debug!(
-            "gallery {} was changed by another connection; reloaded",
-            self.path().display()
+            "gallery {} was changed by another connection: {} exemplars read again of {}",
+            self.path().display(),
+            missing.len(),
+            self.index.len()
         );
-        self.reload()?;
         Ok(true)
     }
 

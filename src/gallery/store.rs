@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 /// `PRAGMA application_id` of an edgevit gallery ("EVIT"): tells our file from other SQLite files.
 const APPLICATION_ID: i32 = 0x4556_4954;
-/// `PRAGMA user_version`: the schema's version (2 added the thumbnails; a version 1 file is
-/// brought up to date when opened).
-const SCHEMA_VERSION: i32 = 2;
+/// `PRAGMA user_version`: the schema's version (2 added the thumbnails; 3 made exemplar ids
+/// never reused, so that a reader can tell a new exemplar from one it has by its id alone; older
+/// files are brought up to date when opened).
+const SCHEMA_VERSION: i32 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,7 +33,7 @@ CREATE TABLE identity (
     last_camera TEXT
 );
 CREATE TABLE exemplar (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     identity INTEGER NOT NULL REFERENCES identity(id) ON DELETE CASCADE,
     embedding BLOB NOT NULL,
     camera TEXT NOT NULL,
@@ -241,6 +242,28 @@ impl Store {
                 .map_err(self.sql())?;
             version = 2;
         }
+        if version == 2 {
+            // AUTOINCREMENT cannot be added to a table: it is made anew with the same rows.
+            self.connection
+                .execute_batch(
+                    "BEGIN IMMEDIATE;
+                     CREATE TABLE exemplar_v3 (
+                         id INTEGER PRIMARY KEY AUTOINCREMENT,
+                         identity INTEGER NOT NULL REFERENCES identity(id) ON DELETE CASCADE,
+                         embedding BLOB NOT NULL,
+                         camera TEXT NOT NULL,
+                         ts_ms INTEGER NOT NULL
+                     );
+                     INSERT INTO exemplar_v3 SELECT id, identity, embedding, camera, ts_ms FROM exemplar;
+                     DROP TABLE exemplar;
+                     ALTER TABLE exemplar_v3 RENAME TO exemplar;
+                     CREATE INDEX exemplar_identity ON exemplar(identity);
+                     PRAGMA user_version = 3;
+                     COMMIT;",
+                )
+                .map_err(self.sql())?;
+            version = 3;
+        }
         if version != SCHEMA_VERSION {
             return Err(GalleryError::Foreign {
                 path: self.path.clone(),
@@ -290,14 +313,23 @@ impl Store {
 
     /// Reads every identity and exemplar.
     pub fn load(&self, dim: usize) -> Result<Contents, GalleryError> {
-        let sql = self.sql();
+        let rows: Vec<i64> = self.exemplar_rows()?.into_iter().map(|(row, _)| row).collect();
+        Ok(Contents {
+            identities: self.identities()?,
+            exemplars: self.exemplars(&rows, dim)?,
+            tombstones: self.tombstones()?,
+        })
+    }
+
+    /// Every identity, without its exemplars.
+    pub fn identities(&self) -> Result<Vec<Identity>, GalleryError> {
         let mut statement = self
             .connection
             .prepare(
                 "SELECT id, label, origin, name, updated_ms, updated_by, confirmed, hits, created_ms, last_seen_ms, last_camera FROM identity ORDER BY id",
             )
-            .map_err(&sql)?;
-        let identities = statement
+            .map_err(self.sql())?;
+        statement
             .query_map([], |r| {
                 Ok(Identity {
                     key: r.get(0)?,
@@ -314,23 +346,38 @@ impl Store {
                 })
             })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-            .map_err(&sql)?;
+            .map_err(self.sql())
+    }
+
+    /// Each exemplar's row id and identity, without its embedding: read from the index on
+    /// `identity`, so it costs a fraction of reading the embeddings.
+    pub fn exemplar_rows(&self) -> Result<Vec<(i64, i64)>, GalleryError> {
         let mut statement = self
             .connection
-            .prepare("SELECT id, identity, embedding FROM exemplar ORDER BY id")
-            .map_err(&sql)?;
-        let rows = statement
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                ))
-            })
+            .prepare("SELECT id, identity FROM exemplar ORDER BY id")
+            .map_err(self.sql())?;
+        statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+            .map_err(self.sql())
+    }
+
+    /// The exemplars stored as `rows` (rows that are gone are skipped).
+    pub fn exemplars(&self, rows: &[i64], dim: usize) -> Result<Vec<StoredExemplar>, GalleryError> {
+        let sql = self.sql();
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT identity, embedding FROM exemplar WHERE id = ?1")
             .map_err(&sql)?;
         let mut exemplars = Vec::with_capacity(rows.len());
-        for (row, identity, blob) in rows {
+        for &row in rows {
+            let found = statement
+                .query_row([row], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .optional()
+                .map_err(&sql)?;
+            let Some((identity, blob)) = found else {
+                continue;
+            };
             let embedding = from_blob(&blob, dim).ok_or_else(|| GalleryError::Corrupt {
                 path: self.path.clone(),
                 why: format!(
@@ -344,11 +391,16 @@ impl Store {
                 embedding,
             });
         }
+        Ok(exemplars)
+    }
+
+    /// Every tombstone.
+    pub fn tombstones(&self) -> Result<Vec<Tombstone>, GalleryError> {
         let mut statement = self
             .connection
             .prepare("SELECT label, merged_into, ts_ms, by FROM tombstone ORDER BY label")
-            .map_err(&sql)?;
-        let tombstones = statement
+            .map_err(self.sql())?;
+        statement
             .query_map([], |r| {
                 Ok(Tombstone {
                     label: r.get(0)?,
@@ -358,12 +410,7 @@ impl Store {
                 })
             })
             .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-            .map_err(&sql)?;
-        Ok(Contents {
-            identities,
-            exemplars,
-            tombstones,
-        })
+            .map_err(self.sql())
     }
 
     /// Runs `change` in one transaction: all of it is stored, or none.

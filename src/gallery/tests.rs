@@ -440,3 +440,119 @@ fn thumbnails_travel_only_when_both_boards_allow_it() {
         }
     }
 }
+
+/// What a gallery holds, in an order that does not depend on how it was read.
+fn snapshot(g: &Gallery) -> Vec<(String, Option<String>, i64, Vec<Vec<u32>>)> {
+    let mut out: Vec<_> = g
+        .identities()
+        .map(|i| {
+            let mut exemplars: Vec<Vec<u32>> = g
+                .exemplars(&i.id())
+                .unwrap()
+                .iter()
+                .map(|e| e.iter().map(|v| v.to_bits()).collect())
+                .collect();
+            exemplars.sort();
+            (i.id(), i.name.clone(), i.hits, exemplars)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A refresh after another connection's writes (new identities and exemplars, exemplars pruned
+/// past the limit, a merge, a forget, a rename) holds exactly what a fresh open reads, and reads
+/// only the embeddings it lacked.
+#[test]
+fn a_refresh_reads_only_new_exemplars_and_equals_a_fresh_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.sqlite");
+    let config = GalleryConfig {
+        confirm_frames: 1,
+        max_exemplars: 3,
+        novelty: Some(0.999),
+        ..config()
+    };
+    let mut reader = Gallery::open(&path, &model(), &config).unwrap();
+    let mut writer = Gallery::open(&path, &model(), &config).unwrap();
+    let mut now = 1000;
+    let mut see = |g: &mut Gallery, person: usize, seed: u32| {
+        now += 100;
+        g.observe(&view(person, 0.15, seed), "cam0", now)
+            .unwrap()
+            .identity
+    };
+    for person in 0..4 {
+        for seed in 0..6 {
+            see(&mut writer, person, seed);
+        }
+    }
+    assert!(reader.refresh().unwrap());
+    assert_eq!(snapshot(&reader), snapshot(&writer));
+    assert_eq!(reader.exemplar_count(), writer.exemplar_count());
+    // More views of one person replace its most redundant exemplars (rows deleted, new rows
+    // added); then a merge, a forget and a rename.
+    for seed in 10..16 {
+        see(&mut writer, 1, seed);
+    }
+    let survivor = writer.merge("id-000003", "id-000004").unwrap();
+    writer.forget("id-000002").unwrap();
+    writer.rename("id-000001", "alice").unwrap();
+    assert!(reader.refresh().unwrap());
+    let fresh = Gallery::open(&path, &model(), &config).unwrap();
+    assert_eq!(snapshot(&reader), snapshot(&fresh));
+    assert_eq!(reader.exemplar_count(), fresh.exemplar_count());
+    assert!(!reader.refresh().unwrap(), "nothing changed since");
+    // The reader still matches as the file says: the merged person is one identity.
+    let hit = reader.index.best(&view(2, 0.15, 99)).unwrap();
+    assert_eq!(hit.identity, reader.find(&survivor).unwrap());
+}
+
+/// Exemplar ids are never reused (schema 3): the newest exemplar deleted and another stored
+/// gets a new id, so a reader that has the old id reads the new embedding. A version 2 file is
+/// brought up to date with its exemplars.
+#[test]
+fn exemplar_ids_are_never_reused_even_in_an_upgraded_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.sqlite");
+    let config = GalleryConfig {
+        confirm_frames: 1,
+        ..config()
+    };
+    let mut gallery = Gallery::open(&path, &model(), &config).unwrap();
+    gallery.observe(&view(0, 0.1, 0), "cam0", 1000).unwrap();
+    gallery.observe(&view(5, 0.1, 0), "cam0", 1100).unwrap();
+    let before = snapshot(&gallery);
+    drop(gallery);
+    // Make it a version 2 file: exemplar ids without AUTOINCREMENT.
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(
+        "CREATE TABLE e2 (id INTEGER PRIMARY KEY, identity INTEGER NOT NULL REFERENCES identity(id) ON DELETE CASCADE, embedding BLOB NOT NULL, camera TEXT NOT NULL, ts_ms INTEGER NOT NULL);
+         INSERT INTO e2 SELECT * FROM exemplar; DROP TABLE exemplar; ALTER TABLE e2 RENAME TO exemplar;
+         CREATE INDEX exemplar_identity ON exemplar(identity); PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(old);
+    let mut reader = Gallery::open(&path, &model(), &config).unwrap();
+    assert_eq!(snapshot(&reader), before, "the upgrade keeps every exemplar");
+    let writer = Gallery::open(&path, &model(), &config).unwrap();
+    let newest: i64 = writer
+        .store
+        .connection
+        .query_row("SELECT max(id) FROM exemplar", [], |r| r.get(0))
+        .unwrap();
+    let key = writer.find("id-000002").unwrap();
+    let sql = &writer.store.connection;
+    sql.execute("DELETE FROM exemplar WHERE id = ?1", [newest])
+        .unwrap();
+    sql.execute(
+        "INSERT INTO exemplar (identity, embedding, camera, ts_ms) VALUES (?1, ?2, 'cam0', 1200)",
+        rusqlite::params![key, super::index::to_blob(&view(7, 0.0, 0))],
+    )
+    .unwrap();
+    let fresh = sql.last_insert_rowid();
+    assert!(fresh > newest, "id {fresh} after {newest}");
+    assert!(reader.refresh().unwrap());
+    let reopened = Gallery::open(&path, &model(), &config).unwrap();
+    assert_eq!(snapshot(&reader), snapshot(&reopened));
+}
