@@ -143,7 +143,11 @@ fn bench_refresh(
             rusqlite::params![i as i64 + 1, format!("id-{:06}", i + 1)],
         )?;
         for _ in 0..5 {
-            let blob: Vec<u8> = vectors.next().iter().flat_map(|v| v.to_le_bytes()).collect();
+            let blob: Vec<u8> = vectors
+                .next()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
             tx.execute(
                 "INSERT INTO exemplar (identity, embedding, camera, ts_ms) VALUES (?1, ?2, 'cam0', 0)",
                 rusqlite::params![i as i64 + 1, blob],
@@ -157,7 +161,12 @@ fn bench_refresh(
     tx.commit()?;
     let mut reader = Gallery::open(&path, &stamp, &config)?;
     let mut writer = Gallery::open(&path, &stamp, &config)?;
+    let mut published = std::collections::HashMap::new();
+    for (message, print) in reader.fleet_changes(&published) {
+        published.insert(message.id, print);
+    }
     let (mut whole, mut incremental) = (Vec::new(), Vec::new());
+    let (mut all_messages, mut changed_messages) = (Vec::new(), Vec::new());
     for i in 0..20 {
         writer.observe(&vectors.next(), "cam0", i)?;
         let start = Instant::now();
@@ -166,11 +175,29 @@ fn bench_refresh(
         let start = Instant::now();
         assert!(reader.refresh()?, "the reader saw the write");
         incremental.push(start.elapsed().as_secs_f64() * 1e3);
+        // The fleet's publisher: every message serialised (as before) against the changed ones.
+        let start = Instant::now();
+        let all: Vec<String> = (reader.fleet_state().iter())
+            .map(|m| serde_json::to_string(m).unwrap_or_default())
+            .collect();
+        std::hint::black_box(all);
+        all_messages.push(start.elapsed().as_secs_f64() * 1e3);
+        let start = Instant::now();
+        for (message, print) in reader.fleet_changes(&published) {
+            std::hint::black_box(serde_json::to_string(&message)?);
+            published.insert(message.id, print);
+        }
+        changed_messages.push(start.elapsed().as_secs_f64() * 1e3);
     }
     let (whole, incremental) = (median(whole), median(incremental));
     println!(
         "gallery reader after one write, {count} exemplars: reading it all {whole:.2} ms, refresh {incremental:.2} ms ({:.1}x faster)",
         whole / incremental
+    );
+    let (all_messages, changed_messages) = (median(all_messages), median(changed_messages));
+    println!(
+        "fleet messages after one write, {count} exemplars: all built {all_messages:.2} ms, the changed one {changed_messages:.2} ms ({:.1}x faster)",
+        all_messages / changed_messages
     );
     assert_eq!(reader.exemplar_count(), count + 20);
     Ok(())

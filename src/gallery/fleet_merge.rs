@@ -19,6 +19,15 @@ use super::index::FlatIndex;
 use super::store::Tombstone;
 use super::{now_ms, writing, Gallery, GalleryError, Identity};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+/// A digest of what a message would say: equal digests, the same message.
+fn fingerprint(what: &impl Hash) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    what.hash(&mut hasher);
+    hasher.finish()
+}
 
 /// Exemplars sent with an identity: enough to recognise the person on another board, few
 /// enough to keep a message small (512 numbers each: 2.7 kB of base64).
@@ -73,35 +82,69 @@ impl Gallery {
     /// The messages this board publishes: its confirmed identities that it minted or last
     /// renamed, and its tombstones. Keyed by id; a tombstone replaces the identity's message.
     pub fn fleet_state(&self) -> Vec<FleetIdentity> {
-        let mut out: Vec<FleetIdentity> = self
-            .identities
-            .values()
-            .filter(|i| i.confirmed && (i.origin == self.device || i.updated_by == self.device))
-            .map(|i| self.message(i))
-            .collect();
-        out.extend(
-            self.tombstones
-                .values()
-                .filter(|t| t.by == self.device)
-                .map(|t| FleetIdentity {
-                    id: t.label.clone(),
-                    origin: String::new(),
-                    name: None,
-                    model: self.stamp.name.clone(),
-                    dim: self.stamp.dim,
-                    created_ms: 0,
-                    updated_ms: t.ts_ms,
-                    updated_by: t.by.clone(),
-                    exemplars: Vec::new(),
-                    removed: true,
-                    merged_into: t.merged_into.clone(),
-                    thumbnails: Vec::new(),
-                }),
-        );
+        (self.fleet_changes(&HashMap::new()).into_iter())
+            .map(|(message, _)| message)
+            .collect()
+    }
+
+    /// The messages of [`Gallery::fleet_state`] whose content differs from what `published`
+    /// (id -> fingerprint) says was sent, each with its new fingerprint. Only those are built:
+    /// a look after one change costs a pass over the identities and exemplar ids, not the
+    /// serialisation of every embedding (exemplar ids are never reused, so the ids say which
+    /// embeddings a message would carry).
+    pub fn fleet_changes(&self, published: &HashMap<String, u64>) -> Vec<(FleetIdentity, u64)> {
+        let shared = self.index.rows_by_owner(SHARED_EXEMPLARS);
+        let thumbnails = if self.config.fleet_thumbnails {
+            self.store.thumbnail_ids().unwrap_or_default()
+        } else {
+            HashMap::new()
+        };
+        let mut out = Vec::new();
+        let ours = (self.identities.values())
+            .filter(|i| i.confirmed && (i.origin == self.device || i.updated_by == self.device));
+        for identity in ours {
+            let rows = shared.get(&identity.key).map_or(&[][..], Vec::as_slice);
+            let pictures = thumbnails.get(&identity.key).map_or(&[][..], Vec::as_slice);
+            let print = fingerprint(&(
+                &identity.label,
+                &identity.origin,
+                &identity.name,
+                identity.created_ms,
+                identity.updated_ms,
+                &identity.updated_by,
+                rows.iter().map(|(row, _)| row).collect::<Vec<_>>(),
+                pictures,
+            ));
+            if published.get(&identity.label) != Some(&print) {
+                out.push((self.message(identity, rows), print));
+            }
+        }
+        for t in self.tombstones.values().filter(|t| t.by == self.device) {
+            let print = fingerprint(&(&t.label, &t.merged_into, t.ts_ms, &t.by));
+            if published.get(&t.label) == Some(&print) {
+                continue;
+            }
+            let message = FleetIdentity {
+                id: t.label.clone(),
+                origin: String::new(),
+                name: None,
+                model: self.stamp.name.clone(),
+                dim: self.stamp.dim,
+                created_ms: 0,
+                updated_ms: t.ts_ms,
+                updated_by: t.by.clone(),
+                exemplars: Vec::new(),
+                removed: true,
+                merged_into: t.merged_into.clone(),
+                thumbnails: Vec::new(),
+            };
+            out.push((message, print));
+        }
         out
     }
 
-    fn message(&self, identity: &Identity) -> FleetIdentity {
+    /// An identity's message, with the exemplars at `rows` (gallery row, index position).
+    fn message(&self, identity: &Identity, rows: &[(i64, usize)]) -> FleetIdentity {
         FleetIdentity {
             id: identity.label.clone(),
             origin: identity.origin.clone(),
@@ -111,11 +154,8 @@ impl Gallery {
             created_ms: identity.created_ms,
             updated_ms: identity.updated_ms,
             updated_by: identity.updated_by.clone(),
-            exemplars: self
-                .index
-                .embeddings(identity.key)
-                .take(SHARED_EXEMPLARS)
-                .map(<[f32]>::to_vec)
+            exemplars: (rows.iter())
+                .map(|(_, at)| self.index.embedding_at(*at).to_vec())
                 .collect(),
             removed: false,
             merged_into: None,

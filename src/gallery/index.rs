@@ -147,9 +147,30 @@ impl FlatIndex {
             }
         }
         let held: std::collections::HashSet<i64> = self.rows.iter().copied().collect();
-        let mut missing: Vec<i64> = stored.keys().filter(|r| !held.contains(r)).copied().collect();
+        let mut missing: Vec<i64> = stored
+            .keys()
+            .filter(|r| !held.contains(r))
+            .copied()
+            .collect();
         missing.sort_unstable();
         missing
+    }
+
+    /// The first `limit` exemplars of each identity, as (gallery row, position), in one pass.
+    pub fn rows_by_owner(&self, limit: usize) -> std::collections::HashMap<i64, Vec<(i64, usize)>> {
+        let mut out: std::collections::HashMap<i64, Vec<(i64, usize)>> = Default::default();
+        for (i, (owner, row)) in self.owners.iter().zip(&self.rows).enumerate() {
+            let mine = out.entry(*owner).or_default();
+            if mine.len() < limit {
+                mine.push((*row, i));
+            }
+        }
+        out
+    }
+
+    /// The embedding at `position` (from [`FlatIndex::rows_by_owner`]).
+    pub fn embedding_at(&self, position: usize) -> &[f32] {
+        self.row(position)
     }
 
     /// Gives every exemplar of `from` to `to`.

@@ -313,7 +313,11 @@ impl Store {
 
     /// Reads every identity and exemplar.
     pub fn load(&self, dim: usize) -> Result<Contents, GalleryError> {
-        let rows: Vec<i64> = self.exemplar_rows()?.into_iter().map(|(row, _)| row).collect();
+        let rows: Vec<i64> = self
+            .exemplar_rows()?
+            .into_iter()
+            .map(|(row, _)| row)
+            .collect();
         Ok(Contents {
             identities: self.identities()?,
             exemplars: self.exemplars(&rows, dim)?,
@@ -372,7 +376,9 @@ impl Store {
         let mut exemplars = Vec::with_capacity(rows.len());
         for &row in rows {
             let found = statement
-                .query_row([row], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .query_row([row], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+                })
                 .optional()
                 .map_err(&sql)?;
             let Some((identity, blob)) = found else {

@@ -534,7 +534,11 @@ fn exemplar_ids_are_never_reused_even_in_an_upgraded_file() {
     .unwrap();
     drop(old);
     let mut reader = Gallery::open(&path, &model(), &config).unwrap();
-    assert_eq!(snapshot(&reader), before, "the upgrade keeps every exemplar");
+    assert_eq!(
+        snapshot(&reader),
+        before,
+        "the upgrade keeps every exemplar"
+    );
     let writer = Gallery::open(&path, &model(), &config).unwrap();
     let newest: i64 = writer
         .store
@@ -555,4 +559,53 @@ fn exemplar_ids_are_never_reused_even_in_an_upgraded_file() {
     assert!(reader.refresh().unwrap());
     let reopened = Gallery::open(&path, &model(), &config).unwrap();
     assert_eq!(snapshot(&reader), snapshot(&reopened));
+}
+
+/// The fleet's publisher builds only the messages whose content changed since it published:
+/// nothing when nothing changed, one identity after its rename or a new exemplar, a tombstone
+/// after a forget; and what it builds equals the whole state's message for that id.
+#[test]
+fn only_changed_identities_are_built_for_the_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = GalleryConfig {
+        confirm_frames: 1,
+        novelty: Some(0.999),
+        ..config()
+    };
+    let mut g = Gallery::open(&dir.path().join("g.sqlite"), &model(), &config).unwrap();
+    g.set_device("a");
+    for person in 0..5 {
+        g.observe(&view(person, 0.1, 0), "cam0", 1000).unwrap();
+    }
+    let mut published = std::collections::HashMap::new();
+    let publish = |g: &Gallery, published: &mut std::collections::HashMap<String, u64>| {
+        let changed = g.fleet_changes(published);
+        for (message, print) in &changed {
+            published.insert(message.id.clone(), *print);
+        }
+        let mut ids: Vec<String> = changed.into_iter().map(|(m, _)| m.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(publish(&g, &mut published).len(), 5);
+    assert!(publish(&g, &mut published).is_empty(), "nothing changed");
+    g.rename("id-a-000002", "bob").unwrap();
+    assert_eq!(publish(&g, &mut published), ["id-a-000002"]);
+    g.observe(&view(3, 0.1, 7), "cam1", 2000).unwrap();
+    assert_eq!(
+        publish(&g, &mut published),
+        ["id-a-000004"],
+        "a new exemplar"
+    );
+    let whole = g.fleet_state();
+    let built = g.fleet_changes(&std::collections::HashMap::new());
+    assert_eq!(whole, built.into_iter().map(|(m, _)| m).collect::<Vec<_>>());
+    g.forget("id-a-000005").unwrap();
+    assert_eq!(publish(&g, &mut published), ["id-a-000005"]);
+    let tombstone = g
+        .fleet_state()
+        .into_iter()
+        .find(|m| m.id == "id-a-000005")
+        .unwrap();
+    assert!(tombstone.removed);
 }

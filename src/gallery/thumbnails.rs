@@ -54,6 +54,22 @@ impl Store {
         )
     }
 
+    /// Each identity's thumbnails as (row id, time), in the order a message carries them.
+    pub(super) fn thumbnail_ids(
+        &self,
+    ) -> rusqlite::Result<std::collections::HashMap<i64, Vec<(i64, i64)>>> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT identity, id, ts_ms FROM thumbnail ORDER BY quality DESC, id DESC")?;
+        let mut out: std::collections::HashMap<i64, Vec<(i64, i64)>> = Default::default();
+        let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        for row in rows {
+            let (identity, id, ts) = row?;
+            out.entry(identity).or_default().push((id, ts));
+        }
+        Ok(out)
+    }
+
     fn thumbnails(&self, identity: i64) -> rusqlite::Result<Vec<Thumbnail>> {
         let mut statement = self.connection.prepare(
             "SELECT jpeg, quality, camera, ts_ms FROM thumbnail WHERE identity = ?1

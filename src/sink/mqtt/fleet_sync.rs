@@ -29,8 +29,8 @@ pub struct FleetSync {
     prefix: String,
     device: String,
     gallery: Option<Gallery>,
-    /// What the broker holds of ours: id -> payload.
-    published: HashMap<String, String>,
+    /// What the broker holds of ours: id -> the message's fingerprint.
+    published: HashMap<String, u64>,
     next_check: Instant,
     /// When the broker acknowledged the subscription of this session.
     subscribed_at: Option<Instant>,
@@ -160,11 +160,12 @@ impl FleetSync {
         }
         self.next_check = Instant::now() + CHECK_EVERY;
         self.merge_waiting();
-        let Some(gallery) = self.gallery() else {
+        self.gallery();
+        let Some(gallery) = self.gallery.as_mut() else {
             return Vec::new();
         };
-        // A look reloads the gallery when the capture loop has written to it (every
-        // identified frame); the messages are compared with what was published.
+        // A look reads what the capture loop wrote since the last (every identified frame
+        // writes); only the messages whose content changed are built and serialised.
         if let Err(e) = gallery.refresh() {
             log::warn!(
                 "mqtt: fleet: cannot read the gallery: {}",
@@ -172,12 +173,14 @@ impl FleetSync {
             );
             return Vec::new();
         }
-        let state = gallery.fleet_state();
+        let changed = gallery.fleet_changes(&self.published);
         let mut out = Vec::new();
-        for message in state {
+        for (message, print) in changed {
             let Ok(payload) = serde_json::to_string(&message) else {
                 continue;
             };
+            // Said once per content: an oversized message is not tried again every look.
+            self.published.insert(message.id.clone(), print);
             if payload.len() + 512 > super::connection::MAX_PACKET {
                 log::warn!(
                     "mqtt: fleet: {} is too large to publish ({} bytes)",
@@ -186,10 +189,7 @@ impl FleetSync {
                 );
                 continue;
             }
-            if self.published.get(&message.id) != Some(&payload) {
-                out.push((self.topic(&message.id), payload.clone().into_bytes()));
-                self.published.insert(message.id, payload);
-            }
+            out.push((self.topic(&message.id), payload.into_bytes()));
         }
         out
     }
