@@ -560,3 +560,158 @@ fn the_camera_index_feeds_sie_and_an_unknown_one_is_refused() {
     let message = refused["error"]["message"].as_str().unwrap();
     assert!(message.contains("sie.cameras"), "{message}");
 }
+
+/// The retained messages under `filter` on the broker at `port`, by topic.
+fn retained(port: u16, filter: &str) -> BTreeMap<String, Vec<u8>> {
+    let options = MqttOptions::new("reid-reader", "127.0.0.1", port);
+    let (client, mut connection) = Client::new(options, 64);
+    let mut got = BTreeMap::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut subscribed_at = None;
+    while std::time::Instant::now() < deadline {
+        match connection.recv_timeout(Duration::from_millis(200)) {
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                client.try_subscribe(filter, QoS::AtLeastOnce).unwrap();
+            }
+            Ok(Ok(Event::Incoming(Packet::SubAck(_)))) => {
+                subscribed_at = Some(std::time::Instant::now());
+            }
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                got.insert(p.topic.clone(), p.payload.to_vec());
+            }
+            _ => {}
+        }
+        if subscribed_at.is_some_and(|at| at.elapsed() > Duration::from_secs(1)) {
+            break;
+        }
+    }
+    let _ = client.try_disconnect();
+    got
+}
+
+/// Publishes each message retained, as a client that is no board.
+fn publish_retained(port: u16, messages: &[(String, Vec<u8>)]) {
+    let mut options = MqttOptions::new("rogue", "127.0.0.1", port);
+    options.set_max_packet_size(2 << 20, 2 << 20);
+    let (client, mut connection) = Client::new(options, 64);
+    for (topic, payload) in messages {
+        client
+            .publish(topic.as_str(), QoS::AtLeastOnce, true, payload.clone())
+            .unwrap();
+    }
+    let mut acked = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while acked < messages.len() && std::time::Instant::now() < deadline {
+        if let Ok(Ok(Event::Incoming(Packet::PubAck(_)))) =
+            connection.recv_timeout(Duration::from_millis(200))
+        {
+            acked += 1;
+        }
+    }
+    assert_eq!(acked, messages.len(), "the broker took every message");
+    let _ = client.try_disconnect();
+}
+
+/// A client that is no board, or a board that speaks for another, cannot change the fleet's
+/// identities through messages that break the rules: a copy of the door's identity renamed in
+/// another lane, a payload that is not JSON, a topic that names another identity than its
+/// payload, a newer format, a message of 600 kB, another model's identity. The hall ignores
+/// each, warns once per lane and reason, and keeps the door's ids and names.
+#[test]
+fn fleet_messages_that_break_the_rules_are_ignored_and_reported_once() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let port = common::broker::free_port();
+    std::fs::create_dir_all(tmp.path().join("broker")).unwrap();
+    let _broker = common::broker::Broker::start(&tmp.path().join("broker"), port);
+    let model = osnet(&shared, tmp.path());
+    camera_folder(&shared, &tmp.path().join("door-cam"), false);
+    camera_folder(&shared, &tmp.path().join("hall-cam"), true);
+    let door = board(
+        tmp.path(),
+        &model,
+        "door",
+        "front",
+        &tmp.path().join("door-cam"),
+        port,
+    );
+    let hall = board(
+        tmp.path(),
+        &model,
+        "hall",
+        "back",
+        &tmp.path().join("hall-cam"),
+        port,
+    );
+    run_quiet(&door);
+    let door_ids = listed(&door);
+    let published = retained(port, "edgevit/gallery/door/+");
+    assert_eq!(published.len(), door_ids.len(), "{:?}", published.keys());
+    let original: Value = serde_json::from_slice(published.values().next().unwrap()).unwrap();
+    let id = original["id"].as_str().unwrap().to_string();
+    let edited = |change: &dyn Fn(&mut Value)| {
+        let mut m = original.clone();
+        change(&mut m);
+        serde_json::to_vec(&m).unwrap()
+    };
+    let lane = |level: &str| format!("edgevit/gallery/mallory/{level}");
+    let rogue = vec![
+        // The door's identity, renamed, in mallory's lane: mallory neither minted nor renamed it.
+        (
+            lane(&id),
+            edited(&|m| {
+                m["name"] = "eve".into();
+                m["updated_ms"] = (i64::MAX / 2).into();
+            }),
+        ),
+        (lane("id-mallory-000001"), b"not json".to_vec()),
+        (
+            lane("id-mallory-000002"),
+            edited(&|m| {
+                m["id"] = "id-mallory-000003".into();
+                m["origin"] = "mallory".into();
+            }),
+        ),
+        (
+            lane("id-mallory-000004"),
+            edited(&|m| {
+                m["id"] = "id-mallory-000004".into();
+                m["origin"] = "mallory".into();
+                m["format"] = 2.into();
+            }),
+        ),
+        (lane("id-mallory-000005"), vec![b' '; 600 * 1024]),
+        (
+            lane("id-mallory-000006"),
+            edited(&|m| {
+                m["id"] = "id-mallory-000006".into();
+                m["origin"] = "mallory".into();
+                m["model"] = "another-model".into();
+            }),
+        ),
+    ];
+    publish_retained(port, &rogue);
+
+    let output = common::edgevit(&["run", "--config", hall.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let stderr = common::stderr(&output);
+    for why in [
+        "published in the lane of a board that neither minted nor changed it",
+        "not a well-formed gallery message",
+        "the topic names another identity than the message",
+        "a gallery format this edgevit does not read",
+        "larger than any gallery message",
+        "another model's identity",
+    ] {
+        let said = stderr.lines().filter(|l| l.contains(why)).count();
+        assert_eq!(said, 1, "{why:?} said {said} times:\n{stderr}");
+    }
+    assert_eq!(
+        listed(&hall),
+        door_ids,
+        "the hall keeps the door's ids and names"
+    );
+    assert!(listed(&door)
+        .values()
+        .all(|name| name.as_deref() != Some("eve")));
+}

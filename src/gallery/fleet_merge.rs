@@ -33,6 +33,16 @@ fn fingerprint(what: &impl Hash) -> u64 {
 /// enough to keep a message small (512 numbers each: 2.7 kB of base64).
 const SHARED_EXEMPLARS: usize = 6;
 
+/// Why [`Gallery::apply_remote`] ignores another model's identity.
+pub const ANOTHER_MODEL: &str = "another model's identity";
+
+/// The fleet messages' format: a board ignores messages of another (`format` absent: 1).
+pub const FLEET_FORMAT: u32 = 1;
+
+fn first_format() -> u32 {
+    1
+}
+
 /// One retained message on `<prefix>/gallery/<device>/<id>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetIdentity {
@@ -58,6 +68,9 @@ pub struct FleetIdentity {
     /// Its best thumbnails, only from a board with `[gallery] fleet_thumbnails` on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thumbnails: Vec<super::thumbnails::SharedThumbnail>,
+    /// [`FLEET_FORMAT`].
+    #[serde(default = "first_format")]
+    pub format: u32,
 }
 
 /// What applying a message did (for logs and tests).
@@ -137,6 +150,7 @@ impl Gallery {
                 removed: true,
                 merged_into: t.merged_into.clone(),
                 thumbnails: Vec::new(),
+                format: FLEET_FORMAT,
             };
             out.push((message, print));
         }
@@ -160,6 +174,7 @@ impl Gallery {
             removed: false,
             merged_into: None,
             thumbnails: self.shared_thumbnails(identity.key),
+            format: FLEET_FORMAT,
         }
     }
 
@@ -173,7 +188,7 @@ impl Gallery {
             return Ok(Applied::Ignored("our own message"));
         }
         if message.model != self.stamp.name || message.dim != self.stamp.dim {
-            return Ok(Applied::Ignored("another model's identity"));
+            return Ok(Applied::Ignored(ANOTHER_MODEL));
         }
         let _writing = writing();
         self.refresh()?;

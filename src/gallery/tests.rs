@@ -441,8 +441,11 @@ fn thumbnails_travel_only_when_both_boards_allow_it() {
     }
 }
 
+/// One identity as [`snapshot`] sees it: id, name, hits, its exemplars' bits in order.
+type Held = (String, Option<String>, i64, Vec<Vec<u32>>);
+
 /// What a gallery holds, in an order that does not depend on how it was read.
-fn snapshot(g: &Gallery) -> Vec<(String, Option<String>, i64, Vec<Vec<u32>>)> {
+fn snapshot(g: &Gallery) -> Vec<Held> {
     let mut out: Vec<_> = g
         .identities()
         .map(|i| {

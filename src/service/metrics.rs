@@ -46,6 +46,7 @@ pub struct Metrics {
     spool_dropped: Gauge,
     spool_set_aside: Gauge,
     broker_connected: Gauge,
+    fleet_ignored: Family<Labels, Counter>,
 }
 
 /// The stages of `stage_latency_seconds`, in the order of a record's latencies.
@@ -73,6 +74,7 @@ impl Metrics {
             spool_dropped: Gauge::default(),
             spool_set_aside: Gauge::default(),
             broker_connected: Gauge::default(),
+            fleet_ignored: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -120,6 +122,11 @@ impl Metrics {
             "broker_connected",
             "1 while the MQTT sink is connected to its broker",
             metrics.broker_connected.clone(),
+        );
+        registry.register(
+            "fleet_messages_ignored",
+            "Fleet gallery messages ignored, by reason (malformed, oversized, lane, topic, format, model)",
+            metrics.fleet_ignored.clone(),
         );
         registry.register(
             "model",
@@ -188,6 +195,15 @@ impl Metrics {
         self.spool_pending.set(state.pending as i64);
         self.spool_dropped.set(state.dropped as i64);
         self.spool_set_aside.set(state.set_aside as i64);
+        for (reason, total) in crate::sink::mqtt::fleet_refusals()
+            .into_iter()
+            .zip(state.fleet_ignored)
+        {
+            let counter = self
+                .fleet_ignored
+                .get_or_create(&vec![("reason".to_string(), reason.to_string())]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     /// The exposition (text format).
@@ -261,12 +277,18 @@ mod tests {
         metrics.record("door", None, Some("preprocess"));
         metrics.dropped("door", 3);
         metrics.camera("door", true);
-        metrics.delivery(&crate::sink::DeliveryState {
+        let mut state = crate::sink::DeliveryState {
             connected: true,
             pending: 7,
             dropped: 1,
             set_aside: 2,
-        });
+            fleet_ignored: [0, 0, 4, 0, 0, 1],
+        };
+        metrics.delivery(&state);
+        // Totals, not increments: the same state twice counts once; a later total adds the rest.
+        metrics.delivery(&state);
+        state.fleet_ignored[2] = 5;
+        metrics.delivery(&state);
         let text = metrics.render();
         for line in [
             "edgevit_frames_total{camera=\"door\"} 2",
@@ -278,6 +300,9 @@ mod tests {
             "edgevit_spool_pending 7",
             "edgevit_spool_set_aside 2",
             "edgevit_broker_connected 1",
+            "edgevit_fleet_messages_ignored_total{reason=\"lane\"} 5",
+            "edgevit_fleet_messages_ignored_total{reason=\"model\"} 1",
+            "edgevit_fleet_messages_ignored_total{reason=\"malformed\"} 0",
             "edgevit_model_info{model=\"vit-mnist\",backend=\"tract\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");

@@ -67,6 +67,8 @@ pub struct DeliveryState {
     pub dropped: u64,
     /// Records set aside because they can never be delivered (dead letters).
     pub set_aside: u64,
+    /// Fleet messages ignored, by reason (`mqtt::fleet_refusals()` names them).
+    pub fleet_ignored: [u64; 6],
 }
 
 /// Delivers records. A returned error means the record was not delivered.

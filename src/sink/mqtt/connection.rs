@@ -26,7 +26,7 @@ use rumqttc::{
     Client, Connection, Event, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
     Transport,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,8 @@ pub struct Shared {
     pub stats: Mutex<StatsWindow>,
     /// Spool entries that can never be published.
     pub dead_letters: Mutex<DeadLetters>,
+    /// Fleet messages ignored, by [`super::fleet_check::Refusal::index`].
+    pub fleet_ignored: [AtomicU64; super::fleet_check::Refusal::ALL.len()],
 }
 
 /// What the sink read when it started: the credentials (`password_file` already read) and the
@@ -229,5 +231,9 @@ impl Capture for Shared {
 
     fn set_aside(&self, id: EntryId, topic: &str, payload: &[u8], reason: &str) {
         lock(&self.dead_letters).set_aside(&id.to_string(), topic, payload, reason);
+    }
+
+    fn fleet_ignored(&self, refusal: super::fleet_check::Refusal) {
+        self.fleet_ignored[refusal.index()].fetch_add(1, Ordering::Relaxed);
     }
 }

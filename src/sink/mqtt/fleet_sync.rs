@@ -4,11 +4,26 @@
 //! one of these; it opens the gallery file itself (SQLite orders its writes with the capture
 //! loop's).
 
+use super::fleet_check::{self, Refusal};
 use crate::gallery::fleet_merge::{Applied, FleetIdentity};
 use crate::gallery::{Gallery, GalleryConfig, GalleryError};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use crate::gallery::fleet_merge::ANOTHER_MODEL;
+
+/// What a refusal means, for the one warning a board gets about it.
+fn describe(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::Malformed => "not a well-formed gallery message",
+        Refusal::Oversized => "larger than any gallery message",
+        Refusal::Lane => "published in the lane of a board that neither minted nor changed it",
+        Refusal::Topic => "the topic names another identity than the message",
+        Refusal::Format => "a gallery format this edgevit does not read: upgrade it",
+        Refusal::Model => "another model's identity: the boards must run the same model",
+    }
+}
 
 /// How often the gallery is looked at for changes to publish.
 const CHECK_EVERY: Duration = Duration::from_millis(500);
@@ -36,6 +51,10 @@ pub struct FleetSync {
     subscribed_at: Option<Instant>,
     /// Messages heard before the capture loop created the gallery file: merged once it has.
     waiting: Vec<(String, FleetIdentity)>,
+    /// Messages ignored since the last [`FleetSync::take_ignored`], by reason.
+    ignored: Vec<Refusal>,
+    /// (lane, reason) pairs already warned about: one warning each, then debug lines.
+    warned: std::collections::HashSet<(String, &'static str)>,
 }
 
 impl FleetSync {
@@ -49,6 +68,25 @@ impl FleetSync {
             next_check: Instant::now(),
             subscribed_at: None,
             waiting: Vec::new(),
+            ignored: Vec::new(),
+            warned: Default::default(),
+        }
+    }
+
+    /// The messages ignored since the last call (for the metrics).
+    pub fn take_ignored(&mut self) -> Vec<Refusal> {
+        std::mem::take(&mut self.ignored)
+    }
+
+    fn ignore(&mut self, lane: &str, topic: &str, refusal: Refusal) {
+        self.ignored.push(refusal);
+        if self.warned.insert((lane.to_string(), refusal.reason())) {
+            log::warn!(
+                "mqtt: fleet: ignoring {topic} ({}); further such messages from {lane} are logged at debug level",
+                describe(refusal)
+            );
+        } else {
+            log::debug!("mqtt: fleet: ignoring {topic} ({})", refusal.reason());
         }
     }
 
@@ -104,21 +142,20 @@ impl FleetSync {
         let Some(rest) = topic.strip_prefix(&format!("{}/gallery/", self.prefix)) else {
             return false;
         };
-        let Some((from, _)) = rest.split_once('/') else {
+        let Some((from, id_level)) = rest.split_once('/') else {
             return true;
         };
+        // An empty payload clears a retained message; our own come back to us.
         if payload.is_empty() || from == super::names::level(&self.device) {
             return true;
         }
-        let message: FleetIdentity = match serde_json::from_slice(payload) {
-            Ok(m) => m,
-            Err(e) => {
-                log::warn!("mqtt: fleet: {topic} is not a gallery message: {e}");
-                return true;
+        match fleet_check::check(from, id_level, payload) {
+            Ok(message) => {
+                self.waiting.push((from.to_string(), message));
+                self.merge_waiting();
             }
-        };
-        self.waiting.push((from.to_string(), message));
-        self.merge_waiting();
+            Err(refusal) => self.ignore(from, topic, refusal),
+        }
         true
     }
 
@@ -132,8 +169,12 @@ impl FleetSync {
             self.waiting = waiting;
             return;
         };
+        let mut other_models = Vec::new();
         for (from, message) in waiting {
             match gallery.apply_remote(&from, &message) {
+                Ok(Applied::Ignored(why)) if why == ANOTHER_MODEL => {
+                    other_models.push((from, message.id))
+                }
                 Ok(Applied::Ignored(why)) => {
                     log::debug!("fleet: {} from {from}: {why}", message.id)
                 }
@@ -144,6 +185,10 @@ impl FleetSync {
                     crate::error::Report(&e)
                 ),
             }
+        }
+        for (from, id) in other_models {
+            let topic = format!("{}/gallery/{from}/{id}", self.prefix);
+            self.ignore(&from, &topic, Refusal::Model);
         }
     }
 

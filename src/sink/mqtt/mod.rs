@@ -16,6 +16,7 @@ mod delivery;
 mod discovery;
 mod entry;
 mod events;
+mod fleet_check;
 mod fleet_sync;
 pub mod names;
 mod object_events;
@@ -30,6 +31,11 @@ pub use discovery::DiscoveryConfig;
 pub use discovery::Reports;
 pub use events::{EventConfig, EventMessage, EventTracker, Subject};
 pub use fleet_sync::FleetLink;
+
+/// The reasons of `DeliveryState::fleet_ignored`, in its order.
+pub fn fleet_refusals() -> [&'static str; 6] {
+    fleet_check::Refusal::ALL.map(fleet_check::Refusal::reason)
+}
 pub use object_events::{Counts, ObjectEvent, ObjectEvents};
 pub use recognitions::{Recognition, Recognitions};
 pub use tls::TlsConfig;
@@ -86,6 +92,7 @@ impl MqttSink {
             new_camera: AtomicBool::new(false),
             stats: Mutex::new(stats::StatsWindow::default()),
             dead_letters: Mutex::new(dead_letters::DeadLetters::new(&config.spool.path)),
+            fleet_ignored: Default::default(),
         });
         let io = {
             let (config, topics, shared) = (config.clone(), topics.clone(), Arc::clone(&shared));
@@ -210,6 +217,9 @@ impl Sink for MqttSink {
             pending,
             dropped,
             set_aside: crate::sync::lock(&self.shared.dead_letters).count(),
+            fleet_ignored: std::array::from_fn(|i| {
+                self.shared.fleet_ignored[i].load(Ordering::Relaxed)
+            }),
         })
     }
 

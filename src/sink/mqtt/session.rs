@@ -46,6 +46,8 @@ pub trait Capture {
     fn acknowledge(&self, through: EntryId);
     /// An entry that can never be published, kept elsewhere.
     fn set_aside(&self, id: EntryId, topic: &str, payload: &[u8], reason: &str);
+    /// A fleet message was ignored (counted for the metrics).
+    fn fleet_ignored(&self, _refusal: super::fleet_check::Refusal) {}
 }
 
 /// What the I/O loop saw.
@@ -197,6 +199,11 @@ impl Machine {
                 }
                 Some(_) => {}
                 None => self.due(capture, now, &mut actions),
+            }
+        }
+        if let Some(fleet) = &mut self.fleet {
+            for refusal in fleet.take_ignored() {
+                capture.fleet_ignored(refusal);
             }
         }
         actions
