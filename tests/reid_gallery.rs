@@ -327,6 +327,19 @@ fn a_damaged_or_foreign_gallery_is_refused_and_kept() {
 
 /// A board's configuration: its camera folder, its own gallery, the shared broker.
 fn board(dir: &Path, model: &Path, name: &str, camera: &str, images: &Path, port: u16) -> PathBuf {
+    board_with(dir, model, name, camera, images, port, "")
+}
+
+/// A board whose `[sink]` has `sink` added (credentials).
+fn board_with(
+    dir: &Path,
+    model: &Path,
+    name: &str,
+    camera: &str,
+    images: &Path,
+    port: u16,
+    sink: &str,
+) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(
         &path,
@@ -334,7 +347,7 @@ fn board(dir: &Path, model: &Path, name: &str, camera: &str, images: &Path, port
             "state_dir = \"{state}\"\n[model]\npath = \"{model}\"\n\
              [source]\nkind = \"image-dir\"\npath = \"{images}\"\ncamera = \"{camera}\"\n\
              [gallery]\nfleet = true\n\
-             [sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ndevice = \"{name}\"\n\
+             [sink]\nkind = \"mqtt\"\nhost = \"127.0.0.1\"\nport = {port}\ndevice = \"{name}\"\n{sink}\
              [sink.spool]\npath = \"{spool}\"\n",
             state = dir.join(name).display(),
             model = model.display(),
@@ -714,4 +727,131 @@ fn fleet_messages_that_break_the_rules_are_ignored_and_reported_once() {
     assert!(listed(&door)
         .values()
         .all(|name| name.as_deref() != Some("eve")));
+}
+
+/// Each board in its own lane: Mosquitto with `deploy/mosquitto/fleet.acl` (the recipe of
+/// docs/reid.md) and a password per board. The door (user `door`) shares its identities; a
+/// board configured as `hall` but given the door's credentials cannot write the hall's lane, and
+/// says so once; a client with the user `mallory` cannot rename the door's identity.
+#[test]
+fn a_broker_acl_keeps_each_board_to_its_own_lane() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let (port, secure) = (common::broker::free_port(), common::broker::free_port());
+    let dir = tmp.path().join("broker");
+    std::fs::create_dir_all(&dir).unwrap();
+    let passwords = dir.join("passwords");
+    for (n, user) in ["door", "hall", "mallory"].iter().enumerate() {
+        let mut command = Command::new("mosquitto_passwd");
+        if n == 0 {
+            command.arg("-c");
+        }
+        let status = command
+            .args([
+                "-b",
+                passwords.to_str().unwrap(),
+                user,
+                &format!("{user}-secret"),
+            ])
+            .status()
+            .expect("mosquitto_passwd (Debian's mosquitto package)");
+        assert!(status.success());
+        std::fs::write(
+            tmp.path().join(format!("{user}.pass")),
+            format!("{user}-secret\n"),
+        )
+        .unwrap();
+    }
+    let acl = common::repo().join("deploy/mosquitto/fleet.acl");
+    let _broker = common::broker::Broker::start_with(
+        &dir,
+        port,
+        &format!(
+            "listener {secure} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\n",
+            passwords.display(),
+            acl.display()
+        ),
+    );
+    let model = osnet(&shared, tmp.path());
+    camera_folder(&shared, &tmp.path().join("door-cam"), false);
+    camera_folder(&shared, &tmp.path().join("hall-cam"), true);
+    let login = |user: &str| {
+        format!(
+            "username = \"{user}\"\npassword_file = \"{}\"\n",
+            tmp.path().join(format!("{user}.pass")).display()
+        )
+    };
+    let door = board_with(
+        tmp.path(),
+        &model,
+        "door",
+        "front",
+        &tmp.path().join("door-cam"),
+        secure,
+        &login("door"),
+    );
+    let hall = board_with(
+        tmp.path(),
+        &model,
+        "hall",
+        "back",
+        &tmp.path().join("hall-cam"),
+        secure,
+        &login("door"),
+    );
+    let unheard = "came back from the broker";
+
+    // The hall first: it mints its own ids, and the broker drops what it writes to its lane.
+    let output = common::edgevit(&["run", "--config", hall.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let stderr = common::stderr(&output);
+    assert_eq!(stderr.matches(unheard).count(), 1, "{stderr}");
+    assert!(retained(port, "edgevit/gallery/#").is_empty());
+
+    let output = common::edgevit(&["run", "--config", door.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert!(
+        !common::stderr(&output).contains(unheard),
+        "{}",
+        common::stderr(&output)
+    );
+    let door_ids = listed(&door);
+    let fleet = retained(port, "edgevit/gallery/#");
+    assert_eq!(fleet.len(), door_ids.len(), "{:?}", fleet.keys());
+    assert!(
+        fleet.keys().all(|t| t.starts_with("edgevit/gallery/door/")),
+        "{:?}",
+        fleet.keys()
+    );
+
+    // mallory's rename of the door's identity, in the door's lane, never reaches the broker's store.
+    let (topic, payload) = fleet.iter().next().unwrap();
+    let mut renamed: Value = serde_json::from_slice(payload).unwrap();
+    renamed["name"] = "eve".into();
+    renamed["updated_ms"] = (i64::MAX / 2).into();
+    let mut options = MqttOptions::new("mallory", "127.0.0.1", secure);
+    options.set_credentials("mallory", "mallory-secret");
+    options.set_max_packet_size(2 << 20, 2 << 20);
+    let (client, mut connection) = Client::new(options, 16);
+    client
+        .publish(
+            topic.as_str(),
+            QoS::AtLeastOnce,
+            true,
+            serde_json::to_vec(&renamed).unwrap(),
+        )
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Ok(Event::Incoming(Packet::PubAck(_)))) =
+            connection.recv_timeout(Duration::from_millis(200))
+        {
+            break;
+        }
+    }
+    let after = retained(port, "edgevit/gallery/#");
+    assert_eq!(
+        &after[topic], payload,
+        "the door's message is as the door published it"
+    );
 }

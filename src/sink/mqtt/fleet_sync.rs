@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 
 use crate::gallery::fleet_merge::ANOTHER_MODEL;
 
+/// A digest of one message, to know it when it comes back.
+fn digest(topic: &str, payload: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (topic, payload).hash(&mut hasher);
+    hasher.finish()
+}
+
 /// What a refusal means, for the one warning a board gets about it.
 fn describe(refusal: Refusal) -> &'static str {
     match refusal {
@@ -30,6 +38,10 @@ const CHECK_EVERY: Duration = Duration::from_millis(500);
 /// How long after the broker accepted the subscription a stop waits, so that the retained
 /// identities it sends are merged before we go (a short run would otherwise end unheard).
 const SETTLE: Duration = Duration::from_millis(500);
+/// How long our own messages may take to come back through our subscription. MQTT 3.1.1
+/// gives no answer when a broker's ACL refuses a publish (Mosquitto acknowledges it and drops
+/// it): a message that never comes back is how a board learns that it may not write its lane.
+const ECHO_WAIT: Duration = Duration::from_secs(3);
 
 /// What the sink needs to take part in a fleet: the gallery the ReID stage uses.
 #[derive(Debug, Clone)]
@@ -55,6 +67,11 @@ pub struct FleetSync {
     ignored: Vec<Refusal>,
     /// (lane, reason) pairs already warned about: one warning each, then debug lines.
     warned: std::collections::HashSet<(String, &'static str)>,
+    /// Digests of the messages published and not yet heard back, and when the first went.
+    awaiting: std::collections::HashSet<u64>,
+    awaiting_since: Option<Instant>,
+    /// The broker never gave our messages back (said once per run).
+    unheard_said: bool,
 }
 
 impl FleetSync {
@@ -70,7 +87,51 @@ impl FleetSync {
             waiting: Vec::new(),
             ignored: Vec::new(),
             warned: Default::default(),
+            awaiting: Default::default(),
+            awaiting_since: None,
+            unheard_said: false,
         }
+    }
+
+    /// Notes a message of ours that should come back through our subscription.
+    fn sent(&mut self, topic: &str, payload: &[u8]) {
+        self.awaiting.insert(digest(topic, payload));
+        self.awaiting_since.get_or_insert_with(Instant::now);
+    }
+
+    /// One of our own came back: the broker takes what we write to our lane.
+    fn heard_back(&mut self, topic: &str, payload: &[u8]) {
+        if self.awaiting.contains(&digest(topic, payload)) {
+            self.awaiting.clear();
+            self.awaiting_since = None;
+        }
+    }
+
+    /// The connection is closing: what has not come back by now will not; said as overdue.
+    pub fn closing(&mut self) {
+        if !self.awaiting.is_empty() {
+            self.awaiting_since = Some(Instant::now() - ECHO_WAIT);
+            self.unheard();
+        }
+    }
+
+    /// Whether our messages are overdue; says so once per run.
+    fn unheard(&mut self) -> bool {
+        let overdue = self
+            .awaiting_since
+            .is_some_and(|at| at.elapsed() >= ECHO_WAIT);
+        if overdue && !self.unheard_said {
+            self.unheard_said = true;
+            log::warn!(
+                "mqtt: fleet: none of the {} gallery messages this board published to {}/gallery/{}/... came back from the broker: \
+                 it does not let this client write there (an ACL: a board's MQTT user must be allowed its own device's lanes, \
+                 see \"Each board in its own lane\" in docs/reid.md); the other boards will not hear of this board's identities",
+                self.awaiting.len(),
+                self.prefix,
+                super::names::level(&self.device)
+            );
+        }
+        overdue
     }
 
     /// The messages ignored since the last call (for the metrics).
@@ -107,6 +168,8 @@ impl FleetSync {
     /// A new session: the broker may have lost what we published; say it all again.
     pub fn connected(&mut self) {
         self.published.clear();
+        self.awaiting.clear();
+        self.awaiting_since = None;
         self.next_check = Instant::now();
         self.subscribed_at = None;
     }
@@ -146,7 +209,11 @@ impl FleetSync {
             return true;
         };
         // An empty payload clears a retained message; our own come back to us.
-        if payload.is_empty() || from == super::names::level(&self.device) {
+        if from == super::names::level(&self.device) {
+            self.heard_back(topic, payload);
+            return true;
+        }
+        if payload.is_empty() {
             return true;
         }
         match fleet_check::check(from, id_level, payload) {
@@ -192,14 +259,24 @@ impl FleetSync {
         }
     }
 
-    /// Whether the fleet's retained identities have arrived and been merged.
-    pub fn settled(&self) -> bool {
-        self.waiting.is_empty() && self.subscribed_at.is_some_and(|at| at.elapsed() >= SETTLE)
+    /// Whether the fleet's retained identities have arrived and been merged, and our own
+    /// came back (or are overdue: said, not waited for).
+    pub fn settled(&mut self) -> bool {
+        self.heard_ours()
+            && self.waiting.is_empty()
+            && self.subscribed_at.is_some_and(|at| at.elapsed() >= SETTLE)
+    }
+
+    /// Whether what we published came back (or is overdue, and said so): a stop waits for it
+    /// after the last messages, as it waits for their acknowledgements.
+    pub fn heard_ours(&mut self) -> bool {
+        self.awaiting.is_empty() || self.unheard()
     }
 
     /// The retained messages to publish now: what changed since the last call (everything
     /// after a reconnect). `force` skips the wait between looks (a stop).
     pub fn due(&mut self, force: bool) -> Vec<(String, Vec<u8>)> {
+        self.unheard();
         if !force && Instant::now() < self.next_check {
             return Vec::new();
         }
@@ -234,7 +311,9 @@ impl FleetSync {
                 );
                 continue;
             }
-            out.push((self.topic(&message.id), payload.into_bytes()));
+            let topic = self.topic(&message.id);
+            self.sent(&topic, payload.as_bytes());
+            out.push((topic, payload.into_bytes()));
         }
         out
     }

@@ -193,7 +193,14 @@ impl Machine {
         }
         if self.connected && !self.disconnecting {
             match self.closing {
-                Some(until) if self.delivery.controls_in_flight() == 0 || now >= until => {
+                Some(until)
+                    if (self.delivery.controls_in_flight() == 0
+                        && self.fleet.as_mut().is_none_or(FleetSync::heard_ours))
+                        || now >= until =>
+                {
+                    if let Some(fleet) = &mut self.fleet {
+                        fleet.closing();
+                    }
                     actions.push(Action::Disconnect);
                     self.disconnecting = true;
                 }
@@ -305,7 +312,7 @@ impl Machine {
     fn due(&mut self, capture: &impl Capture, now: Instant, out: &mut Vec<Action>) {
         // A stop waits (within the drain time) until the fleet's identities have been heard.
         let stop = self.stopping(capture, now)
-            && (self.fleet.as_ref().is_none_or(FleetSync::settled)
+            && (self.fleet.as_mut().is_none_or(FleetSync::settled)
                 || self.drain_deadline.is_some_and(|d| now >= d));
         // On a stop, what changed last goes out before `stopped`.
         let fleet_due = self.fleet.as_mut().map(|f| f.due(stop)).unwrap_or_default();
