@@ -22,7 +22,8 @@ for path in /usr/bin/edgevit /etc/edgevit/edgevit.toml /lib/systemd/system/edgev
     /usr/share/edgevit/models/centernet-coco/selftest/detections.npy \
     /usr/share/edgevit/models/face-descriptor/face_descriptor_resnet.onnx \
     /usr/share/edgevit/models/blazeface/face_detection_short_range.onnx \
-    /usr/share/doc/edgevit/board-configs/door-faces.toml /usr/share/doc/edgevit/board-configs/rk3588.toml; do
+    /usr/share/doc/edgevit/board-configs/door-faces.toml /usr/share/doc/edgevit/board-configs/rk3588.toml \
+    /usr/share/doc/edgevit/examples/mosquitto-fleet.acl; do
     grep -qxF "$path" <<<"$contents" || fail "$path is not in the package"
 done
 dpkg-deb -f "$deb" Depends | grep -q libc6 || fail "no libc6 dependency"
