@@ -855,3 +855,99 @@ fn a_broker_acl_keeps_each_board_to_its_own_lane() {
         "the door's message is as the door published it"
     );
 }
+
+/// Three boards on two sites: the door and the hall on one Mosquitto, the yard on another
+/// bridged to it (`topic edgevit/# both 1`), as sites are joined. Each board sees the same two
+/// people; all three end with the same ids, the first board's, and a rename made at the yard
+/// reaches the door across the bridge. (`bench/fleet` measures larger fleets.)
+#[test]
+fn three_boards_on_two_bridged_brokers_agree_on_the_ids_and_a_rename() {
+    let shared = common::shared_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let (site_a, site_b) = (common::broker::free_port(), common::broker::free_port());
+    for dir in ["a", "b"] {
+        std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
+    }
+    let _a = common::broker::Broker::start(&tmp.path().join("a"), site_a);
+    let _b = common::broker::Broker::start_with(
+        &tmp.path().join("b"),
+        site_b,
+        &format!(
+            "connection site-a\naddress 127.0.0.1:{site_a}\ntopic edgevit/# both 1\n\
+             cleansession true\nrestart_timeout 1\n"
+        ),
+    );
+    let model = osnet(&shared, tmp.path());
+    camera_folder(&shared, &tmp.path().join("door-cam"), false);
+    camera_folder(&shared, &tmp.path().join("hall-cam"), true);
+    camera_folder(&shared, &tmp.path().join("yard-cam"), true);
+    let door = board(
+        tmp.path(),
+        &model,
+        "door",
+        "front",
+        &tmp.path().join("door-cam"),
+        site_a,
+    );
+    let hall = board(
+        tmp.path(),
+        &model,
+        "hall",
+        "back",
+        &tmp.path().join("hall-cam"),
+        site_a,
+    );
+    let yard = board(
+        tmp.path(),
+        &model,
+        "yard",
+        "gate",
+        &tmp.path().join("yard-cam"),
+        site_b,
+    );
+    run_quiet(&door);
+    let door_ids = listed(&door);
+    assert_eq!(door_ids.len(), 2, "{door_ids:?}");
+    // The bridge carries the door's retained identities to site b.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while retained(site_b, "edgevit/gallery/#").len() < door_ids.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge carried nothing"
+        );
+    }
+    run_quiet(&yard);
+    run_quiet(&hall);
+    assert_eq!(listed(&yard), door_ids, "the yard, across the bridge");
+    assert_eq!(listed(&hall), door_ids, "the hall, on the door's broker");
+
+    let someone = door_ids.keys().next().unwrap().clone();
+    let renamed = common::edgevit(&[
+        "gallery",
+        "rename",
+        "--config",
+        yard.to_str().unwrap(),
+        &someone,
+        "grace",
+    ]);
+    assert!(renamed.status.success(), "{}", common::stderr(&renamed));
+    run_quiet(&yard);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let topic = format!("edgevit/gallery/yard/{someone}");
+    let crossed = || {
+        retained(site_a, "edgevit/gallery/yard/#")
+            .get(&topic)
+            .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+            .is_some_and(|m| m["name"] == "grace")
+    };
+    while !crossed() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rename did not cross the bridge"
+        );
+    }
+    run_quiet(&door);
+    run_quiet(&hall);
+    assert_eq!(listed(&door)[&someone].as_deref(), Some("grace"));
+    assert_eq!(listed(&hall)[&someone].as_deref(), Some("grace"));
+}

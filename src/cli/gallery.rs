@@ -130,11 +130,17 @@ impl At {
         }
     }
 
+    /// The gallery, as this board's fleet device when the configuration is in a fleet: a
+    /// rename, merge or forget made here is then this board's to publish (another board's
+    /// identity included), as the web page's are.
     fn open(&self) -> Result<Gallery> {
-        Ok(Gallery::open_existing(
-            &self.path()?,
-            &GalleryConfig::default(),
-        )?)
+        let mut gallery = Gallery::open_existing(&self.path()?, &GalleryConfig::default())?;
+        if let (None, Some(config)) = (&self.gallery, &self.config) {
+            if let Some(device) = fleet_device(&RunConfig::load(config)?) {
+                gallery.set_device(&device);
+            }
+        }
+        Ok(gallery)
     }
 }
 
