@@ -20,7 +20,9 @@ pub fn init() {
             return;
         }
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .target(env_logger::Target::Stderr)
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,hnsw_rs=warn"),
+    )
+    .target(env_logger::Target::Stderr)
+    .init();
 }

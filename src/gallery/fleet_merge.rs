@@ -30,14 +30,15 @@ fn fingerprint(what: &impl Hash) -> u64 {
 }
 
 /// Exemplars sent with an identity: enough to recognise the person on another board, few
-/// enough to keep a message small (512 numbers each: 2.7 kB of base64).
+/// enough to keep a message small (512 numbers each: 1.4 kB of base64 f16s).
 const SHARED_EXEMPLARS: usize = 6;
 
 /// Why [`Gallery::apply_remote`] ignores another model's identity.
 pub const ANOTHER_MODEL: &str = "another model's identity";
 
-/// The fleet messages' format: a board ignores messages of another (`format` absent: 1).
-pub const FLEET_FORMAT: u32 = 1;
+/// The fleet messages' format: a board ignores messages of a later one (`format` absent: 1).
+/// 2: the exemplars as f16s (`exemplars_f16`); a board still reads format 1's f32s.
+pub const FLEET_FORMAT: u32 = 2;
 
 fn first_format() -> u32 {
     1
@@ -57,9 +58,21 @@ pub struct FleetIdentity {
     /// When the name last changed, and where.
     pub updated_ms: i64,
     pub updated_by: String,
-    /// Unit-length embeddings, each as base64 of little-endian f32s.
-    #[serde(default, with = "base64_vectors")]
+    /// Format 1: unit-length embeddings, each as base64 of little-endian f32s.
+    #[serde(
+        default,
+        with = "base64_vectors",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub exemplars: Vec<Vec<f32>>,
+    /// Format 2: the same as little-endian f16s, half the bytes (no match decision changed
+    /// on real embeddings: docs/engineering/fleet.md).
+    #[serde(
+        default,
+        with = "base64_f16_vectors",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub exemplars_f16: Vec<Vec<f32>>,
     /// A tombstone: the identity was forgotten (`merged_into` absent) or merged.
     #[serde(default)]
     pub removed: bool,
@@ -71,6 +84,13 @@ pub struct FleetIdentity {
     /// [`FLEET_FORMAT`].
     #[serde(default = "first_format")]
     pub format: u32,
+}
+
+impl FleetIdentity {
+    /// The exemplars, whichever encoding carried them.
+    pub fn all_exemplars(&self) -> impl Iterator<Item = &Vec<f32>> {
+        self.exemplars.iter().chain(&self.exemplars_f16)
+    }
 }
 
 /// What applying a message did (for logs and tests).
@@ -113,8 +133,7 @@ impl Gallery {
             HashMap::new()
         };
         let mut out = Vec::new();
-        let ours = (self.identities.values())
-            .filter(|i| i.confirmed && (i.origin == self.device || i.updated_by == self.device));
+        let ours = (self.identities.values()).filter(|i| self.speaks_for(i));
         for identity in ours {
             let rows = shared.get(&identity.key).map_or(&[][..], Vec::as_slice);
             let pictures = thumbnails.get(&identity.key).map_or(&[][..], Vec::as_slice);
@@ -147,6 +166,7 @@ impl Gallery {
                 updated_ms: t.ts_ms,
                 updated_by: t.by.clone(),
                 exemplars: Vec::new(),
+                exemplars_f16: Vec::new(),
                 removed: true,
                 merged_into: t.merged_into.clone(),
                 thumbnails: Vec::new(),
@@ -155,6 +175,24 @@ impl Gallery {
             out.push((message, print));
         }
         out
+    }
+
+    /// Whether this board publishes `identity`: confirmed, and minted or last renamed here.
+    fn speaks_for(&self, identity: &Identity) -> bool {
+        identity.confirmed && (identity.origin == self.device || identity.updated_by == self.device)
+    }
+
+    /// The ids [`Gallery::fleet_state`] speaks of (without building the messages): a retained
+    /// message of ours about any other id is stale (expired, forgotten long ago, or now spoken
+    /// for by the board that last renamed it) and is cleared.
+    pub fn fleet_ids(&self) -> std::collections::HashSet<String> {
+        let ours = (self.identities.values())
+            .filter(|i| self.speaks_for(i))
+            .map(|i| i.label.clone());
+        let tombstones = (self.tombstones.values())
+            .filter(|t| t.by == self.device)
+            .map(|t| t.label.clone());
+        ours.chain(tombstones).collect()
     }
 
     /// An identity's message, with the exemplars at `rows` (gallery row, index position).
@@ -168,7 +206,8 @@ impl Gallery {
             created_ms: identity.created_ms,
             updated_ms: identity.updated_ms,
             updated_by: identity.updated_by.clone(),
-            exemplars: (rows.iter())
+            exemplars: Vec::new(),
+            exemplars_f16: (rows.iter())
                 .map(|(_, at)| self.index.embedding_at(*at).to_vec())
                 .collect(),
             removed: false,
@@ -200,8 +239,7 @@ impl Gallery {
             return Ok(Applied::Ignored("forgotten or merged here"));
         }
         let exemplars: Vec<&[f32]> = message
-            .exemplars
-            .iter()
+            .all_exemplars()
             .filter(|e| e.len() == self.stamp.dim && e.iter().all(|v| v.is_finite()))
             .map(Vec::as_slice)
             .collect();
@@ -377,9 +415,11 @@ impl Gallery {
     /// The exemplars of identities that `origin` did not mint (its own it knows already).
     fn candidates(&self, origin: &str) -> FlatIndex {
         let mut index = FlatIndex::with_metric(self.stamp.dim, self.config.metric);
+        let mut row = 0;
         for identity in self.identities.values().filter(|i| i.origin != origin) {
-            for (row, embedding) in self.index.embeddings(identity.key).enumerate() {
-                index.push(identity.key, row as i64, embedding);
+            for embedding in self.index.embeddings(identity.key) {
+                row += 1;
+                index.push(identity.key, row, embedding);
             }
         }
         index
@@ -409,6 +449,39 @@ mod base64_vectors {
                 crate::gallery::index::from_blob(&bytes, bytes.len() / 4)
                     .filter(|_| bytes.len() % 4 == 0)
                     .ok_or_else(|| serde::de::Error::custom("not a whole number of f32s"))
+            })
+            .collect()
+    }
+}
+
+/// Embeddings as base64 strings of little-endian f16s (IEEE half precision: 11 significant
+/// bits, about 3e-4 relative error on each number).
+mod base64_f16_vectors {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use half::f16;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(vectors: &[Vec<f32>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(vectors.iter().map(|v| {
+            let bytes: Vec<u8> = (v.iter())
+                .flat_map(|x| f16::from_f32(*x).to_le_bytes())
+                .collect();
+            STANDARD.encode(bytes)
+        }))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f32>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| {
+                let bytes = STANDARD.decode(text).map_err(serde::de::Error::custom)?;
+                if bytes.len() % 2 != 0 {
+                    return Err(serde::de::Error::custom("not a whole number of f16s"));
+                }
+                Ok((bytes.chunks_exact(2))
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect())
             })
             .collect()
     }

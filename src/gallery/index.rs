@@ -7,9 +7,42 @@
 //!
 //! Flat search reads the whole matrix once per query, in order: the compiler vectorises the
 //! dot products, and no index has to be kept in step with deletions and merges. `cargo bench
-//! --bench gallery` measures it at 1k, 10k and 100k exemplars (see docs/reid.md).
+//! --bench gallery` measures it at 1k, 10k and 100k exemplars (see docs/reid.md). Above
+//! `[gallery] hnsw_above` exemplars, [`FlatIndex::search`] asks an HNSW graph
+//! ([`super::ann`]) for candidates and scores only those; `cargo bench --bench ann` measures
+//! its recall against flat search on real embeddings.
 
+use super::ann::Graph;
 use super::Metric;
+use std::collections::HashMap;
+
+/// When searches use the HNSW graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchPolicy {
+    /// The graph is used once the index holds more exemplars than this; 0: never.
+    pub hnsw_above: usize,
+    /// Candidates the graph's search keeps per layer (HNSW's efSearch).
+    pub ef: usize,
+}
+
+impl Default for SearchPolicy {
+    fn default() -> Self {
+        SearchPolicy {
+            hnsw_above: 0,
+            ef: 64,
+        }
+    }
+}
+
+/// The graph, if built. A clone of the index builds its own when it needs one.
+#[derive(Debug, Default)]
+struct GraphSlot(Option<Graph>);
+
+impl Clone for GraphSlot {
+    fn clone(&self) -> Self {
+        GraphSlot(None)
+    }
+}
 
 /// Embeddings, one row per exemplar.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +56,10 @@ pub struct FlatIndex {
     owners: Vec<i64>,
     /// The row's id in the gallery file.
     rows: Vec<i64>,
+    /// Where each gallery row is.
+    positions: HashMap<i64, usize>,
+    policy: SearchPolicy,
+    graph: GraphSlot,
 }
 
 /// The best-scoring exemplar of a search.
@@ -42,6 +79,20 @@ impl FlatIndex {
             dim,
             metric,
             ..FlatIndex::default()
+        }
+    }
+
+    /// This index, searching through an HNSW graph as `policy` says ([`FlatIndex::search`]).
+    pub fn searching(mut self, policy: SearchPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Changes the graph's efSearch (the benchmark compares values on one graph).
+    pub fn set_ef(&mut self, ef: usize) {
+        self.policy.ef = ef;
+        if let Some(graph) = &mut self.graph.0 {
+            graph.set_ef(ef);
         }
     }
 
@@ -72,6 +123,36 @@ impl FlatIndex {
         self.half_norms.push(dot(embedding, embedding) / 2.0);
         self.owners.push(identity);
         self.rows.push(row);
+        self.positions.insert(row, self.owners.len() - 1);
+        if let Some(graph) = &mut self.graph.0 {
+            graph.insert(row, embedding);
+        }
+    }
+
+    /// The most similar exemplar, as [`FlatIndex::best`] finds it, or through the HNSW graph
+    /// when the index is larger than the policy's `hnsw_above` (built here when first needed,
+    /// and again when worn by removals): approximate, then scored exactly.
+    pub fn search(&mut self, query: &[f32]) -> Option<Hit> {
+        let above = self.policy.hnsw_above;
+        if above == 0 || self.len() <= above {
+            // Back under the threshold: the graph's memory is given back.
+            self.graph.0 = None;
+            return self.best(query);
+        }
+        if self.graph.0.as_ref().is_none_or(Graph::worn) {
+            let rows = (self.rows.iter().enumerate()).map(|(i, row)| (*row, self.row(i)));
+            self.graph.0 = Some(Graph::build(rows, self.policy.ef));
+        }
+        let graph = self.graph.0.as_ref()?;
+        let half = dot(query, query) / 2.0;
+        let hit = (graph.candidates(query).into_iter())
+            .filter_map(|row| self.positions.get(&row).copied())
+            .map(|i| Hit {
+                identity: self.owners[i],
+                similarity: self.score(i, query, half),
+            })
+            .max_by(|a, b| a.similarity.total_cmp(&b.similarity));
+        hit.or_else(|| self.best(query))
     }
 
     /// The most similar exemplar, and so the most similar identity (an identity's similarity is
@@ -115,7 +196,7 @@ impl FlatIndex {
 
     /// Removes the exemplar stored as gallery row `row`.
     pub fn remove_row(&mut self, row: i64) {
-        if let Some(i) = self.rows.iter().position(|r| *r == row) {
+        if let Some(i) = self.positions.get(&row).copied() {
             self.swap_remove(i);
         }
     }
@@ -208,7 +289,14 @@ impl FlatIndex {
         self.data.truncate(last * self.dim);
         self.half_norms.swap_remove(i);
         self.owners.swap_remove(i);
-        self.rows.swap_remove(i);
+        let gone = self.rows.swap_remove(i);
+        self.positions.remove(&gone);
+        if let Some(moved) = self.rows.get(i) {
+            self.positions.insert(*moved, i);
+        }
+        if let Some(graph) = &mut self.graph.0 {
+            graph.remove(gone);
+        }
     }
 }
 
@@ -292,6 +380,108 @@ mod tests {
         index.push(1, 3, &unit(&[1.0, 0.05]));
         let evicted = index.most_redundant(1).unwrap();
         assert!(evicted == 1 || evicted == 3, "{evicted}");
+    }
+
+    /// Deterministic unit vectors.
+    fn vectors(count: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut state = seed;
+        (0..count)
+            .map(|_| {
+                let v: Vec<f32> = (0..dim)
+                    .map(|_| {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        (state % 2001) as f32 / 1000.0 - 1.0
+                    })
+                    .collect();
+                unit(&v)
+            })
+            .collect()
+    }
+
+    /// Above the threshold the graph proposes, flat scoring decides: on near copies of stored
+    /// rows it finds the row flat search finds, with the same similarity; removed rows are
+    /// never proposed, and a graph worn by removals is built again.
+    #[test]
+    fn the_graph_finds_what_flat_search_finds_and_never_a_removed_row() {
+        let rows = vectors(3000, 32, 7);
+        let policy = SearchPolicy {
+            hnsw_above: 1000,
+            ef: 64,
+        };
+        let mut index = FlatIndex::new(32).searching(policy);
+        for (i, v) in rows.iter().enumerate() {
+            index.push(i as i64, i as i64 + 1, v);
+        }
+        let noise = vectors(200, 32, 99);
+        let queries: Vec<Vec<f32>> = (0..200)
+            .map(|i| {
+                unit(
+                    &(rows[i * 7].iter().zip(&noise[i]))
+                        .map(|(a, b)| a + 0.1 * b)
+                        .collect::<Vec<f32>>(),
+                )
+            })
+            .collect();
+        let agree = |index: &mut FlatIndex| {
+            (queries.iter())
+                .filter(|q| {
+                    let exact = index.best(q).unwrap();
+                    index.search(q) == Some(exact)
+                })
+                .count()
+        };
+        assert!(agree(&mut index) >= 196, "recall below 98%");
+        assert!(
+            index.graph.0.is_some(),
+            "above the threshold a graph is built"
+        );
+        // Remove the exemplars the queries were made from: never found again.
+        for i in 0..200 {
+            index.remove_row(i as i64 * 7 + 1);
+        }
+        for q in &queries {
+            let hit = index.search(q).unwrap();
+            assert!(
+                hit.identity % 7 != 0 || hit.identity >= 1400,
+                "{hit:?} was removed"
+            );
+        }
+        assert!(agree(&mut index) >= 190);
+        // Most rows gone: the graph is worn, built again from what is left, and still agrees.
+        for row in 1..=1600 {
+            index.remove_row(row);
+        }
+        assert!(index.graph.0.as_ref().unwrap().worn());
+        assert!(agree(&mut index) >= 190);
+        assert!(!index.graph.0.as_ref().unwrap().worn(), "rebuilt");
+        // Below the threshold again: flat search, the graph's memory given back.
+        for row in 1601..=2600 {
+            index.remove_row(row);
+        }
+        assert!(index.len() < 1000);
+        index.search(&queries[0]);
+        assert!(index.graph.0.is_none());
+    }
+
+    /// Row positions stay right through removals in any order (the graph maps rows back).
+    #[test]
+    fn rows_are_found_by_id_after_removals() {
+        let rows = vectors(50, 8, 3);
+        let mut index = FlatIndex::new(8);
+        for (i, v) in rows.iter().enumerate() {
+            index.push(i as i64 % 5, i as i64 + 100, v);
+        }
+        for row in [100, 149, 120, 121, 148] {
+            index.remove_row(row);
+        }
+        index.remove_identity(3);
+        for (row, at) in &index.positions {
+            assert_eq!(index.rows[*at], *row);
+        }
+        assert_eq!(index.positions.len(), index.len());
+        assert_eq!(index.len(), 50 - 5 - 9);
     }
 
     #[test]

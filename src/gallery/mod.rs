@@ -7,6 +7,7 @@
 //! SQLite file (see [`store`]); the in-memory [`FlatIndex`] is rebuilt from it at start and
 //! whenever another process (`edgevit gallery ...`) changed it.
 
+pub mod ann;
 mod config;
 pub mod fleet_merge;
 pub mod index;
@@ -180,7 +181,8 @@ impl Gallery {
             Store::open(path, model)?
         };
         let mut gallery = Gallery {
-            index: FlatIndex::with_metric(stamp.dim, config.metric),
+            index: FlatIndex::with_metric(stamp.dim, config.metric)
+                .searching(config.search_policy()),
             store,
             stamp,
             config: config.clone(),
@@ -246,7 +248,8 @@ impl Gallery {
             .into_iter()
             .map(|t| (t.label.clone(), t))
             .collect();
-        self.index = FlatIndex::with_metric(self.stamp.dim, self.config.metric);
+        self.index = FlatIndex::with_metric(self.stamp.dim, self.config.metric)
+            .searching(self.config.search_policy());
         for exemplar in contents.exemplars {
             self.index
                 .push(exemplar.identity, exemplar.row, &exemplar.embedding);
@@ -311,7 +314,7 @@ impl Gallery {
         let _writing = writing();
         self.refresh()?;
         self.sweep(now_ms)?;
-        let hit = self.index.best(embedding);
+        let hit = self.index.search(embedding);
         match hit {
             Some(hit) if hit.similarity >= self.config.match_at() => {
                 self.seen(hit.identity, hit.similarity, embedding, camera, now_ms)
@@ -440,6 +443,7 @@ impl Gallery {
         self.last_sweep_ms = now_ms;
         let tentative_ms = (self.config.tentative_timeout_s as i64).saturating_mul(1000);
         let expire_ms = (self.config.expire_after_h as i64).saturating_mul(3_600_000);
+        self.expire_tombstones(now_ms)?;
         let stale: Vec<i64> = self
             .identities
             .values()
@@ -469,6 +473,22 @@ impl Gallery {
             }
             self.index.remove_identity(key);
         }
+        Ok(())
+    }
+
+    /// Drops the tombstones older than `[gallery] tombstone_days`: the fleet has long heard
+    /// of them (the board that made one then clears its retained message).
+    fn expire_tombstones(&mut self, now_ms: i64) -> Result<(), GalleryError> {
+        let days = self.config.tombstone_days as i64;
+        if days == 0 {
+            return Ok(());
+        }
+        let before = now_ms.saturating_sub(days.saturating_mul(86_400_000));
+        if self.tombstones.values().all(|t| t.ts_ms >= before) {
+            return Ok(());
+        }
+        self.store.write(|w| w.delete_tombstones_before(before))?;
+        self.tombstones.retain(|_, t| t.ts_ms >= before);
         Ok(())
     }
 
@@ -527,7 +547,7 @@ impl Gallery {
         // The person may already be known, unnamed: most images matching one identity name it.
         let mut votes: BTreeMap<i64, usize> = BTreeMap::new();
         for view in &views {
-            if let Some(hit) = self.index.best(view) {
+            if let Some(hit) = self.index.search(view) {
                 if hit.similarity >= self.config.match_at() {
                     *votes.entry(hit.identity).or_default() += 1;
                 }

@@ -511,6 +511,13 @@ impl Writer<'_> {
         Ok(())
     }
 
+    /// Drops the tombstones made before `before_ms`.
+    pub fn delete_tombstones_before(&self, before_ms: i64) -> rusqlite::Result<()> {
+        self.tx
+            .execute("DELETE FROM tombstone WHERE ts_ms < ?1", [before_ms])?;
+        Ok(())
+    }
+
     pub fn delete_identity(&self, key: i64) -> rusqlite::Result<()> {
         self.tx
             .execute("DELETE FROM identity WHERE id = ?1", [key])?;

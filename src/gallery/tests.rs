@@ -233,12 +233,47 @@ fn a_gallery_of_another_model_or_a_foreign_or_damaged_file_is_refused_and_kept()
     ));
 }
 
-/// Hands every message of `from`'s fleet state to `to`.
+/// Hands every message of `from`'s fleet state to `to`, as JSON (as the broker carries it:
+/// the exemplars as f16s).
 fn exchange(from: &Gallery, to: &mut Gallery) -> Vec<fleet_merge::Applied> {
     from.fleet_state()
         .iter()
-        .map(|m| to.apply_remote(from.device(), m).unwrap())
+        .map(|m| serde_json::from_str(&serde_json::to_string(m).unwrap()).unwrap())
+        .map(|m| to.apply_remote(from.device(), &m).unwrap())
         .collect()
+}
+
+/// A tombstone is kept `[gallery] tombstone_days`, then dropped (from the file, and from the
+/// ids the board speaks of, so that the fleet sync clears its retained message); 0 keeps it.
+#[test]
+fn tombstones_expire_after_their_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400_000i64;
+    // A forget is stamped with the wall clock; the observations follow from there.
+    let t0 = now_ms();
+    for (days, kept) in [(2u64, false), (0, true)] {
+        let config = GalleryConfig {
+            confirm_frames: 1,
+            tombstone_days: days,
+            expire_after_h: 0,
+            ..config()
+        };
+        let path = dir.path().join(format!("g{days}.sqlite"));
+        let mut g = Gallery::open(&path, &model(), &config).unwrap();
+        g.set_device("door");
+        let gone = g.observe(&view(0, 0.05, 0), "cam0", t0).unwrap().identity;
+        let stays = g.observe(&view(3, 0.05, 0), "cam0", t0).unwrap().identity;
+        g.forget(&gone).unwrap();
+        assert!(g.fleet_ids().contains(&gone), "the tombstone is said");
+        g.observe(&view(3, 0.05, 1), "cam0", t0 + day).unwrap();
+        assert!(g.fleet_ids().contains(&gone), "a day later: still said");
+        // Three days after the forget.
+        g.observe(&view(3, 0.05, 2), "cam0", t0 + 3 * day).unwrap();
+        assert_eq!(g.fleet_ids().contains(&gone), kept, "tombstone_days {days}");
+        assert!(g.fleet_ids().contains(&stays));
+        let reopened = Gallery::open(&path, &model(), &config).unwrap();
+        assert_eq!(reopened.tombstones.contains_key(&gone), kept);
+    }
 }
 
 #[test]

@@ -66,7 +66,7 @@ pub fn check(lane: &str, id_level: &str, payload: &[u8]) -> Result<FleetIdentity
         return Err(Refusal::Oversized);
     }
     let message: FleetIdentity = serde_json::from_slice(payload).map_err(|_| Refusal::Malformed)?;
-    if message.format != FLEET_FORMAT {
+    if !(1..=FLEET_FORMAT).contains(&message.format) {
         return Err(Refusal::Format);
     }
     let texts = [
@@ -81,8 +81,8 @@ pub fn check(lane: &str, id_level: &str, payload: &[u8]) -> Result<FleetIdentity
         || !message.name.as_deref().is_none_or(text_ok)
         || message.dim == 0
         || message.dim > MAX_DIM
-        || message.exemplars.len() > MAX_EXEMPLARS
-        || (message.exemplars.iter())
+        || message.all_exemplars().count() > MAX_EXEMPLARS
+        || (message.all_exemplars())
             .any(|e| e.len() != message.dim || !e.iter().all(|v| v.is_finite()))
     {
         return Err(Refusal::Malformed);
@@ -115,6 +115,7 @@ mod tests {
             updated_ms: 2,
             updated_by: "b".into(),
             exemplars: vec![vec![0.5; 4]],
+            exemplars_f16: Vec::new(),
             removed: false,
             merged_into: None,
             thumbnails: Vec::new(),
@@ -139,6 +140,7 @@ mod tests {
             updated_by: "c".into(),
             removed: true,
             exemplars: Vec::new(),
+            exemplars_f16: Vec::new(),
             ..m.clone()
         };
         assert!(check("c", "id-a-000001", &bytes(&gone)).is_ok());
@@ -164,6 +166,13 @@ mod tests {
             (
                 bytes(&FleetIdentity {
                     exemplars: vec![vec![0.5; 3]],
+                    ..m.clone()
+                }),
+                Refusal::Malformed,
+            ),
+            (
+                bytes(&FleetIdentity {
+                    exemplars_f16: vec![vec![0.5; 5]],
                     ..m.clone()
                 }),
                 Refusal::Malformed,
@@ -198,10 +207,25 @@ mod tests {
                 String::from_utf8_lossy(&payload[..payload.len().min(80)])
             );
         }
-        // A message without `format` is the first format (boards from before it existed).
+        // A message without `format` is the first format (boards from before it existed),
+        // whose f32 exemplars are still read.
         let mut old: serde_json::Value = serde_json::from_slice(&bytes(&m)).unwrap();
         old.as_object_mut().unwrap().remove("format");
-        assert!(check("a", "id-a-000001", &serde_json::to_vec(&old).unwrap()).is_ok());
+        let read = check("a", "id-a-000001", &serde_json::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(read.all_exemplars().collect::<Vec<_>>(), [&vec![0.5; 4]]);
+        // Format 2's f16 exemplars come back within f16's precision.
+        let v: Vec<f32> = (0..4).map(|i| 0.1 + i as f32 / 7.0).collect();
+        let f16s = FleetIdentity {
+            exemplars: Vec::new(),
+            exemplars_f16: vec![v.clone()],
+            ..m.clone()
+        };
+        let read = check("a", "id-a-000001", &bytes(&f16s)).unwrap();
+        let got = read.all_exemplars().next().unwrap();
+        assert!(got
+            .iter()
+            .zip(&v)
+            .all(|(a, b)| (a - b).abs() <= b.abs() / 1024.0));
     }
 
     proptest! {
@@ -220,7 +244,7 @@ mod tests {
             lane in "[a-c]",
         ) {
             if let Ok(m) = check(&lane, "x", &payload) {
-                prop_assert!(m.exemplars.len() <= MAX_EXEMPLARS && m.dim <= MAX_DIM);
+                prop_assert!(m.all_exemplars().count() <= MAX_EXEMPLARS && m.dim <= MAX_DIM);
             }
         }
 
@@ -234,7 +258,7 @@ mod tests {
             if let Ok(m) = check("a", "id-a-000001", &payload) {
                 prop_assert_eq!(names::level(&m.id), "id-a-000001");
                 prop_assert!(names::level(&m.origin) == "a" || names::level(&m.updated_by) == "a");
-                prop_assert!(m.exemplars.iter().all(|e| e.len() == m.dim));
+                prop_assert!(m.all_exemplars().all(|e| e.len() == m.dim));
             }
         }
     }

@@ -7,7 +7,7 @@
 use super::fleet_check::{self, Refusal};
 use crate::gallery::fleet_merge::{Applied, FleetIdentity};
 use crate::gallery::{Gallery, GalleryConfig, GalleryError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -72,6 +72,9 @@ pub struct FleetSync {
     awaiting_since: Option<Instant>,
     /// The broker never gave our messages back (said once per run).
     unheard_said: bool,
+    /// Ids (as topic levels) of our retained messages the broker sent since the session began:
+    /// those the gallery no longer speaks of are cleared.
+    retained_ours: HashSet<String>,
 }
 
 impl FleetSync {
@@ -90,6 +93,7 @@ impl FleetSync {
             awaiting: Default::default(),
             awaiting_since: None,
             unheard_said: false,
+            retained_ours: HashSet::new(),
         }
     }
 
@@ -172,6 +176,7 @@ impl FleetSync {
         self.awaiting_since = None;
         self.next_check = Instant::now();
         self.subscribed_at = None;
+        self.retained_ours.clear();
     }
 
     /// The broker acknowledged a subscription; its retained messages follow.
@@ -211,6 +216,9 @@ impl FleetSync {
         // An empty payload clears a retained message; our own come back to us.
         if from == super::names::level(&self.device) {
             self.heard_back(topic, payload);
+            if !payload.is_empty() {
+                self.retained_ours.insert(id_level.to_string());
+            }
             return true;
         }
         if payload.is_empty() {
@@ -296,6 +304,7 @@ impl FleetSync {
             return Vec::new();
         }
         let changed = gallery.fleet_changes(&self.published);
+        let ids = gallery.fleet_ids();
         let mut out = Vec::new();
         for (message, print) in changed {
             let Ok(payload) = serde_json::to_string(&message) else {
@@ -315,6 +324,78 @@ impl FleetSync {
             self.sent(&topic, payload.as_bytes());
             out.push((topic, payload.into_bytes()));
         }
+        out.extend(self.stale(&ids).into_iter().map(|t| (t, Vec::new())));
         out
+    }
+
+    /// The topics of our retained messages about ids the gallery no longer speaks of (an
+    /// expired tombstone or identity; an identity another board renamed last, now in its
+    /// lane): an empty retained message clears each, so that the broker holds one message per
+    /// identity and nothing for ever.
+    fn stale(&mut self, ids: &HashSet<String>) -> Vec<String> {
+        let gone: Vec<String> = (self.published.keys())
+            .filter(|id| !ids.contains(*id))
+            .cloned()
+            .collect();
+        let mut levels: HashSet<String> = std::mem::take(&mut self.retained_ours);
+        for id in gone {
+            self.published.remove(&id);
+            levels.insert(super::names::level(&id));
+        }
+        let current: HashSet<String> = (ids.iter()).map(|id| super::names::level(id)).collect();
+        let lane = format!(
+            "{}/gallery/{}",
+            self.prefix,
+            super::names::level(&self.device)
+        );
+        let mut topics: Vec<String> = (levels.into_iter())
+            .filter(|level| !current.contains(level))
+            .map(|level| format!("{lane}/{level}"))
+            .collect();
+        topics.sort();
+        for topic in &topics {
+            log::debug!("mqtt: fleet: clearing {topic} (no longer this board's to say)");
+        }
+        topics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sync() -> FleetSync {
+        let link = FleetLink {
+            gallery: PathBuf::from("/nonexistent/gallery.sqlite"),
+            config: GalleryConfig::default(),
+        };
+        FleetSync::new(link, "edgevit/", "board-a")
+    }
+
+    /// What we published and the gallery no longer speaks of, and what the broker kept of ours
+    /// from an earlier run that it no longer speaks of, is cleared; the rest stays.
+    #[test]
+    fn retained_messages_the_gallery_no_longer_speaks_of_are_cleared() {
+        let mut fleet = sync();
+        fleet.published.insert("id-board-a-000001".into(), 1);
+        fleet.published.insert("id-board-a-000002".into(), 2);
+        fleet.received("edgevit/gallery/board-a/id-board-a-000003", b"{}");
+        fleet.received("edgevit/gallery/board-a/id-board-a-000004", b"{}");
+        // An empty payload is a clearing already made: nothing to clear again.
+        fleet.received("edgevit/gallery/board-a/id-board-a-000005", b"");
+        let ids: HashSet<String> = ["id-board-a-000002", "id-board-a-000004"]
+            .map(String::from)
+            .into();
+        assert_eq!(
+            fleet.stale(&ids),
+            [
+                "edgevit/gallery/board-a/id-board-a-000001",
+                "edgevit/gallery/board-a/id-board-a-000003"
+            ]
+        );
+        assert!(!fleet.published.contains_key("id-board-a-000001"));
+        assert!(fleet.published.contains_key("id-board-a-000002"));
+        // Said once: the next look has nothing to clear.
+        assert!(fleet.stale(&ids).is_empty());
     }
 }
