@@ -234,7 +234,7 @@ fn bench_size(embedder: &Embedder, rows: &[Vec<f32>], queries: &[Vec<f32>]) {
         },
     );
     let start = Instant::now();
-    graph.search(&queries[0]);
+    graph.search_with(&queries[0], true);
     let build_s = start.elapsed().as_secs_f64();
     println!(
         "{} {size}: flat search {flat_ms:.3} ms; graph built in {build_s:.1} s",

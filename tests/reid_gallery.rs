@@ -690,7 +690,7 @@ fn fleet_messages_that_break_the_rules_are_ignored_and_reported_once() {
             edited(&|m| {
                 m["id"] = "id-mallory-000004".into();
                 m["origin"] = "mallory".into();
-                m["format"] = 2.into();
+                m["format"] = 99.into();
             }),
         ),
         (lane("id-mallory-000005"), vec![b' '; 600 * 1024]),

@@ -67,12 +67,13 @@ def wait_port(port, timeout=10.0):
 
 
 class Broker:
-    def __init__(self, folder, port, extra=""):
+    def __init__(self, folder, port, extra="", persistent=False):
         folder.mkdir(parents=True, exist_ok=True)
         conf = folder / "mosquitto.conf"
+        keep = f"persistence true\npersistence_location {folder}/\nautosave_interval 1\n"
         conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"max_queued_messages 100000\n{extra}"
+            f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+            f"{keep if persistent else 'persistence false'}\nmax_queued_messages 100000\n{extra}"
         )
         self.port = port
         self.process = subprocess.Popen(

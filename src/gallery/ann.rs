@@ -8,9 +8,14 @@
 //! left in the graph and filtered out of every search, and the graph is built again once the
 //! removed outnumber the live ([`Graph::worn`]). A merge moves rows to another identity, which
 //! the flat index's owners follow: the graph, keyed by row, is not touched.
+//!
+//! A graph is built on a thread of its own ([`GraphSlot`]): building takes seconds to minutes
+//! (`cargo bench --bench ann`), and the capture loop must not wait for it; searches stay flat
+//! (exact) until it is ready, and what changed meanwhile is applied to it then.
 
 use hnsw_rs::prelude::{DistL2, Hnsw};
 use std::collections::HashSet;
+use std::thread::JoinHandle;
 
 /// Links per node (HNSW's M): 16 is the paper's and the crate's usual value for a few hundred
 /// dimensions.
@@ -98,4 +103,141 @@ impl Graph {
 /// A gallery row as the graph's data id (rows are positive SQLite ids).
 fn key(row: i64) -> usize {
     usize::try_from(row).unwrap_or(usize::MAX)
+}
+
+/// A graph being built: the rows it was built from, and the thread building it.
+struct Building {
+    rows: HashSet<i64>,
+    thread: JoinHandle<Graph>,
+}
+
+/// The graph of one index: ready, being built, or neither. A clone of the index builds its
+/// own when it needs one.
+#[derive(Default)]
+pub struct GraphSlot {
+    ready: Option<Graph>,
+    building: Option<Building>,
+    /// A build failed (its thread panicked): searches stay flat, said once.
+    failed: bool,
+}
+
+impl Clone for GraphSlot {
+    fn clone(&self) -> Self {
+        GraphSlot::default()
+    }
+}
+
+impl std::fmt::Debug for GraphSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphSlot")
+            .field("ready", &self.ready)
+            .field("building", &self.building.is_some())
+            .finish()
+    }
+}
+
+impl GraphSlot {
+    /// Gives the graph's memory back (the index fell under the threshold). A build in flight
+    /// finishes on its own and is dropped.
+    pub fn clear(&mut self) {
+        self.ready = None;
+        self.building = None;
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.is_some()
+    }
+
+    pub fn ready(&self) -> Option<&Graph> {
+        self.ready.as_ref()
+    }
+
+    pub fn insert(&mut self, row: i64, embedding: &[f32]) {
+        if let Some(graph) = &mut self.ready {
+            graph.insert(row, embedding);
+        }
+    }
+
+    pub fn remove(&mut self, row: i64) {
+        if let Some(graph) = &mut self.ready {
+            graph.remove(row);
+        }
+    }
+
+    pub fn set_ef(&mut self, ef: usize) {
+        if let Some(graph) = &mut self.ready {
+            graph.set_ef(ef);
+        }
+    }
+
+    /// The graph to search now, if one is ready. Starts a build when there is none (or it is
+    /// worn), takes a finished one (`wait`: waits for it) and brings it up to the index's
+    /// `rows` (`embedding(i)` is row `i`'s) by inserting what was added and removing what went
+    /// while it was built.
+    pub fn current<'a>(
+        &mut self,
+        rows: &[i64],
+        embedding: impl Fn(usize) -> &'a [f32],
+        ef: usize,
+        wait: bool,
+    ) -> Option<&Graph> {
+        if self.failed {
+            return None;
+        }
+        if self.ready.as_ref().is_none_or(Graph::worn) && self.building.is_none() {
+            let snapshot: Vec<(i64, Vec<f32>)> = (rows.iter().enumerate())
+                .map(|(i, row)| (*row, embedding(i).to_vec()))
+                .collect();
+            let built_from = rows.iter().copied().collect();
+            let thread = std::thread::Builder::new()
+                .name("gallery-index".into())
+                .spawn(move || {
+                    let rows = snapshot.iter().map(|(row, v)| (*row, v.as_slice()));
+                    Graph::build(rows, ef)
+                });
+            match thread {
+                Ok(thread) => {
+                    self.building = Some(Building {
+                        rows: built_from,
+                        thread,
+                    })
+                }
+                Err(e) => {
+                    log::warn!(
+                        "gallery: cannot start the index's thread ({e}); searches stay flat"
+                    );
+                    self.failed = true;
+                }
+            }
+        }
+        let finished = (self.building.as_ref()).is_some_and(|b| wait || b.thread.is_finished());
+        if let Some(building) = self.building.take_if(|_| finished) {
+            match building.thread.join() {
+                Ok(mut graph) => {
+                    let now: HashSet<i64> = rows.iter().copied().collect();
+                    for (i, row) in rows.iter().enumerate() {
+                        if !building.rows.contains(row) {
+                            graph.insert(*row, embedding(i));
+                        }
+                    }
+                    for row in building.rows.difference(&now) {
+                        graph.remove(*row);
+                    }
+                    graph.set_ef(ef);
+                    log::info!(
+                        "gallery: the approximate index over {} exemplars is ready",
+                        rows.len()
+                    );
+                    self.ready = Some(graph);
+                }
+                Err(_) => {
+                    log::warn!(
+                        "gallery: building the approximate index failed; searches stay flat"
+                    );
+                    self.failed = true;
+                }
+            }
+        }
+        self.ready.as_ref()
+    }
 }

@@ -177,9 +177,14 @@ impl Gallery {
         out
     }
 
-    /// Whether this board publishes `identity`: confirmed, and minted or last renamed here.
+    /// Whether this board publishes `identity`: confirmed, and last changed here (minting is
+    /// the first change). One board speaks for each identity, so the broker holds one message
+    /// per id: when another board renames or merges it, that board's message replaces ours,
+    /// and ours is cleared ([`Gallery::fleet_ids`]).
     fn speaks_for(&self, identity: &Identity) -> bool {
-        identity.confirmed && (identity.origin == self.device || identity.updated_by == self.device)
+        let changed_here = identity.updated_by == self.device
+            || (identity.updated_by.is_empty() && identity.origin == self.device);
+        identity.confirmed && changed_here
     }
 
     /// The ids [`Gallery::fleet_state`] speaks of (without building the messages): a retained
@@ -258,17 +263,21 @@ impl Gallery {
                 ));
             }
             let from_label = ours.label.clone();
+            // The name, and with it who changed it last: ours only if ours is the name kept
+            // (the other board's message keeps speaking for the identity otherwise).
+            let name = newer_name(&ours, message);
+            let (updated_ms, updated_by) = if name == message.name {
+                (message.updated_ms, message.updated_by.clone())
+            } else {
+                (ours.updated_ms, ours.updated_by.clone())
+            };
             let relabelled = Identity {
                 label: message.id.clone(),
                 origin: message.origin.clone(),
                 created_ms: message.created_ms,
-                name: newer_name(&ours, message),
-                updated_ms: ours.updated_ms.max(message.updated_ms),
-                updated_by: if message.updated_ms > ours.updated_ms {
-                    message.updated_by.clone()
-                } else {
-                    ours.updated_by.clone()
-                },
+                name,
+                updated_ms,
+                updated_by,
                 confirmed: true,
                 ..ours
             };

@@ -12,7 +12,7 @@
 //! ([`super::ann`]) for candidates and scores only those; `cargo bench --bench ann` measures
 //! its recall against flat search on real embeddings.
 
-use super::ann::Graph;
+use super::ann::GraphSlot;
 use super::Metric;
 use std::collections::HashMap;
 
@@ -31,16 +31,6 @@ impl Default for SearchPolicy {
             hnsw_above: 0,
             ef: 64,
         }
-    }
-}
-
-/// The graph, if built. A clone of the index builds its own when it needs one.
-#[derive(Debug, Default)]
-struct GraphSlot(Option<Graph>);
-
-impl Clone for GraphSlot {
-    fn clone(&self) -> Self {
-        GraphSlot(None)
     }
 }
 
@@ -91,9 +81,7 @@ impl FlatIndex {
     /// Changes the graph's efSearch (the benchmark compares values on one graph).
     pub fn set_ef(&mut self, ef: usize) {
         self.policy.ef = ef;
-        if let Some(graph) = &mut self.graph.0 {
-            graph.set_ef(ef);
-        }
+        self.graph.set_ef(ef);
     }
 
     /// How similar row `i` is to `query` (whose half squared norm is `half`).
@@ -124,26 +112,31 @@ impl FlatIndex {
         self.owners.push(identity);
         self.rows.push(row);
         self.positions.insert(row, self.owners.len() - 1);
-        if let Some(graph) = &mut self.graph.0 {
-            graph.insert(row, embedding);
-        }
+        self.graph.insert(row, embedding);
     }
 
     /// The most similar exemplar, as [`FlatIndex::best`] finds it, or through the HNSW graph
-    /// when the index is larger than the policy's `hnsw_above` (built here when first needed,
-    /// and again when worn by removals): approximate, then scored exactly.
+    /// when the index is larger than the policy's `hnsw_above` and the graph is ready (it is
+    /// built on a thread of its own when first needed, and again when worn by removals):
+    /// approximate, then scored exactly.
     pub fn search(&mut self, query: &[f32]) -> Option<Hit> {
+        self.search_with(query, false)
+    }
+
+    /// [`FlatIndex::search`], waiting for the graph when one is due (benchmarks, tests).
+    pub fn search_with(&mut self, query: &[f32], wait_for_graph: bool) -> Option<Hit> {
         let above = self.policy.hnsw_above;
         if above == 0 || self.len() <= above {
             // Back under the threshold: the graph's memory is given back.
-            self.graph.0 = None;
+            self.graph.clear();
             return self.best(query);
         }
-        if self.graph.0.as_ref().is_none_or(Graph::worn) {
-            let rows = (self.rows.iter().enumerate()).map(|(i, row)| (*row, self.row(i)));
-            self.graph.0 = Some(Graph::build(rows, self.policy.ef));
-        }
-        let graph = self.graph.0.as_ref()?;
+        let (data, dim) = (&self.data, self.dim);
+        let row = |i: usize| &data[i * dim..(i + 1) * dim];
+        let Some(graph) = (self.graph).current(&self.rows, row, self.policy.ef, wait_for_graph)
+        else {
+            return self.best(query);
+        };
         let half = dot(query, query) / 2.0;
         let hit = (graph.candidates(query).into_iter())
             .filter_map(|row| self.positions.get(&row).copied())
@@ -294,9 +287,7 @@ impl FlatIndex {
         if let Some(moved) = self.rows.get(i) {
             self.positions.insert(*moved, i);
         }
-        if let Some(graph) = &mut self.graph.0 {
-            graph.remove(gone);
-        }
+        self.graph.remove(gone);
     }
 }
 
@@ -428,13 +419,31 @@ mod tests {
             (queries.iter())
                 .filter(|q| {
                     let exact = index.best(q).unwrap();
-                    index.search(q) == Some(exact)
+                    index.search_with(q, true) == Some(exact)
                 })
                 .count()
         };
+        // The graph is built on its own thread: searches meanwhile are flat, and what changes
+        // meanwhile reaches the graph once it is taken.
+        assert_eq!(index.search(&queries[1]), index.best(&queries[1]));
+        let added = vectors(1, 32, 1234).remove(0);
+        index.push(99_999, 5_000, &added);
+        index.remove_row(8);
+        let hit = index.search_with(&added, true).unwrap();
+        assert!(index.graph.is_ready());
+        assert_eq!(
+            hit.identity, 99_999,
+            "a row added during the build is found"
+        );
+        assert!((hit.similarity - 1.0).abs() < 1e-5);
+        assert_ne!(
+            index.search(&queries[1]).unwrap().identity,
+            7,
+            "removed during the build"
+        );
         assert!(agree(&mut index) >= 196, "recall below 98%");
         assert!(
-            index.graph.0.is_some(),
+            index.graph.is_ready(),
             "above the threshold a graph is built"
         );
         // Remove the exemplars the queries were made from: never found again.
@@ -453,16 +462,16 @@ mod tests {
         for row in 1..=1600 {
             index.remove_row(row);
         }
-        assert!(index.graph.0.as_ref().unwrap().worn());
+        assert!(index.graph.ready().unwrap().worn());
         assert!(agree(&mut index) >= 190);
-        assert!(!index.graph.0.as_ref().unwrap().worn(), "rebuilt");
+        assert!(!index.graph.ready().unwrap().worn(), "rebuilt");
         // Below the threshold again: flat search, the graph's memory given back.
         for row in 1601..=2600 {
             index.remove_row(row);
         }
         assert!(index.len() < 1000);
         index.search(&queries[0]);
-        assert!(index.graph.0.is_none());
+        assert!(!index.graph.is_ready());
     }
 
     /// Row positions stay right through removals in any order (the graph maps rows back).
