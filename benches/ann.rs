@@ -1,4 +1,4 @@
-//! `cargo bench --bench ann [-- SIZES...]`: the gallery's approximate index (HNSW, used above
+//! `cargo bench --bench ann [-- SIZES... osnet|face-descriptor]`: the gallery's approximate index (HNSW, used above
 //! `[gallery] hnsw_above`) against flat search, on real embeddings: OSNet x0.25 (../shared)
 //! and the bundled face descriptor on augmented crops of the reference photos (random windows,
 //! mirrored, lighter and darker). For each size: the time to build the graph, the median time
@@ -315,10 +315,13 @@ fn bench_encodings(embedder: &Embedder, rows: &[Vec<f32>], queries: &[Vec<f32>])
 }
 
 fn main() {
-    let mut sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    // Model names among the arguments pick the models (default both).
+    let named: Vec<&String> = (args.iter())
+        .filter(|a| a.parse::<usize>().is_err() && !a.starts_with('-'))
         .collect();
+    let wanted = |name: &str| named.is_empty() || named.iter().any(|n| *n == name);
     if sizes.is_empty() {
         sizes = vec![10_000, 100_000];
     }
@@ -329,7 +332,14 @@ fn main() {
         .map(|i| i.to_rgb8())
         .collect();
     let real = sizes[0].min(10_000);
-    for (mut embedder, count) in [(osnet(&shared), real), (face(), real.min(3000))] {
+    let mut embedders = Vec::new();
+    if wanted("osnet") {
+        embedders.push((osnet(&shared), real));
+    }
+    if wanted("face-descriptor") {
+        embedders.push((face(), real.min(3000)));
+    }
+    for (mut embedder, count) in embedders {
         let all = embeddings(&mut embedder, &photos, count + QUERIES);
         let (rows, queries) = all.split_at(count);
         bench_encodings(&embedder, &rows[..rows.len().min(2000)], &queries[..100]);

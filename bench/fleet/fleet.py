@@ -132,9 +132,10 @@ class Board:
         self.config.write_text(
             f'state_dir = "{self.state}"\n[model]\npath = "{model}"\n'
             f'[source]\nkind = "image-dir"\npath = "{self.images}"\ncamera = "{name}-cam"\n'
-            f"repeat = true\nfps = {FPS}\n"
+            f"loop = true\nfps = {FPS}\n"
             "[gallery]\nfleet = true\n"
             f'[sink]\nkind = "mqtt"\nhost = "127.0.0.1"\nport = {port}\ndevice = "{name}"\n'
+            f'[sink.spool]\npath = "{self.state / "spool"}"\n'
         )
         self.edgevit = edgevit
         self.log = open(root / f"{name}.log", "w")
@@ -214,17 +215,17 @@ def wait_until(boards, done, timeout):
 
 
 def retained(port):
-    """(topic, payload length) of every retained gallery message on the broker."""
+    """(topic, payload length, a tombstone?) of every retained gallery message on the broker."""
     out = subprocess.run(
         ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-t", "edgevit/gallery/#",
-         "--retained-only", "-W", "2", "-F", "%t %l"],
+         "--retained-only", "-W", "2", "-v"],
         capture_output=True,
         text=True,
     )
     rows = []
     for line in out.stdout.splitlines():
-        topic, length = line.rsplit(" ", 1)
-        rows.append((topic, int(length)))
+        topic, payload = line.split(" ", 1)
+        rows.append((topic, len(payload.encode()), json.loads(payload).get("removed", False)))
     return rows
 
 
@@ -295,12 +296,21 @@ def scenario(args, shared, count, layout):
         )
         time.sleep(2)
         held = retained(ports[0])
-        live = [(t, n) for t, n in held if n > 0]
-        ids = {t.rsplit("/", 1)[1] for t, _ in live}
-        figures["retained_messages"] = len(live)
-        figures["retained_bytes"] = sum(n for _, n in live)
+        ids = {t.rsplit("/", 1)[1] for t, _, _ in held}
+        people = [n for _, n, removed in held if not removed]
+        tombstones = [n for _, n, removed in held if removed]
+        figures["retained_messages"] = len(held)
+        figures["retained_bytes"] = sum(n for _, n, _ in held)
         figures["retained_ids"] = len(ids)
-        figures["bytes_per_identity"] = figures["retained_bytes"] / max(1, len(ids))
+        lanes = {}
+        for topic, _, removed in held:
+            lane, id_level = topic.split("/")[-2:]
+            lanes.setdefault(id_level, []).append(f"{lane}{' (tombstone)' if removed else ''}")
+        figures["ids_with_several_messages"] = {i: l for i, l in lanes.items() if len(l) > 1}
+        figures["identity_messages"] = len(people)
+        figures["bytes_per_identity"] = sum(people) / max(1, len(people))
+        figures["tombstones"] = len(tombstones)
+        figures["bytes_per_tombstone"] = sum(tombstones) / max(1, len(tombstones))
     finally:
         for b in boards:
             b.stop()
@@ -338,13 +348,14 @@ def main():
         args.json.write_text(json.dumps(results, indent=1))
     fmt = lambda v, spec: "-" if v is None else format(v, spec)
     print("| boards | brokers | settle (s) | duplicates | new id to all (s) | rename (s) | merge (s) | forget (s) "
-          "| retained bytes / id | messages / id | MQTT thread CPU | process CPU | RSS (MiB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| bytes / identity | bytes / tombstone | retained in all | messages / id | MQTT thread CPU | process CPU | RSS (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['boards']} | {r['layout']} | {fmt(r.get('settle_s'), '.1f')} | {r.get('duplicates')} "
             f"| {fmt(r.get('new_s'), '.2f')} | {fmt(r.get('rename_s'), '.2f')} | {fmt(r.get('merge_s'), '.2f')} "
             f"| {fmt(r.get('forget_s'), '.2f')} | {fmt(r.get('bytes_per_identity'), '.0f')} "
+            f"| {fmt(r.get('bytes_per_tombstone'), '.0f')} | {r.get('retained_bytes')} B "
             f"| {r.get('retained_messages', 0) / max(1, r.get('retained_ids', 1)):.2f} "
             f"| {fmt(r.get('cpu_mqtt_pct'), '.2f')}% | {fmt(r.get('cpu_process_pct'), '.1f')}% | {fmt(r.get('rss_mib'), '.0f')} |"
         )

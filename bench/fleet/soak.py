@@ -96,7 +96,7 @@ def main():
     for i, name in enumerate(["door", "hall", "yard"]):
         board = fleet.Board(root, model, name, port, args.edgevit)
         text = board.config.read_text().replace(f"fps = {fleet.FPS}", "fps = 0")
-        board.config.write_text(text + f'[sink.spool]\npath = "{root / name / "spool"}"\n')
+        board.config.write_text(text)
         fleet.camera_folder(board.images, shared, i, fleet.PEOPLE)
         boards.append(board)
         board.start()

@@ -99,6 +99,9 @@ pub enum Applied {
     Ignored(&'static str),
     Added(String),
     Renamed(String),
+    /// A newer message with the same name (a merge into it elsewhere): the board that sent it
+    /// speaks for the identity from now on.
+    Updated(String),
     /// One of ours was the same person, minted later: it now has the fleet's older id.
     Relabelled {
         from: String,
@@ -335,16 +338,21 @@ impl Gallery {
         let Some(mut identity) = self.identities.get(&key).cloned() else {
             return Ok(Applied::Ignored("gone meanwhile"));
         };
-        if message.updated_ms <= identity.updated_ms || message.name == identity.name {
+        if message.updated_ms <= identity.updated_ms {
             return Ok(Applied::Ignored("nothing newer"));
         }
+        let renamed = message.name != identity.name;
         identity.name = message.name.clone();
         identity.updated_ms = message.updated_ms;
         identity.updated_by = message.updated_by.clone();
         self.store.write(|w| w.update_identity(&identity))?;
         let label = identity.label.clone();
         self.identities.insert(key, identity);
-        Ok(Applied::Renamed(label))
+        Ok(if renamed {
+            Applied::Renamed(label)
+        } else {
+            Applied::Updated(label)
+        })
     }
 
     fn apply_tombstone(
@@ -365,7 +373,8 @@ impl Gallery {
             .and_then(|k| self.identities.get(&k).cloned());
         match (&message.merged_into, into) {
             (Some(_), Some(keep)) => {
-                let into = self.join(keep, gone.clone())?;
+                let into =
+                    self.join(keep, gone.clone(), &message.updated_by, message.updated_ms)?;
                 Ok(Applied::Merged {
                     gone: gone.label,
                     into,
@@ -385,17 +394,14 @@ impl Gallery {
                 })
             }
             (None, _) => {
-                // Forgotten on another board: forgotten here too, and said again by us if it
-                // was ours (our retained message for it must not bring it back).
+                // Forgotten on another board: forgotten here too. The tombstone stays that
+                // board's to say; if we spoke for the identity, our retained message for it is
+                // cleared (it no longer is in our fleet ids) and cannot bring it back.
                 let tombstone = Tombstone {
                     label: gone.label.clone(),
                     merged_into: None,
                     ts_ms: message.updated_ms,
-                    by: if gone.origin == self.device {
-                        self.device.clone()
-                    } else {
-                        message.updated_by.clone()
-                    },
+                    by: message.updated_by.clone(),
                 };
                 self.remove(key, tombstone)?;
                 Ok(Applied::Removed(gone.label))

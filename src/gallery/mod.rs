@@ -635,11 +635,20 @@ impl Gallery {
         } else {
             (ib.clone(), ia.clone())
         };
-        self.join(keep, gone)
+        let device = self.device.clone();
+        self.join(keep, gone, &device, now_ms())
     }
 
     /// Makes `gone` part of `keep` (kept: its id, its creation time); returns `keep`'s id.
-    fn join(&mut self, keep: Identity, gone: Identity) -> Result<String, GalleryError> {
+    /// The merge is `by`'s (this board, or the one whose tombstone is applied) at `ts_ms`:
+    /// that board speaks for the kept identity from then on.
+    fn join(
+        &mut self,
+        keep: Identity,
+        gone: Identity,
+        by: &str,
+        ts_ms: i64,
+    ) -> Result<String, GalleryError> {
         if let (Some(x), Some(y)) = (&keep.name, &gone.name) {
             if x != y {
                 return Err(GalleryError::Conflict(format!(
@@ -659,14 +668,15 @@ impl Gallery {
             } else {
                 keep.last_camera.clone()
             },
-            updated_ms: keep.updated_ms.max(gone.updated_ms),
+            updated_ms: ts_ms.max(keep.updated_ms).max(gone.updated_ms),
+            updated_by: by.to_string(),
             ..keep.clone()
         };
         let tombstone = Tombstone {
             label: gone.label.clone(),
             merged_into: Some(keep.label.clone()),
-            ts_ms: now_ms(),
-            by: self.device.clone(),
+            ts_ms,
+            by: by.to_string(),
         };
         let thumbnails = self.config.thumbnails;
         self.store.write(|w| {
