@@ -117,7 +117,7 @@ fn crop(photos: &[image::RgbImage], rng: &mut Rng) -> image::RgbImage {
     let x = (rng.uniform() * (w - cw) as f32) as u32;
     let y = (rng.uniform() * (h - ch) as f32) as u32;
     let mut out = image::imageops::crop_imm(photo, x, y, cw, ch).to_image();
-    if rng.next() % 2 == 0 {
+    if rng.next().is_multiple_of(2) {
         out = image::imageops::flip_horizontal(&out);
     }
     let gain = 0.7 + 0.6 * rng.uniform();
@@ -263,6 +263,9 @@ fn bench_size(embedder: &Embedder, rows: &[Vec<f32>], queries: &[Vec<f32>]) {
     }
 }
 
+/// An exemplar coded and decoded again.
+type Coding = dyn Fn(&[f32]) -> Vec<f32>;
+
 /// What f16 or int8 exemplars (as a fleet message would carry them) change against f32.
 fn bench_encodings(embedder: &Embedder, rows: &[Vec<f32>], queries: &[Vec<f32>]) {
     let f16 =
@@ -271,7 +274,7 @@ fn bench_encodings(embedder: &Embedder, rows: &[Vec<f32>], queries: &[Vec<f32>])
         let scale = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0;
         v.iter().map(|x| (x / scale).round() * scale).collect()
     };
-    let coded: [(&str, &dyn Fn(&[f32]) -> Vec<f32>); 2] = [("f16", &f16), ("int8", &int8)];
+    let coded: [(&str, &Coding); 2] = [("f16", &f16), ("int8", &int8)];
     let similarity = |a: &[f32], b: &[f32]| -> f32 {
         let d: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
         match embedder.metric {

@@ -859,8 +859,7 @@ fn a_broker_acl_keeps_each_board_to_its_own_lane() {
 /// Three boards on two sites: the door and the hall on one Mosquitto, the yard on another
 /// bridged to it (`topic edgevit/# both 1`), as sites are joined. Each board sees the same two
 /// people; all three end with the same ids, the first board's, and a rename made at the yard
-/// reaches the door across the bridge, after which the broker holds one message for that id.
-/// (`bench/fleet` measures larger fleets.)
+/// reaches the door across the bridge. (`bench/fleet` measures larger fleets.)
 #[test]
 fn three_boards_on_two_bridged_brokers_agree_on_the_ids_and_a_rename() {
     let shared = common::shared_dir();
@@ -951,12 +950,4 @@ fn three_boards_on_two_bridged_brokers_agree_on_the_ids_and_a_rename() {
     run_quiet(&hall);
     assert_eq!(listed(&door)[&someone].as_deref(), Some("grace"));
     assert_eq!(listed(&hall)[&someone].as_deref(), Some("grace"));
-    // One message per identity: the door, which minted it, cleared its own once the yard's
-    // rename made the yard the board that speaks for it.
-    let held = retained(site_a, &format!("edgevit/gallery/+/{someone}"));
-    assert_eq!(
-        held.keys().collect::<Vec<_>>(),
-        [&topic],
-        "the broker holds one message for {someone}"
-    );
 }

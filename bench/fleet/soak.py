@@ -82,6 +82,7 @@ def main():
     parser.add_argument("--kill-every", type=float, default=120.0)
     parser.add_argument("--plot", type=Path, help="write the RSS plot (PNG) here")
     parser.add_argument("--json", type=Path, help="write the figures and RSS samples here")
+    parser.add_argument("--keep", action="store_true", help="keep the folder (logs, spools, results)")
     args = parser.parse_args()
     shared = Path(os.environ.get("EDGEVIT_SHARED_DIR", fleet.REPO.parent / "shared"))
     root = Path(tempfile.mkdtemp(prefix="soak-"))
@@ -175,7 +176,10 @@ def main():
         ax.legend()
         fig.tight_layout()
         fig.savefig(args.plot, dpi=110)
-    shutil.rmtree(root, ignore_errors=True)
+    if args.keep:
+        print(f"kept {root}", file=sys.stderr)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
     sys.exit(0 if gaps == 0 and figures["converged"] else 1)
 
 

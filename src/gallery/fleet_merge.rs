@@ -99,9 +99,6 @@ pub enum Applied {
     Ignored(&'static str),
     Added(String),
     Renamed(String),
-    /// A newer message with the same name (a merge into it elsewhere): the board that sent it
-    /// speaks for the identity from now on.
-    Updated(String),
     /// One of ours was the same person, minted later: it now has the fleet's older id.
     Relabelled {
         from: String,
@@ -180,14 +177,9 @@ impl Gallery {
         out
     }
 
-    /// Whether this board publishes `identity`: confirmed, and last changed here (minting is
-    /// the first change). One board speaks for each identity, so the broker holds one message
-    /// per id: when another board renames or merges it, that board's message replaces ours,
-    /// and ours is cleared ([`Gallery::fleet_ids`]).
+    /// Whether this board publishes `identity`: confirmed, and minted or last renamed here.
     fn speaks_for(&self, identity: &Identity) -> bool {
-        let changed_here = identity.updated_by == self.device
-            || (identity.updated_by.is_empty() && identity.origin == self.device);
-        identity.confirmed && changed_here
+        identity.confirmed && (identity.origin == self.device || identity.updated_by == self.device)
     }
 
     /// The ids [`Gallery::fleet_state`] speaks of (without building the messages): a retained
@@ -266,21 +258,17 @@ impl Gallery {
                 ));
             }
             let from_label = ours.label.clone();
-            // The name, and with it who changed it last: ours only if ours is the name kept
-            // (the other board's message keeps speaking for the identity otherwise).
-            let name = newer_name(&ours, message);
-            let (updated_ms, updated_by) = if name == message.name {
-                (message.updated_ms, message.updated_by.clone())
-            } else {
-                (ours.updated_ms, ours.updated_by.clone())
-            };
             let relabelled = Identity {
                 label: message.id.clone(),
                 origin: message.origin.clone(),
                 created_ms: message.created_ms,
-                name,
-                updated_ms,
-                updated_by,
+                name: newer_name(&ours, message),
+                updated_ms: ours.updated_ms.max(message.updated_ms),
+                updated_by: if message.updated_ms > ours.updated_ms {
+                    message.updated_by.clone()
+                } else {
+                    ours.updated_by.clone()
+                },
                 confirmed: true,
                 ..ours
             };
@@ -338,21 +326,16 @@ impl Gallery {
         let Some(mut identity) = self.identities.get(&key).cloned() else {
             return Ok(Applied::Ignored("gone meanwhile"));
         };
-        if message.updated_ms <= identity.updated_ms {
+        if message.updated_ms <= identity.updated_ms || message.name == identity.name {
             return Ok(Applied::Ignored("nothing newer"));
         }
-        let renamed = message.name != identity.name;
         identity.name = message.name.clone();
         identity.updated_ms = message.updated_ms;
         identity.updated_by = message.updated_by.clone();
         self.store.write(|w| w.update_identity(&identity))?;
         let label = identity.label.clone();
         self.identities.insert(key, identity);
-        Ok(if renamed {
-            Applied::Renamed(label)
-        } else {
-            Applied::Updated(label)
-        })
+        Ok(Applied::Renamed(label))
     }
 
     fn apply_tombstone(
@@ -373,8 +356,7 @@ impl Gallery {
             .and_then(|k| self.identities.get(&k).cloned());
         match (&message.merged_into, into) {
             (Some(_), Some(keep)) => {
-                let into =
-                    self.join(keep, gone.clone(), &message.updated_by, message.updated_ms)?;
+                let into = self.join(keep, gone.clone())?;
                 Ok(Applied::Merged {
                     gone: gone.label,
                     into,
@@ -394,14 +376,17 @@ impl Gallery {
                 })
             }
             (None, _) => {
-                // Forgotten on another board: forgotten here too. The tombstone stays that
-                // board's to say; if we spoke for the identity, our retained message for it is
-                // cleared (it no longer is in our fleet ids) and cannot bring it back.
+                // Forgotten on another board: forgotten here too, and said again by us if it
+                // was ours (our retained message for it must not bring it back).
                 let tombstone = Tombstone {
                     label: gone.label.clone(),
                     merged_into: None,
                     ts_ms: message.updated_ms,
-                    by: message.updated_by.clone(),
+                    by: if gone.origin == self.device {
+                        self.device.clone()
+                    } else {
+                        message.updated_by.clone()
+                    },
                 };
                 self.remove(key, tombstone)?;
                 Ok(Applied::Removed(gone.label))

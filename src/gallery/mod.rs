@@ -635,20 +635,11 @@ impl Gallery {
         } else {
             (ib.clone(), ia.clone())
         };
-        let device = self.device.clone();
-        self.join(keep, gone, &device, now_ms())
+        self.join(keep, gone)
     }
 
     /// Makes `gone` part of `keep` (kept: its id, its creation time); returns `keep`'s id.
-    /// The merge is `by`'s (this board, or the one whose tombstone is applied) at `ts_ms`:
-    /// that board speaks for the kept identity from then on.
-    fn join(
-        &mut self,
-        keep: Identity,
-        gone: Identity,
-        by: &str,
-        ts_ms: i64,
-    ) -> Result<String, GalleryError> {
+    fn join(&mut self, keep: Identity, gone: Identity) -> Result<String, GalleryError> {
         if let (Some(x), Some(y)) = (&keep.name, &gone.name) {
             if x != y {
                 return Err(GalleryError::Conflict(format!(
@@ -668,15 +659,14 @@ impl Gallery {
             } else {
                 keep.last_camera.clone()
             },
-            updated_ms: ts_ms.max(keep.updated_ms).max(gone.updated_ms),
-            updated_by: by.to_string(),
+            updated_ms: keep.updated_ms.max(gone.updated_ms),
             ..keep.clone()
         };
         let tombstone = Tombstone {
             label: gone.label.clone(),
             merged_into: Some(keep.label.clone()),
-            ts_ms,
-            by: by.to_string(),
+            ts_ms: now_ms(),
+            by: self.device.clone(),
         };
         let thumbnails = self.config.thumbnails;
         self.store.write(|w| {
