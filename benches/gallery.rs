@@ -32,6 +32,21 @@ impl Vectors {
     }
 }
 
+/// The model stamp and configuration of the benchmark's galleries: every embedding its own
+/// identity (threshold 0.99), confirmed at once.
+fn bench_gallery() -> (ModelStamp, GalleryConfig) {
+    let stamp = ModelStamp {
+        name: "bench".into(),
+        dim: DIM,
+    };
+    let config = GalleryConfig {
+        threshold: Some(0.99),
+        confirm_frames: 1,
+        ..GalleryConfig::default()
+    };
+    (stamp, config)
+}
+
 /// The search a single running sum gives, for comparison with [`dot`]'s eight lanes.
 fn scalar_best(rows: &[f32], query: &[f32]) -> f32 {
     rows.chunks_exact(DIM)
@@ -79,15 +94,7 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("edgevit-bench-{}", std::process::id()));
     let path = dir.join("gallery.sqlite");
-    let stamp = ModelStamp {
-        name: "bench".into(),
-        dim: DIM,
-    };
-    let config = GalleryConfig {
-        threshold: Some(0.99),
-        confirm_frames: 1,
-        ..GalleryConfig::default()
-    };
+    let (stamp, config) = bench_gallery();
     match Gallery::open(&path, &stamp, &config) {
         Ok(mut gallery) => {
             let mut samples = Vec::new();
@@ -125,15 +132,7 @@ fn bench_refresh(
     vectors: &mut Vectors,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let path = dir.join(format!("refresh-{count}.sqlite"));
-    let stamp = ModelStamp {
-        name: "bench".into(),
-        dim: DIM,
-    };
-    let config = GalleryConfig {
-        threshold: Some(0.99),
-        confirm_frames: 1,
-        ..GalleryConfig::default()
-    };
+    let (stamp, config) = bench_gallery();
     drop(Gallery::open(&path, &stamp, &config)?);
     let mut sql = rusqlite::Connection::open(&path)?;
     let tx = sql.transaction()?;

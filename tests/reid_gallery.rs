@@ -330,6 +330,21 @@ fn board(dir: &Path, model: &Path, name: &str, camera: &str, images: &Path, port
     board_with(dir, model, name, camera, images, port, "")
 }
 
+/// Board `name`, whose camera `camera` sees the two people (mirrored or not), on the broker at
+/// `port`: its camera folder written beside its configuration.
+fn board_seeing(
+    shared: &Path,
+    dir: &Path,
+    model: &Path,
+    (name, camera): (&str, &str),
+    mirrored: bool,
+    port: u16,
+) -> PathBuf {
+    let images = dir.join(format!("{name}-cam"));
+    camera_folder(shared, &images, mirrored);
+    board(dir, model, name, camera, &images, port)
+}
+
 /// A board whose `[sink]` has `sink` added (credentials).
 fn board_with(
     dir: &Path,
@@ -380,24 +395,8 @@ fn two_boards_through_one_broker_agree_on_the_ids_and_a_rename() {
     std::fs::create_dir_all(tmp.path().join("broker")).unwrap();
     let mut broker = common::broker::Broker::start(&tmp.path().join("broker"), port);
     let model = osnet(&shared, tmp.path());
-    camera_folder(&shared, &tmp.path().join("door-cam"), false);
-    camera_folder(&shared, &tmp.path().join("hall-cam"), true);
-    let door = board(
-        tmp.path(),
-        &model,
-        "door",
-        "front",
-        &tmp.path().join("door-cam"),
-        port,
-    );
-    let hall = board(
-        tmp.path(),
-        &model,
-        "hall",
-        "back",
-        &tmp.path().join("hall-cam"),
-        port,
-    );
+    let door = board_seeing(&shared, tmp.path(), &model, ("door", "front"), false, port);
+    let hall = board_seeing(&shared, tmp.path(), &model, ("hall", "back"), true, port);
 
     let results = Results::subscribe(port);
     run_quiet(&door);
@@ -638,24 +637,8 @@ fn fleet_messages_that_break_the_rules_are_ignored_and_reported_once() {
     std::fs::create_dir_all(tmp.path().join("broker")).unwrap();
     let _broker = common::broker::Broker::start(&tmp.path().join("broker"), port);
     let model = osnet(&shared, tmp.path());
-    camera_folder(&shared, &tmp.path().join("door-cam"), false);
-    camera_folder(&shared, &tmp.path().join("hall-cam"), true);
-    let door = board(
-        tmp.path(),
-        &model,
-        "door",
-        "front",
-        &tmp.path().join("door-cam"),
-        port,
-    );
-    let hall = board(
-        tmp.path(),
-        &model,
-        "hall",
-        "back",
-        &tmp.path().join("hall-cam"),
-        port,
-    );
+    let door = board_seeing(&shared, tmp.path(), &model, ("door", "front"), false, port);
+    let hall = board_seeing(&shared, tmp.path(), &model, ("hall", "back"), true, port);
     run_quiet(&door);
     let door_ids = listed(&door);
     let published = retained(port, "edgevit/gallery/door/+");
@@ -878,33 +861,12 @@ fn three_boards_on_two_bridged_brokers_agree_on_the_ids_and_a_rename() {
         ),
     );
     let model = osnet(&shared, tmp.path());
-    camera_folder(&shared, &tmp.path().join("door-cam"), false);
-    camera_folder(&shared, &tmp.path().join("hall-cam"), true);
-    camera_folder(&shared, &tmp.path().join("yard-cam"), true);
-    let door = board(
-        tmp.path(),
-        &model,
-        "door",
-        "front",
-        &tmp.path().join("door-cam"),
-        site_a,
-    );
-    let hall = board(
-        tmp.path(),
-        &model,
-        "hall",
-        "back",
-        &tmp.path().join("hall-cam"),
-        site_a,
-    );
-    let yard = board(
-        tmp.path(),
-        &model,
-        "yard",
-        "gate",
-        &tmp.path().join("yard-cam"),
-        site_b,
-    );
+    let at = |name, camera, mirrored, port| {
+        board_seeing(&shared, tmp.path(), &model, (name, camera), mirrored, port)
+    };
+    let door = at("door", "front", false, site_a);
+    let hall = at("hall", "back", true, site_a);
+    let yard = at("yard", "gate", true, site_b);
     run_quiet(&door);
     let door_ids = listed(&door);
     assert_eq!(door_ids.len(), 2, "{door_ids:?}");

@@ -27,6 +27,17 @@ fn config() -> GalleryConfig {
     }
 }
 
+/// A gallery file `g.sqlite` in `dir` whose identities are confirmed at their first frame.
+fn confirmed_at_once(dir: &std::path::Path) -> (std::path::PathBuf, GalleryConfig, Gallery) {
+    let path = dir.join("g.sqlite");
+    let config = GalleryConfig {
+        confirm_frames: 1,
+        ..config()
+    };
+    let gallery = Gallery::open(&path, &model(), &config).unwrap();
+    (path, config, gallery)
+}
+
 #[test]
 fn two_people_become_two_identities_confirmed_after_k_frames() {
     let dir = tempfile::tempdir().unwrap();
@@ -113,12 +124,7 @@ fn exemplars_are_capped_by_dropping_the_most_redundant() {
 #[test]
 fn enrolment_names_the_known_person_and_admin_commands_change_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("g.sqlite");
-    let config = GalleryConfig {
-        confirm_frames: 1,
-        ..config()
-    };
-    let mut gallery = Gallery::open(&path, &model(), &config).unwrap();
+    let (path, _, mut gallery) = confirmed_at_once(dir.path());
     let seen = gallery.observe(&view(4, 0.1, 0), "cam0", 0).unwrap();
     let enrolled = gallery
         .enroll("alice", &[view(4, 0.1, 1), view(4, 0.1, 2)], 10)
@@ -552,12 +558,7 @@ fn a_refresh_reads_only_new_exemplars_and_equals_a_fresh_open() {
 #[test]
 fn exemplar_ids_are_never_reused_even_in_an_upgraded_file() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("g.sqlite");
-    let config = GalleryConfig {
-        confirm_frames: 1,
-        ..config()
-    };
-    let mut gallery = Gallery::open(&path, &model(), &config).unwrap();
+    let (path, config, mut gallery) = confirmed_at_once(dir.path());
     gallery.observe(&view(0, 0.1, 0), "cam0", 1000).unwrap();
     gallery.observe(&view(5, 0.1, 0), "cam0", 1100).unwrap();
     let before = snapshot(&gallery);
