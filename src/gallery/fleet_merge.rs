@@ -1,14 +1,15 @@
 //! Several boards agreeing on who is who, through the MQTT broker they already use (no
 //! coordinator of our own).
 //!
-//! Each board publishes, retained, one message per confirmed identity it minted or renamed,
-//! and one per identity it forgot or merged (a tombstone), on `<prefix>/gallery/<device>/<id>`.
+//! Each board publishes, retained, one message per confirmed identity it minted (or renamed
+//! last), and one per identity it forgot or merged (a tombstone), on
+//! `<prefix>/gallery/<device>/<id>`: one board speaks for each id.
 //! Every board subscribes to `<prefix>/gallery/#` and merges what the others publish:
 //! - an unknown identity is stored with its id, name and exemplars, so the person is
 //!   recognised with the same id here;
 //! - an identity that matches one of ours (two boards minted the same person before they heard
-//!   of each other) makes the two one, and the **older** id is kept on both boards: each board
-//!   applies the same rule when it hears of the other's, so they agree without talking it over;
+//!   of each other) makes the two one, and the **older** id is kept; the merge is said (a
+//!   tombstone), so every board follows it even where its own views do not decide it;
 //! - a name change applies when it is newer than the name we have (last writer wins);
 //! - a tombstone removes the identity (forgotten), or joins it to the one it was merged into.
 //!
@@ -78,6 +79,12 @@ pub struct FleetIdentity {
     pub removed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
+    /// A merge's kept identity as the merging board holds it (its origin and creation time),
+    /// so that a board that has not heard of it yet takes it over exactly, not as its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into_origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into_created_ms: Option<i64>,
     /// Its best thumbnails, only from a board with `[gallery] fleet_thumbnails` on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thumbnails: Vec<super::thumbnails::SharedThumbnail>,
@@ -91,6 +98,17 @@ impl FleetIdentity {
     pub fn all_exemplars(&self) -> impl Iterator<Item = &Vec<f32>> {
         self.exemplars.iter().chain(&self.exemplars_f16)
     }
+}
+
+/// Where a merged identity went, as far as this board knows.
+#[derive(PartialEq)]
+enum Destination {
+    /// Into one held here (its key).
+    Held(i64),
+    /// Into an id not heard of yet.
+    Unheard(String),
+    /// Into one that was forgotten since.
+    Forgotten,
 }
 
 /// What applying a message did (for logs and tests).
@@ -151,35 +169,26 @@ impl Gallery {
                 out.push((self.message(identity, rows), print));
             }
         }
+        let by_label: HashMap<&str, &Identity> = (self.identities.values())
+            .map(|i| (i.label.as_str(), i))
+            .collect();
         for t in self.tombstones.values().filter(|t| t.by == self.device) {
-            let print = fingerprint(&(&t.label, &t.merged_into, t.ts_ms, &t.by));
+            let into = t.merged_into.as_deref().and_then(|l| by_label.get(l));
+            let into = into.map(|i| (i.origin.clone(), i.created_ms));
+            let print = fingerprint(&(&t.label, &t.merged_into, t.ts_ms, &t.by, &into));
             if published.get(&t.label) == Some(&print) {
                 continue;
             }
-            let message = FleetIdentity {
-                id: t.label.clone(),
-                origin: String::new(),
-                name: None,
-                model: self.stamp.name.clone(),
-                dim: self.stamp.dim,
-                created_ms: 0,
-                updated_ms: t.ts_ms,
-                updated_by: t.by.clone(),
-                exemplars: Vec::new(),
-                exemplars_f16: Vec::new(),
-                removed: true,
-                merged_into: t.merged_into.clone(),
-                thumbnails: Vec::new(),
-                format: FLEET_FORMAT,
-            };
-            out.push((message, print));
+            out.push((self.tombstone_message(t, into), print));
         }
         out
     }
 
-    /// Whether this board publishes `identity`: confirmed, and minted or last renamed here.
+    /// Whether this board publishes `identity`: confirmed, and minted here and not renamed
+    /// since, or last renamed here (one board per identity: the others hear the rename and
+    /// yield).
     fn speaks_for(&self, identity: &Identity) -> bool {
-        identity.confirmed && (identity.origin == self.device || identity.updated_by == self.device)
+        identity.confirmed && identity.updated_by == self.device
     }
 
     /// The ids [`Gallery::fleet_state`] speaks of (without building the messages): a retained
@@ -193,6 +202,29 @@ impl Gallery {
             .filter(|t| t.by == self.device)
             .map(|t| t.label.clone());
         ours.chain(tombstones).collect()
+    }
+
+    /// A tombstone's message; `into`: the kept identity's origin and creation time.
+    fn tombstone_message(&self, t: &Tombstone, into: Option<(String, i64)>) -> FleetIdentity {
+        let (into_origin, into_created_ms) = into.unzip();
+        FleetIdentity {
+            id: t.label.clone(),
+            origin: String::new(),
+            name: None,
+            model: self.stamp.name.clone(),
+            dim: self.stamp.dim,
+            created_ms: 0,
+            updated_ms: t.ts_ms,
+            updated_by: t.by.clone(),
+            exemplars: Vec::new(),
+            exemplars_f16: Vec::new(),
+            removed: true,
+            merged_into: t.merged_into.clone(),
+            into_origin,
+            into_created_ms,
+            thumbnails: Vec::new(),
+            format: FLEET_FORMAT,
+        }
     }
 
     /// An identity's message, with the exemplars at `rows` (gallery row, index position).
@@ -212,6 +244,8 @@ impl Gallery {
                 .collect(),
             removed: false,
             merged_into: None,
+            into_origin: None,
+            into_created_ms: None,
             thumbnails: self.shared_thumbnails(identity.key),
             format: FLEET_FORMAT,
         }
@@ -246,51 +280,33 @@ impl Gallery {
         if let Some(key) = mine {
             return self.apply_update(key, message);
         }
-        // Someone we know already, under the id this board minted?
-        if let Some(key) = self.same_person(&exemplars, &message.origin) {
-            let Some(ours) = self.identities.get(&key).cloned() else {
-                return Ok(Applied::Ignored("gone meanwhile"));
-            };
-            if (ours.created_ms, &ours.label) <= (message.created_ms, &message.id) {
-                // Ours is older: the other board relabels its own when it hears of ours.
-                return Ok(Applied::Ignored(
-                    "the same person as an older identity here",
-                ));
+        // Someone we already know under another id (two boards minted the same person before
+        // they heard of each other)?
+        let Some(key) = self.same_person(&exemplars, &message.origin) else {
+            return self.add_remote(message, &exemplars);
+        };
+        let Some(ours) = self.identities.get(&key).cloned() else {
+            return Ok(Applied::Ignored("gone meanwhile"));
+        };
+        if let (Some(a), Some(b)) = (&ours.name, &message.name) {
+            if a != b {
+                // Named apart by someone who knows them: two people who look alike.
+                return Ok(Applied::Ignored("looks like one named otherwise here"));
             }
-            let from_label = ours.label.clone();
-            let relabelled = Identity {
-                label: message.id.clone(),
-                origin: message.origin.clone(),
-                created_ms: message.created_ms,
-                name: newer_name(&ours, message),
-                updated_ms: ours.updated_ms.max(message.updated_ms),
-                updated_by: if message.updated_ms > ours.updated_ms {
-                    message.updated_by.clone()
-                } else {
-                    ours.updated_by.clone()
-                },
-                confirmed: true,
-                ..ours
-            };
-            let tombstone = Tombstone {
-                label: from_label.clone(),
-                merged_into: Some(message.id.clone()),
-                ts_ms: now_ms(),
-                by: self.device.clone(),
-            };
-            self.store.write(|w| {
-                w.update_identity(&relabelled)?;
-                w.tombstone(&tombstone)
-            })?;
-            self.tombstones.insert(tombstone.label.clone(), tombstone);
-            self.identities.insert(key, relabelled);
-            self.add_exemplars(key, &exemplars, message.created_ms)?;
-            self.take_thumbnails(key, message)?;
-            return Ok(Applied::Relabelled {
-                from: from_label,
-                to: message.id.clone(),
-            });
         }
+        if (ours.created_ms, &ours.label) <= (message.created_ms, &message.id) {
+            self.absorb(ours, message, &exemplars)
+        } else {
+            self.adopt(ours, message, &exemplars)
+        }
+    }
+
+    /// Stores an identity heard of for the first time.
+    fn add_remote(
+        &mut self,
+        message: &FleetIdentity,
+        exemplars: &[&[f32]],
+    ) -> Result<Applied, GalleryError> {
         let identity = self.store.write(|w| {
             let identity = Identity {
                 key: w.next_id()?,
@@ -309,9 +325,97 @@ impl Gallery {
             Ok(identity)
         })?;
         self.identities.insert(identity.key, identity.clone());
-        self.add_exemplars(identity.key, &exemplars, message.created_ms)?;
+        self.add_exemplars(identity.key, exemplars, message.created_ms)?;
         self.take_thumbnails(identity.key, message)?;
         Ok(Applied::Added(identity.label))
+    }
+
+    /// The message's identity is `ours`, which is older: it is merged into ours, and the
+    /// merge is said to the fleet. Each board matches on the views it holds, so the board
+    /// that minted the other may not see the two as one; the merge, said, joins them
+    /// everywhere alike.
+    fn absorb(
+        &mut self,
+        ours: Identity,
+        message: &FleetIdentity,
+        exemplars: &[&[f32]],
+    ) -> Result<Applied, GalleryError> {
+        let mut kept = ours.clone();
+        let named = ours.name.is_none() && message.name.is_some();
+        if named {
+            // The name travels with ours now, said by this board (a rename made here).
+            kept.name = message.name.clone();
+            kept.updated_ms = now_ms().max(message.updated_ms);
+            kept.updated_by = self.device.clone();
+        }
+        let tombstone = Tombstone {
+            label: message.id.clone(),
+            merged_into: Some(ours.label.clone()),
+            ts_ms: now_ms(),
+            by: self.device.clone(),
+        };
+        self.store.write(|w| {
+            if named {
+                w.update_identity(&kept)?;
+            }
+            w.tombstone(&tombstone)
+        })?;
+        self.tombstones.insert(tombstone.label.clone(), tombstone);
+        self.identities.insert(ours.key, kept);
+        self.add_exemplars(ours.key, exemplars, message.created_ms)?;
+        self.take_thumbnails(ours.key, message)?;
+        Ok(Applied::Merged {
+            gone: message.id.clone(),
+            into: ours.label,
+        })
+    }
+
+    /// The message's identity is older than `ours`, the same person: ours takes its id,
+    /// origin and creation time, and the change is said (a tombstone for our old id).
+    fn adopt(
+        &mut self,
+        ours: Identity,
+        message: &FleetIdentity,
+        exemplars: &[&[f32]],
+    ) -> Result<Applied, GalleryError> {
+        // Our name is kept (and said by us) only where it was given here after theirs.
+        let ours_named_later = ours.name.is_some()
+            && ours.name != message.name
+            && (message.name.is_none() || ours.updated_ms > message.updated_ms);
+        let (name, updated_ms, updated_by) = if ours_named_later {
+            (ours.name.clone(), ours.updated_ms, ours.updated_by.clone())
+        } else {
+            let name = message.name.clone().or_else(|| ours.name.clone());
+            (name, message.updated_ms, message.updated_by.clone())
+        };
+        let relabelled = Identity {
+            label: message.id.clone(),
+            origin: message.origin.clone(),
+            created_ms: message.created_ms,
+            name,
+            updated_ms,
+            updated_by,
+            confirmed: true,
+            ..ours.clone()
+        };
+        let tombstone = Tombstone {
+            label: ours.label.clone(),
+            merged_into: Some(message.id.clone()),
+            ts_ms: now_ms(),
+            by: self.device.clone(),
+        };
+        self.store.write(|w| {
+            w.update_identity(&relabelled)?;
+            w.tombstone(&tombstone)
+        })?;
+        self.tombstones.insert(tombstone.label.clone(), tombstone);
+        self.identities.insert(ours.key, relabelled);
+        self.add_exemplars(ours.key, exemplars, message.created_ms)?;
+        self.take_thumbnails(ours.key, message)?;
+        Ok(Applied::Relabelled {
+            from: ours.label,
+            to: message.id.clone(),
+        })
     }
 
     fn find_label(&self, label: &str) -> Option<i64> {
@@ -338,60 +442,126 @@ impl Gallery {
         Ok(Applied::Renamed(label))
     }
 
+    /// Where an identity merged into `label` is now, following the merges known here
+    /// (A into B, then B into C: C).
+    fn destination(&self, label: &str) -> Destination {
+        let mut label = label;
+        // Merges keep the older id, so a chain cannot loop; the bound is for torn files.
+        for _ in 0..64 {
+            if let Some(key) = self.find_label(label) {
+                return Destination::Held(key);
+            }
+            match self.tombstones.get(label) {
+                Some(Tombstone {
+                    merged_into: Some(next),
+                    ..
+                }) => label = next,
+                Some(_) => return Destination::Forgotten,
+                None => break,
+            }
+        }
+        Destination::Unheard(label.to_string())
+    }
+
+    /// A forget or a merge made on another board. It is remembered here with that board's
+    /// name on it (said by that board, not again by this one), also for an id not held yet:
+    /// the identity's own message, heard after it, does not bring it back.
     fn apply_tombstone(
         &mut self,
         message: &FleetIdentity,
         mine: Option<i64>,
     ) -> Result<Applied, GalleryError> {
-        let Some(key) = mine else {
+        let heard = Tombstone {
+            label: message.id.clone(),
+            merged_into: message.merged_into.clone(),
+            ts_ms: message.updated_ms,
+            by: message.updated_by.clone(),
+        };
+        let gone = mine.and_then(|key| self.identities.get(&key).cloned());
+        let Some(gone) = gone else {
+            if let Some(ours) = self.tombstones.get(&message.id) {
+                return self.hand_over(ours.clone(), heard);
+            }
+            self.store.write(|w| w.tombstone(&heard))?;
+            self.tombstones.insert(heard.label.clone(), heard);
             return Ok(Applied::Ignored("not here"));
         };
-        let Some(gone) = self.identities.get(&key).cloned() else {
-            return Ok(Applied::Ignored("gone meanwhile"));
+        let destination = match &message.merged_into {
+            Some(label) => self.destination(label),
+            None => Destination::Forgotten,
         };
-        let into = message
-            .merged_into
-            .as_deref()
-            .and_then(|label| self.find_label(label))
-            .and_then(|k| self.identities.get(&k).cloned());
-        match (&message.merged_into, into) {
-            (Some(_), Some(keep)) => {
-                let into = self.join(keep, gone.clone())?;
+        match destination {
+            Destination::Held(key) if key == gone.key => Ok(Applied::Ignored("one already")),
+            Destination::Held(key) => {
+                let Some(keep) = self.identities.get(&key).cloned() else {
+                    return Ok(Applied::Ignored("gone meanwhile"));
+                };
+                let into = self.join_as(keep, gone.clone(), heard)?;
                 Ok(Applied::Merged {
                     gone: gone.label,
                     into,
                 })
             }
-            // Merged into one we have not heard of yet: it keeps its exemplars under that id.
-            (Some(label), None) => {
-                let relabelled = Identity {
-                    label: label.clone(),
-                    ..gone.clone()
-                };
-                self.store.write(|w| w.update_identity(&relabelled))?;
-                self.identities.insert(key, relabelled);
-                Ok(Applied::Relabelled {
-                    from: gone.label,
-                    to: label.clone(),
-                })
-            }
-            (None, _) => {
-                // Forgotten on another board: forgotten here too, and said again by us if it
-                // was ours (our retained message for it must not bring it back).
-                let tombstone = Tombstone {
-                    label: gone.label.clone(),
-                    merged_into: None,
-                    ts_ms: message.updated_ms,
-                    by: if gone.origin == self.device {
-                        self.device.clone()
-                    } else {
-                        message.updated_by.clone()
-                    },
-                };
-                self.remove(key, tombstone)?;
-                Ok(Applied::Removed(gone.label))
+            // Merged into one not heard of yet: it keeps its exemplars under that id.
+            Destination::Unheard(label) => self.relabel_to_unheard(gone, label, message, heard),
+            Destination::Forgotten => {
+                let label = gone.label.clone();
+                self.remove(gone.key, heard)?;
+                Ok(Applied::Removed(label))
             }
         }
+    }
+
+    /// The same tombstone said by two boards: the board whose name sorts first keeps saying
+    /// it, the other stops (every board applies the same rule, so one is left).
+    fn hand_over(&mut self, ours: Tombstone, heard: Tombstone) -> Result<Applied, GalleryError> {
+        // The same merge, or merges into two ids that are one here by now.
+        let into = |t: &Tombstone| t.merged_into.as_deref().map(|l| self.destination(l));
+        let same = ours.merged_into == heard.merged_into || into(&ours) == into(&heard);
+        if !(same && ours.by == self.device && heard.by < ours.by) {
+            return Ok(Applied::Ignored("known here"));
+        }
+        self.store.write(|w| w.tombstone(&heard))?;
+        self.tombstones.insert(heard.label.clone(), heard);
+        Ok(Applied::Ignored("said by another board"))
+    }
+
+    /// `gone` was merged into `label`, not heard of here yet: ours becomes it, with the kept
+    /// identity's origin and creation time as the merging board said them (not as one of
+    /// ours: this board does not speak for it, unless it named it).
+    fn relabel_to_unheard(
+        &mut self,
+        gone: Identity,
+        label: String,
+        message: &FleetIdentity,
+        heard: Tombstone,
+    ) -> Result<Applied, GalleryError> {
+        let direct = message.merged_into.as_deref() == Some(label.as_str());
+        let origin = (message.into_origin.clone().filter(|_| direct))
+            .unwrap_or_else(|| message.updated_by.clone());
+        let created_ms = (message.into_created_ms.filter(|_| direct)).unwrap_or(gone.created_ms);
+        let named_here = gone.name.is_some() && gone.updated_by == self.device;
+        let relabelled = Identity {
+            label: label.clone(),
+            updated_by: if named_here {
+                gone.updated_by.clone()
+            } else {
+                origin.clone()
+            },
+            origin,
+            created_ms,
+            ..gone.clone()
+        };
+        self.store.write(|w| {
+            w.update_identity(&relabelled)?;
+            w.tombstone(&heard)
+        })?;
+        self.tombstones.insert(heard.label.clone(), heard);
+        self.identities.insert(gone.key, relabelled);
+        Ok(Applied::Relabelled {
+            from: gone.label,
+            to: label,
+        })
     }
 
     /// The identity here, not minted by `origin`, that most of `exemplars` match.
@@ -484,14 +654,5 @@ mod base64_f16_vectors {
                     .collect())
             })
             .collect()
-    }
-}
-
-/// The name of whichever side changed it last.
-fn newer_name(ours: &Identity, message: &FleetIdentity) -> Option<String> {
-    if message.updated_ms > ours.updated_ms {
-        message.name.clone().or_else(|| ours.name.clone())
-    } else {
-        ours.name.clone().or_else(|| message.name.clone())
     }
 }

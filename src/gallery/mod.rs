@@ -640,6 +640,23 @@ impl Gallery {
 
     /// Makes `gone` part of `keep` (kept: its id, its creation time); returns `keep`'s id.
     fn join(&mut self, keep: Identity, gone: Identity) -> Result<String, GalleryError> {
+        let tombstone = Tombstone {
+            label: gone.label.clone(),
+            merged_into: Some(keep.label.clone()),
+            ts_ms: now_ms(),
+            by: self.device.clone(),
+        };
+        self.join_as(keep, gone, tombstone)
+    }
+
+    /// [`Gallery::join`], leaving `tombstone` (a merge heard from the fleet keeps the
+    /// merging board's name and time on it).
+    fn join_as(
+        &mut self,
+        keep: Identity,
+        gone: Identity,
+        tombstone: Tombstone,
+    ) -> Result<String, GalleryError> {
         if let (Some(x), Some(y)) = (&keep.name, &gone.name) {
             if x != y {
                 return Err(GalleryError::Conflict(format!(
@@ -661,12 +678,6 @@ impl Gallery {
             },
             updated_ms: keep.updated_ms.max(gone.updated_ms),
             ..keep.clone()
-        };
-        let tombstone = Tombstone {
-            label: gone.label.clone(),
-            merged_into: Some(keep.label.clone()),
-            ts_ms: now_ms(),
-            by: self.device.clone(),
         };
         let thumbnails = self.config.thumbnails;
         self.store.write(|w| {

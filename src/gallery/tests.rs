@@ -249,6 +249,159 @@ fn exchange(from: &Gallery, to: &mut Gallery) -> Vec<fleet_merge::Applied> {
         .collect()
 }
 
+/// Board `name`'s gallery in `dir`, its identities confirmed at their first frame.
+fn fleet_board(dir: &std::path::Path, name: &str) -> Gallery {
+    let config = GalleryConfig {
+        confirm_frames: 1,
+        ..config()
+    };
+    let mut g = Gallery::open(&dir.join(format!("{name}.sqlite")), &model(), &config).unwrap();
+    g.set_device(name);
+    g
+}
+
+/// The sorted ids a gallery holds.
+fn ids(g: &Gallery) -> Vec<String> {
+    let mut v: Vec<String> = g.identities().map(Identity::id).collect();
+    v.sort();
+    v
+}
+
+/// Sorted.
+fn set(ids: &std::collections::HashSet<String>) -> Vec<&str> {
+    let mut v: Vec<&str> = ids.iter().map(String::as_str).collect();
+    v.sort();
+    v
+}
+
+/// Each board matches on the views it holds, so two boards can judge the same pair of ids
+/// differently. A board that sees another's id as one of its own, older, says the merge, and
+/// every board follows it whatever its own views say, in whatever order the messages come;
+/// each id is then spoken for by one board only.
+#[test]
+fn a_merge_one_board_sees_is_followed_by_every_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = |name: &str| fleet_board(dir.path(), name);
+    let (mut door, mut hall, mut yard, mut gate) =
+        (board("door"), board("hall"), board("yard"), board("gate"));
+    let older = door
+        .observe(&view(0, 0.05, 0), "cam0", 1_000)
+        .unwrap()
+        .identity;
+    let newer = hall
+        .observe(&view(0, 0.05, 1), "cam0", 2_000)
+        .unwrap()
+        .identity;
+    // The yard heard of the hall's id before the door said anything.
+    exchange(&hall, &mut yard);
+    assert_eq!(ids(&yard), [newer.as_str()]);
+
+    // The door hears the hall's id: its own is older, so it merges the hall's into it.
+    assert_eq!(
+        exchange(&hall, &mut door),
+        [fleet_merge::Applied::Merged {
+            gone: newer.clone(),
+            into: older.clone()
+        }]
+    );
+    let said = door.fleet_state();
+    let tombstone = said.iter().find(|m| m.id == newer).unwrap();
+    assert!(tombstone.removed);
+    assert_eq!(tombstone.merged_into.as_deref(), Some(older.as_str()));
+    assert_eq!(tombstone.into_origin.as_deref(), Some("door"));
+    assert_eq!(tombstone.into_created_ms, Some(1_000));
+
+    // The yard hears only the tombstone (whatever its views say): its copy takes the older
+    // id with the door's origin and time, and it speaks for neither id.
+    let applied = yard.apply_remote("door", tombstone).unwrap();
+    assert_eq!(
+        applied,
+        fleet_merge::Applied::Relabelled {
+            from: newer.clone(),
+            to: older.clone()
+        }
+    );
+    let held = yard.identities().next().unwrap().clone();
+    assert_eq!((held.origin.as_str(), held.created_ms), ("door", 1_000));
+    assert!(yard.fleet_ids().is_empty(), "{:?}", yard.fleet_ids());
+
+    // The gate hears the tombstone before the id it names: the hall's message, heard after
+    // it, does not bring the merged id back.
+    assert_eq!(
+        gate.apply_remote("door", tombstone).unwrap(),
+        fleet_merge::Applied::Ignored("not here")
+    );
+    exchange(&hall, &mut gate);
+    exchange(&door, &mut gate);
+    assert_eq!(ids(&gate), [older.as_str()]);
+
+    // The hall hears the door: its own id becomes the older one.
+    exchange(&door, &mut hall);
+    for g in [&door, &hall, &yard, &gate] {
+        assert_eq!(ids(g), [older.as_str()], "{}", g.device());
+    }
+    // One board speaks for each id: the door for its identity and for the merge. The hall
+    // made the same merge from its side and said it too, until it heard the door's: the
+    // board whose name sorts first keeps it.
+    assert_eq!(set(&door.fleet_ids()), [older.as_str(), newer.as_str()]);
+    assert!(hall.fleet_ids().is_empty(), "{:?}", hall.fleet_ids());
+    assert!(gate.fleet_ids().is_empty());
+    // A rename moves the speaking to the renaming board; the door yields when it hears it.
+    hall.rename(&older, "alice").unwrap();
+    assert_eq!(set(&hall.fleet_ids()), [older.as_str()]);
+    exchange(&hall, &mut door);
+    assert_eq!(set(&door.fleet_ids()), [newer.as_str()]);
+}
+
+/// A merge heard from the fleet follows the merges known here: A into B, then B into C, is
+/// A into C; into a forgotten one, forgotten.
+#[test]
+fn merges_heard_follow_chains_of_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = |name: &str| fleet_board(dir.path(), name);
+    let (mut a, mut b, mut c, mut here) = (board("a"), board("b"), board("c"), board("here"));
+    let ids_of = |g: &mut Gallery, person: usize, t: i64| {
+        g.observe(&view(person, 0.05, 0), "cam0", t)
+            .unwrap()
+            .identity
+    };
+    let (c0, b0, a0) = (
+        ids_of(&mut c, 0, 1_000),
+        ids_of(&mut b, 0, 2_000),
+        ids_of(&mut a, 0, 3_000),
+    );
+    let (c1, a1) = (ids_of(&mut c, 1, 1_000), ids_of(&mut a, 1, 3_000));
+    exchange(&a, &mut here);
+    assert_eq!(ids(&here), [a0.as_str(), a1.as_str()]);
+    // a0 merged into b0 at a, then b0 into c0 at b; heard here the other way round.
+    exchange(&b, &mut a);
+    let a_says = a.fleet_state();
+    exchange(&c, &mut b);
+    let b_says = b.fleet_state();
+    here.apply_remote("b", b_says.iter().find(|m| m.id == b0).unwrap())
+        .unwrap();
+    assert_eq!(
+        here.apply_remote("a", a_says.iter().find(|m| m.id == a0).unwrap())
+            .unwrap(),
+        fleet_merge::Applied::Relabelled {
+            from: a0.clone(),
+            to: c0.clone()
+        }
+    );
+    // c1 forgotten at c, then a1 merged into it at a: forgotten here.
+    exchange(&c, &mut a);
+    c.forget(&c1).unwrap();
+    here.apply_remote("c", c.fleet_state().iter().find(|m| m.id == c1).unwrap())
+        .unwrap();
+    let a_says = a.fleet_state();
+    assert_eq!(
+        here.apply_remote("a", a_says.iter().find(|m| m.id == a1).unwrap())
+            .unwrap(),
+        fleet_merge::Applied::Removed(a1.clone())
+    );
+    assert_eq!(ids(&here), [c0.as_str()]);
+}
+
 /// A tombstone is kept `[gallery] tombstone_days`, then dropped (from the file, and from the
 /// ids the board speaks of, so that the fleet sync clears its retained message); 0 keeps it.
 #[test]
@@ -285,20 +438,7 @@ fn tombstones_expire_after_their_days() {
 #[test]
 fn two_boards_agree_on_ids_renames_and_forgets_through_their_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let config = GalleryConfig {
-        confirm_frames: 1,
-        ..config()
-    };
-    let board = |name: &str| {
-        let mut g = Gallery::open(
-            &dir.path().join(format!("{name}.sqlite")),
-            &model(),
-            &config,
-        )
-        .unwrap();
-        g.set_device(name);
-        g
-    };
+    let board = |name: &str| fleet_board(dir.path(), name);
     let (mut door, mut hall) = (board("door"), board("hall"));
     // Both boards mint the same person before hearing of each other; door first.
     let at_door = door.observe(&view(0, 0.05, 0), "cam0", 1_000).unwrap();
@@ -317,11 +457,6 @@ fn two_boards_agree_on_ids_renames_and_forgets_through_their_messages() {
     assert!(applied.contains(&fleet_merge::Applied::Added(only.identity.clone())));
     // The door hears the hall: nothing of its own changes.
     exchange(&hall, &mut door);
-    let ids = |g: &Gallery| {
-        let mut v: Vec<String> = g.identities().map(Identity::id).collect();
-        v.sort();
-        v
-    };
     assert_eq!(ids(&door), ids(&hall));
     assert_eq!(ids(&door), ["id-door-000001", "id-door-000002"]);
     // Either board now calls either person by the same id.

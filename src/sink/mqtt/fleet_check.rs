@@ -78,7 +78,9 @@ pub fn check(lane: &str, id_level: &str, payload: &[u8]) -> Result<FleetIdentity
     let text_ok = |t: &str| t.len() <= MAX_TEXT && !t.chars().any(char::is_control);
     if message.id.is_empty()
         || !texts.iter().all(|t| text_ok(t))
-        || !message.name.as_deref().is_none_or(text_ok)
+        || ![&message.name, &message.merged_into, &message.into_origin]
+            .iter()
+            .all(|t| t.as_deref().is_none_or(text_ok))
         || message.dim == 0
         || message.dim > MAX_DIM
         || message.all_exemplars().count() > MAX_EXEMPLARS
@@ -118,6 +120,8 @@ mod tests {
             exemplars_f16: Vec::new(),
             removed: false,
             merged_into: None,
+            into_origin: None,
+            into_created_ms: None,
             thumbnails: Vec::new(),
             format: FLEET_FORMAT,
         }
