@@ -7,6 +7,7 @@ pub mod ort;
 #[cfg(feature = "rknn")]
 pub mod rknn;
 mod tract;
+pub mod tract_profile;
 
 #[cfg(feature = "ort")]
 pub use self::ort::{OrtBackend, OrtConfig};
@@ -118,6 +119,17 @@ pub trait InferenceBackend: Send {
     fn keep_outputs(&mut self, names: &[String]) -> Result<(), BackendError> {
         let _ = names;
         Ok(())
+    }
+    /// Where the time goes: each node of the graph timed over `runs` inferences, by op
+    /// class. `None` where the backend cannot time its nodes (ONNX Runtime has its own
+    /// profiler: compare/profile.py).
+    fn profile(
+        &mut self,
+        input: &Tensor,
+        runs: usize,
+    ) -> Option<Result<tract_profile::Profile, BackendError>> {
+        let _ = (input, runs);
+        None
     }
 }
 

@@ -386,7 +386,53 @@ impl InferenceBackend for TractBackend {
         Ok(())
     }
 
+    fn profile(
+        &mut self,
+        input: &Tensor,
+        runs: usize,
+    ) -> Option<Result<super::tract_profile::Profile, BackendError>> {
+        Some(self.profile_nodes(input, &[], runs))
+    }
+
     fn run_with(&mut self, input: &Tensor, side: &[i64]) -> Result<Outputs, BackendError> {
+        let run_error = |e: TractError| BackendError::Run(format!("{e:#}"));
+        let inputs = self.inputs(input, side)?;
+        let plan = &self.plan;
+        let results = multithread_tract_scope(self.executor.clone(), || plan.run(inputs))
+            .map_err(run_error)?;
+        let tensors = self
+            .output_names
+            .iter()
+            .zip(results)
+            .map(|(name, value)| {
+                let value = value.cast_to::<f32>().map_err(run_error)?;
+                let view = value.to_plain_array_view::<f32>().map_err(run_error)?;
+                let tensor = Tensor::new(view.shape().to_vec(), view.iter().copied().collect())
+                    .map_err(|e| BackendError::Run(e.to_string()))?;
+                Ok((name.clone(), tensor))
+            })
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        Ok(Outputs::new(tensors))
+    }
+}
+
+impl TractBackend {
+    /// The plan that runs.
+    pub(super) fn plan(&self) -> &Arc<TypedRunnableModel> {
+        &self.plan
+    }
+
+    /// The thread pool it runs on.
+    pub(super) fn executor(&self) -> Executor {
+        self.executor.clone()
+    }
+
+    /// The graph's inputs for `input` (cast to the graph's type) and the side inputs.
+    pub(super) fn inputs(
+        &self,
+        input: &Tensor,
+        side: &[i64],
+    ) -> Result<TVec<TValue>, BackendError> {
         super::check_input(&self.input_shape, input)?;
         let run_error = |e: TractError| BackendError::Run(format!("{e:#}"));
         let tensor = tract_ndarray::ArrayD::from_shape_vec(input.shape(), input.data().to_vec())
@@ -405,21 +451,6 @@ impl InferenceBackend for TractBackend {
             let value = side.get(slot).copied().unwrap_or(0);
             inputs.push(tract_ndarray::arr1(&[value]).into_tensor().into_tvalue());
         }
-        let plan = &self.plan;
-        let results = multithread_tract_scope(self.executor.clone(), || plan.run(inputs))
-            .map_err(run_error)?;
-        let tensors = self
-            .output_names
-            .iter()
-            .zip(results)
-            .map(|(name, value)| {
-                let value = value.cast_to::<f32>().map_err(run_error)?;
-                let view = value.to_plain_array_view::<f32>().map_err(run_error)?;
-                let tensor = Tensor::new(view.shape().to_vec(), view.iter().copied().collect())
-                    .map_err(|e| BackendError::Run(e.to_string()))?;
-                Ok((name.clone(), tensor))
-            })
-            .collect::<Result<Vec<_>, BackendError>>()?;
-        Ok(Outputs::new(tensors))
+        Ok(inputs)
     }
 }

@@ -62,6 +62,11 @@ pub struct Args {
     /// to measure what a browser looking at it costs the loop.
     #[arg(long, value_name = "ADDR")]
     web: Option<String>,
+    /// After the timing, each node of the graph timed over `--iterations` runs, by op class
+    /// (weight and attention matmuls, softmax, norm, GELU, copies...), with tract's count of
+    /// the multiply-adds: one more JSON line per model, and a table on stderr. tract only.
+    #[arg(long, conflicts_with = "frames")]
+    profile: bool,
     /// `--frames`: draw the stages and the latency over the frames as an SVG picture.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
@@ -113,8 +118,55 @@ pub fn run(args: Args) -> Result<i32> {
             "ratio_to_first": bench::round3(timing.median_ms / base),
         });
         println!("{line}");
+        if args.profile {
+            profile(loaded.backend.as_mut(), &input, args.iterations, &line)?;
+        }
     }
     Ok(exit::OK)
+}
+
+/// `--profile`: one JSON line (the classes, the ten slowest nodes) and a table on stderr.
+fn profile(
+    backend: &mut dyn edgevit::backend::InferenceBackend,
+    input: &edgevit::tensor::Tensor,
+    runs: usize,
+    timed: &serde_json::Value,
+) -> Result<()> {
+    let name = backend.name();
+    let Some(profile) = backend.profile(input, runs) else {
+        bail!("--profile: the {name} backend cannot time its nodes (tract can)");
+    };
+    let mut profile = profile.context("profiling")?;
+    profile.nodes.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+    profile.nodes.truncate(10);
+    eprintln!(
+        "{:<22} {:>5} {:>9} {:>6} {:>8} {:>8}",
+        "class", "nodes", "ms", "share", "GFLOP", "GFLOP/s"
+    );
+    for c in &profile.classes {
+        let rate = if c.ms > 0.0 {
+            c.gflop / c.ms * 1e3
+        } else {
+            0.0
+        };
+        eprintln!(
+            "{:<22} {:>5} {:>9.3} {:>5.1}% {:>8.3} {:>8.1}",
+            c.class,
+            c.nodes,
+            c.ms,
+            100.0 * c.share,
+            c.gflop,
+            rate
+        );
+    }
+    let line = serde_json::json!({
+        "model": timed["model"],
+        "backend": name,
+        "threads": timed["threads"],
+        "profile": profile,
+    });
+    println!("{line}");
+    Ok(())
 }
 
 /// The pixel format `--format` names.

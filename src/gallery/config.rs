@@ -70,6 +70,14 @@ pub struct GalleryConfig {
     /// this brings back what was forgotten while it was away.
     #[serde(default = "default_tombstone_days")]
     pub tombstone_days: u64,
+    /// With `fleet`: how much closer than `threshold` (in cosine similarity; 0.05 is about a
+    /// Euclidean distance of 0.51 for 0.6) another board's identity must be to one held here
+    /// for the two to be joined. The join is said to every board and followed by all: wrong,
+    /// it makes two people one everywhere, while an extra id is only one `edgevit gallery
+    /// merge` away. Measured on the fleet harness's two people (bench/fleet): up to 0.62
+    /// between them, 0.84 or more for one person.
+    #[serde(default = "default_fleet_margin")]
+    pub fleet_margin: f32,
     /// The package's metric and threshold (`[reid]` of its `model.toml`), set when the gallery
     /// is opened for a model ([`GalleryConfig::for_package`]).
     #[serde(skip)]
@@ -107,6 +115,9 @@ fn default_hnsw_ef() -> usize {
 fn default_tombstone_days() -> u64 {
     30
 }
+fn default_fleet_margin() -> f32 {
+    0.05
+}
 
 impl Default for GalleryConfig {
     fn default() -> Self {
@@ -124,6 +135,7 @@ impl Default for GalleryConfig {
             hnsw_above: default_hnsw_above(),
             hnsw_ef: default_hnsw_ef(),
             tombstone_days: default_tombstone_days(),
+            fleet_margin: default_fleet_margin(),
             metric: Metric::Cosine,
             package_threshold: None,
         }
@@ -153,6 +165,12 @@ impl GalleryConfig {
         self.metric.to_similarity(self.threshold())
     }
 
+    /// The cosine similarity at or above which another board's identity is joined to one
+    /// held here (`fleet_margin` above [`GalleryConfig::match_at`]).
+    pub fn fleet_join_at(&self) -> f32 {
+        (self.match_at() + self.fleet_margin).min(1.0)
+    }
+
     /// The cosine similarity below which a matched embedding is kept as a further exemplar.
     pub fn learn_below(&self) -> f32 {
         self.novelty
@@ -175,6 +193,12 @@ impl GalleryConfig {
                     self.metric.name()
                 ));
             }
+        }
+        if !(0.0..=1.0).contains(&self.fleet_margin) {
+            return Err(format!(
+                "gallery.fleet_margin is a cosine similarity from 0 to 1; got {}",
+                self.fleet_margin
+            ));
         }
         if self.confirm_frames == 0 {
             return Err("gallery.confirm_frames must be at least 1".into());

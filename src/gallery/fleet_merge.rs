@@ -564,22 +564,36 @@ impl Gallery {
         })
     }
 
-    /// The identity here, not minted by `origin`, that most of `exemplars` match.
+    /// The identity here, not minted by `origin`, that most of `exemplars` match, and most of
+    /// whose exemplars match them back, each by `fleet_margin` more than `threshold` asks.
+    /// Both ways: an identity here that once took in a view of someone else (a match at the
+    /// threshold) has that person's message match it one way only, and a join said to the
+    /// fleet would make the two people one on every board.
     fn same_person(&self, exemplars: &[&[f32]], origin: &str) -> Option<i64> {
+        let join_at = self.config.fleet_join_at();
         let mut votes: std::collections::BTreeMap<i64, usize> = Default::default();
         let candidates = self.candidates(origin);
         for exemplar in exemplars {
             if let Some(hit) = candidates.best(exemplar) {
-                if hit.similarity >= self.config.match_at() {
+                if hit.similarity >= join_at {
                     *votes.entry(hit.identity).or_default() += 1;
                 }
             }
         }
-        votes
+        let key = votes
             .into_iter()
             .filter(|(_, n)| 2 * n > exemplars.len())
             .max_by_key(|(_, n)| *n)
-            .map(|(key, _)| key)
+            .map(|(key, _)| key)?;
+        let mut theirs = FlatIndex::with_metric(self.stamp.dim, self.config.metric);
+        for (row, exemplar) in exemplars.iter().enumerate() {
+            theirs.push(0, row as i64, exemplar);
+        }
+        let ours: Vec<&[f32]> = self.index.embeddings(key).collect();
+        let back = (ours.iter())
+            .filter(|e| theirs.best(e).is_some_and(|hit| hit.similarity >= join_at))
+            .count();
+        (2 * back > ours.len()).then_some(key)
     }
 
     /// The exemplars of identities that `origin` did not mint (its own it knows already).

@@ -353,6 +353,42 @@ fn a_merge_one_board_sees_is_followed_by_every_board() {
     assert_eq!(set(&door.fleet_ids()), [newer.as_str()]);
 }
 
+/// An identity that once took in a view of someone else (a match at the threshold) is not
+/// joined with that person's identity from another board: the match must hold both ways, or
+/// the join, said to the fleet, would make two people one everywhere.
+#[test]
+fn a_fleet_join_needs_the_match_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut door, mut hall) = (
+        fleet_board(dir.path(), "door"),
+        fleet_board(dir.path(), "hall"),
+    );
+    let alice = door
+        .observe(&view(0, 0.05, 0), "cam0", 1_000)
+        .unwrap()
+        .identity;
+    let key = door.find(&alice).unwrap();
+    let (a1, a2, bob) = (view(0, 0.3, 1), view(0, 0.3, 2), view(1, 0.05, 3));
+    door.add_exemplars(key, &[&a1, &a2, &bob], 1_100).unwrap();
+    let bob_at_hall = hall
+        .observe(&view(1, 0.05, 4), "cam0", 2_000)
+        .unwrap()
+        .identity;
+    assert_eq!(
+        exchange(&hall, &mut door),
+        [fleet_merge::Applied::Added(bob_at_hall.clone())]
+    );
+    assert_eq!(ids(&door), [alice.as_str(), bob_at_hall.as_str()]);
+    // Alice herself, seen at the hall, is joined.
+    let mut yard = fleet_board(dir.path(), "yard");
+    yard.observe(&view(0, 0.05, 5), "cam0", 3_000).unwrap();
+    let applied = exchange(&yard, &mut door);
+    assert!(
+        matches!(&applied[..], [fleet_merge::Applied::Merged { into, .. }] if *into == alice),
+        "{applied:?}"
+    );
+}
+
 /// A merge heard from the fleet follows the merges known here: A into B, then B into C, is
 /// A into C; into a forgotten one, forgotten.
 #[test]
