@@ -341,29 +341,13 @@ impl Gallery {
         exemplars: &[&[f32]],
     ) -> Result<Applied, GalleryError> {
         let mut kept = ours.clone();
-        let named = ours.name.is_none() && message.name.is_some();
-        if named {
+        if ours.name.is_none() && message.name.is_some() {
             // The name travels with ours now, said by this board (a rename made here).
             kept.name = message.name.clone();
             kept.updated_ms = now_ms().max(message.updated_ms);
             kept.updated_by = self.device.clone();
         }
-        let tombstone = Tombstone {
-            label: message.id.clone(),
-            merged_into: Some(ours.label.clone()),
-            ts_ms: now_ms(),
-            by: self.device.clone(),
-        };
-        self.store.write(|w| {
-            if named {
-                w.update_identity(&kept)?;
-            }
-            w.tombstone(&tombstone)
-        })?;
-        self.tombstones.insert(tombstone.label.clone(), tombstone);
-        self.identities.insert(ours.key, kept);
-        self.add_exemplars(ours.key, exemplars, message.created_ms)?;
-        self.take_thumbnails(ours.key, message)?;
+        self.keep_joined(kept, &message.id, &ours.label, message, exemplars)?;
         Ok(Applied::Merged {
             gone: message.id.clone(),
             into: ours.label,
@@ -398,24 +382,39 @@ impl Gallery {
             confirmed: true,
             ..ours.clone()
         };
-        let tombstone = Tombstone {
-            label: ours.label.clone(),
-            merged_into: Some(message.id.clone()),
-            ts_ms: now_ms(),
-            by: self.device.clone(),
-        };
-        self.store.write(|w| {
-            w.update_identity(&relabelled)?;
-            w.tombstone(&tombstone)
-        })?;
-        self.tombstones.insert(tombstone.label.clone(), tombstone);
-        self.identities.insert(ours.key, relabelled);
-        self.add_exemplars(ours.key, exemplars, message.created_ms)?;
-        self.take_thumbnails(ours.key, message)?;
+        self.keep_joined(relabelled, &ours.label, &message.id, message, exemplars)?;
         Ok(Applied::Relabelled {
             from: ours.label,
             to: message.id.clone(),
         })
+    }
+
+    /// Stores `kept`, the identity a remote one was joined with, with a tombstone said by
+    /// this board ("`gone` merged into `into`"), and takes in the message's exemplars and
+    /// thumbnails.
+    fn keep_joined(
+        &mut self,
+        kept: Identity,
+        gone: &str,
+        into: &str,
+        message: &FleetIdentity,
+        exemplars: &[&[f32]],
+    ) -> Result<(), GalleryError> {
+        let tombstone = Tombstone {
+            label: gone.to_string(),
+            merged_into: Some(into.to_string()),
+            ts_ms: now_ms(),
+            by: self.device.clone(),
+        };
+        self.store.write(|w| {
+            w.update_identity(&kept)?;
+            w.tombstone(&tombstone)
+        })?;
+        let key = kept.key;
+        self.tombstones.insert(tombstone.label.clone(), tombstone);
+        self.identities.insert(key, kept);
+        self.add_exemplars(key, exemplars, message.created_ms)?;
+        self.take_thumbnails(key, message)
     }
 
     fn find_label(&self, label: &str) -> Option<i64> {

@@ -260,6 +260,13 @@ fn fleet_board(dir: &std::path::Path, name: &str) -> Gallery {
     g
 }
 
+/// The id `g` gives a view of `person` (noise, seed) seen at `t`.
+fn id_seen(g: &mut Gallery, person: usize, noise: f32, seed: u32, t: i64) -> String {
+    g.observe(&view(person, noise, seed), "cam0", t)
+        .unwrap()
+        .identity
+}
+
 /// The sorted ids a gallery holds.
 fn ids(g: &Gallery) -> Vec<String> {
     let mut v: Vec<String> = g.identities().map(Identity::id).collect();
@@ -284,14 +291,8 @@ fn a_merge_one_board_sees_is_followed_by_every_board() {
     let board = |name: &str| fleet_board(dir.path(), name);
     let (mut door, mut hall, mut yard, mut gate) =
         (board("door"), board("hall"), board("yard"), board("gate"));
-    let older = door
-        .observe(&view(0, 0.05, 0), "cam0", 1_000)
-        .unwrap()
-        .identity;
-    let newer = hall
-        .observe(&view(0, 0.05, 1), "cam0", 2_000)
-        .unwrap()
-        .identity;
+    let older = id_seen(&mut door, 0, 0.05, 0, 1_000);
+    let newer = id_seen(&mut hall, 0, 0.05, 1, 2_000);
     // The yard heard of the hall's id before the door said anything.
     exchange(&hall, &mut yard);
     assert_eq!(ids(&yard), [newer.as_str()]);
@@ -363,17 +364,11 @@ fn a_fleet_join_needs_the_match_both_ways() {
         fleet_board(dir.path(), "door"),
         fleet_board(dir.path(), "hall"),
     );
-    let alice = door
-        .observe(&view(0, 0.05, 0), "cam0", 1_000)
-        .unwrap()
-        .identity;
+    let alice = id_seen(&mut door, 0, 0.05, 0, 1_000);
     let key = door.find(&alice).unwrap();
     let (a1, a2, bob) = (view(0, 0.3, 1), view(0, 0.3, 2), view(1, 0.05, 3));
     door.add_exemplars(key, &[&a1, &a2, &bob], 1_100).unwrap();
-    let bob_at_hall = hall
-        .observe(&view(1, 0.05, 4), "cam0", 2_000)
-        .unwrap()
-        .identity;
+    let bob_at_hall = id_seen(&mut hall, 1, 0.05, 4, 2_000);
     assert_eq!(
         exchange(&hall, &mut door),
         [fleet_merge::Applied::Added(bob_at_hall.clone())]
@@ -396,17 +391,15 @@ fn merges_heard_follow_chains_of_merges() {
     let dir = tempfile::tempdir().unwrap();
     let board = |name: &str| fleet_board(dir.path(), name);
     let (mut a, mut b, mut c, mut here) = (board("a"), board("b"), board("c"), board("here"));
-    let ids_of = |g: &mut Gallery, person: usize, t: i64| {
-        g.observe(&view(person, 0.05, 0), "cam0", t)
-            .unwrap()
-            .identity
-    };
     let (c0, b0, a0) = (
-        ids_of(&mut c, 0, 1_000),
-        ids_of(&mut b, 0, 2_000),
-        ids_of(&mut a, 0, 3_000),
+        id_seen(&mut c, 0, 0.05, 0, 1_000),
+        id_seen(&mut b, 0, 0.05, 0, 2_000),
+        id_seen(&mut a, 0, 0.05, 0, 3_000),
     );
-    let (c1, a1) = (ids_of(&mut c, 1, 1_000), ids_of(&mut a, 1, 3_000));
+    let (c1, a1) = (
+        id_seen(&mut c, 1, 0.05, 0, 1_000),
+        id_seen(&mut a, 1, 0.05, 0, 3_000),
+    );
     exchange(&a, &mut here);
     assert_eq!(ids(&here), [a0.as_str(), a1.as_str()]);
     // a0 merged into b0 at a, then b0 into c0 at b; heard here the other way round.
@@ -541,14 +534,8 @@ fn thumbnails_keep_the_best_few_and_follow_merges_and_forgets() {
         ..config()
     };
     let mut gallery = Gallery::open(&path, &model(), &config).unwrap();
-    let a = gallery
-        .observe(&view(0, 0.1, 0), "cam0", 1000)
-        .unwrap()
-        .identity;
-    let b = gallery
-        .observe(&view(5, 0.1, 1), "cam0", 1000)
-        .unwrap()
-        .identity;
+    let a = id_seen(&mut gallery, 0, 0.1, 0, 1000);
+    let b = id_seen(&mut gallery, 5, 0.1, 1, 1000);
     let mut made = 0;
     for (quality, byte) in [(10.0, 1u8), (30.0, 3), (20.0, 2), (5.0, 9)] {
         let kept = gallery
@@ -584,10 +571,7 @@ fn thumbnails_keep_the_best_few_and_follow_merges_and_forgets() {
         ..config.clone()
     };
     let mut off = Gallery::open(&dir.path().join("off.sqlite"), &model(), &none).unwrap();
-    let c = off
-        .observe(&view(0, 0.1, 0), "cam0", 1000)
-        .unwrap()
-        .identity;
+    let c = id_seen(&mut off, 0, 0.1, 0, 1000);
     assert!(!off
         .offer_thumbnail(&c, 99.0, "cam0", 1000, || Some(vec![1]))
         .unwrap());
@@ -598,10 +582,7 @@ fn thumbnails_keep_the_best_few_and_follow_merges_and_forgets() {
         .unwrap();
     drop(old);
     let mut reopened = Gallery::open(&path, &model(), &config).unwrap();
-    let d = reopened
-        .observe(&view(3, 0.1, 0), "cam0", 2000)
-        .unwrap()
-        .identity;
+    let d = id_seen(&mut reopened, 3, 0.1, 0, 2000);
     assert!(reopened
         .offer_thumbnail(&d, 9.0, "cam0", 2000, || Some(vec![4]))
         .unwrap());
@@ -635,7 +616,7 @@ fn thumbnails_travel_only_when_both_boards_allow_it() {
     ] {
         let mut a = board(&format!("a{send}{take}"), send);
         let mut b = board(&format!("b{send}{take}"), take);
-        let id = a.observe(&view(0, 0.1, 0), "cam0", 1000).unwrap().identity;
+        let id = id_seen(&mut a, 0, 0.1, 0, 1000);
         a.offer_thumbnail(&id, 40.0, "cam0", 1000, || Some(vec![0xff, 0xd8, 1]))
             .unwrap();
         let message = &a.fleet_state()[0];
