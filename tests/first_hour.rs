@@ -242,6 +242,36 @@ fn bench_rounds_its_figures() {
     }
 }
 
+/// `--profile` splits the bundled ViT (6 blocks) by op class: its 12 attention matmuls (two
+/// per block, no weights), its 6 softmaxes, the weight matmuls with their multiply-adds.
+#[test]
+fn bench_profile_splits_a_vit_by_op_class() {
+    let model = common::default_model();
+    let output = edgevit(&[
+        "bench",
+        model.to_str().unwrap(),
+        "--warmup",
+        "0",
+        "--iterations",
+        "2",
+        "--profile",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = common::json_lines(&output);
+    let classes = lines[1]["profile"]["classes"].as_array().unwrap();
+    let class = |name: &str| {
+        (classes.iter())
+            .find(|c| c["class"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {classes:?}"))
+    };
+    assert_eq!(class("attention matmul")["nodes"], 12);
+    assert_eq!(class("softmax")["nodes"], 6);
+    assert!(class("weight matmul")["gflop"].as_f64().unwrap() > 0.001);
+    let shares: f64 = classes.iter().map(|c| c["share"].as_f64().unwrap()).sum();
+    assert!((shares - 1.0).abs() < 1e-6, "{shares}");
+    assert!(stderr(&output).contains("GFLOP/s"), "{}", stderr(&output));
+}
+
 #[test]
 fn a_package_without_a_self_test_passes_with_a_note() {
     let tmp = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@ use serde::Serialize;
 use std::time::Instant;
 use tract_linalg::multithread::multithread_tract_scope;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
 use tract_onnx::tract_core::ops::Cost;
 use tract_onnx::tract_core::plan::{eval, SimpleState};
 
@@ -145,14 +146,12 @@ impl TractBackend {
             .map_err(run_error)?;
             whole.push(start.elapsed().as_secs_f64() * 1e3);
         }
+        let constant = constant_nodes(model);
         let nodes: Vec<NodeProfile> = (model.nodes().iter())
             .zip(times.iter_mut())
             .filter(|(_, times)| !times.is_empty())
             .map(|(node, times)| {
-                let from: Vec<&str> = (node.inputs.iter())
-                    .map(|o| model.nodes()[o.node].op.name())
-                    .map(|name| if name == "Const" { "Const" } else { "" })
-                    .collect();
+                let from = operand_sources(node, &constant);
                 let op = node.op.name().to_string();
                 NodeProfile {
                     name: node.name.clone(),
@@ -169,6 +168,42 @@ impl TractBackend {
             nodes,
         })
     }
+}
+
+/// "Const" or "" for each operand of a matmul node, "" for each input of another: which are
+/// weights. An `OptMatMul` holds its packed weights, and its other inputs may be fused
+/// additions (the residual), so its own operands are read.
+fn operand_sources(node: &TypedNode, constant: &[bool]) -> Vec<&'static str> {
+    let input = |i: usize| node.inputs.get(i).is_some_and(|o| constant[o.node]);
+    let source = |weight: bool| if weight { "Const" } else { "" };
+    if let Some(mm) = node.op_as::<OptMatMul>() {
+        let operands = (mm.micro_ops.iter()).find_map(|op| match op {
+            ProtoFusedSpec::AddMatMul { a, b, .. } => Some([a, b]),
+            _ => None,
+        });
+        if let Some(operands) = operands {
+            return (operands.iter())
+                .map(|operand| match operand {
+                    MatMulOperand::Const(_) => source(true),
+                    MatMulOperand::Input(i) => source(input(*i)),
+                })
+                .collect();
+        }
+    }
+    (0..node.inputs.len()).map(|i| source(input(i))).collect()
+}
+
+/// The nodes whose value depends on no input: constants, and what is computed from
+/// constants alone (weights dequantized or cast at each run are still weights).
+fn constant_nodes(model: &TypedModel) -> Vec<bool> {
+    let mut constant = vec![false; model.nodes().len()];
+    // In evaluation order, a node's inputs are decided before it.
+    let order = model.eval_order().unwrap_or_default();
+    for node in order.iter().map(|&id| &model.nodes()[id]) {
+        constant[node.id] = node.op.name() == "Const"
+            || (!node.inputs.is_empty() && node.inputs.iter().all(|o| constant[o.node]));
+    }
+    constant
 }
 
 fn by_class(nodes: &[NodeProfile]) -> Vec<ClassProfile> {
