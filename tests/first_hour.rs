@@ -221,19 +221,20 @@ fn every_argument_has_help() {
     }
 }
 
-#[test]
-fn bench_rounds_its_figures() {
+/// `edgevit bench` on the bundled model with no warm-up and `extra`: its output and JSON lines.
+fn bench_default(extra: &[&str]) -> (std::process::Output, Vec<serde_json::Value>) {
     let model = common::default_model();
-    let output = edgevit(&[
-        "bench",
-        model.to_str().unwrap(),
-        "--warmup",
-        "0",
-        "--iterations",
-        "3",
-    ]);
+    let mut args = vec!["bench", model.to_str().unwrap(), "--warmup", "0"];
+    args.extend_from_slice(extra);
+    let output = edgevit(&args);
     assert!(output.status.success(), "{}", stderr(&output));
     let lines = common::json_lines(&output);
+    (output, lines)
+}
+
+#[test]
+fn bench_rounds_its_figures() {
+    let (_, lines) = bench_default(&["--iterations", "3"]);
     for key in ["median_ms", "p90_ms", "min_ms"] {
         let value = lines[0]["timing"][key].as_f64().unwrap();
         assert_eq!(value, (value * 1e3).round() / 1e3, "{key}: {value}");
@@ -246,18 +247,7 @@ fn bench_rounds_its_figures() {
 /// per block, no weights), its 6 softmaxes, the weight matmuls with their multiply-adds.
 #[test]
 fn bench_profile_splits_a_vit_by_op_class() {
-    let model = common::default_model();
-    let output = edgevit(&[
-        "bench",
-        model.to_str().unwrap(),
-        "--warmup",
-        "0",
-        "--iterations",
-        "2",
-        "--profile",
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let lines = common::json_lines(&output);
+    let (output, lines) = bench_default(&["--iterations", "2", "--profile"]);
     let classes = lines[1]["profile"]["classes"].as_array().unwrap();
     let class = |name: &str| {
         (classes.iter())
