@@ -103,7 +103,7 @@ def dinov2_package(work, shared):
 def dinov2_qdq_package(work, shared, f32_package):
     """The flattened DINOv2 in the bundled static QDQ form, calibrated on ../shared's photographs."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    sys.path.insert(0, os.path.join(ROOT, "compare"))
     from ort_settings import shared_photos
     from quantize import quantize_static
     pkg = os.path.join(work, "dinov2-s-qdq")

@@ -7,13 +7,14 @@ pub mod ort;
 #[cfg(feature = "rknn")]
 pub mod rknn;
 mod tract;
+mod tract_kernels;
 pub mod tract_profile;
 
 #[cfg(feature = "ort")]
 pub use self::ort::{OrtBackend, OrtConfig};
 #[cfg(feature = "rknn")]
 pub use self::rknn::{RknnBackend, RknnConfig};
-pub use self::tract::{Precision, TractBackend, TractConfig};
+pub use self::tract::{Kernels, Precision, TractBackend, TractConfig};
 
 use crate::config_parse as config;
 use crate::model::ModelPackage;
@@ -192,11 +193,13 @@ impl BackendConfig {
     }
 
     /// The backend as logs and `probe` name it: its kind, `tract-f16` for tract in half
-    /// precision (the name its self-test tolerance goes by), `ort-qdq-kept` for ONNX Runtime
+    /// precision (the name its self-test tolerance goes by), `tract-own-kernels` for tract
+    /// without edgevit's kernels (its tolerance is `tract`'s), `ort-qdq-kept` for ONNX Runtime
     /// optimising with the Q -> DQ pairs kept (its tolerance is `ort`'s).
     pub fn label(&self) -> &'static str {
         match self {
             BackendConfig::Tract(tract) if tract.precision == Precision::F16 => "tract-f16",
+            BackendConfig::Tract(tract) if tract.kernels == Kernels::Tract => "tract-own-kernels",
             #[cfg(feature = "ort")]
             BackendConfig::Ort(ort) if ort.keeps_qdq_pairs() => "ort-qdq-kept",
             other => other.kind(),
@@ -205,8 +208,9 @@ impl BackendConfig {
 
     /// The single backends to try, in order. Each faster form whose arithmetic departs from
     /// the graph's runs only where it passes the self-test, so it is followed by the exact
-    /// one: tract in half precision by tract in full precision, ONNX Runtime dropping the
-    /// Q -> DQ pairs by ONNX Runtime keeping them.
+    /// one: tract in half precision by tract in full precision, tract with edgevit's kernels
+    /// by tract with its own, ONNX Runtime dropping the Q -> DQ pairs by ONNX Runtime keeping
+    /// them.
     pub fn candidates(&self) -> Vec<BackendConfig> {
         let listed = match self {
             BackendConfig::Fallback(order) => order.as_slice(),
@@ -216,11 +220,20 @@ impl BackendConfig {
         for candidate in listed {
             candidates.push(candidate.clone());
             match candidate {
-                BackendConfig::Tract(tract) if tract.precision == Precision::F16 => {
-                    candidates.push(BackendConfig::Tract(TractConfig {
-                        precision: Precision::F32,
-                        ..tract.clone()
-                    }));
+                BackendConfig::Tract(tract) => {
+                    if tract.precision == Precision::F16 {
+                        candidates.push(BackendConfig::Tract(TractConfig {
+                            precision: Precision::F32,
+                            ..tract.clone()
+                        }));
+                    }
+                    if tract.kernels == Kernels::Edgevit {
+                        candidates.push(BackendConfig::Tract(TractConfig {
+                            precision: Precision::F32,
+                            kernels: Kernels::Tract,
+                            ..tract.clone()
+                        }));
+                    }
                 }
                 #[cfg(feature = "ort")]
                 BackendConfig::Ort(ort) if ort.cleans_up_qdq() => {
@@ -361,6 +374,8 @@ where
     E: std::error::Error + From<BackendError> + 'static,
 {
     let mut refused = Vec::new();
+    let mut reasons = Vec::new();
+    let mut last_error = None;
     for (position, candidate) in candidates.iter().enumerate() {
         match attempt(candidate) {
             Ok(value) => {
@@ -383,8 +398,15 @@ where
                     );
                 }
                 refused.push(format!("{}: {reason}", candidate.label()));
+                reasons.push(reason);
+                last_error = Some(e);
             }
         }
+    }
+    // Forms of one backend refused for one reason (a graph it cannot load, whatever its
+    // kernels): that reason, once.
+    if let Some(error) = last_error.filter(|_| reasons.windows(2).all(|w| w[0] == w[1])) {
+        return Err(error);
     }
     let refused = if refused.is_empty() {
         "backend.fallback is empty".to_string()
@@ -594,11 +616,13 @@ mod tests {
     fn a_fallback_list_takes_each_backends_settings_from_its_table() {
         let config = parse("fallback = [\"tract\"]\n[tract]\nthreads = 2\n").unwrap();
         match config.candidates().as_slice() {
-            [BackendConfig::Tract(tract)] => assert_eq!(tract.threads, 2),
+            [BackendConfig::Tract(tract), BackendConfig::Tract(own)] => {
+                assert_eq!((tract.threads, own.threads), (2, 2))
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(config.kind(), "fallback");
-        let single = parse("kind = \"tract\"\nthreads = 3\n").unwrap();
+        let single = parse("kind = \"tract\"\nthreads = 3\nkernels = \"tract\"\n").unwrap();
         assert!(
             matches!(single.candidates().as_slice(), [BackendConfig::Tract(t)] if t.threads == 3)
         );
@@ -614,17 +638,27 @@ mod tests {
                 .map(BackendConfig::label)
                 .collect()
         };
-        assert_eq!(labels("kind = \"tract\"\n"), ["tract"]);
+        assert_eq!(labels("kind = \"tract\"\n"), ["tract", "tract-own-kernels"]);
         assert_eq!(
             labels("kind = \"tract\"\nprecision = \"f16\"\n"),
-            ["tract-f16", "tract"]
+            ["tract-f16", "tract", "tract-own-kernels"]
+        );
+        assert_eq!(
+            labels("kind = \"tract\"\nkernels = \"tract\"\n"),
+            ["tract-own-kernels"]
         );
         let error = parse("kind = \"tract\"\nprecision = \"f8\"\n").unwrap_err();
         assert!(error.contains("unknown variant `f8`"), "{error}");
         #[cfg(feature = "ort")]
         assert_eq!(
             labels("fallback = [\"ort\", \"tract\"]\n[tract]\nprecision = \"f16\"\nthreads = 2\n"),
-            ["ort", "ort-qdq-kept", "tract-f16", "tract"]
+            [
+                "ort",
+                "ort-qdq-kept",
+                "tract-f16",
+                "tract",
+                "tract-own-kernels"
+            ]
         );
     }
 

@@ -26,6 +26,22 @@ pub struct TractConfig {
     /// f32 and logs why.
     #[serde(default)]
     pub precision: Precision,
+    /// Whose kernels run a ViT's softmax, layer norm and QuantizeLinear: `"edgevit"`'s,
+    /// put in place of tract's in its optimised plan (the same results within float rounding;
+    /// the plan is otherwise tract's), or `"tract"`'s own. edgevit's are faster on the CPUs
+    /// measured (docs/engineering/tract-speed.md); `"tract"` is there to compare, and as a way
+    /// out should one misbehave on a CPU not measured.
+    #[serde(default)]
+    pub kernels: Kernels,
+}
+
+/// `[backend] kernels`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernels {
+    #[default]
+    Edgevit,
+    Tract,
 }
 
 /// tract's arithmetic precision.
@@ -46,6 +62,7 @@ impl Default for TractConfig {
         TractConfig {
             threads: default_threads(),
             precision: Precision::default(),
+            kernels: Kernels::default(),
         }
     }
 }
@@ -214,10 +231,15 @@ impl TractBackend {
                 .and_then(|m| half.transform_into(m))
                 .map_err(optimize)?;
         }
-        let plan = typed
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(optimize)?;
+        let mut optimized = typed.into_optimized().map_err(optimize)?;
+        if config.kernels == Kernels::Edgevit {
+            let done = super::tract_kernels::rewrite(&mut optimized).map_err(optimize)?;
+            log::debug!(
+                "{}: edgevit's kernels in the plan: {done:?}",
+                package.name()
+            );
+        }
+        let plan = optimized.into_runnable().map_err(optimize)?;
         let input_type = plan.model().input_fact(0).map_err(optimize)?.datum_type;
         let output_shapes = (0..output_names.len())
             .map(|i| {
@@ -420,6 +442,16 @@ impl TractBackend {
     /// The plan that runs.
     pub(super) fn plan(&self) -> &Arc<TypedRunnableModel> {
         &self.plan
+    }
+
+    /// How many nodes of each op the plan runs (`RowSoftmax`, `OptMatMul`...).
+    pub fn ops_in_plan(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut ops = std::collections::BTreeMap::new();
+        let model = self.plan.model();
+        for &id in self.plan.order_without_consts() {
+            *ops.entry(model.node(id).op.name().to_string()).or_insert(0) += 1;
+        }
+        ops
     }
 
     /// The thread pool it runs on.

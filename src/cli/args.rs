@@ -61,6 +61,7 @@ impl BackendArgs {
             "tract-f16" => Ok(BackendConfig::Tract(TractConfig {
                 threads: self.threads,
                 precision: Precision::F16,
+                ..Default::default()
             })),
             _ => Ok(BackendConfig::Tract(TractConfig {
                 threads: self.threads,
