@@ -16,9 +16,6 @@ use edgevit::preprocess::{Prepared, Preprocess, PreprocessError, Preprocessor, R
 use edgevit::tensor::Tensor;
 use std::path::Path;
 
-const DINO_INPUT: &str = "name = \"input_image\"\nshape = [1, 3, 224, 224]\ncolor = \"rgb\"\n\
-     mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]";
-
 /// DINOv2 (a saliency model: no logits) packaged with its attention found automatically.
 fn dino(shared: &Path, dir: &Path, resize: &str) -> (ModelPackage, Box<dyn InferenceBackend>) {
     let onnx = shared.join("reference/dinov2-s-focus/vit_s_focus.onnx");
@@ -26,7 +23,7 @@ fn dino(shared: &Path, dir: &Path, resize: &str) -> (ModelPackage, Box<dyn Infer
         "dinov2-s-focus",
         "reid",
         &onnx,
-        DINO_INPUT,
+        common::DINOV2_INPUT,
         "embedding = \"output_importance\"\nattention = \"auto\"",
     )
     .replace("resize = \"stretch\"", &format!("resize = \"{resize}\""));

@@ -12,13 +12,10 @@ use std::path::{Path, PathBuf};
 /// DINOv2 ViT-S (the saliency model of `shared`) as an embedding package: its final layer
 /// norm's output, token 0 (the class token).
 fn dino_embedding(shared: &Path, dir: &Path) -> PathBuf {
-    let onnx = shared.join("reference/dinov2-s-focus/vit_s_focus.onnx");
-    let text = common::reference_manifest(
+    let text = common::dinov2_manifest(
+        shared,
         "dinov2-s-cls",
         "reid",
-        &onnx,
-        "name = \"input_image\"\nshape = [1, 3, 224, 224]\ncolor = \"rgb\"\n\
-         mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]",
         "embedding = \"/backbone/layernorm/Add_1_output_0\"\n[embedding]\ntoken = 0",
     );
     common::write_manifest(&dir.join("dino"), &text)

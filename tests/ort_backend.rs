@@ -553,13 +553,7 @@ fn a_free_batch_is_planned_at_the_size_edgevit_feeds() {
     assert!(free.fixed_dimensions().is_empty());
 
     let mut preprocess = Preprocessor::new(&package.manifest.input);
-    let dev = shared.join("reference/mnist-dev");
-    let mut digits: Vec<PathBuf> = std::fs::read_dir(&dev)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    digits.sort();
+    let mut digits = common::mnist_dev_digits(&shared);
     digits.truncate(20);
     assert_eq!(digits.len(), 20, "mnist-dev has fewer digits than expected");
     let mut source = ImageListSource::new(digits, "dev".into());

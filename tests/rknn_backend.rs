@@ -341,7 +341,7 @@ fn a_fallback_list_runs_the_first_backend_that_loads_and_says_which() {
     let output = common::edgevit(&["probe", "--config", config.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains("model vit-mnist: runs on tract (tried in order: [\"rknn\",\"tract\"])"),
+        stdout.contains("model vit-mnist: runs on tract (tried in order: [\"rknn\",\"tract\",\"tract-own-kernels\"])"),
         "{stdout}"
     );
 }

@@ -68,13 +68,10 @@ fn assert_within(differences: &BTreeMap<String, f32>, bound: f32, what: &str) {
 fn dinov2_gives_tracts_outputs_and_attention_with_edgevits_kernels() {
     let shared = common::shared_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let onnx = shared.join("reference/dinov2-s-focus/vit_s_focus.onnx");
-    let text = common::reference_manifest(
+    let text = common::dinov2_manifest(
+        &shared,
         "dinov2-s-focus",
         "reid",
-        &onnx,
-        "name = \"input_image\"\nshape = [1, 3, 224, 224]\ncolor = \"rgb\"\n\
-         mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]",
         "embedding = \"output_importance\"\nattention = \"auto\"",
     );
     let package = ModelPackage::open(&common::write_manifest(tmp.path(), &text)).unwrap();
@@ -150,13 +147,7 @@ fn the_bundled_vits_give_tracts_outputs_with_edgevits_kernels() {
 
 /// A digit of the MNIST development set in ../shared, as vit4mnist wants it.
 fn digit_input(shared: &Path) -> Tensor {
-    let dir = shared.join("reference/mnist-dev");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    files.sort();
+    let files = common::mnist_dev_digits(shared);
     let image = image::open(&files[0]).unwrap().to_luma8();
     let data = image
         .pixels()

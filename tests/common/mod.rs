@@ -145,6 +145,30 @@ pub fn reference_manifest(
     )
 }
 
+/// The `[input]` lines of ../shared's DINOv2 ViT-S/14: 224x224 RGB, ImageNet's normalisation.
+pub const DINOV2_INPUT: &str =
+    "name = \"input_image\"\nshape = [1, 3, 224, 224]\ncolor = \"rgb\"\n\
+     mean = [0.485, 0.456, 0.406]\nstd = [0.229, 0.224, 0.225]";
+
+/// A manifest of ../shared's DINOv2 ViT-S/14 (a saliency model) called `name`, of `task`, with
+/// `output_lines` under `[outputs]`.
+pub fn dinov2_manifest(shared: &Path, name: &str, task: &str, output_lines: &str) -> String {
+    let onnx = shared.join("reference/dinov2-s-focus/vit_s_focus.onnx");
+    reference_manifest(name, task, &onnx, DINOV2_INPUT, output_lines)
+}
+
+/// The digits of ../shared's MNIST development set, in name order.
+pub fn mnist_dev_digits(shared: &Path) -> Vec<PathBuf> {
+    let dir = shared.join("reference/mnist-dev");
+    let mut digits: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    digits.sort();
+    digits
+}
+
 /// The manifest of the third-party vit4mnist ONNX model at `onnx` (see ../shared/README.md).
 pub fn vit4mnist_manifest(onnx: &Path) -> String {
     reference_manifest(
