@@ -27,16 +27,24 @@ fn softmax_reference(row: &[f32]) -> Vec<f64> {
     exps.iter().map(|e| e / sum).collect()
 }
 
+type Kernel = unsafe fn(&mut [f32], usize);
+
+/// The AVX2 build of the softmax, where the CPU runs it.
+fn avx2_softmax() -> Option<(&'static str, Kernel)> {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        return Some(("avx2", edgevit_kernels::avx2::softmax_rows));
+    }
+    None
+}
+
 /// Both builds (and the one dispatched) against f64 arithmetic, on row lengths around the
 /// lanes and a ViT's token counts, with logits up to +-60 (far tails flushed).
 #[test]
 fn softmax_rows_match_f64_softmax() {
-    type Kernel = unsafe fn(&mut [f32], usize);
-    let mut kernels: Vec<(&str, Kernel)> = vec![("baseline", baseline::softmax_rows)];
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        kernels.push(("avx2", edgevit_kernels::avx2::softmax_rows));
-    }
+    let kernels = [("baseline", baseline::softmax_rows as Kernel)]
+        .into_iter()
+        .chain(avx2_softmax());
     for (name, kernel) in kernels {
         for row_len in [1, 3, 8, 9, 50, 197, 257] {
             let input = values(row_len * 5, row_len as u64, 60.0);
