@@ -1,30 +1,24 @@
-//! edgevit's ops in tract's optimised plan, each over the rows of its input's last axis and
-//! split across tract's threads by rows, as tract's own ops are.
+//! edgevit's ops in tract's optimised plan, each over rows (or blocks) of its input, split
+//! across tract's threads by whole rows, as tract's own ops are.
 
 use edgevit_kernels as rows;
 use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::tract_core::internal::*;
 
-/// The rows of the last axis of `tensor`, which must be plain f32.
-fn last_axis(tensor: &Tensor) -> TractResult<usize> {
-    let row_len = *tensor.shape().last().context("a scalar has no rows")?;
-    ensure!(row_len > 0, "empty rows");
-    Ok(row_len)
-}
-
-/// In-place work on f32 rows, in parallel by rows.
-fn map_rows(
-    input: TValue,
-    kernel: impl Fn(&mut [f32], usize) + Sync + Send,
+/// In-place work on blocks of `block` f32 values each, split across tract's threads by whole
+/// blocks: `kernel` gets one or more blocks at a time.
+fn map_blocks(
+    mut tensor: Tensor,
+    block: usize,
+    kernel: impl Fn(&mut [f32]) + Sync + Send,
 ) -> TractResult<TVec<TValue>> {
-    let mut tensor = input.into_tensor();
-    let row_len = last_axis(&tensor)?;
+    ensure!(block > 0, "empty rows");
     {
         let mut plain = tensor.try_as_plain_ram_mut()?;
         let data = plain.as_slice_mut::<f32>()?;
         let total = data.len();
-        par_chunks_mut(data, row_len, total, |_, chunk| {
-            kernel(chunk, row_len);
+        par_chunks_mut(data, block, total, |_, blocks| {
+            kernel(blocks);
             Ok(())
         })?;
     }
@@ -46,7 +40,9 @@ impl EvalOp for RowSoftmax {
     op_out_of_plan!();
 
     fn eval(&self, _: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        map_rows(args_1!(inputs), rows::softmax_rows)
+        let tensor = args_1!(inputs).into_tensor();
+        let row_len = *tensor.shape().last().context("a scalar has no rows")?;
+        map_blocks(tensor, row_len, |rows| rows::softmax_rows(rows, row_len))
     }
 }
 
@@ -88,30 +84,21 @@ impl EvalOp for RowLayerNorm {
     op_out_of_plan!();
 
     fn eval(&self, _: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let mut tensor = args_1!(inputs).into_tensor();
+        let tensor = args_1!(inputs).into_tensor();
         let shape = tensor.shape();
         let len = *shape.get(self.axis).context("the axis is past the rank")?;
         // Each block is [len, inner]: the norm runs down the columns (rows where inner is 1).
         let inner: usize = shape[self.axis + 1..].iter().product();
-        let block = len * inner;
-        ensure!(block > 0, "empty norm");
         let eps = self.eps;
-        {
-            let mut plain = tensor.try_as_plain_ram_mut()?;
-            let data = plain.as_slice_mut::<f32>()?;
-            let total = data.len();
-            par_chunks_mut(data, block, total, |_, blocks| {
-                for block in blocks.chunks_exact_mut(block) {
-                    if inner == 1 {
-                        rows::layer_norm_rows(block, len, eps);
-                    } else {
-                        rows::layer_norm_columns(block, inner, eps);
-                    }
+        map_blocks(tensor, len * inner, |blocks| {
+            if inner == 1 {
+                rows::layer_norm_rows(blocks, len, eps);
+            } else {
+                for block in blocks.chunks_exact_mut(len * inner) {
+                    rows::layer_norm_columns(block, inner, eps);
                 }
-                Ok(())
-            })?;
-        }
-        Ok(tvec!(tensor.into_tvalue()))
+            }
+        })
     }
 }
 
